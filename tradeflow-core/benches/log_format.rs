@@ -1,0 +1,91 @@
+//! Parse and render throughput on realistic lines (the producer's template and distribution).
+//! `cargo bench -p tradeflow-core --bench log_format` prints lines/s and MB/s per core.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rust_decimal::Decimal;
+use tradeflow_core::log_format::{parse_line, render_line_into};
+use tradeflow_core::{Side, Trade};
+
+const SYMBOLS: [&str; 5] = ["BANKNIFTY", "AAPL", "AMZN", "FB", "GOOG"];
+const ACCOUNTS: [&str; 3] = ["CQ01", "CQ02", "CQ03"];
+
+fn trades(n: usize) -> Vec<Trade> {
+    let start = NaiveDate::from_ymd_opt(2026, 11, 22).and_then(|d| d.and_hms_opt(9, 30, 0)).expect("valid");
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..n)
+        .map(|i| Trade {
+            order_no: Some(16000000000001),
+            activity_time: start + chrono::Duration::nanoseconds(i as i64 * 66_666_667 + (next() % 1000) as i64),
+            fill_number: Some(600110663),
+            response_type: Some("TRADE_CONFIRM".into()),
+            order_id: Some(1),
+            symbol: SYMBOLS[(next() % 5) as usize].into(),
+            side: if next() % 2 == 0 { Side::Buy } else { Side::Sell },
+            price: Decimal::new((next() % 100_000) as i64, 2),
+            quantity: (next() % 100) as i64,
+            account_id: ACCOUNTS[(next() % 3) as usize].into(),
+            error_code: Some(0),
+            timestamp: Some(1633924085),
+            exchange_order_id: Some("483425880054544049 6".into()),
+            child_response_type: Some("NULL_RESPONSE_MIDDLE".into()),
+            duration: Some("GTC".into()),
+            exch_ts: Some("33959 25290703".into()),
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let trades = trades(10_000);
+    let mut buf = Vec::new();
+    let lines: Vec<Vec<u8>> = trades
+        .iter()
+        .map(|t| {
+            buf.clear();
+            render_line_into(t, &mut buf);
+            buf[..buf.len() - 1].to_vec()
+        })
+        .collect();
+    let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+
+    let mut group = c.benchmark_group("log_format");
+    group.measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("parse lines/s", |b| {
+        b.iter(|| {
+            for l in &lines {
+                let _ = black_box(parse_line(black_box(l)));
+            }
+        })
+    });
+    group.bench_function("render lines/s", |b| {
+        b.iter(|| {
+            buf.clear();
+            for t in &trades {
+                render_line_into(black_box(t), &mut buf);
+            }
+            black_box(&buf);
+        })
+    });
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("parse bytes/s", |b| {
+        b.iter(|| {
+            for l in &lines {
+                let _ = black_box(parse_line(black_box(l)));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,75 @@
+//! Kafka client settings shared by every service, and idempotent topic creation.
+
+use std::time::Duration;
+
+use clap::Args;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::topics::TopicSpec;
+
+/// `--brokers` for every command that talks to Kafka.
+#[derive(Args, Clone, Debug)]
+pub struct KafkaArgs {
+    /// Bootstrap servers, comma-separated host:port.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+}
+
+impl KafkaArgs {
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self { brokers: brokers.into() }
+    }
+
+    /// A client config with the bootstrap servers and IPv4 resolution (SPEC §5: tansu listens on IPv4 only).
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers).set("broker.address.family", "v4");
+        config
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("cannot create the Kafka admin client: {0}")]
+    Client(#[source] KafkaError),
+    #[error("creating topics failed: {0}")]
+    Request(#[source] KafkaError),
+    #[error("creating topic {topic} failed: {code}")]
+    Topic { topic: String, code: RDKafkaErrorCode },
+}
+
+/// Creates the topics that do not exist yet; an existing topic is left as it is.
+/// Returns the names it created.
+pub async fn create_topics(kafka: &KafkaArgs, specs: &[TopicSpec]) -> Result<Vec<String>, TopicError> {
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create().map_err(TopicError::Client)?;
+    let configs: Vec<Vec<(&str, &str)>> = specs
+        .iter()
+        .map(|s| if s.compacted { vec![("cleanup.policy", "compact")] } else { vec![] })
+        .collect();
+    let topics: Vec<NewTopic<'_>> = specs
+        .iter()
+        .zip(&configs)
+        .map(|(s, config)| {
+            let mut t = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(1));
+            for (k, v) in config {
+                t = t.set(k, v);
+            }
+            t
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin.create_topics(&topics, &options).await.map_err(TopicError::Request)?;
+    let mut created = Vec::new();
+    for result in results {
+        match result {
+            Ok(name) => created.push(name),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(TopicError::Topic { topic, code }),
+        }
+    }
+    Ok(created)
+}

@@ -1,0 +1,28 @@
+//! # tradeflow-core
+//!
+//! The facts every tradeflow service agrees on (see `SPEC.md` in the shared folder):
+//!
+//! - [`trade`]: the typed [`Trade`](trade::Trade) of the mapping spec, with [`ClientId`](client::ClientId).
+//! - [`log_format`]: the `Key:Value|…` trade-log line (parser and renderer) and the
+//!   `tradeLog_client<CID>.<YYYY.MM.DD>.log` file name.
+//! - [`summary`]: the per-(trade_date, client, account, symbol) summary row and its math.
+//! - [`oracle`]: the expected summary rows computed straight from log files.
+//! - [`partition`]: Java-compatible murmur2 partitioning (what `partitioner=murmur2_random` does).
+//! - [`topics`], [`kafka`]: topic names, partition counts, client settings, topic creation.
+//! - [`price`]: the market price tick published on `prices`.
+//! - [`telemetry`], [`shutdown`]: tracing to stderr and Ctrl-C / SIGTERM → `CancellationToken`.
+
+pub mod client;
+pub mod kafka;
+pub mod log_format;
+pub mod oracle;
+pub mod partition;
+pub mod price;
+pub mod shutdown;
+pub mod summary;
+pub mod telemetry;
+pub mod topics;
+pub mod trade;
+
+pub use client::ClientId;
+pub use trade::{Side, Trade};

@@ -1,0 +1,39 @@
+//! The trade log (SPEC §1): `Key:Value` fields joined by `|`, one trade per `\n`-terminated line,
+//! one file per client per day named `tradeLog_client<CID>.<YYYY.MM.DD>.log`.
+//!
+//! - [`parse_line`] splits each field at its first `:`, casts per the mapping spec and names the
+//!   field and value on failure ([`ParseError`]).
+//! - [`render_line`] writes the exact line format (the producer's template).
+//! - [`LogFileName`] parses and formats file names.
+
+mod error;
+mod file_name;
+mod parse;
+mod render;
+mod time;
+
+pub use error::ParseError;
+pub use file_name::{InvalidFileName, LogFileName};
+pub use parse::parse_line;
+pub use render::{render_line, render_line_into};
+pub use time::{parse_activity_time, render_activity_time_into};
+
+/// The log keys in the order the template writes them.
+pub mod keys {
+    pub const ORDER_NO: &str = "OrderNo";
+    pub const ACTIVITY_TIME: &str = "Activity Time";
+    pub const FILL_NUMBER: &str = "FillNumber";
+    pub const RESPONSE_TYPE: &str = "ResponseType";
+    pub const ORDER_ID: &str = "OrderID";
+    pub const SYMBOL: &str = "Symbol";
+    pub const SIDE: &str = "Side";
+    pub const PRICE: &str = "Price";
+    pub const QUANTITY: &str = "Quantity";
+    pub const ACCOUNT_ID: &str = "AccountID";
+    pub const ERROR_CODE: &str = "ErrorCode";
+    pub const TIMESTAMP: &str = "TimeStamp";
+    pub const EXCHANGE_ORDER_ID: &str = "Exchange_Order_Id";
+    pub const CHILD_RESPONSE_TYPE: &str = "ChildResponseType";
+    pub const DURATION: &str = "Duration";
+    pub const EXCH_TS: &str = "ExchTs";
+}

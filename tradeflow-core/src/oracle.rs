@@ -1,0 +1,129 @@
+//! The oracle (SPEC §3): the summary rows computed straight from trade lines, each line once,
+//! bad lines excluded. Every later component is compared against it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::client::ClientId;
+use crate::log_format::{LogFileName, parse_line};
+use crate::summary::{Position, SummaryKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OracleError {
+    #[error("cannot read log directory {dir}: {source}")]
+    ReadDir { dir: PathBuf, source: std::io::Error },
+    #[error("cannot read log file {file}: {source}")]
+    ReadFile { file: PathBuf, source: std::io::Error },
+}
+
+/// Expected summary rows, built line by line.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Oracle {
+    pub rows: BTreeMap<SummaryKey, Position>,
+    /// Complete lines seen.
+    pub lines: u64,
+    /// Lines that failed to parse (or would overflow a row): excluded from `rows`.
+    pub bad_lines: u64,
+    /// Bytes after the last `\n` of a file: not yet a line, so not counted.
+    pub partial_bytes: u64,
+}
+
+impl Oracle {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one line (without its `\n`) of `client`'s log. Returns whether it counted.
+    pub fn apply_line(&mut self, client: &ClientId, line: &[u8]) -> bool {
+        self.lines += 1;
+        let Ok(trade) = parse_line(line) else {
+            self.bad_lines += 1;
+            return false;
+        };
+        let key = SummaryKey::of(client, &trade);
+        let applied = match self.rows.get_mut(&key) {
+            Some(position) => position.apply(&trade).is_ok(),
+            None => match Position::first(&trade) {
+                Ok(position) => {
+                    self.rows.insert(key, position);
+                    true
+                }
+                Err(_) => false,
+            },
+        };
+        if !applied {
+            self.bad_lines += 1;
+        }
+        applied
+    }
+
+    /// Applies every complete line of `contents` (a log file's bytes).
+    pub fn apply_contents(&mut self, client: &ClientId, contents: &[u8]) {
+        let mut rest = contents;
+        while let Some(end) = memchr::memchr(b'\n', rest) {
+            self.apply_line(client, &rest[..end]);
+            rest = &rest[end + 1..];
+        }
+        self.partial_bytes += rest.len() as u64;
+    }
+
+    /// Applies every trade log file in `dir` (other files are ignored).
+    pub fn apply_dir(&mut self, dir: &Path) -> Result<usize, OracleError> {
+        let mut files = log_files(dir)?;
+        files.sort();
+        for (name, path) in &files {
+            let contents =
+                std::fs::read(path).map_err(|source| OracleError::ReadFile { file: path.clone(), source })?;
+            self.apply_contents(&name.client, &contents);
+        }
+        Ok(files.len())
+    }
+
+    /// The oracle of a log directory as it stands.
+    pub fn from_dir(dir: &Path) -> Result<Self, OracleError> {
+        let mut oracle = Self::new();
+        oracle.apply_dir(dir)?;
+        Ok(oracle)
+    }
+}
+
+/// The trade log files of `dir`, with their parsed names.
+pub fn log_files(dir: &Path) -> Result<Vec<(LogFileName, PathBuf)>, OracleError> {
+    let read_dir = |source| OracleError::ReadDir { dir: dir.to_owned(), source };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_dir)? {
+        let entry = entry.map_err(read_dir)?;
+        let Some(name) = entry.file_name().to_str().and_then(|n| LogFileName::parse(n).ok()) else {
+            continue;
+        };
+        if entry.file_type().map_err(read_dir)?.is_file() {
+            files.push((name, entry.path()));
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_lines_once_excludes_bad_and_partial() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = "Activity Time:2026.11.22 09:30:00.1|Symbol:AAPL|Side:B|Price:10.5|Quantity:2|AccountID:CQ01\n\
+                    Activity Time:2026.11.22 09:30:00.2|Symbol:AAPL|Side:S|Price:11|Quantity:1|AccountID:CQ01\n\
+                    Activity Time:2026.11.22 09:30:00.3|Symbol:AAPL|Side:X|Price:11|Quantity:1|AccountID:CQ01\n\
+                    Activity Time:2026.11.22 09:30:00.4|Symbol:FB|Side:B|Price:1|Quantity:1|AccountID:CQ02\n\
+                    Activity Time:2026.11.22 09:30:00.5|Symbol:FB";
+        std::fs::write(dir.path().join("tradeLog_client7.2026.11.22.log"), good).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+        let o = Oracle::from_dir(dir.path()).unwrap();
+        assert_eq!((o.lines, o.bad_lines), (4, 1));
+        assert!(o.partial_bytes > 0);
+        assert_eq!(o.rows.len(), 2);
+        let aapl = o.rows.iter().find(|(k, _)| k.symbol == "AAPL").unwrap().1;
+        assert_eq!((aapl.trade_count, aapl.net_qty()), (2, 1));
+        assert_eq!(aapl.buy_notional.to_string(), "21.0");
+        assert_eq!(aapl.last_price.to_string(), "11");
+    }
+}

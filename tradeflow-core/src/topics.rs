@@ -1,0 +1,88 @@
+//! Topic names and their layout (SPEC §2). A prefix lets tests (and side-by-side
+//! deployments) use their own set of topics on one broker.
+
+use clap::Args;
+
+pub const TRADES: &str = "trades";
+pub const TRADES_DLQ: &str = "trades.dlq";
+pub const PRICES: &str = "prices";
+pub const SUMMARIES: &str = "summaries";
+
+/// The topic names in use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topics {
+    pub trades: String,
+    pub trades_dlq: String,
+    pub prices: String,
+    pub summaries: String,
+}
+
+impl Topics {
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            trades: format!("{prefix}{TRADES}"),
+            trades_dlq: format!("{prefix}{TRADES_DLQ}"),
+            prices: format!("{prefix}{PRICES}"),
+            summaries: format!("{prefix}{SUMMARIES}"),
+        }
+    }
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Self::with_prefix("")
+    }
+}
+
+/// `--topic-prefix` for every command that touches topics.
+#[derive(Args, Clone, Debug, Default)]
+pub struct TopicArgs {
+    /// Prefix for every topic name (`<prefix>trades`, `<prefix>prices`, …).
+    #[arg(long, env = "TRADEFLOW_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+}
+
+impl TopicArgs {
+    pub fn topics(&self) -> Topics {
+        Topics::with_prefix(&self.topic_prefix)
+    }
+}
+
+/// One topic to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub compacted: bool,
+}
+
+/// Partition counts (SPEC §2 / the foundation issue): trades 12, trades.dlq 1, prices 3 compacted,
+/// summaries 12 compacted.
+#[derive(Args, Clone, Debug)]
+pub struct PartitionArgs {
+    #[arg(long, env = "TRADEFLOW_TRADES_PARTITIONS", default_value_t = 12)]
+    pub trades_partitions: i32,
+    #[arg(long, env = "TRADEFLOW_DLQ_PARTITIONS", default_value_t = 1)]
+    pub dlq_partitions: i32,
+    #[arg(long, env = "TRADEFLOW_PRICES_PARTITIONS", default_value_t = 3)]
+    pub prices_partitions: i32,
+    #[arg(long, env = "TRADEFLOW_SUMMARIES_PARTITIONS", default_value_t = 12)]
+    pub summaries_partitions: i32,
+}
+
+impl Default for PartitionArgs {
+    fn default() -> Self {
+        Self { trades_partitions: 12, dlq_partitions: 1, prices_partitions: 3, summaries_partitions: 12 }
+    }
+}
+
+impl PartitionArgs {
+    pub fn specs(&self, topics: &Topics) -> Vec<TopicSpec> {
+        vec![
+            TopicSpec { name: topics.trades.clone(), partitions: self.trades_partitions, compacted: false },
+            TopicSpec { name: topics.trades_dlq.clone(), partitions: self.dlq_partitions, compacted: false },
+            TopicSpec { name: topics.prices.clone(), partitions: self.prices_partitions, compacted: true },
+            TopicSpec { name: topics.summaries.clone(), partitions: self.summaries_partitions, compacted: true },
+        ]
+    }
+}

@@ -1,0 +1,81 @@
+//! Property tests: render → parse is the identity for any valid trade; arbitrary bytes never panic.
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use compact_str::CompactString;
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use tradeflow_core::log_format::{parse_line, render_line};
+use tradeflow_core::{Side, Trade};
+
+/// Strings the format can carry: no `|`, `\n`, `\r`.
+fn text(min: usize) -> impl Strategy<Value = CompactString> {
+    proptest::string::string_regex(&format!("[^|\\r\\n]{{{min},24}}"))
+        .expect("valid regex")
+        .prop_map(CompactString::from)
+}
+
+fn activity_time() -> impl Strategy<Value = NaiveDateTime> {
+    (1970i32..2100, 1u32..=12, 1u32..=28, 0u32..24, 0u32..60, 0u32..60, 0u32..1_000_000_000).prop_map(
+        |(y, mo, d, h, mi, s, ns)| {
+            NaiveDateTime::new(
+                NaiveDate::from_ymd_opt(y, mo, d).expect("valid date"),
+                NaiveTime::from_hms_nano_opt(h, mi, s, ns).expect("valid time"),
+            )
+        },
+    )
+}
+
+fn price() -> impl Strategy<Value = Decimal> {
+    (0i64..i64::MAX, 0u32..=12).prop_map(|(m, scale)| Decimal::new(m, scale))
+}
+
+prop_compose! {
+    fn trade()(
+        order_no in proptest::option::of(any::<i64>()),
+        activity_time in activity_time(),
+        fill_number in proptest::option::of(any::<i64>()),
+        response_type in proptest::option::of(text(0)),
+        order_id in proptest::option::of(any::<i64>()),
+        symbol in text(1),
+        side in prop_oneof![Just(Side::Buy), Just(Side::Sell)],
+        price in price(),
+        quantity in 0i64..=i64::MAX,
+        account_id in text(1),
+        error_code in proptest::option::of(any::<i32>()),
+        timestamp in proptest::option::of(any::<i64>()),
+        exchange_order_id in proptest::option::of(text(0)),
+        child_response_type in proptest::option::of(text(0)),
+        duration in proptest::option::of(text(0)),
+        exch_ts in proptest::option::of(text(0)),
+    ) -> Trade {
+        Trade { order_no, activity_time, fill_number, response_type, order_id, symbol, side, price, quantity,
+                account_id, error_code, timestamp, exchange_order_id, child_response_type, duration, exch_ts }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn render_then_parse_is_identity(t in trade()) {
+        let line = render_line(&t);
+        prop_assert_eq!(line.last(), Some(&b'\n'));
+        let parsed = parse_line(&line[..line.len() - 1]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(&parsed, &t);
+        // Same scale too, so the line renders back byte for byte.
+        prop_assert_eq!(render_line(&parsed), line);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_line(&bytes);
+    }
+
+    #[test]
+    fn mutated_lines_never_panic(t in trade(), pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let mut line = render_line(&t);
+        let i = pos.index(line.len());
+        line[i] = byte;
+        let _ = parse_line(&line);
+    }
+}
