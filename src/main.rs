@@ -1,1 +1,40 @@
-fn main() {}
+//! `tradeflow`: one binary, a subcommand per service. Thin: parse flags, set up logging and the
+//! shutdown token, call the service's library `run`.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "tradeflow", version, about = "Real-time trade pipeline: trade logs → Kafka → live positions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write mock trade logs, one file per client per day (SPEC §1).
+    Producer(tradeflow_producer::ProducerArgs),
+    /// Publish a random-walk market price feed to `prices`.
+    Prices(tradeflow_producer::PricesArgs),
+    /// Print the expected summary rows computed straight from the log files.
+    Oracle(commands::oracle::OracleArgs),
+    /// Create the topics (idempotent) with their partition counts and compaction.
+    Topics(commands::topics::TopicsArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tradeflow_core::telemetry::init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let shutdown = tradeflow_core::shutdown::on_signal();
+        match cli.command {
+            Command::Producer(args) => commands::producer::run(args, shutdown).await,
+            Command::Prices(args) => commands::producer::run_prices(args, shutdown).await,
+            Command::Oracle(args) => commands::oracle::run(args),
+            Command::Topics(args) => commands::topics::run(args).await,
+        }
+    })
+}

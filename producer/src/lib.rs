@@ -1,1 +1,31 @@
+//! # tradeflow-producer
+//!
+//! `tradeflow producer` writes mock trade logs exactly as SPEC §1 describes: one file per client
+//! per day, the mock distribution, lines written once their activity time has passed (a 100 ms
+//! tick), rollover at midnight of the configured zone. `tradeflow prices` publishes a random-walk
+//! price feed to `prices`.
+//!
+//! - [`generator`]: the seeded, reproducible stream of trades per client.
+//! - [`day_file`]: the day-rolling appender (whole lines per write).
+//! - [`trade_logs`]: `run(config, shutdown)` for the log producer.
+//! - [`prices`]: `run(config, shutdown)` for the price feed.
 
+pub mod config;
+pub mod day_file;
+pub mod generator;
+pub mod prices;
+pub mod trade_logs;
+
+pub use config::{PricesArgs, ProducerArgs};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    #[error("{action} {path}: {source}")]
+    Io { action: &'static str, path: std::path::PathBuf, source: std::io::Error },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("a client task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}

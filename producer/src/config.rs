@@ -1,0 +1,105 @@
+//! Command-line configuration (flags with env-var fallbacks).
+
+use std::path::PathBuf;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use chrono_tz::Tz;
+use clap::Args;
+use tradeflow_core::ClientId;
+use tradeflow_core::kafka::KafkaArgs;
+use tradeflow_core::topics::TopicArgs;
+
+/// `tradeflow producer`
+#[derive(Args, Clone, Debug)]
+pub struct ProducerArgs {
+    /// Log directory (created with its parents).
+    #[arg(long, env = "TRADE_LOG_DIR", default_value = "./logs")]
+    pub dir: PathBuf,
+    /// Client ids, comma-separated (the seed's TRADE_LOG_CID holds one).
+    #[arg(long, env = "TRADE_LOG_CID", value_delimiter = ',', default_value = "1")]
+    pub clients: Vec<ClientId>,
+    /// Trades per second per client (default: uniform 10–20 each second, as the original feed).
+    #[arg(long, env = "TRADEFLOW_PRODUCER_RATE", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: Option<u32>,
+    /// Stop after this many trades per client.
+    #[arg(long, env = "TRADEFLOW_PRODUCER_COUNT")]
+    pub count: Option<u64>,
+    /// Seed for reproducible output (each client gets its own stream derived from it).
+    #[arg(long, env = "TRADEFLOW_PRODUCER_SEED")]
+    pub seed: Option<u64>,
+    /// First activity time (`2026-11-01` or `2026-11-01T09:30:00`, in --tz). Past trades are
+    /// written as fast as the disk allows, then the feed continues live. Default: now.
+    #[arg(long, env = "TRADEFLOW_PRODUCER_START", value_parser = parse_start)]
+    pub start: Option<NaiveDateTime>,
+    /// Stop at midnight after this many days (counted from the start's date).
+    #[arg(long, env = "TRADEFLOW_PRODUCER_DAYS")]
+    pub days: Option<u32>,
+    /// Time zone of activity times and of the midnight rollover.
+    #[arg(long, env = "TRADEFLOW_TZ", default_value = "UTC")]
+    pub tz: Tz,
+    /// Writer tick in milliseconds: each tick writes every trade whose time has passed.
+    #[arg(long, env = "TRADEFLOW_PRODUCER_TICK_MS", default_value_t = 100)]
+    pub tick_ms: u64,
+}
+
+impl ProducerArgs {
+    /// Defaults for `clients` writing into `dir` (what tests and the library use).
+    pub fn new(dir: impl Into<PathBuf>, clients: Vec<ClientId>) -> Self {
+        Self {
+            dir: dir.into(),
+            clients,
+            rate: None,
+            count: None,
+            seed: None,
+            start: None,
+            days: None,
+            tz: Tz::UTC,
+            tick_ms: 100,
+        }
+    }
+}
+
+/// `tradeflow prices`
+#[derive(Args, Clone, Debug)]
+pub struct PricesArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub topics: TopicArgs,
+    /// Milliseconds between ticks (every symbol moves each tick).
+    #[arg(long, env = "TRADEFLOW_PRICES_INTERVAL_MS", default_value_t = 100)]
+    pub interval_ms: u64,
+    /// Symbols, comma-separated.
+    #[arg(long, env = "TRADEFLOW_SYMBOLS", value_delimiter = ',', default_value = "BANKNIFTY,AAPL,AMZN,FB,GOOG")]
+    pub symbols: Vec<String>,
+    /// Stop after this many ticks.
+    #[arg(long, env = "TRADEFLOW_PRICES_COUNT")]
+    pub count: Option<u64>,
+    /// Seed for a reproducible walk.
+    #[arg(long, env = "TRADEFLOW_PRICES_SEED")]
+    pub seed: Option<u64>,
+}
+
+pub fn parse_start(s: &str) -> Result<NaiveDateTime, String> {
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_time(chrono::NaiveTime::MIN));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+            return Ok(t);
+        }
+    }
+    Err(format!("{s:?}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[.fff]"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_forms() {
+        assert_eq!(parse_start("2026-11-01").unwrap().to_string(), "2026-11-01 00:00:00");
+        assert_eq!(parse_start("2026-11-01T09:30:00.5").unwrap().to_string(), "2026-11-01 09:30:00.500");
+        assert!(parse_start("01/11/2026").is_err());
+    }
+}

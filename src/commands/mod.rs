@@ -1,0 +1,3 @@
+pub mod oracle;
+pub mod producer;
+pub mod topics;
