@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs the whole pipeline locally without Docker: broker (tansu), Postgres, topics, and every
+# tradeflow service. Ctrl-C stops everything.
+#
+#   scripts/dev.sh [--durable]     --durable keeps broker data in .tradeflow/broker (sqlite)
+#
+# Settings (environment): KAFKA_PORT (9092), TRADE_LOG_CID (1,2,3), TRADEFLOW_STATE (.tradeflow)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+DURABLE=0
+for arg in "$@"; do
+  case "$arg" in
+    --durable) DURABLE=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) die "unknown argument $arg" ;;
+  esac
+done
+
+STATE="${TRADEFLOW_STATE:-$PWD/.tradeflow}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+CLIENTS="${TRADE_LOG_CID:-1,2,3}"
+mkdir -p "$STATE/logs" "$STATE/broker"
+
+ensure_tansu
+ensure_postgres
+log "building tradeflow (release)"
+cargo build --release --locked --bin tradeflow >&2
+TF="$PWD/target/release/tradeflow"
+
+PIDS=()
+cleanup() {
+  log "stopping"
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  kill "${TANSU_PID:-}" 2>/dev/null || true
+  stop_throwaway_postgres
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "$DURABLE" = 1 ]; then STORAGE="sqlite://tansu.db"; else STORAGE="memory://tansu/"; fi
+start_tansu "$KAFKA_PORT" "$STORAGE" "$STATE/broker" "$STATE/tansu.log"
+PIDS+=("$TANSU_PID")
+
+export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" DATABASE_URL TRADE_LOG_DIR="$STATE/logs" TRADE_LOG_CID="$CLIENTS"
+"$TF" topics
+
+"$TF" producer 2>>"$STATE/producer.log" & PIDS+=($!)
+"$TF" prices 2>>"$STATE/prices.log" & PIDS+=($!)
+
+cat >&2 <<INFO
+
+tradeflow is running
+  broker      127.0.0.1:$KAFKA_PORT ($STORAGE)
+  postgres    $DATABASE_URL
+  trade logs  $TRADE_LOG_DIR (clients $CLIENTS)
+  service logs $STATE/*.log
+Ctrl-C stops everything.
+INFO
+wait -n "${PIDS[@]}" || true
+log "a service exited; see $STATE/*.log"

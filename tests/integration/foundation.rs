@@ -1,0 +1,232 @@
+//! Foundation: the real broker, the real Postgres, the producer's files and the oracle.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Command;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use rdkafka::Message as _;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tradeflow_core::ClientId;
+use tradeflow_core::log_format::parse_line;
+use tradeflow_core::partition::partition_for;
+use tradeflow_core::price::PriceTick;
+use tradeflow_producer::generator::{Rate, TradeGenerator};
+
+use crate::harness::{self, TestDatabase, TestTopics, eventually};
+
+fn consumer(kafka: &tradeflow_core::kafka::KafkaArgs, topic: &str) -> StreamConsumer {
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", harness::unique("g"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    consumer
+}
+
+/// Consumes until `n` messages arrived (or the deadline passes); returns (key, partition, payload).
+async fn consume_n(consumer: &StreamConsumer, n: usize, timeout: Duration) -> Vec<(String, i32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stream = consumer.stream();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while out.len() < n {
+        let next = tokio::time::timeout_at(deadline, stream.next()).await;
+        let Ok(Some(message)) = next else {
+            panic!("timed out with {} of {n} messages", out.len());
+        };
+        let m = message.expect("consume");
+        let key = String::from_utf8(m.key().unwrap_or_default().to_vec()).expect("utf8 key");
+        out.push((key, m.partition(), m.payload().unwrap_or_default().to_vec()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn keyed_records_land_on_the_java_murmur2_partition() {
+    let t = TestTopics::shared().await;
+    let producer: FutureProducer = t
+        .kafka
+        .client_config()
+        .set("partitioner", "murmur2_random")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let keys: Vec<String> = (0..300).map(|i| if i % 3 == 0 { format!("client-{i}") } else { i.to_string() }).collect();
+    let sends = keys.iter().map(|k| {
+        let producer = &producer;
+        let topic = &t.topics.trades;
+        async move {
+            let record = FutureRecord::to(topic).key(k.as_bytes()).payload(k.as_bytes());
+            producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e).expect("delivered")
+        }
+    });
+    let delivered = futures::future::join_all(sends).await;
+    for (key, delivery) in keys.iter().zip(&delivered) {
+        assert_eq!(delivery.partition, partition_for(key.as_bytes(), 12), "key {key}");
+    }
+    let used: std::collections::BTreeSet<i32> = delivered.iter().map(|d| d.partition).collect();
+    assert!(used.len() > 6, "300 keys spread over few partitions: {used:?}");
+
+    let consumer = consumer(&t.kafka, &t.topics.trades);
+    let consumed = consume_n(&consumer, keys.len(), Duration::from_secs(60)).await;
+    let mut seen: HashMap<String, i32> = HashMap::new();
+    for (key, partition, payload) in consumed {
+        assert_eq!(payload, key.as_bytes());
+        assert_eq!(partition, partition_for(key.as_bytes(), 12), "consumed key {key}");
+        assert!(seen.insert(key, partition).is_none(), "a record arrived twice");
+    }
+    assert_eq!(seen.len(), keys.len());
+}
+
+#[tokio::test]
+async fn price_feed_publishes_every_symbol_keyed_by_symbol() {
+    let t = TestTopics::shared().await;
+    let status = Command::new(harness::tradeflow_bin())
+        .args(["prices", "--count", "3", "--interval-ms", "10", "--seed", "5"])
+        .env("KAFKA_BROKERS", &t.kafka.brokers)
+        .env("TRADEFLOW_TOPIC_PREFIX", &t.prefix)
+        .status()
+        .expect("run tradeflow prices");
+    assert!(status.success());
+    let consumer = consumer(&t.kafka, &t.topics.prices);
+    let ticks = consume_n(&consumer, 15, Duration::from_secs(60)).await;
+    let mut per_symbol: BTreeMap<String, usize> = BTreeMap::new();
+    for (key, partition, payload) in ticks {
+        let tick = PriceTick::from_json(&payload).expect("a price tick");
+        assert_eq!(tick.symbol, key);
+        assert_eq!(partition, partition_for(key.as_bytes(), 3));
+        assert!(tick.price > rust_decimal::Decimal::ZERO);
+        *per_symbol.entry(key).or_default() += 1;
+    }
+    assert_eq!(per_symbol.len(), 5, "{per_symbol:?}");
+    assert!(per_symbol.values().all(|&n| n == 3), "{per_symbol:?}");
+}
+
+#[tokio::test]
+async fn a_test_database_is_created_and_dropped() {
+    let db = TestDatabase::create().await;
+    let name = db.name.clone();
+    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&db.pool).await.expect("query");
+    assert_eq!(one, 1);
+    let current: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&db.pool).await.expect("query");
+    assert_eq!(current, name);
+    drop(db);
+    let admin = sqlx::PgPool::connect(&harness::postgres::server_url()).await.expect("admin");
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&admin)
+        .await
+        .expect("query");
+    assert!(!exists, "database {name} still exists after drop");
+}
+
+#[tokio::test]
+async fn producer_files_parse_back_to_exactly_the_generated_trades() {
+    let dir = tempfile_dir();
+    let status = Command::new(harness::tradeflow_bin())
+        .args(["producer", "--clients", "1,22", "--count", "2500", "--seed", "7", "--start", "2026-11-01T23:58:00"])
+        .arg("--dir")
+        .arg(&dir)
+        .status()
+        .expect("run tradeflow producer");
+    assert!(status.success());
+    let start = tradeflow_producer::config::parse_start("2026-11-01T23:58:00").expect("start");
+    for cid in ["1", "22"] {
+        let client = ClientId::parse(cid).expect("client");
+        let mut expected = TradeGenerator::new(&client, 7, Rate::Mock, start);
+        let mut parsed = Vec::new();
+        for date in ["2026.11.01", "2026.11.02"] {
+            let bytes = std::fs::read(dir.join(format!("tradeLog_client{cid}.{date}.log"))).expect("log file");
+            assert_eq!(bytes.last(), Some(&b'\n'));
+            for line in bytes[..bytes.len() - 1].split(|&b| b == b'\n') {
+                parsed.push(parse_line(line).expect("producer lines parse"));
+            }
+        }
+        assert_eq!(parsed.len(), 2500);
+        for trade in parsed {
+            assert_eq!(trade, expected.next_trade());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn oracle_command_matches_a_hand_computed_example() {
+    let dir = tempfile_dir();
+    std::fs::write(
+        dir.join("tradeLog_client7.2026.11.22.log"),
+        "Activity Time:2026.11.22 09:30:00.1|Symbol:AAPL|Side:B|Price:100.10|Quantity:10|AccountID:CQ01\n\
+         Activity Time:2026.11.22 09:30:00.2|Symbol:AAPL|Side:B|Price:100.40|Quantity:20|AccountID:CQ01\n\
+         Activity Time:2026.11.22 09:30:00.3|Symbol:AAPL|Side:S|Price:101|Quantity:5|AccountID:CQ01\n\
+         Activity Time:2026.11.22 09:30:00.4|Symbol:AAPL|Side:S|Price:oops|Quantity:5|AccountID:CQ01\n\
+         Activity Time:2026.11.23 00:00:00.0|Symbol:AAPL|Side:S|Price:1|Quantity:1|AccountID:CQ01\n",
+    )
+    .expect("write log");
+    let out = Command::new(harness::tradeflow_bin())
+        .args(["oracle", "--format", "json", "--logs"])
+        .arg(&dir)
+        .output()
+        .expect("run tradeflow oracle");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json rows");
+    assert_eq!(rows.len(), 2);
+    let r = &rows[0];
+    assert_eq!(r["trade_date"], "2026-11-22");
+    assert_eq!(r["client_id"], "7");
+    assert_eq!(r["trade_count"], 3);
+    assert_eq!((r["buy_qty"].as_i64(), r["sell_qty"].as_i64()), (Some(30), Some(5)));
+    assert_eq!(r["net_qty"], 25);
+    assert_eq!(r["buy_notional"], "3009.00");
+    assert_eq!(r["sell_notional"], "505");
+    assert_eq!(r["avg_buy_price"], "100.30");
+    assert_eq!(r["avg_sell_price"], "101");
+    assert_eq!(r["last_price"], "101");
+    assert_eq!(r["market_value"], serde_json::Value::Null);
+    assert_eq!(rows[1]["trade_date"], "2026-11-23");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn topics_command_is_idempotent() {
+    let prefix = harness::unique("t") + ".";
+    let run = || {
+        Command::new(harness::tradeflow_bin())
+            .args(["topics", "--trades-partitions", "4"])
+            .env("KAFKA_BROKERS", crate::harness::Broker::shared())
+            .env("TRADEFLOW_TOPIC_PREFIX", &prefix)
+            .output()
+            .expect("run tradeflow topics")
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let first = String::from_utf8_lossy(&first.stdout).to_string();
+    assert_eq!(first.matches("created").count(), 4, "{first}");
+    assert!(first.contains(&format!("{prefix}trades\tpartitions=4")), "{first}");
+    let second = run();
+    assert!(second.status.success());
+    assert_eq!(String::from_utf8_lossy(&second.stdout).matches("exists").count(), 4);
+    // And the broker agrees on the partition count.
+    let metadata = eventually("topic metadata", Duration::from_secs(20), || {
+        let prefix = prefix.clone();
+        async move {
+            let c: StreamConsumer = crate::harness::Broker::kafka().client_config().create().ok()?;
+            let md = c.fetch_metadata(Some(&format!("{prefix}trades")), Duration::from_secs(5)).ok()?;
+            let n = md.topics().first()?.partitions().len();
+            (n > 0).then_some(n)
+        }
+    })
+    .await;
+    assert_eq!(metadata, 4);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(harness::unique("tradeflow-test-"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}

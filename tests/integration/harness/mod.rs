@@ -1,0 +1,22 @@
+//! The test harness: brokers, topics, databases, deadlines.
+
+#![allow(dead_code)]
+
+pub mod broker;
+pub mod postgres;
+pub mod wait;
+
+#[allow(unused_imports)]
+pub use broker::{Broker, Storage, TansuProcess, TestTopics};
+pub use postgres::TestDatabase;
+pub use wait::eventually;
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The `tradeflow` binary built for this test run.
+pub fn tradeflow_bin() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_tradeflow"))
+}
