@@ -10,6 +10,7 @@
 //! - [`partition`]: Java-compatible murmur2 partitioning (what `partitioner=murmur2_random` does).
 //! - [`topics`], [`kafka`]: topic names, partition counts, client settings, topic creation.
 //! - [`price`]: the market price tick published on `prices`.
+//! - [`record`]: trade records (with their identity) and dead-letter headers.
 //! - [`telemetry`], [`shutdown`]: tracing to stderr and Ctrl-C / SIGTERM → `CancellationToken`.
 
 pub mod client;
@@ -18,6 +19,7 @@ pub mod log_format;
 pub mod oracle;
 pub mod partition;
 pub mod price;
+pub mod record;
 pub mod shutdown;
 pub mod summary;
 pub mod telemetry;

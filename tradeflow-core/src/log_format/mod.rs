@@ -7,6 +7,7 @@
 //! - [`LogFileName`] parses and formats file names.
 
 mod error;
+mod fields;
 mod file_name;
 mod parse;
 mod render;

@@ -4,6 +4,7 @@ use compact_str::CompactString;
 use rust_decimal::Decimal;
 
 use super::error::{ParseError, excerpt};
+use super::fields::Fields;
 use super::keys;
 use super::time::parse_activity_time;
 use crate::trade::{Side, Trade};
@@ -45,10 +46,13 @@ pub fn parse_line(line: &[u8]) -> Result<Trade, ParseError> {
 
 fn split_fields(text: &str) -> Result<RawFields<'_>, ParseError> {
     let mut raw = RawFields::default();
-    for (index, field) in text.split('|').enumerate() {
-        let Some((key, value)) = field.split_once(':') else {
-            return Err(ParseError::MissingSeparator { index, text: excerpt(field) });
+    for (index, field) in Fields::new(text.as_bytes()).enumerate() {
+        let Some(colon) = field.colon else {
+            return Err(ParseError::MissingSeparator { index, text: excerpt(&text[field.start..field.end]) });
         };
+        // `|` and `:` are ASCII, so these are char boundaries.
+        let key = &text[field.start..colon];
+        let value = &text[colon + 1..field.end];
         let (slot, name) = match key {
             keys::ORDER_NO => (&mut raw.order_no, keys::ORDER_NO),
             keys::ACTIVITY_TIME => (&mut raw.activity_time, keys::ACTIVITY_TIME),

@@ -1,0 +1,77 @@
+//! Command-line configuration (flags with env-var fallbacks).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::Args;
+use tradeflow_core::ClientId;
+use tradeflow_core::kafka::KafkaArgs;
+use tradeflow_core::topics::TopicArgs;
+
+/// `tradeflow ingestor`
+#[derive(Args, Clone, Debug)]
+pub struct IngestorArgs {
+    /// Log directory to watch.
+    #[arg(long, env = "TRADE_LOG_DIR", default_value = "./logs")]
+    pub dir: PathBuf,
+    /// Only these client ids (comma-separated); default: every client in the directory.
+    #[arg(long, env = "TRADEFLOW_INGESTOR_CLIENTS", value_delimiter = ',')]
+    pub clients: Vec<ClientId>,
+    /// Where the per-file cursors are kept (created if missing).
+    #[arg(long, env = "TRADEFLOW_INGESTOR_STATE", default_value = "./ingestor-state")]
+    pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub topics: TopicArgs,
+    /// Longest line published whole; a longer one is dead-lettered, cut at this many bytes.
+    #[arg(long, env = "TRADEFLOW_MAX_LINE_BYTES", default_value_t = 64 * 1024)]
+    pub max_line_bytes: usize,
+    /// `/metrics` and `/healthz` listen here (port 0: any free port).
+    #[arg(long, env = "TRADEFLOW_INGESTOR_METRICS_ADDR", default_value = "127.0.0.1:9101")]
+    pub metrics_addr: SocketAddr,
+    /// Safety re-check interval in ms when file notifications work (they wake readers at once);
+    /// without notifications files are polled every 10 ms.
+    #[arg(long, env = "TRADEFLOW_INGESTOR_POLL_MS", default_value_t = 500)]
+    pub poll_ms: u64,
+    /// Producer queue limit in KiB: when full, reading pauses (bounded memory while the broker is slow).
+    #[arg(long, env = "TRADEFLOW_INGESTOR_QUEUE_KB", default_value_t = 64 * 1024)]
+    pub queue_kb: u64,
+    /// Producer linger in ms: low latency at low rates, full batches under load.
+    #[arg(long, env = "TRADEFLOW_INGESTOR_LINGER_MS", default_value_t = 2)]
+    pub linger_ms: u64,
+    /// Republish whole historical files (`--from`/`--to`) and exit; cursors are not touched.
+    #[arg(long, requires = "from")]
+    pub backfill: bool,
+    /// First file date to backfill (inclusive).
+    #[arg(long, requires = "backfill")]
+    pub from: Option<NaiveDate>,
+    /// Last file date to backfill (inclusive; default: --from).
+    #[arg(long, requires = "backfill")]
+    pub to: Option<NaiveDate>,
+}
+
+impl IngestorArgs {
+    pub fn new(dir: impl Into<PathBuf>, state_dir: impl Into<PathBuf>, kafka: KafkaArgs) -> Self {
+        Self {
+            dir: dir.into(),
+            clients: Vec::new(),
+            state_dir: state_dir.into(),
+            kafka,
+            topics: TopicArgs::default(),
+            max_line_bytes: 64 * 1024,
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            poll_ms: 500,
+            queue_kb: 64 * 1024,
+            linger_ms: 2,
+            backfill: false,
+            from: None,
+            to: None,
+        }
+    }
+
+    pub fn wants(&self, client: &ClientId) -> bool {
+        self.clients.is_empty() || self.clients.contains(client)
+    }
+}
