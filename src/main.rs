@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// Write mock trade logs, one file per client per day (SPEC §1).
     Producer(tradeflow_producer::ProducerArgs),
+    /// Tail the trade logs into Kafka `trades` (bad lines to `trades.dlq`); `--backfill` republishes past days.
+    Ingestor(tradeflow_ingestor::IngestorArgs),
     /// Publish a random-walk market price feed to `prices`.
     Prices(tradeflow_producer::PricesArgs),
     /// Print the expected summary rows computed straight from the log files.
@@ -32,6 +34,7 @@ fn main() -> anyhow::Result<()> {
         let shutdown = tradeflow_core::shutdown::on_signal();
         match cli.command {
             Command::Producer(args) => commands::producer::run(args, shutdown).await,
+            Command::Ingestor(args) => commands::ingestor::run(args, shutdown).await,
             Command::Prices(args) => commands::producer::run_prices(args, shutdown).await,
             Command::Oracle(args) => commands::oracle::run(args),
             Command::Topics(args) => commands::topics::run(args).await,

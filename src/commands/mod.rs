@@ -1,3 +1,4 @@
+pub mod ingestor;
 pub mod oracle;
 pub mod producer;
 pub mod topics;

@@ -8,3 +8,4 @@
 mod harness;
 
 mod foundation;
+mod ingestor;

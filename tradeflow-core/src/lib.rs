@@ -14,6 +14,7 @@
 //! - [`telemetry`], [`shutdown`]: tracing to stderr and Ctrl-C / SIGTERM → `CancellationToken`.
 
 pub mod client;
+pub mod http;
 pub mod kafka;
 pub mod log_format;
 pub mod oracle;

@@ -3,12 +3,16 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod consume;
 pub mod postgres;
+pub mod service;
 pub mod wait;
 
 #[allow(unused_imports)]
 pub use broker::{Broker, Storage, TansuProcess, TestTopics};
+pub use consume::{Record, TopicReader};
 pub use postgres::TestDatabase;
+pub use service::Service;
 pub use wait::eventually;
 
 /// A name no other test (or earlier run) uses.
@@ -19,4 +23,11 @@ pub fn unique(prefix: &str) -> String {
 /// The `tradeflow` binary built for this test run.
 pub fn tradeflow_bin() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_BIN_EXE_tradeflow"))
+}
+
+/// A fresh temporary directory (removed by the test when it passes).
+pub fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(unique("tradeflow-test-"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }

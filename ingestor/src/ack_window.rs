@@ -1,0 +1,121 @@
+//! Which lines of a file the broker has acknowledged. Lines are registered in file order; acks may
+//! arrive in any order (trades and dead letters go to different topics); the acknowledged offset
+//! only moves past a line once it and every line before it are acknowledged.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+#[derive(Debug, Default)]
+struct State {
+    /// Sequence number of `entries[0]`.
+    base: u64,
+    /// (end offset of the line, acknowledged?) in registration order.
+    entries: VecDeque<(u64, bool)>,
+    acked_offset: u64,
+    failure: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct AckWindow {
+    state: Mutex<State>,
+    /// Woken whenever the acknowledged offset moves or a delivery fails.
+    pub changed: Notify,
+}
+
+impl AckWindow {
+    pub fn new(acked_offset: u64) -> Self {
+        Self { state: Mutex::new(State { acked_offset, ..State::default() }), changed: Notify::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the state half-updated; keep going.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers the line ending at `end_offset`; returns its sequence number.
+    pub fn register(&self, end_offset: u64) -> u64 {
+        let mut s = self.lock();
+        s.entries.push_back((end_offset, false));
+        s.base + s.entries.len() as u64 - 1
+    }
+
+    pub fn ack(&self, seq: u64) {
+        let mut s = self.lock();
+        let Some(i) = seq.checked_sub(s.base) else { return };
+        if let Some(entry) = s.entries.get_mut(i as usize) {
+            entry.1 = true;
+        }
+        let mut moved = false;
+        while let Some(&(end, true)) = s.entries.front() {
+            s.entries.pop_front();
+            s.base += 1;
+            s.acked_offset = end;
+            moved = true;
+        }
+        drop(s);
+        if moved {
+            self.changed.notify_waiters();
+        }
+    }
+
+    pub fn fail(&self, reason: String) {
+        self.lock().failure.get_or_insert(reason);
+        self.changed.notify_waiters();
+    }
+
+    pub fn acked_offset(&self) -> u64 {
+        self.lock().acked_offset
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.lock().failure.clone()
+    }
+
+    /// Waits until nothing is in flight (or a delivery failed).
+    pub async fn drained(&self) -> Result<(), String> {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(f) = self.failure() {
+                return Err(f);
+            }
+            if self.in_flight() == 0 {
+                return Ok(());
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moves_only_over_contiguous_acks() {
+        let w = AckWindow::new(100);
+        let a = w.register(110);
+        let b = w.register(120);
+        let c = w.register(130);
+        w.ack(b);
+        assert_eq!(w.acked_offset(), 100);
+        w.ack(a);
+        assert_eq!(w.acked_offset(), 120);
+        assert_eq!(w.in_flight(), 1);
+        w.ack(c);
+        assert_eq!(w.acked_offset(), 130);
+        w.ack(c); // a duplicate ack is harmless
+        assert_eq!(w.acked_offset(), 130);
+        let d = w.register(140);
+        assert_eq!(d, 3);
+        w.ack(d);
+        assert_eq!((w.acked_offset(), w.in_flight()), (140, 0));
+    }
+}

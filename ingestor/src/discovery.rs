@@ -1,0 +1,125 @@
+//! Finding the log files: a directory scan at start, on every file-system notification (inotify
+//! through `notify`), and on a safety interval; without notifications, a 10 ms poll.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher as _};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tradeflow_core::log_format::LogFileName;
+
+use crate::IngestError;
+use crate::config::IngestorArgs;
+use crate::log_file::Shared;
+
+/// Poll interval when file notifications are unavailable.
+const FALLBACK_POLL: Duration = Duration::from_millis(10);
+
+type Wakers = Arc<Mutex<HashMap<PathBuf, Arc<Notify>>>>;
+
+pub async fn run(config: &IngestorArgs, shared: Arc<Shared>, shutdown: CancellationToken) -> Result<(), IngestError> {
+    let io = |source| IngestError::Io { path: config.dir.clone(), source };
+    std::fs::create_dir_all(&config.dir).map_err(io)?;
+    let dir = config.dir.canonicalize().map_err(io)?;
+    let wakers: Wakers = Arc::default();
+    let dir_wake = Arc::new(Notify::new());
+    let watcher = watch(&dir, wakers.clone(), dir_wake.clone());
+    let poll = if watcher.is_some() { Duration::from_millis(config.poll_ms.max(1)) } else { FALLBACK_POLL };
+    let mut tails = JoinSet::new();
+    let mut result = Ok(());
+    loop {
+        for (name, path) in scan(&dir).map_err(|source| IngestError::Io { path: dir.clone(), source })? {
+            if !config.wants(&name.client) {
+                continue;
+            }
+            let mut map = wakers.lock().unwrap_or_else(|e| e.into_inner());
+            if map.contains_key(&path) {
+                continue;
+            }
+            let wake = Arc::new(Notify::new());
+            map.insert(path.clone(), wake.clone());
+            drop(map);
+            tracing::info!(file = %name, "discovered");
+            let task = crate::tail::tail(name, path, shared.clone(), wake, poll, shutdown.clone());
+            tails.spawn(task);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = dir_wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+            Some(done) = tails.join_next() => {
+                let failed = match done {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e),
+                    Err(e) => Some(IngestError::Task(e.to_string())),
+                };
+                if let Some(e) = failed {
+                    tracing::error!(error = %e, "a file reader failed; stopping");
+                    result = Err(e);
+                    shutdown.cancel();
+                    break;
+                }
+            }
+        }
+    }
+    while let Some(done) = tails.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "file reader failed during shutdown");
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "file reader task failed"),
+        }
+    }
+    drop(watcher);
+    result
+}
+
+/// The trade log files in `dir`.
+pub fn scan(dir: &Path) -> std::io::Result<Vec<(LogFileName, PathBuf)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if let Some(name) = entry.file_name().to_str().and_then(|n| LogFileName::parse(n).ok()) {
+            files.push((name, entry.path()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn watch(dir: &Path, wakers: Wakers, dir_wake: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
+    let handler = move |event: notify::Result<notify::Event>| match event {
+        Ok(event) => {
+            let map = wakers.lock().unwrap_or_else(|e| e.into_inner());
+            for path in &event.paths {
+                match map.get(path) {
+                    Some(wake) => wake.notify_one(),
+                    None => dir_wake.notify_one(),
+                }
+            }
+            // Creations and renames may also replace a known file: let discovery and it look.
+            if matches!(event.kind, notify::EventKind::Create(_) | notify::EventKind::Remove(_)) {
+                dir_wake.notify_one();
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "file notification error; rescanning");
+            dir_wake.notify_one();
+        }
+    };
+    match notify::recommended_watcher(handler).and_then(|mut w| w.watch(dir, RecursiveMode::NonRecursive).map(|()| w)) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "file notifications unavailable; polling every {FALLBACK_POLL:?}");
+            None
+        }
+    }
+}

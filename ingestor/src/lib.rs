@@ -1,0 +1,97 @@
+//! # tradeflow-ingestor
+//!
+//! `tradeflow ingestor` tails the trade logs into Kafka: every complete line of every client's
+//! file is parsed and published to `trades` (key = client id) with its identity (SPEC §2); bad
+//! lines go to `trades.dlq` with their raw bytes and the reason.
+//!
+//! **Delivery guarantee: at least once, with identities.** A per-file cursor records the offset up
+//! to which the broker has acknowledged every line; it is saved (temp file, fsync, rename) only
+//! after the acknowledgement, so a crash can re-send lines after the cursor but never skip one.
+//! A re-sent line carries the same identity (client, file date, generation, offset) as its
+//! original, so the aggregator drops it.
+//!
+//! - [`discovery`]: finds files (inotify, rescans) and runs a [`tail`] task per file.
+//! - [`log_file`]: one file's cursor, reader and acknowledgement window; publishing its lines.
+//! - [`line_reader`]: complete lines only, over-long lines cut at the cap in bounded memory.
+//! - [`ack_window`]: acknowledgements → the offset the cursor may move to.
+//! - [`cursor`]: the durable cursor store.
+//! - [`publisher`]: the idempotent Kafka producer and its delivery reports.
+//! - [`backfill`]: republish whole historical files and exit.
+//! - [`metrics`]: `/metrics` and `/healthz`.
+
+pub mod ack_window;
+pub mod backfill;
+pub mod config;
+pub mod cursor;
+pub mod discovery;
+pub mod line_reader;
+pub mod log_file;
+pub mod metrics;
+pub mod publisher;
+pub mod tail;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use config::IngestorArgs;
+
+use crate::cursor::CursorStore;
+use crate::log_file::Shared;
+use crate::metrics::Metrics;
+use crate::publisher::{Publisher, PublisherConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Cursor(#[from] cursor::CursorError),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("the broker rejected a record: {0}")]
+    Delivery(String),
+    #[error("cannot serve metrics: {0}")]
+    Metrics(std::io::Error),
+    #[error("a file reader task failed: {0}")]
+    Task(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Runs the ingestor (or the backfill, with `--backfill`) until `shutdown`.
+pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<(), IngestError> {
+    let metrics = Arc::new(Metrics::default());
+    let publisher = Publisher::new(
+        &config.kafka,
+        &PublisherConfig { linger_ms: config.linger_ms, queue_kb: config.queue_kb },
+        metrics.clone(),
+    )?;
+    let shared = Arc::new(Shared {
+        publisher,
+        metrics: metrics.clone(),
+        topics: config.topics.topics(),
+        store: CursorStore::open(&config.state_dir)?,
+        max_line_bytes: config.max_line_bytes,
+    });
+    if config.backfill {
+        let report = backfill::run(&config, &shared, &shutdown).await?;
+        tracing::info!(?report, "backfill done");
+        return Ok(());
+    }
+    let addr = metrics::serve(config.metrics_addr, metrics.clone(), shutdown.clone()).await.map_err(IngestError::Metrics)?;
+    tracing::info!(dir = %config.dir.display(), state = %config.state_dir.display(), metrics = %addr, "ingestor running");
+    let result = discovery::run(&config, shared.clone(), shutdown.clone()).await;
+    let flushed = shared.publisher.flush(Duration::from_secs(30));
+    shutdown.cancel();
+    result?;
+    flushed?;
+    tracing::info!(
+        lines_read = metrics.lines_read.load(std::sync::atomic::Ordering::Relaxed),
+        lines_published = metrics.lines_published.load(std::sync::atomic::Ordering::Relaxed),
+        dead_lettered = metrics.dead_lettered_total(),
+        "ingestor stopped"
+    );
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! One open trade log: its cursor, reader and acknowledgement window, and publishing its lines.
+
+use std::fs::File;
+use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use tradeflow_core::log_format::{LogFileName, parse_line};
+use tradeflow_core::record::{self, TradeId, TradeRecord};
+use tradeflow_core::topics::Topics;
+
+use crate::IngestError;
+use crate::ack_window::AckWindow;
+use crate::cursor::{Cursor, CursorStore, HEAD_BYTES};
+use crate::line_reader::{Item, LineReader};
+use crate::metrics::Metrics;
+use crate::publisher::{Pending, Publisher, dlq_headers};
+
+/// What every file reader shares.
+pub struct Shared {
+    pub publisher: Publisher,
+    pub metrics: Arc<Metrics>,
+    pub topics: Topics,
+    pub store: CursorStore,
+    pub max_line_bytes: usize,
+}
+
+pub struct LogFile {
+    pub name: LogFileName,
+    pub path: PathBuf,
+    file: File,
+    pub cursor: Cursor,
+    persisted_offset: u64,
+    reader: LineReader,
+    pub window: Arc<AckWindow>,
+    scratch: Vec<u8>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
+    move |source| IngestError::Io { path: path.to_owned(), source }
+}
+
+/// Whether `file` starts with `head`.
+fn starts_with(file: &File, head: &[u8]) -> std::io::Result<bool> {
+    if head.is_empty() {
+        return Ok(true);
+    }
+    let mut buf = vec![0u8; head.len()];
+    match file.read_exact_at(&mut buf, 0) {
+        Ok(()) => Ok(buf == head),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+impl LogFile {
+    /// Opens `path` and resumes from its stored cursor, or starts a new generation when the file
+    /// on disk is not the one the cursor describes. `Ok(None)` when the file does not exist.
+    pub fn open(name: LogFileName, path: PathBuf, shared: &Shared) -> Result<Option<Self>, IngestError> {
+        Self::open_with(name, path, shared, false)
+    }
+
+    /// Opens `path` at offset 0 with the identity (generation) the live ingestor gives it; for
+    /// backfill, which never saves the cursor.
+    pub fn open_from_start(name: LogFileName, path: PathBuf, shared: &Shared) -> Result<Option<Self>, IngestError> {
+        Self::open_with(name, path, shared, true)
+    }
+
+    fn open_with(name: LogFileName, path: PathBuf, shared: &Shared, from_start: bool) -> Result<Option<Self>, IngestError> {
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let meta = file.metadata().map_err(io_err(&path))?;
+        let mut cursor = match shared.store.load(&name)? {
+            None => Cursor::new(&name, 0, meta.dev(), meta.ino()),
+            Some(c) => {
+                let same = c.dev == meta.dev()
+                    && c.ino == meta.ino()
+                    && meta.len() >= c.offset
+                    && starts_with(&file, &c.head_bytes()).map_err(io_err(&path))?;
+                if same {
+                    c
+                } else {
+                    let fresh = Cursor::new(&name, c.generation + 1, meta.dev(), meta.ino());
+                    if !from_start {
+                        tracing::warn!(file = %name, generation = fresh.generation,
+                            "file is not the one the cursor describes (replaced or truncated while stopped); reading it from the start");
+                        shared.metrics.truncations.fetch_add(1, Relaxed);
+                        shared.store.save(&name, &fresh)?;
+                    }
+                    fresh
+                }
+            }
+        };
+        if from_start {
+            cursor.offset = 0;
+        }
+        let offset = cursor.offset;
+        tracing::info!(file = %name, generation = cursor.generation, offset, "reading");
+        Ok(Some(Self {
+            name,
+            path,
+            file,
+            persisted_offset: offset,
+            cursor,
+            reader: LineReader::new(offset, shared.max_line_bytes),
+            window: Arc::new(AckWindow::new(offset)),
+            scratch: Vec::with_capacity(1024),
+        }))
+    }
+
+    /// Why the file must be read again from the start (a new generation), if it must.
+    pub fn replaced(&mut self) -> Result<Option<&'static str>, IngestError> {
+        let on_disk = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            // Deleted: keep the open handle until a new file appears.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&self.path)(e)),
+        };
+        let ours = self.file.metadata().map_err(io_err(&self.path))?;
+        if (on_disk.dev(), on_disk.ino()) != (ours.dev(), ours.ino()) {
+            return Ok(Some("recreated"));
+        }
+        if ours.len() < self.reader.read_offset() {
+            return Ok(Some("truncated"));
+        }
+        let head = self.cursor.head_bytes();
+        if !starts_with(&self.file, &head).map_err(io_err(&self.path))? {
+            return Ok(Some("rewritten"));
+        }
+        if head.len() < HEAD_BYTES && ours.len() > head.len() as u64 {
+            let mut buf = vec![0u8; (ours.len() as usize).min(HEAD_BYTES)];
+            if self.file.read_exact_at(&mut buf, 0).is_ok() && buf.starts_with(&head) {
+                self.cursor.set_head(&buf);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Starts the next generation after every line of this one is acknowledged.
+    pub async fn reset(mut self, why: &'static str, shared: &Shared) -> Result<Self, IngestError> {
+        tracing::warn!(file = %self.name, why, generation = self.cursor.generation + 1,
+            "file {why}: waiting for in-flight lines, then reading it from the start");
+        self.window.drained().await.map_err(IngestError::Delivery)?;
+        self.persist(shared)?;
+        shared.metrics.truncations.fetch_add(1, Relaxed);
+        let file = File::open(&self.path).map_err(io_err(&self.path))?;
+        let meta = file.metadata().map_err(io_err(&self.path))?;
+        let cursor = Cursor::new(&self.name, self.cursor.generation + 1, meta.dev(), meta.ino());
+        shared.store.save(&self.name, &cursor)?;
+        Ok(Self {
+            name: self.name,
+            path: self.path,
+            file,
+            cursor,
+            persisted_offset: 0,
+            reader: LineReader::new(0, shared.max_line_bytes),
+            window: Arc::new(AckWindow::new(0)),
+            scratch: self.scratch,
+        })
+    }
+
+    /// Saves the cursor if the acknowledged offset moved (or `force`).
+    pub fn persist(&mut self, shared: &Shared) -> Result<(), IngestError> {
+        if let Some(f) = self.window.failure() {
+            return Err(IngestError::Delivery(f));
+        }
+        let acked = self.window.acked_offset();
+        if acked != self.persisted_offset || self.cursor.offset != acked {
+            self.cursor.offset = acked;
+            shared.store.save(&self.name, &self.cursor)?;
+            self.persisted_offset = acked;
+        }
+        let size = self.file.metadata().map(|m| m.len()).unwrap_or(acked);
+        shared.metrics.set_bytes_behind(&self.name.to_string(), size.saturating_sub(acked));
+        Ok(())
+    }
+
+    /// Reads one chunk and publishes the complete lines in it. Returns how many lines it found
+    /// (0: nothing new, or only part of a line so far).
+    pub async fn pump(&mut self, shared: &Shared) -> Result<usize, IngestError> {
+        if let Some(f) = self.window.failure() {
+            return Err(IngestError::Delivery(f));
+        }
+        let items = self.reader.read(&self.file).map_err(io_err(&self.path))?;
+        shared.metrics.lines_read.fetch_add(items.len() as u64, Relaxed);
+        for item in &items {
+            self.publish(item, shared).await?;
+        }
+        if let Some(last) = items.last() {
+            shared.metrics.bytes_read.fetch_add(last.end() - items[0].end(), Relaxed);
+        }
+        Ok(items.len())
+    }
+
+    async fn publish(&mut self, item: &Item, shared: &Shared) -> Result<(), IngestError> {
+        let client = self.name.client.as_str().as_bytes();
+        let offset = match item {
+            Item::Line { offset, .. } | Item::TooLong { offset, .. } => *offset,
+        };
+        let pending = |window: &Arc<AckWindow>, dead_letter| Pending {
+            window: window.clone(),
+            seq: window.register(item.end()),
+            sent: Instant::now(),
+            dead_letter,
+        };
+        let (raw, error) = match item {
+            Item::Line { range, .. } => {
+                let bytes = self.reader.bytes(range.clone());
+                match parse_line(bytes) {
+                    Ok(trade) => {
+                        let id = TradeId {
+                            client: self.name.client.clone(),
+                            date: self.name.date,
+                            generation: self.cursor.generation,
+                            offset,
+                        };
+                        self.scratch.clear();
+                        TradeRecord { id, trade }.write_json(&mut self.scratch);
+                        let p = pending(&self.window, false);
+                        shared.publisher.send(&shared.topics.trades, client, &self.scratch, None, p).await?;
+                        return Ok(());
+                    }
+                    Err(e) => (bytes, (e.to_string(), e.code(), bytes.len() as u64, false)),
+                }
+            }
+            Item::TooLong { head, len, .. } => (
+                head.as_slice(),
+                (
+                    format!("line of {len} bytes is longer than the {}-byte cap; the value holds its first bytes", shared.max_line_bytes),
+                    "line_too_long",
+                    *len,
+                    true,
+                ),
+            ),
+        };
+        let (reason, code, line_len, truncated) = error;
+        tracing::warn!(file = %self.name, offset, reason = %reason, "bad line sent to the dead-letter topic");
+        shared.metrics.dead_lettered(code);
+        let file = self.name.to_string();
+        let offset_s = offset.to_string();
+        let generation = self.cursor.generation.to_string();
+        let line_len = line_len.to_string();
+        let headers = dlq_headers(&[
+            (record::DLQ_FILE, &file),
+            (record::DLQ_OFFSET, &offset_s),
+            (record::DLQ_GENERATION, &generation),
+            (record::DLQ_REASON, &reason),
+            (record::DLQ_REASON_CODE, code),
+            (record::DLQ_LINE_LEN, &line_len),
+            (record::DLQ_TRUNCATED, if truncated { "true" } else { "false" }),
+        ]);
+        let p = pending(&self.window, true);
+        shared.publisher.send(&shared.topics.trades_dlq, client, raw, Some(headers), p).await?;
+        Ok(())
+    }
+
+    /// Bytes of complete lines not yet handed out, or 0 when caught up with the file's size.
+    pub fn caught_up(&self) -> bool {
+        self.file.metadata().map(|m| m.len() <= self.reader.read_offset()).unwrap_or(true)
+    }
+}

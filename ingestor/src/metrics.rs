@@ -1,0 +1,108 @@
+//! Ingestor metrics (Prometheus text) and the `/metrics` + `/healthz` endpoint.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// Upper bounds (seconds) of the publish-latency histogram buckets.
+const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub lines_read: AtomicU64,
+    pub lines_published: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub truncations: AtomicU64,
+    dead_lettered: Mutex<BTreeMap<&'static str, u64>>,
+    bytes_behind: Mutex<BTreeMap<String, u64>>,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
+impl Metrics {
+    pub fn dead_lettered(&self, reason_code: &'static str) {
+        *self.dead_lettered.lock().unwrap_or_else(|e| e.into_inner()).entry(reason_code).or_default() += 1;
+    }
+
+    pub fn dead_lettered_total(&self) -> u64 {
+        self.dead_lettered.lock().unwrap_or_else(|e| e.into_inner()).values().sum()
+    }
+
+    pub fn set_bytes_behind(&self, file: &str, behind: u64) {
+        self.bytes_behind.lock().unwrap_or_else(|e| e.into_inner()).insert(file.to_owned(), behind);
+    }
+
+    pub fn observe_publish_latency(&self, latency: Duration) {
+        let s = latency.as_secs_f64();
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            if s <= *bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Relaxed);
+        self.latency_sum_us.fetch_add(latency.as_micros() as u64, Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        };
+        counter("tradeflow_ingestor_lines_read_total", "Complete lines read from trade logs.", self.lines_read.load(Relaxed));
+        counter(
+            "tradeflow_ingestor_lines_published_total",
+            "Trade records acknowledged by the broker.",
+            self.lines_published.load(Relaxed),
+        );
+        counter("tradeflow_ingestor_bytes_read_total", "Bytes read from trade logs.", self.bytes_read.load(Relaxed));
+        counter(
+            "tradeflow_ingestor_file_resets_total",
+            "Files found truncated, rewritten or recreated (re-read from the start).",
+            self.truncations.load(Relaxed),
+        );
+        let _ = writeln!(out, "# HELP tradeflow_ingestor_lines_dead_lettered_total Bad lines sent to the dead-letter topic.");
+        let _ = writeln!(out, "# TYPE tradeflow_ingestor_lines_dead_lettered_total counter");
+        for (reason, n) in self.dead_lettered.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(out, "tradeflow_ingestor_lines_dead_lettered_total{{reason=\"{reason}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP tradeflow_ingestor_bytes_behind Bytes of a file not yet acknowledged by the broker.");
+        let _ = writeln!(out, "# TYPE tradeflow_ingestor_bytes_behind gauge");
+        for (file, n) in self.bytes_behind.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(out, "tradeflow_ingestor_bytes_behind{{file=\"{file}\"}} {n}");
+        }
+        let name = "tradeflow_ingestor_publish_latency_seconds";
+        let _ = writeln!(out, "# HELP {name} From handing a record to the producer to the broker's acknowledgement.");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Relaxed));
+        }
+        let count = self.latency_count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.latency_sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+        out
+    }
+}
+
+/// Serves `/metrics` and `/healthz` until `shutdown`; returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: std::sync::Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, std::io::Error> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let render = move |path: &str| match path {
+        "/metrics" => Some(metrics.render()),
+        "/healthz" => Some("ok\n".to_owned()),
+        _ => None,
+    };
+    tokio::spawn(tradeflow_core::http::serve_get(listener, render, shutdown));
+    Ok(bound)
+}

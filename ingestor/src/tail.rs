@@ -1,0 +1,74 @@
+//! The live loop of one file: read what is new, publish it, persist the cursor as the broker
+//! acknowledges, start a new generation when the file is truncated or replaced.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tradeflow_core::log_format::LogFileName;
+
+use crate::IngestError;
+use crate::log_file::{LogFile, Shared};
+
+/// How long shutdown waits for in-flight lines before persisting what was acknowledged.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Persist the cursor at least this often while lines are being acknowledged.
+const PERSIST_EVERY: Duration = Duration::from_millis(100);
+
+pub async fn tail(
+    name: LogFileName,
+    path: PathBuf,
+    shared: Arc<Shared>,
+    wake: Arc<Notify>,
+    poll: Duration,
+    shutdown: CancellationToken,
+) -> Result<(), IngestError> {
+    let mut file = loop {
+        if let Some(f) = LogFile::open(name.clone(), path.clone(), &shared)? {
+            break f;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    };
+    let mut last_persist = Instant::now();
+    while !shutdown.is_cancelled() {
+        if let Some(why) = file.replaced()? {
+            file = file.reset(why, &shared).await?;
+        }
+        // Read everything there is (yielding between chunks, persisting as acks arrive).
+        while file.pump(&shared).await? > 0 || !file.caught_up() {
+            if last_persist.elapsed() >= PERSIST_EVERY {
+                file.persist(&shared)?;
+                last_persist = Instant::now();
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        file.persist(&shared)?;
+        last_persist = Instant::now();
+        let acks = file.window.clone();
+        let in_flight = acks.in_flight() > 0;
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = wake.notified() => {}
+            _ = acks.changed.notified(), if in_flight => {}
+            _ = tokio::time::sleep(if in_flight { PERSIST_EVERY } else { poll }) => {}
+        }
+    }
+    // Shutdown: let the producer deliver what is in flight, then persist what was acknowledged.
+    match tokio::time::timeout(DRAIN_TIMEOUT, file.window.drained()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(file = %name, error = %e, "delivery failed during shutdown"),
+        Err(_) => tracing::warn!(file = %name, in_flight = file.window.in_flight(), "shutdown before the broker acknowledged every line"),
+    }
+    file.persist(&shared)?;
+    tracing::info!(file = %name, offset = file.cursor.offset, generation = file.cursor.generation, "cursor saved");
+    Ok(())
+}

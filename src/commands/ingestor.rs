@@ -1,0 +1,12 @@
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+use tradeflow_ingestor::IngestorArgs;
+
+pub async fn run(args: IngestorArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let what = if args.backfill { "backfill" } else { "ingestor" };
+    let dir = args.dir.clone();
+    let brokers = args.kafka.brokers.clone();
+    tradeflow_ingestor::run(args, shutdown)
+        .await
+        .with_context(|| format!("{what} reading {} into {brokers}", dir.display()))
+}

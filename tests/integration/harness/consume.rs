@@ -1,0 +1,74 @@
+//! Reading a whole topic back (all partitions, from the beginning) with a fresh consumer group.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::Message as _;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers as _;
+use tradeflow_core::kafka::KafkaArgs;
+
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub key: Vec<u8>,
+    pub partition: i32,
+    pub offset: i64,
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+/// A consumer of `topic` from the beginning, in a group of its own.
+pub struct TopicReader {
+    consumer: StreamConsumer,
+    pub records: Vec<Record>,
+}
+
+impl TopicReader {
+    pub fn new(kafka: &KafkaArgs, topic: &str) -> Self {
+        let consumer: StreamConsumer = kafka
+            .client_config()
+            .set("group.id", super::unique("reader-"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        Self { consumer, records: Vec::new() }
+    }
+
+    /// Reads until `done(records)` holds; panics with `what` after `timeout`.
+    pub async fn read_until(&mut self, what: &str, timeout: Duration, done: impl Fn(&[Record]) -> bool) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !done(&self.records) {
+            let next = tokio::time::timeout_at(deadline, self.consumer.recv()).await;
+            let m = match next {
+                Err(_) => panic!("timed out after {timeout:?} waiting for {what}; have {} records", self.records.len()),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "consume error (retrying)");
+                    continue;
+                }
+                Ok(Ok(m)) => m,
+            };
+            let mut headers = HashMap::new();
+            if let Some(h) = m.headers() {
+                for header in h.iter() {
+                    let value = header.value.map(|v| String::from_utf8_lossy(v).to_string()).unwrap_or_default();
+                    headers.insert(header.key.to_owned(), value);
+                }
+            }
+            self.records.push(Record {
+                key: m.key().unwrap_or_default().to_vec(),
+                partition: m.partition(),
+                offset: m.offset(),
+                payload: m.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+        }
+    }
+
+    /// Reads until at least `n` records.
+    pub async fn read_n(&mut self, n: usize, timeout: Duration) {
+        self.read_until(&format!("{n} records"), timeout, |r| r.len() >= n).await
+    }
+}
