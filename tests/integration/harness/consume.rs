@@ -37,19 +37,34 @@ impl TopicReader {
         Self { consumer, records: Vec::new() }
     }
 
-    /// Reads until `done(records)` holds; panics with `what` after `timeout`.
+    /// Reads until `done(records)` holds; panics with `what` after `timeout`. `done` is checked
+    /// after every 1000 new records and whenever the topic goes quiet, so it may be expensive.
     pub async fn read_until(&mut self, what: &str, timeout: Duration, done: impl Fn(&[Record]) -> bool) {
         let deadline = tokio::time::Instant::now() + timeout;
-        while !done(&self.records) {
-            let next = tokio::time::timeout_at(deadline, self.consumer.recv()).await;
-            let m = match next {
-                Err(_) => panic!("timed out after {timeout:?} waiting for {what}; have {} records", self.records.len()),
+        let mut checked_at = usize::MAX;
+        let mut idle = true;
+        loop {
+            if (idle && checked_at != self.records.len()) || self.records.len() >= checked_at.wrapping_add(1000) {
+                checked_at = self.records.len();
+                if done(&self.records) {
+                    return;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("timed out after {timeout:?} waiting for {what}; have {} records", self.records.len());
+            }
+            let m = match tokio::time::timeout(Duration::from_millis(100), self.consumer.recv()).await {
+                Err(_) => {
+                    idle = true;
+                    continue;
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "consume error (retrying)");
                     continue;
                 }
                 Ok(Ok(m)) => m,
             };
+            idle = false;
             let mut headers = HashMap::new();
             if let Some(h) = m.headers() {
                 for header in h.iter() {
