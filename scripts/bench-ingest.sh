@@ -53,8 +53,7 @@ t0=$(now)
 TRADEFLOW_TOPIC_PREFIX=tf. "$TF" ingestor --backfill --from 2026-11-20 --dir "$WORK/logs" --state-dir "$WORK/state" 2>/dev/null
 t1=$(now)
 for f in "$WORK"/logs/*.log; do
-  LD_LIBRARY_PATH="$RDK_DIR" kcat -P -b "127.0.0.1:$PORT" -X broker.address.family=v4 -X enable.idempotence=true \
-    -X linger.ms=5 -t kcat.trades -l "$f"
+  LD_LIBRARY_PATH="$RDK_DIR" kcat -P -b "127.0.0.1:$PORT" -X broker.address.family=v4 -t kcat.trades -l "$f"
 done
 t2=$(now)
 

@@ -49,6 +49,7 @@ export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" DATABASE_URL TRADE_LOG_DIR="$STATE/
 
 "$TF" producer 2>>"$STATE/producer.log" & PIDS+=($!)
 "$TF" prices 2>>"$STATE/prices.log" & PIDS+=($!)
+"$TF" ingestor --state-dir "$STATE/ingestor" 2>>"$STATE/ingestor.log" & PIDS+=($!)
 
 cat >&2 <<INFO
 
@@ -56,6 +57,7 @@ tradeflow is running
   broker      127.0.0.1:$KAFKA_PORT ($STORAGE)
   postgres    $DATABASE_URL
   trade logs  $TRADE_LOG_DIR (clients $CLIENTS)
+  ingestor    metrics http://127.0.0.1:9101/metrics
   service logs $STATE/*.log
 Ctrl-C stops everything.
 INFO

@@ -42,32 +42,41 @@ pub async fn run(config: &IngestorArgs, shared: &Shared, shutdown: &Cancellation
     });
     let mut report = BackfillReport::default();
     let mut last_line = Instant::now();
+    let mut opened = Vec::new();
     for (name, path) in files {
-        let Some(mut file) = LogFile::open_from_start(name.clone(), path, shared)? else { continue };
-        report.files += 1;
+        if let Some(file) = LogFile::open_from_start(name, path, shared)? {
+            opened.push(file);
+        }
+    }
+    report.files = opened.len();
+    // Publish every file, then wait for the acknowledgements once (no stall between files).
+    for file in &mut opened {
+        let mut published = 0u64;
         loop {
             if shutdown.is_cancelled() {
                 return Err(IngestError::Config("backfill interrupted".into()));
             }
+            let before = file.read_offset();
             let n = file.pump(shared).await?;
             report.lines += n as u64;
+            let moved = file.read_offset() - before;
+            published += moved;
+            if let Some(bar) = &bar {
+                bar.inc(moved);
+                bar.set_message(file.name.to_string());
+            } else if last_line.elapsed() >= Duration::from_secs(1) {
+                tracing::info!(file = %file.name, lines = report.lines, "backfill progress");
+                last_line = Instant::now();
+            }
             if n == 0 && file.caught_up() {
                 break;
             }
-            if let Some(bar) = &bar {
-                bar.set_message(name.to_string());
-            } else if last_line.elapsed() >= Duration::from_secs(1) {
-                tracing::info!(file = %name, lines = report.lines, "backfill progress");
-                last_line = Instant::now();
-            }
         }
+        report.bytes += published;
+    }
+    for file in &opened {
         file.window.drained().await.map_err(IngestError::Delivery)?;
-        let size = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
-        report.bytes += size;
-        if let Some(bar) = &bar {
-            bar.inc(size);
-        }
-        tracing::info!(file = %name, generation = file.cursor.generation, "backfilled");
+        tracing::info!(file = %file.name, generation = file.cursor.generation, "backfilled");
     }
     if let Some(bar) = bar {
         bar.finish();

@@ -259,6 +259,11 @@ impl LogFile {
         Ok(())
     }
 
+    /// File offset of the next byte to read.
+    pub fn read_offset(&self) -> u64 {
+        self.reader.read_offset()
+    }
+
     /// Bytes of complete lines not yet handed out, or 0 when caught up with the file's size.
     pub fn caught_up(&self) -> bool {
         self.file.metadata().map(|m| m.len() <= self.reader.read_offset()).unwrap_or(true)

@@ -1,0 +1,31 @@
+//! Command-line configuration (flags with env-var fallbacks).
+
+use std::net::SocketAddr;
+
+use clap::Args;
+use tradeflow_core::kafka::KafkaArgs;
+use tradeflow_core::topics::TopicArgs;
+
+/// `tradeflow aggregator`
+#[derive(Args, Clone, Debug)]
+pub struct AggregatorArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub topics: TopicArgs,
+    /// Postgres holding the snapshot tables (migrations run at start).
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub database_url: String,
+    /// Consumer group of the aggregator instances.
+    #[arg(long, env = "TRADEFLOW_AGGREGATOR_GROUP", default_value = "tradeflow-aggregator")]
+    pub group_id: String,
+    /// Milliseconds between snapshots to Postgres.
+    #[arg(long, env = "TRADEFLOW_SNAPSHOT_INTERVAL_MS", default_value_t = 10_000)]
+    pub snapshot_interval_ms: u64,
+    /// `/metrics` and `/healthz` listen here (port 0: any free port).
+    #[arg(long, env = "TRADEFLOW_AGGREGATOR_METRICS_ADDR", default_value = "127.0.0.1:9102")]
+    pub metrics_addr: SocketAddr,
+    /// Consumer session timeout in ms (how fast a dead instance's partitions move).
+    #[arg(long, env = "TRADEFLOW_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
+}
