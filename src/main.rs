@@ -18,6 +18,10 @@ enum Command {
     Producer(tradeflow_producer::ProducerArgs),
     /// Tail the trade logs into Kafka `trades` (bad lines to `trades.dlq`); `--backfill` republishes past days.
     Ingestor(tradeflow_ingestor::IngestorArgs),
+    /// Consume `trades` into summary rows: snapshots in Postgres, changes on `summaries`.
+    Aggregator(tradeflow_aggregator::AggregatorArgs),
+    /// Compare the summary rows in Postgres with the oracle of the log files (exit 1 on any difference).
+    Verify(commands::aggregator::VerifyArgs),
     /// Publish a random-walk market price feed to `prices`.
     Prices(tradeflow_producer::PricesArgs),
     /// Print the expected summary rows computed straight from the log files.
@@ -35,6 +39,8 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Producer(args) => commands::producer::run(args, shutdown).await,
             Command::Ingestor(args) => commands::ingestor::run(args, shutdown).await,
+            Command::Aggregator(args) => commands::aggregator::run(args, shutdown).await,
+            Command::Verify(args) => commands::aggregator::verify(args).await,
             Command::Prices(args) => commands::producer::run_prices(args, shutdown).await,
             Command::Oracle(args) => commands::oracle::run(args),
             Command::Topics(args) => commands::topics::run(args).await,

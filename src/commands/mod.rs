@@ -1,3 +1,4 @@
+pub mod aggregator;
 pub mod ingestor;
 pub mod oracle;
 pub mod producer;

@@ -1,0 +1,239 @@
+//! The consumer loop: a `BaseConsumer` in a thread of its own, so the rebalance callback can load
+//! a partition's state (and its start offset) from Postgres before the partition is assigned, and
+//! snapshot a partition before it is let go.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Message as _, Offset};
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+use tradeflow_core::record::TradeRecord;
+use tradeflow_core::summary::SummaryKey;
+
+use crate::changelog::SummaryChange;
+use crate::marks::{self, Marks};
+use crate::metrics::Metrics;
+use crate::state::{Applied, PartitionState};
+use crate::store::{SnapshotOutcome, Store};
+
+/// Most records applied between changelog flushes.
+const BATCH: usize = 5000;
+
+pub struct Engine {
+    pub store: Store,
+    pub handle: Handle,
+    pub owned: Mutex<HashMap<i32, PartitionState>>,
+    pub marks: Marks,
+    pub metrics: Arc<Metrics>,
+    pub trades_topic: String,
+    pub shutdown: CancellationToken,
+}
+
+impl Engine {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, PartitionState>> {
+        self.owned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loads a partition, retrying while Postgres is unreachable.
+    fn load(&self, partition: i32) -> Option<PartitionState> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.handle.block_on(self.store.load(partition)) {
+                Ok(s) => return Some(s),
+                Err(e) => {
+                    tracing::error!(partition, error = %e, "cannot load partition state; retrying");
+                    if self.shutdown.is_cancelled() {
+                        return None;
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Snapshots `partitions` (all owned when `None`). A fenced partition is dropped.
+    pub fn snapshot(&self, partitions: Option<&[i32]>) {
+        let marks = marks::snapshot(&self.marks);
+        let mut owned = self.lock();
+        let ids: Vec<i32> = match partitions {
+            Some(p) => p.to_vec(),
+            None => owned.keys().copied().collect(),
+        };
+        for p in ids {
+            let Some(state) = owned.get_mut(&p) else { continue };
+            if !state.snapshot_due() {
+                continue;
+            }
+            let started = Instant::now();
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match self.handle.block_on(self.store.snapshot(state, &marks)) {
+                    Ok(SnapshotOutcome::Committed { rows }) => {
+                        self.metrics.snapshots.fetch_add(1, Relaxed);
+                        self.metrics.snapshot_rows.fetch_add(rows as u64, Relaxed);
+                        self.metrics.snapshot_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+                        tracing::debug!(partition = p, rows, next_offset = state.next_offset, "snapshot");
+                        break;
+                    }
+                    Ok(SnapshotOutcome::Fenced) => {
+                        tracing::warn!(partition = p, epoch = state.epoch, "another instance owns this partition now; dropping it");
+                        self.metrics.fenced.fetch_add(1, Relaxed);
+                        owned.remove(&p);
+                        break;
+                    }
+                    Err(e) => {
+                        // Nothing was committed: the state stays dirty and is retried.
+                        tracing::error!(partition = p, error = %e, "snapshot failed; retrying");
+                        if self.shutdown.is_cancelled() && started.elapsed() > Duration::from_secs(30) {
+                            break;
+                        }
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+        self.metrics.partitions_owned.store(owned.len() as u64, Relaxed);
+    }
+}
+
+pub struct EngineContext(pub Arc<Engine>);
+
+impl ClientContext for EngineContext {}
+
+impl ConsumerContext for EngineContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let engine = &self.0;
+        let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                for &p in &partitions {
+                    let Some(state) = engine.load(p) else { continue };
+                    tracing::info!(partition = p, next_offset = state.next_offset, epoch = state.epoch, rows = state.rows.len(), "assigned");
+                    let _ = tpl.set_partition_offset(&engine.trades_topic, p, Offset::Offset(state.next_offset));
+                    engine.lock().insert(p, state);
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::error!(error = %e, "assign failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                engine.snapshot(Some(&partitions));
+                let mut owned = engine.lock();
+                for p in &partitions {
+                    owned.remove(p);
+                }
+                drop(owned);
+                tracing::info!(?partitions, "revoked (snapshotted first)");
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!(error = %e, "unassign failed");
+                }
+            }
+            other => tracing::error!(error = ?other, "rebalance error"),
+        }
+        engine.metrics.partitions_owned.store(engine.lock().len() as u64, Relaxed);
+    }
+}
+
+/// Consumes until shutdown: apply, publish the changed rows, snapshot on the interval.
+pub fn run(
+    engine: Arc<Engine>,
+    consumer: BaseConsumer<EngineContext>,
+    changelog: BaseProducer,
+    summaries_topic: String,
+    interval: Duration,
+) {
+    let mut last_snapshot = Instant::now();
+    let mut changed: HashMap<SummaryKey, i32> = HashMap::new();
+    while !engine.shutdown.is_cancelled() {
+        let mut n = 0;
+        while n < BATCH {
+            let timeout = if n == 0 { Duration::from_millis(20) } else { Duration::ZERO };
+            let Some(result) = consumer.poll(timeout) else { break };
+            let m = match result {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "consume error");
+                    break;
+                }
+            };
+            n += 1;
+            let (p, offset) = (m.partition(), m.offset());
+            let record = match m.payload().map(TradeRecord::from_json) {
+                Some(Ok(r)) => r,
+                other => {
+                    let why = match other {
+                        Some(Err(e)) => e.to_string(),
+                        _ => "empty payload".into(),
+                    };
+                    tracing::error!(partition = p, offset, error = %why, "not a trade record; skipped (it stays in the topic)");
+                    engine.metrics.malformed.fetch_add(1, Relaxed);
+                    if let Some(s) = engine.lock().get_mut(&p) {
+                        s.next_offset = s.next_offset.max(offset + 1);
+                    }
+                    continue;
+                }
+            };
+            let mut owned = engine.lock();
+            let Some(state) = owned.get_mut(&p) else { continue };
+            if offset < state.next_offset {
+                continue;
+            }
+            engine.metrics.records.fetch_add(1, Relaxed);
+            match state.apply(offset, &record) {
+                Applied::Row(key) => {
+                    changed.insert(key, p);
+                }
+                Applied::Duplicate => {
+                    engine.metrics.duplicates.fetch_add(1, Relaxed);
+                }
+                Applied::Rejected(why) => {
+                    engine.metrics.rejected.fetch_add(1, Relaxed);
+                    tracing::error!(partition = p, offset, reason = %why, "trade rejected");
+                }
+            }
+        }
+        if !changed.is_empty() {
+            let marks = marks::snapshot(&engine.marks);
+            let owned = engine.lock();
+            for (key, p) in changed.drain() {
+                let Some(state) = owned.get(&p) else { continue };
+                let Some(position) = state.rows.get(&key) else { continue };
+                let offset = state.row_offsets.get(&key).copied().unwrap_or(state.next_offset);
+                let change = SummaryChange::new(&key, position, marks.get(key.symbol.as_str()), p, offset);
+                let payload = change.to_json();
+                let k = key.kafka_key();
+                let mut record = BaseRecord::to(&summaries_topic).key(&k).payload(&payload);
+                loop {
+                    match changelog.send(record) {
+                        Ok(()) => break,
+                        Err((e, r)) => {
+                            record = r;
+                            tracing::debug!(error = %e, "changelog queue full; polling");
+                            changelog.poll(Duration::from_millis(10));
+                        }
+                    }
+                }
+                engine.metrics.changes_published.fetch_add(1, Relaxed);
+            }
+        }
+        changelog.poll(Duration::ZERO);
+        if last_snapshot.elapsed() >= interval {
+            engine.snapshot(None);
+            last_snapshot = Instant::now();
+        }
+    }
+    // Graceful shutdown: final snapshot, then leave the group (its revoke snapshots nothing new).
+    engine.snapshot(None);
+    consumer.unsubscribe();
+    let _ = changelog.flush(Duration::from_secs(10));
+    tracing::info!("aggregator consumer stopped");
+}

@@ -1,0 +1,106 @@
+//! # tradeflow-aggregator
+//!
+//! `tradeflow aggregator` is a Kafka consumer group over `trades` that keeps the SPEC §3 summary
+//! rows per partition, snapshots them to Postgres every `--snapshot-interval-ms` — changed rows,
+//! their history, the dedupe marks and the partition's next offset in **one transaction**, fenced
+//! on the owner's epoch — and publishes every changed row to `summaries`.
+//!
+//! Postgres is the source of truth for progress: on assignment a partition's rows, dedupe marks
+//! and next offset are loaded and consumption starts exactly there; Kafka's committed offsets are
+//! not used. A crash loses at most the work since the last snapshot, which is consumed again; a
+//! re-sent trade line is dropped by its identity. So every trade counts exactly once.
+//!
+//! - [`state`]: one partition's rows and dedupe marks.
+//! - [`store`]: load (taking ownership) and the fenced snapshot transaction.
+//! - [`engine`]: the consumer thread, rebalance handling, changelog, snapshot timer.
+//! - [`marks`]: the latest price per symbol from `prices`.
+//! - [`changelog`]: the `summaries` record.
+//! - [`verify`]: Postgres against the oracle.
+
+pub mod changelog;
+pub mod config;
+pub mod engine;
+pub mod marks;
+pub mod metrics;
+pub mod state;
+pub mod store;
+pub mod verify;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::producer::BaseProducer;
+use tokio_util::sync::CancellationToken;
+
+pub use config::AggregatorArgs;
+
+use crate::engine::{Engine, EngineContext};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AggregateError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("cannot serve metrics: {0}")]
+    Metrics(std::io::Error),
+    #[error("the consumer thread failed: {0}")]
+    Thread(String),
+}
+
+pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<(), AggregateError> {
+    let topics = config.topics.topics();
+    let store = Store::connect(&config.database_url, &topics.trades).await?;
+    let metrics = Arc::new(Metrics::default());
+    let marks_group = format!("{}-marks-{}", config.group_id, std::process::id());
+    let marks = marks::follow(&config.kafka, &topics.prices, &marks_group, shutdown.clone())?;
+    let engine = Arc::new(Engine {
+        store,
+        handle: tokio::runtime::Handle::current(),
+        owned: Mutex::default(),
+        marks,
+        metrics: metrics.clone(),
+        trades_topic: topics.trades.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let consumer: BaseConsumer<EngineContext> = config
+        .kafka
+        .client_config()
+        .set("group.id", &config.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        .set("heartbeat.interval.ms", (config.session_timeout_ms / 5).max(100).to_string())
+        .set("fetch.wait.max.ms", "10")
+        .set("partition.assignment.strategy", "range")
+        .create_with_context(EngineContext(engine.clone()))?;
+    consumer.subscribe(&[&topics.trades])?;
+    let changelog: BaseProducer = config
+        .kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "1")
+        .set("partitioner", "murmur2_random")
+        .set("message.timeout.ms", "0")
+        .create()?;
+    let render = {
+        let metrics = metrics.clone();
+        move |path: &str| match path {
+            "/metrics" => Some(metrics.render()),
+            "/healthz" => Some("ok\n".to_owned()),
+            _ => None,
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(config.metrics_addr).await.map_err(AggregateError::Metrics)?;
+    tracing::info!(metrics = %listener.local_addr().map_err(AggregateError::Metrics)?, group = %config.group_id, "aggregator running");
+    tokio::spawn(tradeflow_core::http::serve_get(listener, render, shutdown.clone()));
+    let interval = Duration::from_millis(config.snapshot_interval_ms.max(10));
+    let summaries = topics.summaries.clone();
+    let thread_engine = engine.clone();
+    let result = tokio::task::spawn_blocking(move || engine::run(thread_engine, consumer, changelog, summaries, interval)).await;
+    shutdown.cancel();
+    result.map_err(|e| AggregateError::Thread(e.to_string()))
+}

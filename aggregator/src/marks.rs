@@ -1,0 +1,55 @@
+//! The latest mark of every symbol, read from `prices` (all partitions, from the beginning: the
+//! topic is compacted) by every instance.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use rdkafka::Message as _;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use tokio_util::sync::CancellationToken;
+use tradeflow_core::kafka::KafkaArgs;
+use tradeflow_core::price::PriceTick;
+use tradeflow_core::summary::Mark;
+
+pub type Marks = Arc<RwLock<HashMap<String, Mark>>>;
+
+pub fn snapshot(marks: &Marks) -> HashMap<String, Mark> {
+    marks.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Follows `topic` until `shutdown`, keeping the newest tick per symbol.
+pub fn follow(kafka: &KafkaArgs, topic: &str, group: &str, shutdown: CancellationToken) -> Result<Marks, rdkafka::error::KafkaError> {
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    let marks: Marks = Arc::default();
+    let out = marks.clone();
+    tokio::spawn(async move {
+        loop {
+            let m = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                m = consumer.recv() => m,
+            };
+            match m {
+                Ok(m) => match m.payload().map(PriceTick::from_json) {
+                    Some(Ok(tick)) => {
+                        let mut map = marks.write().unwrap_or_else(|e| e.into_inner());
+                        let newer = map.get(tick.symbol.as_str()).is_none_or(|old| old.at <= tick.at);
+                        if newer {
+                            map.insert(tick.symbol.to_string(), Mark { price: tick.price, at: tick.at });
+                        }
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, offset = m.offset(), "bad price tick skipped"),
+                    None => {}
+                },
+                Err(e) => tracing::warn!(error = %e, "prices consumer error"),
+            }
+        }
+    });
+    Ok(out)
+}

@@ -1,0 +1,40 @@
+//! Aggregator metrics (Prometheus text).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub records: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub rejected: AtomicU64,
+    pub malformed: AtomicU64,
+    pub snapshots: AtomicU64,
+    pub snapshot_rows: AtomicU64,
+    pub snapshot_micros: AtomicU64,
+    pub fenced: AtomicU64,
+    pub changes_published: AtomicU64,
+    pub partitions_owned: AtomicU64,
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, help, v, kind) in [
+            ("records_total", "Trade records consumed.", &self.records, "counter"),
+            ("duplicates_total", "Re-sent trade lines dropped (identity already applied).", &self.duplicates, "counter"),
+            ("rejected_total", "Trades that would overflow a row (left in the topic, logged).", &self.rejected, "counter"),
+            ("malformed_total", "Records on trades that are not trade records (left in the topic, logged).", &self.malformed, "counter"),
+            ("snapshots_total", "Partition snapshots committed to Postgres.", &self.snapshots, "counter"),
+            ("snapshot_rows_total", "Rows written by snapshots.", &self.snapshot_rows, "counter"),
+            ("snapshot_duration_microseconds_total", "Time spent in snapshot transactions.", &self.snapshot_micros, "counter"),
+            ("fenced_total", "Snapshots refused because another instance owns the partition.", &self.fenced, "counter"),
+            ("changes_published_total", "Summary rows published to the changelog.", &self.changes_published, "counter"),
+            ("partitions_owned", "Partitions this instance owns.", &self.partitions_owned, "gauge"),
+        ] {
+            let _ = writeln!(out, "# HELP tradeflow_aggregator_{name} {help}\n# TYPE tradeflow_aggregator_{name} {kind}");
+            let _ = writeln!(out, "tradeflow_aggregator_{name} {}", v.load(Relaxed));
+        }
+        out
+    }
+}

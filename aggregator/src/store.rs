@@ -1,0 +1,269 @@
+//! Postgres: loading a partition's state (and taking ownership with a new fencing epoch), and the
+//! snapshot — changed rows, history, dedupe marks and the next offset in one transaction, written
+//! only while this owner's epoch is still the partition's.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tradeflow_core::ClientId;
+use tradeflow_core::summary::{Mark, Position, SummaryKey};
+
+use crate::state::PartitionState;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("Postgres: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored row is invalid: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum SnapshotOutcome {
+    Committed { rows: usize },
+    /// Another instance owns the partition now: nothing was written.
+    Fenced,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pub pool: PgPool,
+    topic: String,
+}
+
+pub fn nanos(t: NaiveDateTime) -> i64 {
+    t.and_utc().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+pub fn from_nanos(ns: i64) -> NaiveDateTime {
+    DateTime::from_timestamp_nanos(ns).naive_utc()
+}
+
+impl Store {
+    pub async fn connect(url: &str, topic: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new().max_connections(4).connect(url).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool, topic: topic.to_owned() })
+    }
+
+    /// Takes ownership of `partition` (bumping its epoch) and loads its state.
+    pub async fn load(&self, partition: i32) -> Result<PartitionState, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (next_offset, epoch): (i64, i64) = sqlx::query_as(
+            "INSERT INTO partition_offsets (topic, partition, next_offset, epoch, updated_at)
+             VALUES ($1, $2, 0, 1, now())
+             ON CONFLICT (topic, partition) DO UPDATE SET epoch = partition_offsets.epoch + 1, updated_at = now()
+             RETURNING next_offset, epoch",
+        )
+        .bind(&self.topic)
+        .bind(partition)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut state = PartitionState::new(partition, epoch, next_offset);
+        type Row = (NaiveDate, String, String, String, i64, i64, i64, Decimal, Decimal, Decimal, i64, i64, i64);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT trade_date, client_id, account_id, symbol, trade_count, buy_qty, sell_qty, buy_notional,
+                    sell_notional, last_price, first_trade_at_ns, last_trade_at_ns, source_offset
+             FROM summary_current WHERE source_partition = $1",
+        )
+        .bind(partition)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (date, client, account, symbol, count, buy_qty, sell_qty, buy_n, sell_n, last, first_ns, last_ns, offset) in rows {
+            let client_id = ClientId::parse(&client).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let key = SummaryKey { trade_date: date, client_id, account_id: account.into(), symbol: symbol.into() };
+            let position = Position {
+                trade_count: count,
+                buy_qty,
+                sell_qty,
+                buy_notional: buy_n,
+                sell_notional: sell_n,
+                last_price: last,
+                first_trade_at: from_nanos(first_ns),
+                last_trade_at: from_nanos(last_ns),
+            };
+            state.row_offsets.insert(key.clone(), offset);
+            state.rows.insert(key, position);
+        }
+        let files: Vec<(String, NaiveDate, i32, i64)> = sqlx::query_as(
+            "SELECT client_id, file_date, generation, max_offset FROM file_progress WHERE source_partition = $1",
+        )
+        .bind(partition)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (client, date, generation, max) in files {
+            let client = ClientId::parse(&client).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            state.files.insert((client, date, generation as u32), max as u64);
+        }
+        tx.commit().await?;
+        Ok(state)
+    }
+
+    /// Writes what changed since the last snapshot, fenced on this owner's epoch.
+    pub async fn snapshot(
+        &self,
+        state: &mut PartitionState,
+        marks: &HashMap<String, Mark>,
+    ) -> Result<SnapshotOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let fenced = sqlx::query(
+            "UPDATE partition_offsets SET next_offset = $3, updated_at = now()
+             WHERE topic = $1 AND partition = $2 AND epoch = $4",
+        )
+        .bind(&self.topic)
+        .bind(state.partition)
+        .bind(state.next_offset)
+        .bind(state.epoch)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 0;
+        if fenced {
+            tx.rollback().await?;
+            return Ok(SnapshotOutcome::Fenced);
+        }
+        let now = Utc::now();
+        let keys: Vec<&SummaryKey> = state.dirty_rows.iter().collect();
+        let mut cols = Columns::default();
+        for key in &keys {
+            let Some(p) = state.rows.get(*key) else { continue };
+            let mark = marks.get(key.symbol.as_str());
+            cols.push(key, p, mark, state.row_offsets.get(*key).copied().unwrap_or(state.next_offset));
+        }
+        let rows = cols.trade_date.len();
+        for table in ["summary_current", "summary_history"] {
+            let conflict = if table == "summary_current" {
+                "ON CONFLICT (trade_date, client_id, account_id, symbol) DO UPDATE SET
+                    trade_count = EXCLUDED.trade_count, buy_qty = EXCLUDED.buy_qty, sell_qty = EXCLUDED.sell_qty,
+                    buy_notional = EXCLUDED.buy_notional, sell_notional = EXCLUDED.sell_notional,
+                    avg_buy_price = EXCLUDED.avg_buy_price, avg_sell_price = EXCLUDED.avg_sell_price,
+                    last_price = EXCLUDED.last_price, first_trade_at = EXCLUDED.first_trade_at,
+                    last_trade_at = EXCLUDED.last_trade_at, first_trade_at_ns = EXCLUDED.first_trade_at_ns,
+                    last_trade_at_ns = EXCLUDED.last_trade_at_ns, mark_price = EXCLUDED.mark_price,
+                    mark_at = EXCLUDED.mark_at, source_partition = EXCLUDED.source_partition,
+                    source_offset = EXCLUDED.source_offset, snapshot_at = EXCLUDED.snapshot_at"
+            } else {
+                "ON CONFLICT DO NOTHING"
+            };
+            let sql = format!(
+                "INSERT INTO {table} (trade_date, client_id, account_id, symbol, trade_count, buy_qty, sell_qty,
+                    buy_notional, sell_notional, avg_buy_price, avg_sell_price, last_price, first_trade_at,
+                    last_trade_at, first_trade_at_ns, last_trade_at_ns, mark_price, mark_at, source_partition,
+                    source_offset, snapshot_at)
+                 SELECT u.d, u.c, u.a, u.s, u.tc, u.bq, u.sq, u.bn, u.sn, u.abp, u.asp, u.lp, u.ft, u.lt, u.ftn,
+                        u.ltn, u.mp, u.ma, $19::integer, u.so, $20::timestamptz
+                 FROM UNNEST($1::date[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+                    $7::bigint[], $8::numeric[], $9::numeric[], $10::numeric[], $11::numeric[], $12::numeric[],
+                    $13::timestamp[], $14::timestamp[], $15::bigint[], $16::bigint[], $17::numeric[],
+                    $18::timestamptz[], $21::bigint[])
+                 AS u(d, c, a, s, tc, bq, sq, bn, sn, abp, asp, lp, ft, lt, ftn, ltn, mp, ma, so)
+                 {conflict}"
+            );
+            sqlx::query(&sql)
+                .bind(&cols.trade_date)
+                .bind(&cols.client_id)
+                .bind(&cols.account_id)
+                .bind(&cols.symbol)
+                .bind(&cols.trade_count)
+                .bind(&cols.buy_qty)
+                .bind(&cols.sell_qty)
+                .bind(&cols.buy_notional)
+                .bind(&cols.sell_notional)
+                .bind(&cols.avg_buy_price)
+                .bind(&cols.avg_sell_price)
+                .bind(&cols.last_price)
+                .bind(&cols.first_trade_at)
+                .bind(&cols.last_trade_at)
+                .bind(&cols.first_ns)
+                .bind(&cols.last_ns)
+                .bind(&cols.mark_price)
+                .bind(&cols.mark_at)
+                .bind(state.partition)
+                .bind(now)
+                .bind(&cols.source_offset)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let (mut f_client, mut f_date, mut f_gen, mut f_max) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for file in &state.dirty_files {
+            if let Some(max) = state.files.get(file) {
+                f_client.push(file.0.to_string());
+                f_date.push(file.1);
+                f_gen.push(file.2 as i32);
+                f_max.push(*max as i64);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO file_progress (client_id, file_date, generation, max_offset, source_partition)
+             SELECT c, d, g, m, $5 FROM UNNEST($1::text[], $2::date[], $3::integer[], $4::bigint[]) AS u(c, d, g, m)
+             ON CONFLICT (client_id, file_date, generation) DO UPDATE
+             SET max_offset = EXCLUDED.max_offset, source_partition = EXCLUDED.source_partition",
+        )
+        .bind(&f_client)
+        .bind(&f_date)
+        .bind(&f_gen)
+        .bind(&f_max)
+        .bind(state.partition)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        state.dirty_rows.clear();
+        state.dirty_files.clear();
+        state.snapshotted_offset = state.next_offset;
+        Ok(SnapshotOutcome::Committed { rows })
+    }
+}
+
+#[derive(Default)]
+struct Columns {
+    trade_date: Vec<NaiveDate>,
+    client_id: Vec<String>,
+    account_id: Vec<String>,
+    symbol: Vec<String>,
+    trade_count: Vec<i64>,
+    buy_qty: Vec<i64>,
+    sell_qty: Vec<i64>,
+    buy_notional: Vec<Decimal>,
+    sell_notional: Vec<Decimal>,
+    avg_buy_price: Vec<Option<Decimal>>,
+    avg_sell_price: Vec<Option<Decimal>>,
+    last_price: Vec<Decimal>,
+    first_trade_at: Vec<NaiveDateTime>,
+    last_trade_at: Vec<NaiveDateTime>,
+    first_ns: Vec<i64>,
+    last_ns: Vec<i64>,
+    mark_price: Vec<Option<Decimal>>,
+    mark_at: Vec<Option<DateTime<Utc>>>,
+    source_offset: Vec<i64>,
+}
+
+impl Columns {
+    fn push(&mut self, key: &SummaryKey, p: &Position, mark: Option<&Mark>, offset: i64) {
+        self.trade_date.push(key.trade_date);
+        self.client_id.push(key.client_id.to_string());
+        self.account_id.push(key.account_id.to_string());
+        self.symbol.push(key.symbol.to_string());
+        self.trade_count.push(p.trade_count);
+        self.buy_qty.push(p.buy_qty);
+        self.sell_qty.push(p.sell_qty);
+        self.buy_notional.push(p.buy_notional);
+        self.sell_notional.push(p.sell_notional);
+        self.avg_buy_price.push(p.avg_buy_price());
+        self.avg_sell_price.push(p.avg_sell_price());
+        self.last_price.push(p.last_price);
+        self.first_trade_at.push(p.first_trade_at);
+        self.last_trade_at.push(p.last_trade_at);
+        self.first_ns.push(nanos(p.first_trade_at));
+        self.last_ns.push(nanos(p.last_trade_at));
+        self.mark_price.push(mark.map(|m| m.price));
+        self.mark_at.push(mark.map(|m| m.at));
+        self.source_offset.push(offset);
+    }
+}

@@ -1,0 +1,35 @@
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+use tradeflow_aggregator::AggregatorArgs;
+use tradeflow_core::oracle::Oracle;
+
+pub async fn run(args: AggregatorArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let brokers = args.kafka.brokers.clone();
+    tradeflow_aggregator::run(args, shutdown).await.with_context(|| format!("aggregator consuming from {brokers}"))
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The log directory the oracle is computed from.
+    #[arg(long, env = "TRADE_LOG_DIR")]
+    logs: PathBuf,
+    /// Postgres holding the snapshot tables.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    database_url: String,
+}
+
+/// Prints the differences between Postgres and the oracle; an error (exit 1) if there are any.
+pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let oracle = Oracle::from_dir(&args.logs).with_context(|| format!("oracle of {}", args.logs.display()))?;
+    let pool = sqlx::PgPool::connect(&args.database_url).await.context("connecting to Postgres")?;
+    let stored = tradeflow_aggregator::verify::current_rows(&pool).await.context("reading summary_current")?;
+    let diffs = tradeflow_aggregator::verify::compare(&stored, &oracle);
+    for d in &diffs {
+        println!("{d}");
+    }
+    println!("rows: stored {} expected {}; differences: {}", stored.len(), oracle.rows.len(), diffs.len());
+    if diffs.is_empty() { Ok(()) } else { anyhow::bail!("{} differences", diffs.len()) }
+}
