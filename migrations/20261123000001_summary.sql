@@ -88,11 +88,14 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The read-only role users query with.
+-- (Roles are cluster-wide: another database's migration may create it at the same moment.)
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tradeflow_reader') THEN
         CREATE ROLE tradeflow_reader LOGIN;
     END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
 END
 $$;
 GRANT SELECT ON summary_current, summary_history, summary_rows, partition_offsets, file_progress TO tradeflow_reader;

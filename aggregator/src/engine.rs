@@ -33,6 +33,7 @@ pub struct Engine {
     pub marks: Marks,
     pub metrics: Arc<Metrics>,
     pub trades_topic: String,
+    pub resume_from_start: bool,
     pub shutdown: CancellationToken,
 }
 
@@ -118,7 +119,9 @@ impl ConsumerContext for EngineContext {
                 for &p in &partitions {
                     let Some(state) = engine.load(p) else { continue };
                     tracing::info!(partition = p, next_offset = state.next_offset, epoch = state.epoch, rows = state.rows.len(), "assigned");
-                    let _ = tpl.set_partition_offset(&engine.trades_topic, p, Offset::Offset(state.next_offset));
+                    // Records before next_offset are skipped when they arrive (see resume_from_start).
+                    let start = if engine.resume_from_start { Offset::Beginning } else { Offset::Offset(state.next_offset) };
+                    let _ = tpl.set_partition_offset(&engine.trades_topic, p, start);
                     engine.lock().insert(p, state);
                 }
                 if let Err(e) = consumer.assign(tpl) {

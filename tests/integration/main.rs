@@ -8,4 +8,5 @@
 mod harness;
 
 mod foundation;
+mod aggregator;
 mod ingestor;

@@ -39,7 +39,7 @@ impl TopicReader {
 
     /// Reads until `done(records)` holds; panics with `what` after `timeout`. `done` is checked
     /// after every 1000 new records and whenever the topic goes quiet, so it may be expensive.
-    pub async fn read_until(&mut self, what: &str, timeout: Duration, done: impl Fn(&[Record]) -> bool) {
+    pub async fn read_until(&mut self, what: &str, timeout: Duration, mut done: impl FnMut(&[Record]) -> bool) {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut checked_at = usize::MAX;
         let mut idle = true;

@@ -31,12 +31,12 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let name = self.name.clone();
-        let pool = self.pool.clone();
         // Drop runs outside async context guarantees: use a thread with its own runtime.
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            rt.block_on(async move {
-                pool.close().await;
+            // The pool belongs to the test's runtime (blocked here): leave it, and let
+            // DROP … WITH (FORCE) end its sessions. Bounded, so a drop can never hang a test.
+            let drop_db = async move {
                 if let Ok(admin) = PgConnectOptions::from_str(&server_url()) {
                     if let Ok(mut conn) = admin.connect().await {
                         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
@@ -44,7 +44,8 @@ impl Drop for TestDatabase {
                             .await;
                     }
                 }
-            });
+            };
+            let _ = rt.block_on(async move { tokio::time::timeout(std::time::Duration::from_secs(20), drop_db).await });
         })
         .join();
     }

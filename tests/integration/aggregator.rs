@@ -1,0 +1,245 @@
+//! Aggregator: producer → ingestor → aggregator against the real broker and a real Postgres,
+//! compared with the oracle.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tradeflow_aggregator::changelog::SummaryChange;
+use tradeflow_aggregator::store::{SnapshotOutcome, Store};
+use tradeflow_aggregator::verify::{compare, current_rows};
+use tradeflow_core::log_format::LogFileName;
+use tradeflow_core::oracle::Oracle;
+use tradeflow_core::record::{TradeId, TradeRecord};
+
+use crate::harness::{self, Service, TestDatabase, TestTopics, TopicReader, eventually};
+
+const LONG: Duration = Duration::from_secs(120);
+
+struct Pipeline {
+    root: PathBuf,
+    logs: PathBuf,
+    topics: TestTopics,
+    db: TestDatabase,
+}
+
+impl Pipeline {
+    async fn new() -> Self {
+        let root = harness::temp_dir();
+        Self { logs: root.join("logs"), root, topics: TestTopics::shared().await, db: TestDatabase::create().await }
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("KAFKA_BROKERS", self.topics.kafka.brokers.clone()),
+            ("TRADEFLOW_TOPIC_PREFIX", self.topics.prefix.clone()),
+            ("TRADE_LOG_DIR", self.logs.display().to_string()),
+            ("TRADEFLOW_INGESTOR_STATE", self.root.join("state").display().to_string()),
+            ("TRADEFLOW_INGESTOR_METRICS_ADDR", "127.0.0.1:0".into()),
+            ("DATABASE_URL", self.db.url.clone()),
+            ("TRADEFLOW_AGGREGATOR_GROUP", format!("{}agg", self.topics.prefix)),
+            ("TRADEFLOW_SNAPSHOT_INTERVAL_MS", "200".into()),
+            ("TRADEFLOW_SESSION_TIMEOUT_MS", "6000".into()),
+            ("RUST_LOG", "info".into()),
+        ]
+    }
+
+    fn start(&self, what: &str, metrics_port: u16) -> Service {
+        let mut env = self.env();
+        env.push(("TRADEFLOW_AGGREGATOR_METRICS_ADDR", format!("127.0.0.1:{metrics_port}")));
+        Service::start(what, &[what], &env, &self.root)
+    }
+
+    fn produce(&self, args: &[&str]) {
+        let status = std::process::Command::new(harness::tradeflow_bin())
+            .arg("producer")
+            .args(args)
+            .env("TRADE_LOG_DIR", &self.logs)
+            .env("RUST_LOG", "warn")
+            .status()
+            .expect("run producer");
+        assert!(status.success());
+    }
+
+    /// Waits until the snapshot tables equal the oracle of the log files.
+    async fn converges(&self) {
+        let oracle = Oracle::from_dir(&self.logs).expect("oracle");
+        assert!(!oracle.rows.is_empty());
+        let diffs = eventually("the snapshot tables to equal the oracle", LONG, || async {
+            let stored = current_rows(&self.db.pool).await.ok()?;
+            let diffs = compare(&stored, &oracle);
+            diffs.is_empty().then_some(diffs)
+        })
+        .await;
+        assert!(diffs.is_empty());
+        // And the command says so too.
+        let out = std::process::Command::new(harness::tradeflow_bin())
+            .args(["verify", "--logs"])
+            .arg(&self.logs)
+            .env("DATABASE_URL", &self.db.url)
+            .output()
+            .expect("verify");
+        assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn cleanup(self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+async fn metric(port: u16, name: &str) -> Option<u64> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    out.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))?.split(' ').nth(1)?.parse().ok()
+}
+
+#[tokio::test]
+async fn golden_pipeline_equals_the_oracle_and_streams_changes() {
+    let p = Pipeline::new().await;
+    p.produce(&["--clients", "1,2,3", "--count", "3000", "--seed", "21", "--start", "2026-11-20T23:59:00", "--rate", "40"]);
+    let _ingestor = p.start("ingestor", harness::broker::free_port());
+    let _aggregator = p.start("aggregator", harness::broker::free_port());
+    p.converges().await;
+    // Every row is on the changelog; the newest version of each row equals the snapshot row.
+    let stored = current_rows(&p.db.pool).await.expect("rows");
+    let mut reader = TopicReader::new(&p.topics.kafka, &p.topics.topics.summaries);
+    let mut latest: HashMap<String, SummaryChange> = HashMap::new();
+    reader
+        .read_until("every row on the changelog", LONG, |records| {
+            latest.clear();
+            for r in records {
+                let c = SummaryChange::from_json(&r.payload).expect("a summary change");
+                assert_eq!(r.key, format!("{}|{}|{}|{}", c.row.trade_date, c.row.client_id, c.row.account_id, c.row.symbol).as_bytes());
+                let k = String::from_utf8_lossy(&r.key).to_string();
+                if latest.get(&k).is_none_or(|old| old.offset <= c.offset) {
+                    latest.insert(k, c);
+                }
+            }
+            latest.len() == stored.len()
+                && stored.iter().all(|(k, pos)| latest.get(&k.kafka_key()).is_some_and(|c| c.row.trade_count == pos.trade_count))
+        })
+        .await;
+    p.cleanup();
+}
+
+#[tokio::test]
+async fn kill_9_of_the_aggregator_loses_and_double_counts_nothing() {
+    let p = Pipeline::new().await;
+    let producer = Service::start(
+        "producer",
+        &["producer", "--clients", "1,2,3,4", "--rate", "500", "--count", "6000", "--seed", "5"],
+        &[("TRADE_LOG_DIR", p.logs.display().to_string())],
+        &p.root,
+    );
+    let _ingestor = p.start("ingestor", harness::broker::free_port());
+    let port = harness::broker::free_port();
+    let mut aggregator = p.start("aggregator", port);
+    let mut producer = producer;
+    for round in 0..3u64 {
+        // After some progress (records applied and at least one snapshot) — a different point each round.
+        let target = 300 + (round * 211 + std::process::id() as u64) % 700;
+        eventually("aggregator progress", LONG, || async {
+            let records = metric(port, "tradeflow_aggregator_records_total").await?;
+            let snaps = metric(port, "tradeflow_aggregator_snapshots_total").await?;
+            (records >= target && snaps >= 1).then_some(())
+        })
+        .await;
+        aggregator.kill9();
+        aggregator = p.start("aggregator", port);
+    }
+    eventually("the producer to finish", LONG, || {
+        let done = !producer.running();
+        async move { done.then_some(()) }
+    })
+    .await;
+    p.converges().await;
+    drop(aggregator);
+    p.cleanup();
+}
+
+#[tokio::test]
+async fn duplicate_records_in_the_topic_count_once() {
+    let p = Pipeline::new().await;
+    p.produce(&["--clients", "9", "--count", "500", "--seed", "8", "--start", "2026-11-20T10:00:00"]);
+    // Publish every line twice (as after an ingestor crash), with the same identities.
+    let producer: FutureProducer =
+        p.topics.kafka.client_config().set("partitioner", "murmur2_random").create().expect("producer");
+    let path = std::fs::read_dir(&p.logs).expect("logs").next().expect("a file").expect("entry").path();
+    let name = LogFileName::parse(&path.file_name().expect("name").to_string_lossy()).expect("log name");
+    let bytes = std::fs::read(&path).expect("read");
+    let mut offset = 0u64;
+    let mut records = Vec::new();
+    for line in bytes[..bytes.len() - 1].split(|&b| b == b'\n') {
+        let trade = tradeflow_core::log_format::parse_line(line).expect("parse");
+        let id = TradeId { client: name.client.clone(), date: name.date, generation: 0, offset };
+        records.push(TradeRecord { id, trade }.to_json());
+        offset += line.len() as u64 + 1;
+    }
+    for round in 0..2 {
+        for (i, payload) in records.iter().enumerate() {
+            // The second round re-sends the first half, interleaved as a restarted ingestor would.
+            if round == 1 && i >= records.len() / 2 {
+                break;
+            }
+            let record = FutureRecord::to(&p.topics.topics.trades).key("9").payload(payload);
+            producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e).expect("send");
+        }
+    }
+    let port = harness::broker::free_port();
+    let _aggregator = p.start("aggregator", port);
+    p.converges().await;
+    let dups = eventually("duplicates counted", LONG, || async {
+        metric(port, "tradeflow_aggregator_duplicates_total").await.filter(|&n| n == 250)
+    })
+    .await;
+    assert_eq!(dups, 250);
+    p.cleanup();
+}
+
+#[tokio::test]
+async fn a_stale_owner_cannot_overwrite_the_new_owners_progress() {
+    let db = TestDatabase::create().await;
+    let old = Store::connect(&db.url, "trades").await.expect("store");
+    let new = Store::connect(&db.url, "trades").await.expect("store");
+    let mut stale = old.load(3).await.expect("load");
+    stale.next_offset = 10;
+    assert_eq!(old.snapshot(&mut stale, &HashMap::new()).await.expect("snapshot"), SnapshotOutcome::Committed { rows: 0 });
+    // The partition moves: the new owner loads (a new epoch) and makes progress.
+    let mut current = new.load(3).await.expect("load");
+    assert_eq!(current.next_offset, 10);
+    current.next_offset = 20;
+    assert_eq!(new.snapshot(&mut current, &HashMap::new()).await.expect("snapshot"), SnapshotOutcome::Committed { rows: 0 });
+    // The stale owner wakes up and tries to write its progress: refused.
+    stale.next_offset = 15;
+    assert_eq!(old.snapshot(&mut stale, &HashMap::new()).await.expect("snapshot"), SnapshotOutcome::Fenced);
+    let stored: i64 = sqlx::query_scalar("SELECT next_offset FROM partition_offsets WHERE partition = 3")
+        .fetch_one(&db.pool)
+        .await
+        .expect("offset");
+    assert_eq!(stored, 20);
+}
+
+#[tokio::test]
+async fn the_read_only_role_can_query_and_cannot_write() {
+    let db = TestDatabase::create().await;
+    Store::connect(&db.url, "trades").await.expect("migrations");
+    let mut reader_url = url_for_role(&db.url, "tradeflow_reader");
+    reader_url.push_str("");
+    let reader = sqlx::PgPool::connect(&reader_url).await.expect("connect as tradeflow_reader");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM summary_rows").fetch_one(&reader).await.expect("select");
+    assert_eq!(n, 0);
+    let denied = sqlx::query("DELETE FROM summary_current").execute(&reader).await;
+    let err = denied.expect_err("the reader must not write").to_string();
+    assert!(err.contains("permission denied"), "{err}");
+}
+
+fn url_for_role(url: &str, role: &str) -> String {
+    // postgres://user@host... → postgres://role@host...
+    let (scheme, rest) = url.split_once("://").expect("url");
+    let rest = rest.split_once('@').map(|(_, r)| r).unwrap_or(rest);
+    format!("{scheme}://{role}@{rest}")
+}
