@@ -50,6 +50,7 @@ export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" DATABASE_URL TRADE_LOG_DIR="$STATE/
 "$TF" producer 2>>"$STATE/producer.log" & PIDS+=($!)
 "$TF" prices 2>>"$STATE/prices.log" & PIDS+=($!)
 "$TF" ingestor --state-dir "$STATE/ingestor" 2>>"$STATE/ingestor.log" & PIDS+=($!)
+TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 2>>"$STATE/aggregator.log" & PIDS+=($!)
 
 cat >&2 <<INFO
 
@@ -58,6 +59,8 @@ tradeflow is running
   postgres    $DATABASE_URL
   trade logs  $TRADE_LOG_DIR (clients $CLIENTS)
   ingestor    metrics http://127.0.0.1:9101/metrics
+  aggregator  metrics http://127.0.0.1:9102/metrics
+  SQL (read-only): psql "${DATABASE_URL%%://*}://tradeflow_reader@${DATABASE_URL#*@}"
   service logs $STATE/*.log
 Ctrl-C stops everything.
 INFO
