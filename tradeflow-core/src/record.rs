@@ -8,6 +8,7 @@
 //! (`DLQ_*`) say where it came from and why it was rejected.
 
 use std::fmt;
+use std::io::Write as _;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -47,14 +48,117 @@ impl TradeRecord {
         out
     }
 
+    /// Appends the JSON of this record: what `serde_json` would write, field for field, but
+    /// without its formatting machinery (this is on the ingestor's per-line path).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        // Serialising plain data into a Vec cannot fail.
-        let _ = serde_json::to_writer(out, self);
+        let id = &self.id;
+        out.extend_from_slice(b"{\"id\":{\"client\":");
+        json_str(out, id.client.as_str());
+        out.extend_from_slice(b",\"date\":\"");
+        let _ = write!(out, "{}", id.date.format("%Y-%m-%d"));
+        out.extend_from_slice(b"\",\"generation\":");
+        out.extend_from_slice(itoa::Buffer::new().format(id.generation).as_bytes());
+        out.extend_from_slice(b",\"offset\":");
+        out.extend_from_slice(itoa::Buffer::new().format(id.offset).as_bytes());
+        out.extend_from_slice(b"},\"trade\":{");
+        let t = &self.trade;
+        let mut w = Fields { out, first: true };
+        w.int("order_no", t.order_no);
+        w.key("activity_time");
+        w.out.push(b'"');
+        write_iso_time(w.out, &t.activity_time);
+        w.out.push(b'"');
+        w.int("fill_number", t.fill_number);
+        w.str("response_type", t.response_type.as_deref());
+        w.int("order_id", t.order_id);
+        w.str("symbol", Some(&t.symbol));
+        w.str("side", Some(t.side.as_str()));
+        w.key("price");
+        w.out.push(b'"');
+        let _ = write!(w.out, "{}", t.price);
+        w.out.push(b'"');
+        w.int("quantity", Some(t.quantity));
+        w.str("account_id", Some(&t.account_id));
+        w.int("error_code", t.error_code);
+        w.int("timestamp", t.timestamp);
+        w.str("exchange_order_id", t.exchange_order_id.as_deref());
+        w.str("child_response_type", t.child_response_type.as_deref());
+        w.str("duration", t.duration.as_deref());
+        w.str("exch_ts", t.exch_ts.as_deref());
+        out.extend_from_slice(b"}}");
     }
 
     pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
     }
+}
+
+struct Fields<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl Fields<'_> {
+    fn key(&mut self, key: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn int<I: itoa::Integer>(&mut self, key: &str, value: Option<I>) {
+        if let Some(v) = value {
+            self.key(key);
+            self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        }
+    }
+
+    fn str(&mut self, key: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.key(key);
+            json_str(self.out, v);
+        }
+    }
+}
+
+/// A JSON string literal.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnn` (what chrono's serde reads back).
+fn write_iso_time(out: &mut Vec<u8>, t: &chrono::NaiveDateTime) {
+    let start = out.len();
+    crate::log_format::render_activity_time_into(t, out);
+    // `YYYY.MM.DD HH:MM:SS.f` → `YYYY-MM-DDTHH:MM:SS.f`
+    out[start + 4] = b'-';
+    out[start + 7] = b'-';
+    out[start + 10] = b'T';
 }
 
 /// Header names of a dead-letter record.
@@ -67,3 +171,31 @@ pub const DLQ_REASON_CODE: &str = "tradeflow.reason_code";
 pub const DLQ_LINE_LEN: &str = "tradeflow.line_len";
 /// `true` when the value is cut at the cap.
 pub const DLQ_TRUNCATED: &str = "tradeflow.truncated";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log_format::parse_line;
+
+    #[test]
+    fn fast_json_reads_back_and_matches_serde() {
+        let line = "OrderNo:16000000000001|Activity Time:2026.11.22 09:30:00.123456789|FillNumber:600110663|ResponseType:TRADE_CONFIRM|OrderID:1|Symbol:A\"\\B\u{1}é|Side:B|Price:123.45|Quantity:42|AccountID:CQ01|ErrorCode:-3|TimeStamp:1633924085|Exchange_Order_Id:483425880054544049 6|ChildResponseType:NULL_RESPONSE_MIDDLE|Duration:GTC|ExchTs:33959 25290703";
+        let record = TradeRecord {
+            id: TradeId {
+                client: ClientId::parse("7").unwrap(),
+                date: NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
+                generation: 3,
+                offset: 12345,
+            },
+            trade: parse_line(line.as_bytes()).unwrap(),
+        };
+        let fast = record.to_json();
+        assert_eq!(TradeRecord::from_json(&fast).unwrap(), record);
+        let a: serde_json::Value = serde_json::from_slice(&fast).unwrap();
+        let b = serde_json::to_value(&record).unwrap();
+        assert_eq!(a["id"], b["id"]);
+        for field in ["symbol", "price", "order_no", "error_code", "side", "exch_ts"] {
+            assert_eq!(a["trade"][field], b["trade"][field], "{field}");
+        }
+    }
+}

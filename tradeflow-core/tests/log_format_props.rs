@@ -79,3 +79,24 @@ proptest! {
         let _ = parse_line(&line);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// The ingestor's hand-written record JSON reads back to the same record.
+    #[test]
+    fn trade_record_json_round_trips(t in trade(), generation in any::<u32>(), offset in any::<u64>()) {
+        let record = tradeflow_core::record::TradeRecord {
+            id: tradeflow_core::record::TradeId {
+                client: tradeflow_core::ClientId::parse("c-1").expect("client"),
+                date: t.activity_time.date(),
+                generation,
+                offset,
+            },
+            trade: t,
+        };
+        let json = record.to_json();
+        let back = tradeflow_core::record::TradeRecord::from_json(&json).map_err(|e| TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(&json))))?;
+        prop_assert_eq!(back, record);
+    }
+}
