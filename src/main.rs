@@ -20,6 +20,8 @@ enum Command {
     Ingestor(tradeflow_ingestor::IngestorArgs),
     /// Consume `trades` into summary rows: snapshots in Postgres, changes on `summaries`.
     Aggregator(tradeflow_aggregator::AggregatorArgs),
+    /// Rebuild whole trade dates from the `trades` topic and replace their rows atomically.
+    Backfill(tradeflow_aggregator::backfill::BackfillArgs),
     /// Compare the summary rows in Postgres with the oracle of the log files (exit 1 on any difference).
     Verify(commands::aggregator::VerifyArgs),
     /// Publish a random-walk market price feed to `prices`.
@@ -40,6 +42,7 @@ fn main() -> anyhow::Result<()> {
             Command::Producer(args) => commands::producer::run(args, shutdown).await,
             Command::Ingestor(args) => commands::ingestor::run(args, shutdown).await,
             Command::Aggregator(args) => commands::aggregator::run(args, shutdown).await,
+            Command::Backfill(args) => commands::aggregator::backfill(args, shutdown).await,
             Command::Verify(args) => commands::aggregator::verify(args).await,
             Command::Prices(args) => commands::producer::run_prices(args, shutdown).await,
             Command::Oracle(args) => commands::oracle::run(args),

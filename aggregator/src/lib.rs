@@ -17,6 +17,7 @@
 //! - [`changelog`]: the `summaries` record.
 //! - [`verify`]: Postgres against the oracle.
 
+pub mod backfill;
 pub mod changelog;
 pub mod config;
 pub mod engine;

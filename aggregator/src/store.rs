@@ -135,62 +135,10 @@ impl Store {
         for key in &keys {
             let Some(p) = state.rows.get(*key) else { continue };
             let mark = marks.get(key.symbol.as_str());
-            cols.push(key, p, mark, state.row_offsets.get(*key).copied().unwrap_or(state.next_offset));
+            cols.push(key, p, mark, state.partition, state.row_offsets.get(*key).copied().unwrap_or(state.next_offset));
         }
         let rows = cols.trade_date.len();
-        for table in ["summary_current", "summary_history"] {
-            let conflict = if table == "summary_current" {
-                "ON CONFLICT (trade_date, client_id, account_id, symbol) DO UPDATE SET
-                    trade_count = EXCLUDED.trade_count, buy_qty = EXCLUDED.buy_qty, sell_qty = EXCLUDED.sell_qty,
-                    buy_notional = EXCLUDED.buy_notional, sell_notional = EXCLUDED.sell_notional,
-                    avg_buy_price = EXCLUDED.avg_buy_price, avg_sell_price = EXCLUDED.avg_sell_price,
-                    last_price = EXCLUDED.last_price, first_trade_at = EXCLUDED.first_trade_at,
-                    last_trade_at = EXCLUDED.last_trade_at, first_trade_at_ns = EXCLUDED.first_trade_at_ns,
-                    last_trade_at_ns = EXCLUDED.last_trade_at_ns, mark_price = EXCLUDED.mark_price,
-                    mark_at = EXCLUDED.mark_at, source_partition = EXCLUDED.source_partition,
-                    source_offset = EXCLUDED.source_offset, snapshot_at = EXCLUDED.snapshot_at"
-            } else {
-                "ON CONFLICT DO NOTHING"
-            };
-            let sql = format!(
-                "INSERT INTO {table} (trade_date, client_id, account_id, symbol, trade_count, buy_qty, sell_qty,
-                    buy_notional, sell_notional, avg_buy_price, avg_sell_price, last_price, first_trade_at,
-                    last_trade_at, first_trade_at_ns, last_trade_at_ns, mark_price, mark_at, source_partition,
-                    source_offset, snapshot_at)
-                 SELECT u.d, u.c, u.a, u.s, u.tc, u.bq, u.sq, u.bn, u.sn, u.abp, u.asp, u.lp, u.ft, u.lt, u.ftn,
-                        u.ltn, u.mp, u.ma, $19::integer, u.so, $20::timestamptz
-                 FROM UNNEST($1::date[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
-                    $7::bigint[], $8::numeric[], $9::numeric[], $10::numeric[], $11::numeric[], $12::numeric[],
-                    $13::timestamp[], $14::timestamp[], $15::bigint[], $16::bigint[], $17::numeric[],
-                    $18::timestamptz[], $21::bigint[])
-                 AS u(d, c, a, s, tc, bq, sq, bn, sn, abp, asp, lp, ft, lt, ftn, ltn, mp, ma, so)
-                 {conflict}"
-            );
-            sqlx::query(&sql)
-                .bind(&cols.trade_date)
-                .bind(&cols.client_id)
-                .bind(&cols.account_id)
-                .bind(&cols.symbol)
-                .bind(&cols.trade_count)
-                .bind(&cols.buy_qty)
-                .bind(&cols.sell_qty)
-                .bind(&cols.buy_notional)
-                .bind(&cols.sell_notional)
-                .bind(&cols.avg_buy_price)
-                .bind(&cols.avg_sell_price)
-                .bind(&cols.last_price)
-                .bind(&cols.first_trade_at)
-                .bind(&cols.last_trade_at)
-                .bind(&cols.first_ns)
-                .bind(&cols.last_ns)
-                .bind(&cols.mark_price)
-                .bind(&cols.mark_at)
-                .bind(state.partition)
-                .bind(now)
-                .bind(&cols.source_offset)
-                .execute(&mut *tx)
-                .await?;
-        }
+        insert_rows(&mut tx, &cols, now).await?;
         let (mut f_client, mut f_date, mut f_gen, mut f_max) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for file in &state.dirty_files {
             if let Some(max) = state.files.get(file) {
@@ -221,6 +169,100 @@ impl Store {
     }
 }
 
+/// Writes `cols` into `summary_current` (upsert) and `summary_history` (append) at `now`.
+async fn insert_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    cols: &Columns,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+        for table in ["summary_current", "summary_history"] {
+            let conflict = if table == "summary_current" {
+                "ON CONFLICT (trade_date, client_id, account_id, symbol) DO UPDATE SET
+                    trade_count = EXCLUDED.trade_count, buy_qty = EXCLUDED.buy_qty, sell_qty = EXCLUDED.sell_qty,
+                    buy_notional = EXCLUDED.buy_notional, sell_notional = EXCLUDED.sell_notional,
+                    avg_buy_price = EXCLUDED.avg_buy_price, avg_sell_price = EXCLUDED.avg_sell_price,
+                    last_price = EXCLUDED.last_price, first_trade_at = EXCLUDED.first_trade_at,
+                    last_trade_at = EXCLUDED.last_trade_at, first_trade_at_ns = EXCLUDED.first_trade_at_ns,
+                    last_trade_at_ns = EXCLUDED.last_trade_at_ns, mark_price = EXCLUDED.mark_price,
+                    mark_at = EXCLUDED.mark_at, source_partition = EXCLUDED.source_partition,
+                    source_offset = EXCLUDED.source_offset, snapshot_at = EXCLUDED.snapshot_at"
+            } else {
+                "ON CONFLICT DO NOTHING"
+            };
+            let sql = format!(
+                "INSERT INTO {table} (trade_date, client_id, account_id, symbol, trade_count, buy_qty, sell_qty,
+                    buy_notional, sell_notional, avg_buy_price, avg_sell_price, last_price, first_trade_at,
+                    last_trade_at, first_trade_at_ns, last_trade_at_ns, mark_price, mark_at, source_partition,
+                    source_offset, snapshot_at)
+                 SELECT u.d, u.c, u.a, u.s, u.tc, u.bq, u.sq, u.bn, u.sn, u.abp, u.asp, u.lp, u.ft, u.lt, u.ftn,
+                        u.ltn, u.mp, u.ma, u.sp, u.so, $20::timestamptz
+                 FROM UNNEST($1::date[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+                    $7::bigint[], $8::numeric[], $9::numeric[], $10::numeric[], $11::numeric[], $12::numeric[],
+                    $13::timestamp[], $14::timestamp[], $15::bigint[], $16::bigint[], $17::numeric[],
+                    $18::timestamptz[], $19::integer[], $21::bigint[])
+                 AS u(d, c, a, s, tc, bq, sq, bn, sn, abp, asp, lp, ft, lt, ftn, ltn, mp, ma, sp, so)
+                 {conflict}"
+            );
+            sqlx::query(&sql)
+                .bind(&cols.trade_date)
+                .bind(&cols.client_id)
+                .bind(&cols.account_id)
+                .bind(&cols.symbol)
+                .bind(&cols.trade_count)
+                .bind(&cols.buy_qty)
+                .bind(&cols.sell_qty)
+                .bind(&cols.buy_notional)
+                .bind(&cols.sell_notional)
+                .bind(&cols.avg_buy_price)
+                .bind(&cols.avg_sell_price)
+                .bind(&cols.last_price)
+                .bind(&cols.first_trade_at)
+                .bind(&cols.last_trade_at)
+                .bind(&cols.first_ns)
+                .bind(&cols.last_ns)
+                .bind(&cols.mark_price)
+                .bind(&cols.mark_at)
+                .bind(&cols.partition)
+                .bind(now)
+                .bind(&cols.source_offset)
+                .execute(&mut **tx)
+                .await?;
+        }
+    Ok(())
+}
+
+impl Store {
+    /// Replaces the rows of the trade dates in `dates` (all rows when `None`) with `rows`, in one
+    /// transaction (for backfill). Returns the rows written.
+    pub async fn replace_dates(
+        &self,
+        dates: Option<(NaiveDate, NaiveDate)>,
+        rows: &[(SummaryKey, Position, i32, i64)],
+        marks: &HashMap<String, Mark>,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        match dates {
+            Some((from, to)) => {
+                sqlx::query("DELETE FROM summary_current WHERE trade_date BETWEEN $1 AND $2")
+                    .bind(from)
+                    .bind(to)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM summary_current").execute(&mut *tx).await?;
+            }
+        }
+        let mut cols = Columns::default();
+        for (key, p, partition, offset) in rows {
+            cols.push(key, p, marks.get(key.symbol.as_str()), *partition, *offset);
+        }
+        insert_rows(&mut tx, &cols, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+}
+
 #[derive(Default)]
 struct Columns {
     trade_date: Vec<NaiveDate>,
@@ -241,11 +283,13 @@ struct Columns {
     last_ns: Vec<i64>,
     mark_price: Vec<Option<Decimal>>,
     mark_at: Vec<Option<DateTime<Utc>>>,
+    partition: Vec<i32>,
     source_offset: Vec<i64>,
 }
 
 impl Columns {
-    fn push(&mut self, key: &SummaryKey, p: &Position, mark: Option<&Mark>, offset: i64) {
+    fn push(&mut self, key: &SummaryKey, p: &Position, mark: Option<&Mark>, partition: i32, offset: i64) {
+        self.partition.push(partition);
         self.trade_date.push(key.trade_date);
         self.client_id.push(key.client_id.to_string());
         self.account_id.push(key.account_id.to_string());

@@ -33,3 +33,12 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     println!("rows: stored {} expected {}; differences: {}", stored.len(), oracle.rows.len(), diffs.len());
     if diffs.is_empty() { Ok(()) } else { anyhow::bail!("{} differences", diffs.len()) }
 }
+
+pub async fn backfill(args: tradeflow_aggregator::backfill::BackfillArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let report = tradeflow_aggregator::backfill::run(args, shutdown).await.context("backfill")?;
+    println!(
+        "records read: {}  applied: {}  duplicates dropped: {}  rows written: {}",
+        report.records, report.applied, report.duplicates, report.rows
+    );
+    Ok(())
+}
