@@ -55,7 +55,7 @@ impl TradeRecord {
         out.extend_from_slice(b"{\"id\":{\"client\":");
         json_str(out, id.client.as_str());
         out.extend_from_slice(b",\"date\":\"");
-        let _ = write!(out, "{}", id.date.format("%Y-%m-%d"));
+        write_date(out, id.date);
         out.extend_from_slice(b"\",\"generation\":");
         out.extend_from_slice(itoa::Buffer::new().format(id.generation).as_bytes());
         out.extend_from_slice(b",\"offset\":");
@@ -149,6 +149,24 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// `YYYY-MM-DD` without chrono's format machinery.
+fn write_date(out: &mut Vec<u8>, d: NaiveDate) {
+    use chrono::Datelike as _;
+    let (y, m, day) = (d.year().clamp(0, 9999) as u32, d.month(), d.day());
+    out.extend_from_slice(&[
+        b'0' + (y / 1000) as u8,
+        b'0' + (y / 100 % 10) as u8,
+        b'0' + (y / 10 % 10) as u8,
+        b'0' + (y % 10) as u8,
+        b'-',
+        b'0' + (m / 10) as u8,
+        b'0' + (m % 10) as u8,
+        b'-',
+        b'0' + (day / 10) as u8,
+        b'0' + (day % 10) as u8,
+    ]);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnn` (what chrono's serde reads back).
