@@ -77,6 +77,11 @@ ensure_postgres() {
   start_throwaway_postgres
 }
 
+# The server binaries (initdb, pg_ctl): tests that restart Postgres run a cluster of their own.
+ensure_pg_server_binaries() {
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+}
+
 start_throwaway_postgres() {
   local bindir
   bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)

@@ -26,8 +26,12 @@ struct Pipeline {
 
 impl Pipeline {
     async fn new() -> Self {
+        Self::on_server(&harness::postgres::server_url()).await
+    }
+
+    async fn on_server(server: &str) -> Self {
         let root = harness::temp_dir();
-        Self { logs: root.join("logs"), root, topics: TestTopics::shared().await, db: TestDatabase::create().await }
+        Self { logs: root.join("logs"), root, topics: TestTopics::shared().await, db: TestDatabase::create_on(server).await }
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {
@@ -356,6 +360,40 @@ async fn backfill_rebuilds_days_atomically_and_twice_equals_once() {
     // Everything.
     let out = backfill("earliest", None);
     assert!(out.contains("duplicates dropped: 50"), "{out}");
+    p.converges().await;
+    p.cleanup();
+}
+
+#[tokio::test]
+async fn postgres_restarted_during_snapshots_loses_and_double_counts_nothing() {
+    let pg = harness::postgres::ThrowawayPostgres::start();
+    let p = Pipeline::on_server(&pg.url()).await;
+    let mut producer = Service::start(
+        "producer",
+        &["producer", "--clients", "1,2,3,4", "--rate", "400", "--count", "6000", "--seed", "23"],
+        &[("TRADE_LOG_DIR", p.logs.display().to_string())],
+        &p.root,
+    );
+    let _ingestor = p.start("ingestor", harness::broker::free_port());
+    let port = harness::broker::free_port();
+    let mut env = p.env();
+    env.push(("TRADEFLOW_AGGREGATOR_METRICS_ADDR", format!("127.0.0.1:{port}")));
+    env.retain(|(k, _)| *k != "TRADEFLOW_SNAPSHOT_INTERVAL_MS");
+    env.push(("TRADEFLOW_SNAPSHOT_INTERVAL_MS", "20".into()));
+    let _aggregator = Service::start("aggregator", &["aggregator"], &env, &p.root);
+    for round in 1..=3u64 {
+        // Snapshots run every 20 ms, so an immediate restart lands during or between them.
+        eventually("snapshots before the restart", LONG, || async {
+            metric(port, "tradeflow_aggregator_snapshots_total").await.filter(|&n| n >= round * 10).map(|_| ())
+        })
+        .await;
+        pg.restart();
+    }
+    eventually("the producer to finish", LONG, || {
+        let done = !producer.running();
+        async move { done.then_some(()) }
+    })
+    .await;
     p.converges().await;
     p.cleanup();
 }
