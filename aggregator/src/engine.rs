@@ -78,7 +78,8 @@ impl Engine {
             loop {
                 match self.handle.block_on(self.store.snapshot(state, &marks)) {
                     Ok(SnapshotOutcome::Committed { rows }) => {
-                        self.metrics.snapshots.fetch_add(1, Relaxed);
+                        let n = self.metrics.snapshots.fetch_add(1, Relaxed) + 1;
+                        crash_point(n);
                         self.metrics.snapshot_rows.fetch_add(rows as u64, Relaxed);
                         self.metrics.snapshot_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
                         tracing::debug!(partition = p, rows, next_offset = state.next_offset, "snapshot");
@@ -239,4 +240,15 @@ pub fn run(
     consumer.unsubscribe();
     let _ = changelog.flush(Duration::from_secs(10));
     tracing::info!("aggregator consumer stopped");
+}
+
+/// Fault injection for tests: `TRADEFLOW_CRASH_AFTER_SNAPSHOTS=N` aborts the process right after
+/// the N-th snapshot commit, before anything else happens (no flush, no changelog, no cleanup).
+fn crash_point(snapshots: u64) {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var("TRADEFLOW_CRASH_AFTER_SNAPSHOTS").ok().and_then(|v| v.parse().ok()));
+    if *at == Some(snapshots) {
+        eprintln!("TRADEFLOW_CRASH_AFTER_SNAPSHOTS={snapshots}: aborting right after the commit");
+        std::process::abort();
+    }
 }

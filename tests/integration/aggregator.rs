@@ -397,3 +397,33 @@ async fn postgres_restarted_during_snapshots_loses_and_double_counts_nothing() {
     p.converges().await;
     p.cleanup();
 }
+
+#[tokio::test]
+async fn a_crash_right_after_a_snapshot_commit_loses_and_double_counts_nothing() {
+    let p = Pipeline::new().await;
+    let mut producer = Service::start(
+        "producer",
+        &["producer", "--clients", "1,2,3", "--rate", "400", "--count", "100000", "--seed", "29"],
+        &[("TRADE_LOG_DIR", p.logs.display().to_string())],
+        &p.root,
+    );
+    let _ingestor = p.start("ingestor", harness::broker::free_port());
+    // Each partition's snapshot counts: with three clients, a few commits happen per interval.
+    for crash_after in [2u64, 4, 3] {
+        let mut env = p.env();
+        env.push(("TRADEFLOW_AGGREGATOR_METRICS_ADDR", format!("127.0.0.1:{}", harness::broker::free_port())));
+        env.push(("TRADEFLOW_CRASH_AFTER_SNAPSHOTS", crash_after.to_string()));
+        let mut aggregator = Service::start("aggregator", &["aggregator"], &env, &p.root);
+        eventually("the aggregator to abort after its commit", LONG, || {
+            let running = aggregator.running();
+            async move { (!running).then_some(()) }
+        })
+        .await;
+    }
+    let log = std::fs::read_to_string(p.root.join("aggregator.log")).expect("log");
+    assert_eq!(log.matches("aborting right after the commit").count(), 3);
+    let _aggregator = p.start("aggregator", harness::broker::free_port());
+    assert!(producer.terminate(Duration::from_secs(30)), "the producer did not stop cleanly");
+    p.converges().await;
+    p.cleanup();
+}
