@@ -156,6 +156,7 @@ pub fn run(
     interval: Duration,
 ) {
     let mut last_snapshot = Instant::now();
+    let mut last_lag = Instant::now();
     let mut changed: HashMap<SummaryKey, i32> = HashMap::new();
     while !engine.shutdown.is_cancelled() {
         let mut n = 0;
@@ -230,6 +231,18 @@ pub fn run(
             }
         }
         changelog.poll(Duration::ZERO);
+        if last_lag.elapsed() >= Duration::from_secs(1) {
+            // Cached watermarks from fetch responses: no broker round trip.
+            let owned: Vec<(i32, i64)> = engine.lock().iter().map(|(p, s)| (*p, s.next_offset)).collect();
+            let mut lag = engine.metrics.lag.lock().unwrap_or_else(|e| e.into_inner());
+            lag.clear();
+            for (p, next) in owned {
+                if let Some(high) = cached_high_watermark(&consumer, &engine.trades_topic, p) {
+                    lag.insert(p, (high - next).max(0));
+                }
+            }
+            last_lag = Instant::now();
+        }
         if last_snapshot.elapsed() >= interval {
             engine.snapshot(None);
             last_snapshot = Instant::now();
@@ -240,6 +253,25 @@ pub fn run(
     consumer.unsubscribe();
     let _ = changelog.flush(Duration::from_secs(10));
     tracing::info!("aggregator consumer stopped");
+}
+
+/// The high watermark librdkafka learned from its last fetch of `partition` (no broker request;
+/// right on tansu too, unlike a ListOffsets query with memory storage).
+fn cached_high_watermark(consumer: &BaseConsumer<EngineContext>, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `consumer` lives; the call only reads librdkafka's
+    // cached state and writes the two out-parameters.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
 }
 
 /// Fault injection for tests: `TRADEFLOW_CRASH_AFTER_SNAPSHOTS=N` aborts the process right after

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Consumer lag per owned partition: high watermark (as learned from fetches) − next offset.
+    pub lag: std::sync::Mutex<std::collections::BTreeMap<i32, i64>>,
     pub records: AtomicU64,
     pub duplicates: AtomicU64,
     pub rejected: AtomicU64,
@@ -34,6 +36,11 @@ impl Metrics {
         ] {
             let _ = writeln!(out, "# HELP tradeflow_aggregator_{name} {help}\n# TYPE tradeflow_aggregator_{name} {kind}");
             let _ = writeln!(out, "tradeflow_aggregator_{name} {}", v.load(Relaxed));
+        }
+        let _ = writeln!(out, "# HELP tradeflow_aggregator_consumer_lag Records on trades not yet applied, per owned partition.");
+        let _ = writeln!(out, "# TYPE tradeflow_aggregator_consumer_lag gauge");
+        for (p, lag) in self.lag.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(out, "tradeflow_aggregator_consumer_lag{{partition=\"{p}\"}} {lag}");
         }
         out
     }

@@ -106,8 +106,24 @@ async fn golden_pipeline_equals_the_oracle_and_streams_changes() {
     let p = Pipeline::new().await;
     p.produce(&["--clients", "1,2,3", "--count", "3000", "--seed", "21", "--start", "2026-11-20T23:59:00", "--rate", "40"]);
     let _ingestor = p.start("ingestor", harness::broker::free_port());
-    let _aggregator = p.start("aggregator", harness::broker::free_port());
+    let port = harness::broker::free_port();
+    let _aggregator = p.start("aggregator", port);
     p.converges().await;
+    // Caught up: the lag of the partitions holding trades is reported and zero.
+    eventually("zero consumer lag", LONG, || async {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.ok()?;
+        let lags: Vec<i64> = out
+            .lines()
+            .filter(|l| l.starts_with("tradeflow_aggregator_consumer_lag{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        (lags.len() == 12 && lags.iter().all(|&l| l == 0)).then_some(())
+    })
+    .await;
     // Every row is on the changelog; the newest version of each row equals the snapshot row.
     let stored = current_rows(&p.db.pool).await.expect("rows");
     let mut reader = TopicReader::new(&p.topics.kafka, &p.topics.topics.summaries);
