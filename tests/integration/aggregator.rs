@@ -13,6 +13,7 @@ use tradeflow_core::log_format::LogFileName;
 use tradeflow_core::oracle::Oracle;
 use tradeflow_core::record::{TradeId, TradeRecord};
 
+use crate::harness::http::{labelled, metric};
 use crate::harness::{self, Service, TestDatabase, TestTopics, TopicReader, eventually};
 
 const LONG: Duration = Duration::from_secs(120);
@@ -92,15 +93,6 @@ impl Pipeline {
     }
 }
 
-async fn metric(port: u16, name: &str) -> Option<u64> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    out.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))?.split(' ').nth(1)?.parse().ok()
-}
-
 #[tokio::test]
 async fn golden_pipeline_equals_the_oracle_and_streams_changes() {
     let p = Pipeline::new().await;
@@ -111,16 +103,7 @@ async fn golden_pipeline_equals_the_oracle_and_streams_changes() {
     p.converges().await;
     // Caught up: the lag of the partitions holding trades is reported and zero.
     eventually("zero consumer lag", LONG, || async {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.ok()?;
-        let lags: Vec<i64> = out
-            .lines()
-            .filter(|l| l.starts_with("tradeflow_aggregator_consumer_lag{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-            .collect();
+        let lags = labelled(port, "tradeflow_aggregator_consumer_lag").await?;
         (lags.len() == 12 && lags.iter().all(|&l| l == 0)).then_some(())
     })
     .await;
@@ -171,11 +154,7 @@ async fn kill_9_of_the_aggregator_loses_and_double_counts_nothing() {
         aggregator.kill9();
         aggregator = p.start("aggregator", port);
     }
-    eventually("the producer to finish", LONG, || {
-        let done = !producer.running();
-        async move { done.then_some(()) }
-    })
-    .await;
+    producer.exited("the producer to finish", LONG).await;
     p.converges().await;
     drop(aggregator);
     p.cleanup();
@@ -324,11 +303,7 @@ async fn a_second_instance_joins_then_leaves_while_trades_flow() {
     eventually("A owns every partition again", Duration::from_secs(60), || async { owned(ports[0]).await.filter(|&n| n == 12) })
         .await;
     assert!(left.elapsed() < Duration::from_secs(20), "partitions were orphaned for {:?}", left.elapsed());
-    eventually("the producer to finish", LONG, || {
-        let done = !producer.running();
-        async move { done.then_some(()) }
-    })
-    .await;
+    producer.exited("the producer to finish", LONG).await;
     p.converges().await;
     a.kill9();
     p.cleanup();
@@ -405,11 +380,7 @@ async fn postgres_restarted_during_snapshots_loses_and_double_counts_nothing() {
         .await;
         pg.restart();
     }
-    eventually("the producer to finish", LONG, || {
-        let done = !producer.running();
-        async move { done.then_some(()) }
-    })
-    .await;
+    producer.exited("the producer to finish", LONG).await;
     p.converges().await;
     p.cleanup();
 }

@@ -4,9 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::time::Duration;
 
-use futures::StreamExt as _;
-use rdkafka::Message as _;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tradeflow_core::ClientId;
 use tradeflow_core::log_format::parse_line;
@@ -14,36 +12,17 @@ use tradeflow_core::partition::partition_for;
 use tradeflow_core::price::PriceTick;
 use tradeflow_producer::generator::{Rate, TradeGenerator};
 
-use crate::harness::{self, TestDatabase, TestTopics, eventually};
+use crate::harness::{self, TestDatabase, TestTopics, TopicReader, eventually};
 
-fn consumer(kafka: &tradeflow_core::kafka::KafkaArgs, topic: &str) -> StreamConsumer {
-    let consumer: StreamConsumer = kafka
-        .client_config()
-        .set("group.id", harness::unique("g"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    consumer
-}
-
-/// Consumes until `n` messages arrived (or the deadline passes); returns (key, partition, payload).
-async fn consume_n(consumer: &StreamConsumer, n: usize, timeout: Duration) -> Vec<(String, i32, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stream = consumer.stream();
-    let deadline = tokio::time::Instant::now() + timeout;
-    while out.len() < n {
-        let next = tokio::time::timeout_at(deadline, stream.next()).await;
-        let Ok(Some(message)) = next else {
-            panic!("timed out with {} of {n} messages", out.len());
-        };
-        let m = message.expect("consume");
-        let key = String::from_utf8(m.key().unwrap_or_default().to_vec()).expect("utf8 key");
-        out.push((key, m.partition(), m.payload().unwrap_or_default().to_vec()));
-    }
-    out
+/// Reads `n` records of `topic` from the beginning: (key, partition, payload).
+async fn consume_n(kafka: &tradeflow_core::kafka::KafkaArgs, topic: &str, n: usize) -> Vec<(String, i32, Vec<u8>)> {
+    let mut reader = TopicReader::new(kafka, topic);
+    reader.read_n(n, Duration::from_secs(60)).await;
+    reader
+        .records
+        .into_iter()
+        .map(|r| (String::from_utf8(r.key).expect("utf8 key"), r.partition, r.payload))
+        .collect()
 }
 
 #[tokio::test]
@@ -73,8 +52,7 @@ async fn keyed_records_land_on_the_java_murmur2_partition() {
     let used: std::collections::BTreeSet<i32> = delivered.iter().map(|d| d.partition).collect();
     assert!(used.len() > 6, "300 keys spread over few partitions: {used:?}");
 
-    let consumer = consumer(&t.kafka, &t.topics.trades);
-    let consumed = consume_n(&consumer, keys.len(), Duration::from_secs(60)).await;
+    let consumed = consume_n(&t.kafka, &t.topics.trades, keys.len()).await;
     let mut seen: HashMap<String, i32> = HashMap::new();
     for (key, partition, payload) in consumed {
         assert_eq!(payload, key.as_bytes());
@@ -94,8 +72,7 @@ async fn price_feed_publishes_every_symbol_keyed_by_symbol() {
         .status()
         .expect("run tradeflow prices");
     assert!(status.success());
-    let consumer = consumer(&t.kafka, &t.topics.prices);
-    let ticks = consume_n(&consumer, 15, Duration::from_secs(60)).await;
+    let ticks = consume_n(&t.kafka, &t.topics.prices, 15).await;
     let mut per_symbol: BTreeMap<String, usize> = BTreeMap::new();
     for (key, partition, payload) in ticks {
         let tick = PriceTick::from_json(&payload).expect("a price tick");

@@ -87,22 +87,12 @@ impl Setup {
     }
 
     async fn metric(&self, name: &str) -> Option<u64> {
-        let body = http_get(self.metrics_port, "/metrics").await?;
-        body.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))?.split(' ').nth(1)?.parse().ok()
+        harness::http::metric(self.metrics_port, name).await
     }
 
     fn cleanup(self) {
         let _ = std::fs::remove_dir_all(&self.root);
     }
-}
-
-async fn http_get(port: u16, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes()).await.ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    Some(out.split_once("\r\n\r\n")?.1.to_owned())
 }
 
 /// Every complete line of every log file in `dir`: (client, date, offset) → bytes.
@@ -169,7 +159,7 @@ async fn golden_every_line_once_on_its_clients_partition() {
     })
     .await;
     assert_eq!(published, 6000);
-    assert_eq!(http_get(s.metrics_port, "/healthz").await.as_deref(), Some("ok\n"));
+    assert_eq!(harness::http::get(s.metrics_port, "/healthz").await.as_deref(), Some("ok\n"));
     s.cleanup();
 }
 
@@ -245,11 +235,7 @@ async fn kill_9_at_random_points_loses_nothing() {
         ingestor = s.ingestor();
     }
     assert!(kills >= 3, "only {kills} kills happened mid-stream");
-    eventually("the producer to finish", LONG, || {
-        let done = !producer.running();
-        async move { done.then_some(()) }
-    })
-    .await;
+    producer.exited("the producer to finish", LONG).await;
     let expected = lines_of(&s.logs);
     assert_eq!(expected.len(), 24000);
     let mut reader = s.trades();
@@ -394,13 +380,8 @@ async fn bad_lines_go_to_the_dead_letter_topic_and_the_rest_is_published() {
     let peak = ingestor.peak_rss_kib().expect("peak rss");
     assert!(peak < 150 * 1024, "ingestor peak memory {peak} KiB: the 10 MB line was held whole?");
     let counted = eventually("dead-letter metrics", Duration::from_secs(30), || async {
-        let body = http_get(s.metrics_port, "/metrics").await?;
-        let n: u64 = body
-            .lines()
-            .filter(|l| l.starts_with("tradeflow_ingestor_lines_dead_lettered_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum();
-        (n == bad.len() as u64).then_some(n)
+        let n: i64 = harness::http::labelled(s.metrics_port, "tradeflow_ingestor_lines_dead_lettered_total").await?.iter().sum();
+        (n == bad.len() as i64).then_some(n as u64)
     })
     .await;
     assert_eq!(counted, bad.len() as u64);
@@ -428,11 +409,7 @@ async fn broker_down_for_30_seconds_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(30)).await;
     broker.restart();
     let mut producer = producer;
-    eventually("the producer to finish", LONG, || {
-        let done = !producer.running();
-        async move { done.then_some(()) }
-    })
-    .await;
+    producer.exited("the producer to finish", LONG).await;
     let expected = lines_of(&s.logs);
     assert_eq!(expected.len(), 24000);
     let mut reader = s.trades();

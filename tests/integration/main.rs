@@ -7,6 +7,7 @@
 
 mod harness;
 
+mod failover;
 mod foundation;
 mod aggregator;
 mod ingestor;

@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod consume;
+pub mod http;
 pub mod postgres;
 pub mod service;
 pub mod wait;

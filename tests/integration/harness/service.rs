@@ -62,6 +62,15 @@ impl Service {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// Waits (polling, with a deadline) until the process has exited by itself.
+    pub async fn exited(&mut self, what: &str, timeout: Duration) {
+        super::eventually(what, timeout, || {
+            let done = !self.running();
+            async move { done.then_some(()) }
+        })
+        .await
+    }
+
     /// Peak resident memory (VmHWM) in KiB, from /proc.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
