@@ -20,4 +20,7 @@ trap cleanup EXIT
 
 export TRADEFLOW_TEST_BROKERS="127.0.0.1:$BROKER_PORT" TANSU_BIN DATABASE_URL
 log "running cargo test (broker $TRADEFLOW_TEST_BROKERS)"
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked "$@" 2>&1 | tee "$RUN_DIR/cargo-test.log"
+# One closing line over every test binary (cargo's last line is a doc-test binary's, often empty).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "tradeflow: %d passed, %d failed\n", p, f }' "$RUN_DIR/cargo-test.log"
