@@ -25,6 +25,16 @@ mkdir -p "$STATE/logs" "$STATE/broker"
 
 ensure_tansu
 ensure_postgres
+# The snapshot tables live in their own database. With a memory broker every run starts with empty
+# topics, so the tables (and their stored offsets) must start empty too; --durable keeps both.
+DEV_DB=tradeflow_dev
+if [ "$DURABLE" = 0 ]; then
+  psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DEV_DB WITH (FORCE)" >/dev/null
+  rm -rf "$STATE/ingestor"   # re-publish the existing logs into the empty broker
+fi
+psql "$DATABASE_URL" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$DEV_DB'" | grep -q 1 \
+  || psql "$DATABASE_URL" -qc "CREATE DATABASE $DEV_DB" >/dev/null
+DATABASE_URL="${DATABASE_URL%/*}/$DEV_DB"
 log "building tradeflow (release)"
 cargo build --release --locked --bin tradeflow >&2
 TF="$PWD/target/release/tradeflow"

@@ -69,8 +69,8 @@ pub struct BackfillArgs {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub topics: TopicArgs,
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    pub database_url: String,
+    #[command(flatten)]
+    pub database: crate::config::DatabaseArgs,
     /// First trade date (or time, widened to its date), or `earliest` for every date.
     #[arg(long, value_parser = parse_bound)]
     pub from: Bound,
@@ -89,7 +89,7 @@ pub struct BackfillReport {
 
 pub async fn run(args: BackfillArgs, shutdown: CancellationToken) -> Result<BackfillReport, AggregateError> {
     let topics = args.topics.topics();
-    let store = Store::connect(&args.database_url, &topics.trades).await?;
+    let store = Store::connect(&args.database.database_url, &topics.trades).await?;
     let from = args.from.date();
     let to = args.to.and_then(Bound::date);
     let in_range = move |d: NaiveDate| from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t);

@@ -13,9 +13,8 @@ pub struct AggregatorArgs {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub topics: TopicArgs,
-    /// Postgres holding the snapshot tables (migrations run at start).
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    pub database_url: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// Consumer group of the aggregator instances.
     #[arg(long, env = "TRADEFLOW_AGGREGATOR_GROUP", default_value = "tradeflow-aggregator")]
     pub group_id: String,
@@ -33,4 +32,12 @@ pub struct AggregatorArgs {
     /// Consumer session timeout in ms (how fast a dead instance's partitions move).
     #[arg(long, env = "TRADEFLOW_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
     pub session_timeout_ms: u64,
+}
+
+/// `--database-url` for every command that reads or writes the snapshot tables.
+#[derive(Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// Postgres holding the snapshot tables (the aggregator and backfill migrate it at start).
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub database_url: String,
 }

@@ -54,7 +54,7 @@ pub enum AggregateError {
 
 pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<(), AggregateError> {
     let topics = config.topics.topics();
-    let store = Store::connect(&config.database_url, &topics.trades).await?;
+    let store = Store::connect(&config.database.database_url, &topics.trades).await?;
     let metrics = Arc::new(Metrics::default());
     let marks_group = format!("{}-marks-{}", config.group_id, std::process::id());
     let marks = marks::follow(&config.kafka, &topics.prices, &marks_group, shutdown.clone())?;

@@ -16,15 +16,14 @@ pub struct VerifyArgs {
     /// The log directory the oracle is computed from.
     #[arg(long, env = "TRADE_LOG_DIR")]
     logs: PathBuf,
-    /// Postgres holding the snapshot tables.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    database_url: String,
+    #[command(flatten)]
+    database: tradeflow_aggregator::config::DatabaseArgs,
 }
 
 /// Prints the differences between Postgres and the oracle; an error (exit 1) if there are any.
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let oracle = Oracle::from_dir(&args.logs).with_context(|| format!("oracle of {}", args.logs.display()))?;
-    let pool = sqlx::PgPool::connect(&args.database_url).await.context("connecting to Postgres")?;
+    let pool = sqlx::PgPool::connect(&args.database.database_url).await.context("connecting to Postgres")?;
     let stored = tradeflow_aggregator::verify::current_rows(&pool).await.context("reading summary_current")?;
     let diffs = tradeflow_aggregator::verify::compare(&stored, &oracle);
     for d in &diffs {
