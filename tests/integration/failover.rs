@@ -60,7 +60,13 @@ async fn instances_join_one_leaves_one_dies_one_pauses_and_the_tables_equal_the_
     };
     let mut a = Service::start("aggregator", &["aggregator"], &env(ports[0]), &root);
     eventually("A owns every partition", LONG, || async { owned(ports[0]).await.filter(|&n| n == 12) }).await;
+    // Two, then three instances.
     let mut b = Service::start("aggregator", &["aggregator"], &env(ports[1]), &root);
+    eventually("A and B share the partitions", LONG, || async {
+        let n = sum(vec![ports[0], ports[1]]).await?;
+        (n.iter().all(|&x| x > 0) && n.iter().sum::<u64>() == 12).then_some(())
+    })
+    .await;
     let mut c = Service::start("aggregator", &["aggregator"], &env(ports[2]), &root);
     eventually("A, B and C share the partitions", LONG, || async {
         let n = sum(ports.clone()).await?;
@@ -82,7 +88,7 @@ async fn instances_join_one_leaves_one_dies_one_pauses_and_the_tables_equal_the_
     assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("kill").success());
     eventually("A owns every partition", LONG, || async { owned(ports[0]).await.filter(|&n| n == 12) }).await;
     assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().expect("kill").success());
-    // A joins again, and one leaves cleanly.
+    // A third instance joins again, and then leaves cleanly.
     let mut c2 = Service::start("aggregator", &["aggregator"], &env(ports[2]), &root);
     eventually("A, B and C share again", LONG, || async {
         let n = sum(ports.clone()).await?;
