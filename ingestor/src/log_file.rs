@@ -186,13 +186,14 @@ impl LogFile {
         if let Some(f) = self.window.failure() {
             return Err(IngestError::Delivery(f));
         }
+        let start = self.reader.line_offset();
         let items = self.reader.read(&self.file).map_err(io_err(&self.path))?;
         shared.metrics.lines_read.fetch_add(items.len() as u64, Relaxed);
         for item in &items {
             self.publish(item, shared).await?;
         }
         if let Some(last) = items.last() {
-            shared.metrics.bytes_read.fetch_add(last.end() - items[0].end(), Relaxed);
+            shared.metrics.bytes_read.fetch_add(last.end() - start, Relaxed);
         }
         Ok(items.len())
     }
@@ -264,7 +265,7 @@ impl LogFile {
         self.reader.read_offset()
     }
 
-    /// Bytes of complete lines not yet handed out, or 0 when caught up with the file's size.
+    /// Whether everything in the file up to its current size has been read.
     pub fn caught_up(&self) -> bool {
         self.file.metadata().map(|m| m.len() <= self.reader.read_offset()).unwrap_or(true)
     }

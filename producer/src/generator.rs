@@ -66,24 +66,12 @@ impl TradeGenerator {
         let activity_time = self.peek_time();
         self.pending.pop();
         let rng = &mut self.rng;
-        Trade {
-            order_no: Some(16000000000001),
-            activity_time,
-            fill_number: Some(600110663),
-            response_type: Some("TRADE_CONFIRM".into()),
-            order_id: Some(1),
-            symbol: SYMBOLS[rng.random_range(0..SYMBOLS.len())].into(),
-            side: if rng.random_bool(0.5) { Side::Buy } else { Side::Sell },
-            price: Decimal::new(rng.random_range(0..=99_999), 2),
-            quantity: rng.random_range(0..=99),
-            account_id: ACCOUNTS[rng.random_range(0..ACCOUNTS.len())].into(),
-            error_code: Some(0),
-            timestamp: Some(1633924085),
-            exchange_order_id: Some("483425880054544049 6".into()),
-            child_response_type: Some("NULL_RESPONSE_MIDDLE".into()),
-            duration: Some("GTC".into()),
-            exch_ts: Some("33959 25290703".into()),
-        }
+        let symbol = SYMBOLS[rng.random_range(0..SYMBOLS.len())];
+        let side = if rng.random_bool(0.5) { Side::Buy } else { Side::Sell };
+        let price = Decimal::new(rng.random_range(0..=99_999), 2);
+        let quantity = rng.random_range(0..=99);
+        let account = ACCOUNTS[rng.random_range(0..ACCOUNTS.len())];
+        Trade::from_template(activity_time, symbol, side, price, quantity, account)
     }
 }
 

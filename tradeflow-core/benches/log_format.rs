@@ -23,23 +23,13 @@ fn trades(n: usize) -> Vec<Trade> {
         x
     };
     (0..n)
-        .map(|i| Trade {
-            order_no: Some(16000000000001),
-            activity_time: start + chrono::Duration::nanoseconds(i as i64 * 66_666_667 + (next() % 1000) as i64),
-            fill_number: Some(600110663),
-            response_type: Some("TRADE_CONFIRM".into()),
-            order_id: Some(1),
-            symbol: SYMBOLS[(next() % 5) as usize].into(),
-            side: if next() % 2 == 0 { Side::Buy } else { Side::Sell },
-            price: Decimal::new((next() % 100_000) as i64, 2),
-            quantity: (next() % 100) as i64,
-            account_id: ACCOUNTS[(next() % 3) as usize].into(),
-            error_code: Some(0),
-            timestamp: Some(1633924085),
-            exchange_order_id: Some("483425880054544049 6".into()),
-            child_response_type: Some("NULL_RESPONSE_MIDDLE".into()),
-            duration: Some("GTC".into()),
-            exch_ts: Some("33959 25290703".into()),
+        .map(|i| {
+            let time = start + chrono::Duration::nanoseconds(i as i64 * 66_666_667 + (next() % 1000) as i64);
+            let symbol = SYMBOLS[(next() % 5) as usize];
+            let side = if next() % 2 == 0 { Side::Buy } else { Side::Sell };
+            let price = Decimal::new((next() % 100_000) as i64, 2);
+            let quantity = (next() % 100) as i64;
+            Trade::from_template(time, symbol, side, price, quantity, ACCOUNTS[(next() % 3) as usize])
         })
         .collect()
 }

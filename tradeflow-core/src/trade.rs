@@ -69,6 +69,36 @@ pub struct Trade {
 }
 
 impl Trade {
+    /// A trade with the constant fields of the SPEC §1 template line (what the mock feed writes)
+    /// and the six varying ones given.
+    pub fn from_template(
+        activity_time: NaiveDateTime,
+        symbol: &str,
+        side: Side,
+        price: Decimal,
+        quantity: i64,
+        account_id: &str,
+    ) -> Self {
+        Trade {
+            order_no: Some(16000000000001),
+            activity_time,
+            fill_number: Some(600110663),
+            response_type: Some("TRADE_CONFIRM".into()),
+            order_id: Some(1),
+            symbol: symbol.into(),
+            side,
+            price,
+            quantity,
+            account_id: account_id.into(),
+            error_code: Some(0),
+            timestamp: Some(1633924085),
+            exchange_order_id: Some("483425880054544049 6".into()),
+            child_response_type: Some("NULL_RESPONSE_MIDDLE".into()),
+            duration: Some("GTC".into()),
+            exch_ts: Some("33959 25290703".into()),
+        }
+    }
+
     /// price × quantity, exact.
     pub fn notional(&self) -> Decimal {
         self.price * Decimal::from(self.quantity)

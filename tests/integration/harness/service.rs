@@ -27,6 +27,13 @@ impl Service {
         Self { name: name.to_owned(), child: Some(child) }
     }
 
+    /// `tradeflow producer <args>` writing into `logs`.
+    pub fn producer(args: &[&str], logs: &Path, log_dir: &Path) -> Self {
+        let mut all = vec!["producer"];
+        all.extend_from_slice(args);
+        Self::start("producer", &all, &[("TRADE_LOG_DIR", logs.display().to_string())], log_dir)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
