@@ -4,7 +4,8 @@
 #
 #   scripts/dev.sh [--durable]     --durable keeps broker data in .tradeflow/broker (sqlite)
 #
-# Settings (environment): KAFKA_PORT (9092), TRADE_LOG_CID (1,2,3), TRADEFLOW_STATE (.tradeflow)
+# Settings (environment): KAFKA_PORT (9092), TRADE_LOG_CID (1,2,3), TRADEFLOW_STATE (.tradeflow),
+# DASHBOARD_PORT (8080), TRADEFLOW_AUTH_SECRET (generated once into $TRADEFLOW_STATE/auth-secret)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -20,6 +21,7 @@ done
 
 STATE="${TRADEFLOW_STATE:-$PWD/.tradeflow}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
+DASHBOARD_PORT="${DASHBOARD_PORT:-8080}"
 CLIENTS="${TRADE_LOG_CID:-1,2,3}"
 mkdir -p "$STATE/logs" "$STATE/broker"
 
@@ -61,11 +63,23 @@ export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" DATABASE_URL TRADE_LOG_DIR="$STATE/
 "$TF" prices 2>>"$STATE/prices.log" & PIDS+=($!)
 "$TF" ingestor --state-dir "$STATE/ingestor" 2>>"$STATE/ingestor.log" & PIDS+=($!)
 TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 2>>"$STATE/aggregator.log" & PIDS+=($!)
+if [ -z "${TRADEFLOW_AUTH_SECRET:-}" ]; then
+  [ -s "$STATE/auth-secret" ] || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$STATE/auth-secret"
+  TRADEFLOW_AUTH_SECRET=$(cat "$STATE/auth-secret")
+fi
+export TRADEFLOW_AUTH_SECRET
+"$TF" dashboard --listen "127.0.0.1:$DASHBOARD_PORT" 2>>"$STATE/dashboard.log" & PIDS+=($!)
+DASHBOARD_URL="http://127.0.0.1:$DASHBOARD_PORT/"
+LINKS=""
+for c in ${CLIENTS//,/ }; do
+  LINKS+="  client $c     ${DASHBOARD_URL}#client=$c&token=$("$TF" token --client "$c")"$'\n'
+done
 
 cat >&2 <<INFO
 
 tradeflow is running
-  broker      127.0.0.1:$KAFKA_PORT ($STORAGE)
+  dashboard   $DASHBOARD_URL  (open a link below; terminal: $TF tail --client <id> --token <token>)
+$LINKS  broker      127.0.0.1:$KAFKA_PORT ($STORAGE)
   postgres    $DATABASE_URL
   trade logs  $TRADE_LOG_DIR (clients $CLIENTS)
   ingestor    metrics http://127.0.0.1:9101/metrics

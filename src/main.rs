@@ -30,6 +30,12 @@ enum Command {
     Oracle(commands::oracle::OracleArgs),
     /// Create the topics (idempotent) with their partition counts and compaction.
     Topics(commands::topics::TopicsArgs),
+    /// Serve the live web view: the page, the websocket protocol, `/api/summary`.
+    Dashboard(tradeflow_dashboard::DashboardArgs),
+    /// Print a signed token entitling its bearer to one client's rows on the dashboard.
+    Token(tradeflow_dashboard::config::TokenArgs),
+    /// Watch a client's rows from the terminal, one line per dashboard frame.
+    Tail(tradeflow_dashboard::config::TailArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,6 +53,9 @@ fn main() -> anyhow::Result<()> {
             Command::Prices(args) => commands::producer::run_prices(args, shutdown).await,
             Command::Oracle(args) => commands::oracle::run(args),
             Command::Topics(args) => commands::topics::run(args).await,
+            Command::Dashboard(args) => commands::dashboard::run(args, shutdown).await,
+            Command::Token(args) => commands::dashboard::token(args),
+            Command::Tail(args) => commands::dashboard::tail(args, shutdown).await,
         }
     })
 }

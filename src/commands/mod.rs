@@ -3,3 +3,4 @@ pub mod ingestor;
 pub mod oracle;
 pub mod producer;
 pub mod topics;
+pub mod dashboard;

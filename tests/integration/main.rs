@@ -10,4 +10,6 @@ mod harness;
 mod failover;
 mod foundation;
 mod aggregator;
+mod browser;
+mod dashboard;
 mod ingestor;

@@ -9,10 +9,11 @@
 //! - [`oracle`]: the expected summary rows computed straight from log files.
 //! - [`partition`]: Java-compatible murmur2 partitioning (what `partitioner=murmur2_random` does).
 //! - [`topics`], [`kafka`]: topic names, partition counts, client settings, topic creation.
-//! - [`price`]: the market price tick published on `prices`.
+//! - [`price`]: the market price tick published on `prices`; [`changelog`]: the `summaries` record.
 //! - [`record`]: trade records (with their identity) and dead-letter headers.
 //! - [`telemetry`], [`shutdown`]: tracing to stderr and Ctrl-C / SIGTERM → `CancellationToken`.
 
+pub mod changelog;
 pub mod client;
 pub mod http;
 pub mod kafka;

@@ -187,6 +187,23 @@ impl SummaryRow {
         }
     }
 
+    /// This row joined with `mark` instead of its own, as seen at `now` (a price tick moves every
+    /// row of its symbol without changing the trading fields).
+    pub fn with_mark(&self, mark: Option<&Mark>, now: DateTime<Utc>) -> Self {
+        Self {
+            mark_price: mark.map(|m| m.price),
+            mark_at: mark.map(|m| m.at),
+            market_value: mark.and_then(|m| market_value(self.net_qty, m.price)),
+            mark_stale: mark.map(|m| now.signed_duration_since(m.at) > MARK_STALE_AFTER),
+            ..self.clone()
+        }
+    }
+
+    /// The row's own mark (as the aggregator joined it), if any.
+    pub fn mark(&self) -> Option<Mark> {
+        Some(Mark { price: self.mark_price?, at: self.mark_at? })
+    }
+
     /// The trading fields only (what must equal the oracle exactly).
     pub fn trading_fields_eq(&self, other: &SummaryRow) -> bool {
         let strip = |r: &SummaryRow| SummaryRow {

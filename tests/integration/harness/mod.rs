@@ -8,6 +8,7 @@ pub mod http;
 pub mod postgres;
 pub mod service;
 pub mod wait;
+pub mod ws;
 
 #[allow(unused_imports)]
 pub use broker::{Broker, Storage, TansuProcess, TestTopics};

@@ -1,0 +1,80 @@
+//! Command-line configuration of `tradeflow dashboard` (flags with env-var fallbacks).
+
+use std::net::SocketAddr;
+
+use clap::Args;
+use tradeflow_core::kafka::KafkaArgs;
+use tradeflow_core::topics::TopicArgs;
+
+/// `tradeflow dashboard`
+#[derive(Args, Clone, Debug)]
+pub struct DashboardArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub topics: TopicArgs,
+    /// Address the page, the websocket (`/ws`), `/api/summary` and the ops endpoints listen on.
+    #[arg(long, env = "TRADEFLOW_DASHBOARD_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Postgres with the snapshot tables, for `/api/summary?as_of=…` (without it, as-of queries get 503).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Secret that signs and checks client tokens (at least 16 bytes; same value for `tradeflow token`).
+    #[arg(long, env = "TRADEFLOW_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+    /// Serve every client without tokens. For local use only; the page shows a banner.
+    #[arg(long, env = "TRADEFLOW_AUTH_OFF", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub auth_off: bool,
+    /// Origins (scheme://host[:port]) allowed to open the websocket besides the dashboard's own; `*` allows any.
+    #[arg(long, env = "TRADEFLOW_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Largest websocket message a subscriber may send, in bytes (larger ones get an error frame).
+    #[arg(long, env = "TRADEFLOW_MAX_MESSAGE_BYTES", default_value_t = 4096)]
+    pub max_message_bytes: usize,
+    /// Deltas kept per client for resuming subscribers (older resumes get a fresh snapshot).
+    #[arg(long, env = "TRADEFLOW_RESUME_WINDOW", default_value_t = 4096)]
+    pub resume_window: usize,
+}
+
+/// `tradeflow token`
+#[derive(Args, Clone, Debug)]
+pub struct TokenArgs {
+    /// The client id the token entitles to.
+    #[arg(long)]
+    pub client: String,
+    /// Hours until the token expires.
+    #[arg(long, env = "TRADEFLOW_TOKEN_TTL_HOURS", default_value_t = 24)]
+    pub ttl_hours: u32,
+    /// The dashboard's signing secret.
+    #[arg(long, env = "TRADEFLOW_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: String,
+}
+
+/// `tradeflow tail`
+#[derive(Args, Clone, Debug)]
+pub struct TailArgs {
+    /// The client to watch.
+    #[arg(long)]
+    pub client: String,
+    /// Only this account's rows.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Only this symbol's rows.
+    #[arg(long)]
+    pub symbol: Option<String>,
+    /// `rows` (default), `totals_by_symbol` or `totals_by_account`.
+    #[arg(long, default_value = "rows")]
+    pub view: String,
+    /// The dashboard's websocket URL.
+    #[arg(long, env = "TRADEFLOW_DASHBOARD_WS", default_value = "ws://127.0.0.1:8080/ws")]
+    pub url: String,
+    /// A token for the client (`tradeflow token --client …`); not needed when the dashboard runs with auth off.
+    #[arg(long, env = "TRADEFLOW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the raw JSON frames instead of one summary line each.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit after this many frames (0: run until Ctrl-C).
+    #[arg(long, default_value_t = 0)]
+    pub frames: u64,
+}

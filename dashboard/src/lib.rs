@@ -1,0 +1,94 @@
+//! # tradeflow-dashboard
+//!
+//! `tradeflow dashboard` serves a live view of the summary rows: a client enters its id (and
+//! token) and watches its rows move with every trade and price tick.
+//!
+//! - [`source`]: reads `summaries` and `prices` (all partitions, from the beginning) into [`live`].
+//! - [`live`]: every client's rows joined with the latest mark, and its feed — one sequence of
+//!   deltas and a bounded history shared by all of that client's subscribers.
+//! - [`subscriber`]: a subscriber's outbox, coalescing per row so a slow browser delays only itself.
+//! - [`session`]: one websocket connection speaking [`protocol`]; [`views`]: totals by symbol/account.
+//! - [`access`] / [`token`]: signed client tokens and the Origin allow-list.
+//! - [`server`]: warp routes — the page (`web/`, compiled in), `/ws`, `/api/summary` ([`rest`]),
+//!   `/api/config`, `/healthz`, `/readyz`, `/metrics`.
+//! - [`tail`]: `tradeflow tail`, a terminal client of the same protocol.
+
+pub mod access;
+pub mod config;
+pub mod live;
+pub mod metrics;
+pub mod protocol;
+pub mod rest;
+pub mod server;
+pub mod session;
+pub mod source;
+pub mod subscriber;
+pub mod tail;
+pub mod token;
+pub mod views;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+pub use config::DashboardArgs;
+
+use crate::access::Access;
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::server::Server;
+use crate::session::SessionContext;
+use crate::token::{TokenError, TokenKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    #[error("no --auth-secret (TRADEFLOW_AUTH_SECRET) given: set one, or start with --auth-off for local use")]
+    NoSecret,
+    #[error("bad --auth-secret: {0}")]
+    Secret(#[from] TokenError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("bad --database-url: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+/// Runs the dashboard until `shutdown`.
+pub async fn run(config: DashboardArgs, shutdown: CancellationToken) -> Result<(), DashboardError> {
+    let key = match (&config.auth_secret, config.auth_off) {
+        (_, true) => None,
+        (Some(secret), false) => Some(TokenKey::new(secret)?),
+        (None, false) => return Err(DashboardError::NoSecret),
+    };
+    if key.is_none() {
+        tracing::warn!("auth is OFF: every client's rows are visible to anyone who can reach the dashboard");
+    }
+    let db = match &config.database_url {
+        Some(url) => Some(Arc::new(sqlx::postgres::PgPoolOptions::new().max_connections(4).connect_lazy(url)?)),
+        None => None,
+    };
+    let metrics = Arc::new(Metrics::default());
+    let live = Arc::new(Live::new(config.resume_window, metrics));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DashboardError::Listen { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| DashboardError::Listen { addr: config.listen, source })?;
+    let server = Arc::new(Server {
+        live: live.clone(),
+        access: Access::new(key.clone(), config.allowed_origins.clone()),
+        db,
+        sessions: Arc::new(SessionContext { live: live.clone(), auth_off: key.is_none(), max_message_bytes: config.max_message_bytes }),
+        shutdown: shutdown.clone(),
+    });
+    let topics = config.topics.topics();
+    let source = tokio::spawn(source::follow(config.kafka.clone(), topics.summaries, topics.prices, live, shutdown.clone()));
+    tracing::info!(url = %format!("http://{addr}/"), auth = key.is_some(), "dashboard listening");
+    warp::serve(server::routes(server)).incoming(listener).graceful(shutdown.clone().cancelled_owned()).run().await;
+    shutdown.cancel();
+    match source.await {
+        Ok(result) => result?,
+        Err(e) => tracing::warn!(error = %e, "source task failed"),
+    }
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! Dashboard metrics (Prometheus text).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub subscribers: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub coalesced: AtomicU64,
+    pub snapshots: AtomicU64,
+    pub resumes: AtomicU64,
+    pub replayed: AtomicU64,
+    pub error_frames: AtomicU64,
+    pub refused_token: AtomicU64,
+    pub refused_origin: AtomicU64,
+    pub summaries: AtomicU64,
+    pub stale_versions: AtomicU64,
+    pub price_ticks: AtomicU64,
+    pub bad_records: AtomicU64,
+    pub rest_requests: AtomicU64,
+    pub rest_refused: AtomicU64,
+    pub ready: AtomicU64,
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, help, v, kind) in [
+            ("subscribers", "Websocket subscriptions open.", &self.subscribers, "gauge"),
+            ("messages_sent_total", "Frames sent to subscribers.", &self.messages_sent, "counter"),
+            ("coalesced_updates_total", "Row updates merged into a newer pending version for a slow subscriber.", &self.coalesced, "counter"),
+            ("snapshots_sent_total", "Snapshot frames sent (subscribe, or resume from too far back).", &self.snapshots, "counter"),
+            ("resumes_total", "Subscriptions resumed from a sequence number without a snapshot.", &self.resumes, "counter"),
+            ("replayed_deltas_total", "Deltas replayed to resuming subscribers.", &self.replayed, "counter"),
+            ("error_frames_total", "Error frames sent for malformed, oversized or forbidden requests.", &self.error_frames, "counter"),
+            ("summaries_total", "Summary changes read from the changelog.", &self.summaries, "counter"),
+            ("stale_versions_total", "Summary changes ignored because a newer version of the row is held.", &self.stale_versions, "counter"),
+            ("price_ticks_total", "Price ticks applied.", &self.price_ticks, "counter"),
+            ("bad_records_total", "Records on summaries or prices that could not be decoded (logged with their offset).", &self.bad_records, "counter"),
+            ("rest_requests_total", "/api/summary requests answered.", &self.rest_requests, "counter"),
+            ("rest_refused_total", "/api/summary requests refused (no, bad or foreign token).", &self.rest_refused, "counter"),
+            ("ready", "1 once the changelog and prices have been read to their end.", &self.ready, "gauge"),
+        ] {
+            let _ = writeln!(out, "# HELP tradeflow_dashboard_{name} {help}\n# TYPE tradeflow_dashboard_{name} {kind}");
+            let _ = writeln!(out, "tradeflow_dashboard_{name} {}", v.load(Relaxed));
+        }
+        let _ = writeln!(out, "# HELP tradeflow_dashboard_handshakes_refused_total Websocket handshakes refused.");
+        let _ = writeln!(out, "# TYPE tradeflow_dashboard_handshakes_refused_total counter");
+        let _ = writeln!(out, "tradeflow_dashboard_handshakes_refused_total{{reason=\"token\"}} {}", self.refused_token.load(Relaxed));
+        let _ = writeln!(out, "tradeflow_dashboard_handshakes_refused_total{{reason=\"origin\"}} {}", self.refused_origin.load(Relaxed));
+        out
+    }
+}

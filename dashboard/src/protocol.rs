@@ -1,0 +1,92 @@
+//! The websocket protocol (JSON text frames; documented in the README).
+//!
+//! Subscriber → dashboard:
+//! `{"op":"subscribe","client":"7","account":"ACC1"?,"symbol":"AAPL"?,"view":"rows"|"totals_by_symbol"|"totals_by_account"?,"epoch":"…"?,"since":12?}`,
+//! `{"op":"unsubscribe"}`, `{"op":"ping","id":1?}`.
+//!
+//! Dashboard → subscriber: `hello`, `snapshot`, `resumed`, `delta`, `view`, `pong`, `error`
+//! (see [`Frame`]).
+
+use serde::{Deserialize, Serialize};
+use tradeflow_core::summary::SummaryRow;
+
+use crate::views::Total;
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    #[default]
+    Subscribe,
+    Unsubscribe,
+    Ping,
+}
+
+/// What a subscriber watches: its rows, or an analytic over them.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum View {
+    #[default]
+    Rows,
+    /// Per (trade_date, symbol): totals over the client's accounts.
+    TotalsBySymbol,
+    /// Per (trade_date, account): totals over the account's symbols.
+    TotalsByAccount,
+}
+
+impl View {
+    pub fn name(self) -> &'static str {
+        match self {
+            View::Rows => "rows",
+            View::TotalsBySymbol => "totals_by_symbol",
+            View::TotalsByAccount => "totals_by_account",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub op: Op,
+    pub client: Option<String>,
+    pub account: Option<String>,
+    pub symbol: Option<String>,
+    #[serde(default)]
+    pub view: View,
+    /// With `since`: resume a subscription of this dashboard instance (`epoch` from its snapshot).
+    pub epoch: Option<String>,
+    pub since: Option<u64>,
+    pub id: Option<u64>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Frame<'a> {
+    /// First frame of every connection.
+    Hello {
+        epoch: &'a str,
+        auth: bool,
+        /// The client the token entitles to (`null` with auth off).
+        client: Option<&'a str>,
+        max_message_bytes: usize,
+        ready: bool,
+    },
+    /// The matching rows at `seq`; deltas follow from `seq + 1`.
+    Snapshot { client: &'a str, epoch: &'a str, seq: u64, view: View, ready: bool, rows: Vec<&'a SummaryRow> },
+    /// A resume was possible: the missed deltas follow, then live ones.
+    Resumed { client: &'a str, epoch: &'a str, since: u64, seq: u64, replayed: usize },
+    /// Rows changed; each row is complete (newest version; several changes of one row may be
+    /// merged for a slow subscriber). `seq` is the feed position this delta brings the subscriber to.
+    Delta { seq: u64, rows: Vec<&'a SummaryRow> },
+    /// An analytic view: all groups when `snapshot`, else the groups that changed.
+    View { view: View, seq: u64, snapshot: bool, rows: &'a [Total] },
+    Pong { id: Option<u64> },
+    Unsubscribed {},
+    Error { code: &'a str, message: &'a str },
+}
+
+impl Frame<'_> {
+    pub fn to_text(&self) -> String {
+        // Plain data only: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

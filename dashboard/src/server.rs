@@ -1,0 +1,238 @@
+//! The HTTP side (warp): the page, `/ws`, `/api/summary`, `/api/config` and the ops endpoints.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tradeflow_core::ClientId;
+use warp::http::{StatusCode, header};
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use crate::access::{Access, Refusal};
+use crate::live::Live;
+use crate::rest::{self, QueryError, SummaryQuery};
+use crate::session::{self, SessionContext};
+use crate::subscriber::Filter as RowFilter;
+
+/// The page and its assets, compiled in (no build step; the image needs no extra files).
+const INDEX_HTML: &str = include_str!("../web/index.html");
+const APP_JS: &str = include_str!("../web/app.js");
+const APP_CSS: &str = include_str!("../web/app.css");
+
+/// Websocket messages above this size close the connection (1009) instead of getting an error
+/// frame; between `--max-message-bytes` and this they get an error frame.
+const HARD_MESSAGE_LIMIT: usize = 64 * 1024;
+
+pub struct Server {
+    pub live: Arc<Live>,
+    pub access: Access,
+    pub db: Option<Arc<PgPool>>,
+    pub sessions: Arc<SessionContext>,
+    pub shutdown: CancellationToken,
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    warp::reply::with_status(body.into(), status).into_response()
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Response {
+    warp::reply::json(value).into_response()
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut r = Response::new(body.into());
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn refusal(server: &Server, r: &Refusal) -> Response {
+    server.live.metrics.rest_refused.fetch_add(1, Relaxed);
+    let status = match r {
+        Refusal::NoToken | Refusal::BadToken(_) => StatusCode::UNAUTHORIZED,
+        Refusal::Origin(_) | Refusal::OtherClient { .. } => StatusCode::FORBIDDEN,
+    };
+    text(status, format!("{r}\n"))
+}
+
+fn bearer(authorization: Option<&str>) -> Option<&str> {
+    authorization.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim)
+}
+
+pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
+    let with = {
+        let server = server.clone();
+        move || {
+            let server = server.clone();
+            warp::any().map(move || server.clone())
+        }
+    };
+    let index = warp::path::end().map(|| asset(INDEX_HTML, "text/html; charset=utf-8"));
+    let app_js = warp::path!("app.js").map(|| asset(APP_JS, "text/javascript; charset=utf-8"));
+    let app_css = warp::path!("app.css").map(|| asset(APP_CSS, "text/css; charset=utf-8"));
+    let healthz = warp::path!("healthz").map(|| text(StatusCode::OK, "ok\n"));
+    let readyz = warp::path!("readyz").and(with()).map(|s: Arc<Server>| {
+        if s.live.metrics.ready.load(Relaxed) == 1 {
+            text(StatusCode::OK, "ready\n")
+        } else {
+            text(StatusCode::SERVICE_UNAVAILABLE, "catching up with summaries and prices\n")
+        }
+    });
+    let metrics = warp::path!("metrics").and(with()).map(|s: Arc<Server>| {
+        let mut r = text(StatusCode::OK, s.live.metrics.render());
+        r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4"));
+        r
+    });
+    let config = warp::path!("api" / "config").and(with()).map(|s: Arc<Server>| {
+        json(&serde_json::json!({
+            "auth": !s.access.auth_off(),
+            "epoch": s.live.epoch,
+            "stale_after_s": tradeflow_core::summary::MARK_STALE_AFTER.num_seconds(),
+            "max_message_bytes": s.sessions.max_message_bytes,
+        }))
+    });
+    let summary = warp::path!("api" / "summary")
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with())
+        .then(|query: String, authorization: Option<String>, s: Arc<Server>| async move { summary(&s, &query, authorization.as_deref()).await });
+    let ws = warp::path!("ws")
+        .and(warp::ws())
+        .and(warp::query::<HashMap<String, String>>().or(warp::any().map(HashMap::new)).unify())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
+        .and(with())
+        .map(|ws: warp::ws::Ws, query: HashMap<String, String>, origin: Option<String>, host: Option<String>, s: Arc<Server>| {
+            if let Err(r) = s.access.check_origin(origin.as_deref(), host.as_deref()) {
+                s.live.metrics.refused_origin.fetch_add(1, Relaxed);
+                tracing::info!(reason = %r, "websocket refused");
+                return text(StatusCode::FORBIDDEN, format!("{r}\n"));
+            }
+            let entitled = match s.access.entitle(query.get("token").map(String::as_str)) {
+                Ok(e) => e,
+                Err(r) => {
+                    s.live.metrics.refused_token.fetch_add(1, Relaxed);
+                    tracing::info!(reason = %r, "websocket refused");
+                    return text(StatusCode::UNAUTHORIZED, format!("{r}\n"));
+                }
+            };
+            let (ctx, shutdown) = (s.sessions.clone(), s.shutdown.clone());
+            ws.max_message_size(HARD_MESSAGE_LIMIT)
+                .max_frame_size(HARD_MESSAGE_LIMIT)
+                .on_upgrade(move |socket| session::run(socket, ctx, entitled, shutdown))
+                .into_response()
+        });
+    let get = warp::get().and(index.or(app_js).unify().or(app_css).unify().or(healthz).unify().or(readyz).unify().or(metrics).unify().or(config).unify().or(summary).unify().or(ws).unify());
+    get.recover(|rejection: warp::Rejection| async move {
+        let r = if rejection.is_not_found() {
+            text(StatusCode::NOT_FOUND, "not found\n")
+        } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+            text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n")
+        } else {
+            text(StatusCode::BAD_REQUEST, format!("{rejection:?}\n"))
+        };
+        Ok::<_, std::convert::Infallible>(r)
+    })
+    .unify()
+}
+
+async fn summary(s: &Server, raw_query: &str, authorization: Option<&str>) -> Response {
+    let query: SummaryQuery = match serde_urlencoded_query(raw_query) {
+        Ok(q) => q,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad query: {e} (expected client=…[&account=…][&symbol=…][&as_of=RFC3339])\n")),
+    };
+    let client = match ClientId::parse(&query.client) {
+        Ok(c) => c,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let token = bearer(authorization).or(query.token.as_deref());
+    let entitled = match s.access.entitle(token) {
+        Ok(e) => e,
+        Err(r) => return refusal(s, &r),
+    };
+    if let Err(r) = s.access.check_client(entitled.as_ref(), &client) {
+        return refusal(s, &r);
+    }
+    rest::count(&s.live);
+    let filter = RowFilter { account: query.account.map(Into::into), symbol: query.symbol.map(Into::into) };
+    match query.as_of {
+        None => json(&rest::live_rows(&s.live, &client, &filter)),
+        Some(as_of) => match rest::as_of_rows(s.db.as_ref(), &client, &filter, &as_of).await {
+            Ok(answer) => json(&answer),
+            Err(e @ QueryError::BadTime(_)) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+            Err(e @ QueryError::NoDatabase) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+            Err(e) => {
+                tracing::warn!(error = %e, "as-of query failed");
+                text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+            }
+        },
+    }
+}
+
+fn serde_urlencoded_query(raw: &str) -> Result<SummaryQuery, String> {
+    let pairs: Vec<(String, String)> = url_pairs(raw);
+    let map: serde_json::Map<String, serde_json::Value> = {
+        let mut m = serde_json::Map::new();
+        for (k, v) in pairs {
+            if m.insert(k.clone(), serde_json::Value::String(v)).is_some() {
+                return Err(format!("parameter {k} given twice"));
+            }
+        }
+        m
+    };
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| e.to_string())
+}
+
+/// `a=1&b=x%20y` → pairs, percent- and plus-decoded.
+fn url_pairs(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding() {
+        assert_eq!(url_pairs("client=7&as_of=2026-11-23T10%3A00%3A00%2B00%3A00&x"), vec![
+            ("client".into(), "7".into()),
+            ("as_of".into(), "2026-11-23T10:00:00+00:00".into()),
+            ("x".into(), "".into())
+        ]);
+        assert_eq!(decode("a+b%2"), "a b%2");
+        assert!(serde_urlencoded_query("client=7&client=8").is_err());
+        assert!(serde_urlencoded_query("client=7&nope=1").is_err());
+        assert_eq!(serde_urlencoded_query("client=7&symbol=AAPL").unwrap().symbol.as_deref(), Some("AAPL"));
+    }
+}

@@ -1,0 +1,194 @@
+//! One websocket connection: requests in, frames out.
+//!
+//! The connection reads requests and writes frames in one task; a subscription's frames come from
+//! its [`Subscriber`] outbox, so while this socket is slow the fan-out keeps merging row updates
+//! for it and nobody else waits.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use futures::{SinkExt as _, StreamExt as _};
+use tokio_util::sync::CancellationToken;
+use tradeflow_core::ClientId;
+use warp::ws::{Message, WebSocket};
+
+use crate::live::{Live, SharedFeed, Start, lock};
+use crate::protocol::{Frame, Op, Request, View};
+use crate::subscriber::{Batch, Filter, Subscriber};
+use crate::views;
+
+/// What every session shares.
+pub struct SessionContext {
+    pub live: Arc<Live>,
+    pub auth_off: bool,
+    pub max_message_bytes: usize,
+}
+
+/// An active subscription; dropping it unregisters it from its feed.
+struct Subscription {
+    client: ClientId,
+    view: View,
+    feed: SharedFeed,
+    subscriber: Arc<Subscriber>,
+    live: Arc<Live>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.subscriber.close();
+        lock(&self.feed).unsubscribe(self.subscriber.id);
+        self.live.metrics.subscribers.fetch_sub(1, Relaxed);
+    }
+}
+
+fn error(ctx: &SessionContext, code: &str, message: &str) -> String {
+    ctx.live.metrics.error_frames.fetch_add(1, Relaxed);
+    Frame::Error { code, message }.to_text()
+}
+
+/// Runs the connection of a subscriber entitled to `entitled` (any client when auth is off).
+pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<ClientId>, shutdown: CancellationToken) {
+    let (mut tx, mut rx) = ws.split();
+    let hello = Frame::Hello {
+        epoch: &ctx.live.epoch,
+        auth: !ctx.auth_off,
+        client: entitled.as_ref().map(|c| c.as_str()),
+        max_message_bytes: ctx.max_message_bytes,
+        ready: ctx.live.metrics.ready.load(Relaxed) == 1,
+    };
+    if send(&mut tx, &ctx, hello.to_text()).await.is_err() {
+        return;
+    }
+    let mut subscription: Option<Subscription> = None;
+    loop {
+        let next_batch = async {
+            match &subscription {
+                Some(s) => s.subscriber.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        let frames = tokio::select! {
+            _ = shutdown.cancelled() => {
+                let _ = tx.send(Message::close_with(1001u16, "dashboard shutting down")).await;
+                break;
+            }
+            message = rx.next() => match message {
+                None | Some(Err(_)) => break,
+                Some(Ok(m)) if m.is_close() => break,
+                Some(Ok(m)) if m.is_ping() || m.is_pong() => continue,
+                Some(Ok(m)) => handle(&ctx, entitled.as_ref(), &mut subscription, &m),
+            },
+            batch = next_batch => match (batch, &subscription) {
+                (Some(batch), Some(s)) => vec![render_batch(s, batch)],
+                _ => continue,
+            },
+        };
+        let mut failed = false;
+        for frame in frames {
+            if send(&mut tx, &ctx, frame).await.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        if failed {
+            break;
+        }
+    }
+}
+
+async fn send(tx: &mut futures::stream::SplitSink<WebSocket, Message>, ctx: &SessionContext, text: String) -> Result<(), warp::Error> {
+    tx.send(Message::text(text)).await?;
+    ctx.live.metrics.messages_sent.fetch_add(1, Relaxed);
+    Ok(())
+}
+
+fn handle(ctx: &SessionContext, entitled: Option<&ClientId>, subscription: &mut Option<Subscription>, message: &Message) -> Vec<String> {
+    if message.as_bytes().len() > ctx.max_message_bytes {
+        let text = format!("message of {} bytes is over the limit of {} bytes", message.as_bytes().len(), ctx.max_message_bytes);
+        return vec![error(ctx, "too_large", &text)];
+    }
+    let Ok(text) = message.to_str() else {
+        return vec![error(ctx, "bad_request", "only text frames with JSON requests are accepted")];
+    };
+    let request: Request = match serde_json::from_str(text) {
+        Ok(r) => r,
+        Err(e) => return vec![error(ctx, "bad_request", &format!("malformed request: {e}"))],
+    };
+    match request.op {
+        Op::Ping => vec![Frame::Pong { id: request.id }.to_text()],
+        Op::Unsubscribe => {
+            *subscription = None;
+            vec![Frame::Unsubscribed {}.to_text()]
+        }
+        Op::Subscribe => subscribe(ctx, entitled, subscription, request),
+    }
+}
+
+fn subscribe(ctx: &SessionContext, entitled: Option<&ClientId>, subscription: &mut Option<Subscription>, request: Request) -> Vec<String> {
+    let Some(client) = request.client.as_deref() else {
+        return vec![error(ctx, "bad_request", "subscribe needs a \"client\"")];
+    };
+    let client = match ClientId::parse(client) {
+        Ok(c) => c,
+        Err(e) => return vec![error(ctx, "bad_request", &e.to_string())],
+    };
+    if !ctx.auth_off && entitled != Some(&client) {
+        let message = match entitled {
+            Some(e) => format!("this token is for client {e}, not {client}"),
+            None => "a token is required".to_owned(),
+        };
+        return vec![error(ctx, "forbidden", &message)];
+    }
+    *subscription = None;
+    let live = ctx.live.clone();
+    let filter = Filter { account: request.account.map(Into::into), symbol: request.symbol.map(Into::into) };
+    let subscriber = Arc::new(Subscriber::new(live.next_subscriber_id(), filter.clone(), live.metrics.clone()));
+    let view = request.view;
+    let since = match (view, request.epoch, request.since) {
+        (View::Rows, Some(epoch), Some(since)) if epoch == live.epoch => Some(since),
+        _ => None,
+    };
+    let feed = live.feed(&client);
+    let ready = live.metrics.ready.load(Relaxed) == 1;
+    let (start, view_rows) = {
+        let mut f = lock(&feed);
+        let start = f.subscribe(subscriber.clone(), since);
+        let view_rows = (view != View::Rows).then(|| views::totals(view, &f.rows(&filter), None));
+        (start, view_rows)
+    };
+    live.metrics.subscribers.fetch_add(1, Relaxed);
+    let frames = match (start, view_rows) {
+        (Start::Snapshot { seq, .. } | Start::Resume { seq, .. }, Some(totals)) => {
+            live.metrics.snapshots.fetch_add(1, Relaxed);
+            vec![Frame::View { view, seq, snapshot: true, rows: &totals }.to_text()]
+        }
+        (Start::Snapshot { seq, rows }, None) => {
+            live.metrics.snapshots.fetch_add(1, Relaxed);
+            let rows = rows.iter().map(|r| r.as_ref()).collect();
+            vec![Frame::Snapshot { client: client.as_str(), epoch: &live.epoch, seq, view, ready, rows }.to_text()]
+        }
+        (Start::Resume { since, seq, deltas }, None) => {
+            live.metrics.resumes.fetch_add(1, Relaxed);
+            live.metrics.replayed.fetch_add(deltas.len() as u64, Relaxed);
+            let mut frames = vec![Frame::Resumed { client: client.as_str(), epoch: &live.epoch, since, seq, replayed: deltas.len() }.to_text()];
+            frames.extend(deltas.iter().map(|(seq, rows)| Frame::Delta { seq: *seq, rows: rows.iter().map(|r| r.as_ref()).collect() }.to_text()));
+            frames
+        }
+    };
+    *subscription = Some(Subscription { client, view, feed, subscriber, live });
+    frames
+}
+
+fn render_batch(s: &Subscription, batch: Batch) -> String {
+    match s.view {
+        View::Rows => Frame::Delta { seq: batch.seq, rows: batch.rows.iter().map(|r| r.as_ref()).collect() }.to_text(),
+        view => {
+            let groups: BTreeSet<_> = batch.rows.iter().map(|r| views::group_of(view, r)).collect();
+            let rows = lock(&s.feed).rows(&s.subscriber.filter);
+            let totals = views::totals(view, &rows, Some(&groups));
+            tracing::trace!(client = %s.client, groups = groups.len(), "view update");
+            Frame::View { view, seq: batch.seq, snapshot: false, rows: &totals }.to_text()
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Reads `summaries` and `prices` — every partition, from the beginning (both are compacted) —
+//! into [`Live`]. No consumer group: each dashboard instance reads everything, so several run side
+//! by side. Ready once both topics have been read to the end they had at start.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message as _, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use tradeflow_core::changelog::SummaryChange;
+use tradeflow_core::kafka::KafkaArgs;
+use tradeflow_core::price::PriceTick;
+
+use crate::live::Live;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Summaries,
+    Prices,
+}
+
+/// Creates a consumer assigned to every partition of `topic` from the beginning, waiting (until
+/// `shutdown`) for the topic to exist. Returns the partition count.
+async fn assign_all(kafka: &KafkaArgs, topic: &str, shutdown: &CancellationToken) -> Result<Option<(StreamConsumer, usize)>, KafkaError> {
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", "tradeflow-dashboard-unused")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "5")
+        .set("fetch.error.backoff.ms", "50")
+        .create()?;
+    let mut warned = false;
+    loop {
+        let partitions = match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            Ok(md) => md.topics().first().map(|t| t.partitions().len()).unwrap_or(0),
+            Err(e) => {
+                tracing::debug!(error = %e, topic, "metadata");
+                0
+            }
+        };
+        if partitions > 0 {
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..partitions {
+                tpl.add_partition_offset(topic, p as i32, Offset::Beginning)?;
+            }
+            consumer.assign(&tpl)?;
+            return Ok(Some((consumer, partitions)));
+        }
+        if !warned {
+            tracing::warn!(topic, "waiting for the topic to exist");
+            warned = true;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// Follows both topics until `shutdown`.
+pub async fn follow(kafka: KafkaArgs, summaries: String, prices: String, live: Arc<Live>, shutdown: CancellationToken) -> Result<(), KafkaError> {
+    // Metadata calls block: keep them off the async workers.
+    let (s, p) = {
+        let (kafka2, shutdown2) = (kafka.clone(), shutdown.clone());
+        let summaries = summaries.clone();
+        let s = tokio::spawn(async move { assign_all(&kafka2, &summaries, &shutdown2).await });
+        let p = assign_all(&kafka, &prices, &shutdown).await?;
+        (s.await.map_err(|_| KafkaError::Canceled)??, p)
+    };
+    let (Some((s, s_parts)), Some((p, p_parts))) = (s, p) else { return Ok(()) };
+    let caught_up = Arc::new(std::sync::Mutex::new((HashSet::<(bool, i32)>::new(), s_parts + p_parts)));
+    let a = tokio::spawn(consume(s, Kind::Summaries, live.clone(), caught_up.clone(), shutdown.clone()));
+    let b = tokio::spawn(consume(p, Kind::Prices, live, caught_up, shutdown));
+    let _ = tokio::join!(a, b);
+    Ok(())
+}
+
+async fn consume(
+    consumer: StreamConsumer,
+    kind: Kind,
+    live: Arc<Live>,
+    caught_up: Arc<std::sync::Mutex<(HashSet<(bool, i32)>, usize)>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            m = consumer.recv() => m,
+        };
+        match message {
+            Ok(m) => {
+                let Some(payload) = m.payload() else { continue };
+                match kind {
+                    Kind::Summaries => match SummaryChange::from_json(payload) {
+                        Ok(change) => {
+                            live.apply_change(change);
+                        }
+                        Err(e) => {
+                            live.metrics.bad_records.fetch_add(1, Relaxed);
+                            tracing::warn!(error = %e, topic = m.topic(), partition = m.partition(), offset = m.offset(), "undecodable summary change skipped");
+                        }
+                    },
+                    Kind::Prices => match PriceTick::from_json(payload) {
+                        Ok(tick) => live.apply_tick(tick),
+                        Err(e) => {
+                            live.metrics.bad_records.fetch_add(1, Relaxed);
+                            tracing::warn!(error = %e, topic = m.topic(), partition = m.partition(), offset = m.offset(), "undecodable price tick skipped");
+                        }
+                    },
+                }
+            }
+            Err(KafkaError::PartitionEOF(p)) => {
+                let mut c = caught_up.lock().unwrap_or_else(|e| e.into_inner());
+                if c.0.insert((kind == Kind::Summaries, p)) && c.0.len() == c.1 && live.metrics.ready.swap(1, Relaxed) == 0 {
+                    tracing::info!("caught up with summaries and prices: ready");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?kind, "consumer error");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Analytic views over a client's rows: totals by symbol or by account (per trade date).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use compact_str::CompactString;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use tradeflow_core::summary::SummaryRow;
+
+use crate::protocol::View;
+
+/// One group of a totals view.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Total {
+    pub trade_date: NaiveDate,
+    /// The symbol (totals_by_symbol) or the account (totals_by_account).
+    pub group: CompactString,
+    pub rows: u64,
+    pub trade_count: i64,
+    pub buy_qty: i64,
+    pub sell_qty: i64,
+    pub net_qty: i128,
+    pub buy_notional: Decimal,
+    pub sell_notional: Decimal,
+    /// Sum over the rows that have a mark; `unmarked_rows` counts the others.
+    pub market_value: Decimal,
+    pub unmarked_rows: u64,
+}
+
+pub type GroupKey = (NaiveDate, CompactString);
+
+pub fn group_of(view: View, row: &SummaryRow) -> GroupKey {
+    match view {
+        View::TotalsByAccount => (row.trade_date, row.account_id.clone()),
+        _ => (row.trade_date, row.symbol.clone()),
+    }
+}
+
+/// Totals of `rows` per group, restricted to `only` when given. Sums saturate rather than fail:
+/// these are display figures; the exact per-row figures are in the rows.
+pub fn totals<'a>(view: View, rows: impl IntoIterator<Item = &'a Arc<SummaryRow>>, only: Option<&BTreeSet<GroupKey>>) -> Vec<Total> {
+    let mut out: BTreeMap<GroupKey, Total> = BTreeMap::new();
+    for row in rows {
+        let key = group_of(view, row);
+        if only.is_some_and(|o| !o.contains(&key)) {
+            continue;
+        }
+        let t = out.entry(key.clone()).or_insert_with(|| Total {
+            trade_date: key.0,
+            group: key.1.clone(),
+            rows: 0,
+            trade_count: 0,
+            buy_qty: 0,
+            sell_qty: 0,
+            net_qty: 0,
+            buy_notional: Decimal::ZERO,
+            sell_notional: Decimal::ZERO,
+            market_value: Decimal::ZERO,
+            unmarked_rows: 0,
+        });
+        t.rows += 1;
+        t.trade_count = t.trade_count.saturating_add(row.trade_count);
+        t.buy_qty = t.buy_qty.saturating_add(row.buy_qty);
+        t.sell_qty = t.sell_qty.saturating_add(row.sell_qty);
+        t.net_qty = t.net_qty.saturating_add(row.net_qty);
+        t.buy_notional = t.buy_notional.saturating_add(row.buy_notional);
+        t.sell_notional = t.sell_notional.saturating_add(row.sell_notional);
+        match row.market_value {
+            Some(v) => t.market_value = t.market_value.saturating_add(v),
+            None => t.unmarked_rows += 1,
+        }
+    }
+    out.into_values().collect()
+}

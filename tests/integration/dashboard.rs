@@ -1,0 +1,419 @@
+//! Dashboard: the websocket protocol, access control and slow subscribers, against a real broker.
+//! Changes are published straight onto the test's `summaries` / `prices` topics (what the
+//! aggregator and the price feed write), so each test controls every version and sequence number.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use tradeflow_core::ClientId;
+use tradeflow_core::changelog::SummaryChange;
+use tradeflow_core::price::PriceTick;
+use tradeflow_core::summary::{Position, SummaryKey};
+use tradeflow_dashboard::token::TokenKey;
+
+use crate::harness::broker::free_port;
+use crate::harness::http::{labelled, metric, request};
+use crate::harness::ws::{WsClient, refused_status};
+use crate::harness::{self, Service, TestTopics, eventually};
+
+const SECRET: &str = "integration-test-secret-0123456789";
+const WAIT: Duration = Duration::from_secs(30);
+
+pub struct Dash {
+    pub topics: TestTopics,
+    pub root: PathBuf,
+    pub port: u16,
+    key: TokenKey,
+    producer: FutureProducer,
+    pub service: Service,
+}
+
+impl Dash {
+    pub async fn start(extra: &[&str]) -> Self {
+        let topics = TestTopics::shared().await;
+        Self::start_on(topics, extra, &[]).await
+    }
+
+    pub async fn start_on(topics: TestTopics, extra: &[&str], env: &[(&'static str, String)]) -> Self {
+        let root = harness::temp_dir();
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["dashboard", "--listen", &listen];
+        args.extend_from_slice(extra);
+        let mut envs = vec![
+            ("KAFKA_BROKERS", topics.kafka.brokers.clone()),
+            ("TRADEFLOW_TOPIC_PREFIX", topics.prefix.clone()),
+            ("TRADEFLOW_AUTH_SECRET", SECRET.to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ];
+        envs.extend_from_slice(env);
+        let service = Service::start("dashboard", &args, &envs, &root);
+        let producer = topics.kafka.client_config().set("linger.ms", "0").create().expect("producer");
+        let dash = Self { topics, root, port, key: TokenKey::new(SECRET).expect("key"), producer, service };
+        eventually("the dashboard to be ready", WAIT, || async {
+            request(dash.port, "/readyz", &[]).await.filter(|(status, _)| *status == 200).map(|_| ())
+        })
+        .await;
+        dash
+    }
+
+    pub fn token(&self, client: &str) -> String {
+        self.key.sign(&ClientId::parse(client).expect("client"), Utc::now().timestamp() + 3600)
+    }
+
+    /// Publishes a version of row (client, account, symbol) with `count` trades of 10 shares at 100.
+    pub async fn change(&self, client: &str, account: &str, symbol: &str, count: i64, offset: i64) {
+        let at = NaiveDate::from_ymd_opt(2026, 11, 23).and_then(|d| d.and_hms_opt(9, 30, 0)).expect("time");
+        let key = SummaryKey { trade_date: at.date(), client_id: ClientId::parse(client).expect("client"), account_id: account.into(), symbol: symbol.into() };
+        let position = Position {
+            trade_count: count,
+            buy_qty: 10 * count,
+            sell_qty: 0,
+            buy_notional: Decimal::from(1000 * count),
+            sell_notional: Decimal::ZERO,
+            last_price: Decimal::from(100),
+            first_trade_at: at,
+            last_trade_at: at,
+        };
+        let change = SummaryChange::new(&key, &position, None, 0, offset);
+        let k = key.kafka_key();
+        let payload = change.to_json();
+        self.producer
+            .send(FutureRecord::to(&self.topics.topics.summaries).key(&k).payload(&payload), Duration::from_secs(10))
+            .await
+            .expect("publish summary change");
+    }
+
+    pub async fn tick(&self, symbol: &str, price: &str) {
+        let tick = PriceTick { symbol: symbol.into(), price: price.parse().expect("price"), at: Utc::now() };
+        let payload = tick.to_json();
+        self.producer
+            .send(FutureRecord::to(&self.topics.topics.prices).key(symbol).payload(&payload), Duration::from_secs(10))
+            .await
+            .expect("publish tick");
+    }
+
+    pub async fn connect(&self, client: &str) -> WsClient {
+        let mut ws = WsClient::connect(self.port, Some(&self.token(client)), None).await.expect("connect");
+        let hello = ws.expect("hello", WAIT).await;
+        assert_eq!(hello["client"], client);
+        ws
+    }
+
+    /// The live rows over REST (with the client's token).
+    pub async fn rest(&self, client: &str) -> Value {
+        let (status, body) = request(self.port, &format!("/api/summary?client={client}&token={}", self.token(client)), &[]).await.expect("rest");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("json")
+    }
+
+    /// Waits until the client's feed is at `seq` (every published change applied).
+    pub async fn at_seq(&self, client: &str, seq: u64) {
+        eventually(&format!("client {client} at seq {seq}"), WAIT, || async { (self.rest(client).await["seq"] == seq).then_some(()) }).await;
+    }
+}
+
+fn rows(frame: &Value) -> &[Value] {
+    frame["rows"].as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+fn count_of(frame: &Value, symbol: &str) -> Option<i64> {
+    rows(frame).iter().find(|r| r["symbol"] == symbol).and_then(|r| r["trade_count"].as_i64())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_snapshot_then_ordered_deltas_shared_views_ticks_and_tail() {
+    let d = Dash::start(&[]).await;
+    d.change("A", "ACC1", "AAPL", 1, 1).await;
+    d.change("A", "ACC1", "MSFT", 1, 2).await;
+    d.change("B", "ACC9", "AAPL", 1, 3).await;
+    d.at_seq("A", 2).await;
+
+    let subscribe = json!({"op": "subscribe", "client": "A"});
+    let mut one = d.connect("A").await;
+    one.send(subscribe.clone()).await;
+    let snap1 = one.expect("snapshot", WAIT).await;
+    let mut two = d.connect("A").await;
+    two.send(subscribe.clone()).await;
+    let snap2 = two.expect("snapshot", WAIT).await;
+    assert_eq!((snap1["seq"].as_u64(), snap2["seq"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(rows(&snap1).len(), 2, "client A has two rows: {snap1}");
+    assert!(rows(&snap1).iter().all(|r| r["client_id"] == "A"));
+    assert_eq!(snap1["rows"], snap2["rows"]);
+
+    let mut msft_only = d.connect("A").await;
+    msft_only.send(json!({"op": "subscribe", "client": "A", "symbol": "MSFT"})).await;
+    assert_eq!(rows(&msft_only.expect("snapshot", WAIT).await).len(), 1);
+    let mut by_symbol = d.connect("A").await;
+    by_symbol.send(json!({"op": "subscribe", "client": "A", "view": "totals_by_symbol"})).await;
+    let view = by_symbol.expect("view", WAIT).await;
+    assert_eq!(view["snapshot"], true);
+    assert_eq!(rows(&view).iter().map(|t| t["group"].as_str().unwrap_or_default()).collect::<Vec<_>>(), ["AAPL", "MSFT"]);
+
+    for count in 2..=11 {
+        d.change("A", "ACC1", "AAPL", count, 8 + count).await;
+    }
+    let done = |frames: &[Value]| frames.last().and_then(|f| count_of(f, "AAPL")) == Some(11);
+    let f1 = one.collect_until(WAIT, done).await;
+    let f2 = two.collect_until(WAIT, done).await;
+    for frames in [&f1, &f2] {
+        let seqs: Vec<u64> = frames.iter().filter_map(|f| f["seq"].as_u64()).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]) && seqs[0] > 2, "sequence numbers increase: {seqs:?}");
+        let counts: Vec<i64> = frames.iter().filter_map(|f| count_of(f, "AAPL")).collect();
+        assert!(counts.windows(2).all(|w| w[0] < w[1]), "row versions arrive in order: {counts:?}");
+        assert!(frames.iter().all(|f| f["type"] == "delta" && rows(f).iter().all(|r| r["client_id"] == "A")));
+        assert_eq!(frames.last().and_then(|f| f["seq"].as_u64()), Some(12));
+    }
+    // One fan-out: the same sequence number means the same rows for both subscribers.
+    for a in &f1 {
+        if let Some(b) = f2.iter().find(|b| b["seq"] == a["seq"]) {
+            assert_eq!(a["rows"], b["rows"]);
+        }
+    }
+
+    // The filtered subscriber saw none of that; a MSFT change reaches it.
+    d.change("A", "ACC1", "MSFT", 2, 30).await;
+    let delta = msft_only.expect("delta", WAIT).await;
+    assert_eq!(rows(&delta).len(), 1);
+    assert_eq!(count_of(&delta, "MSFT"), Some(2), "the filtered subscriber's first delta is the MSFT change: {delta}");
+
+    // The view follows: a second account's AAPL row adds to the AAPL group.
+    d.change("A", "ACC2", "AAPL", 3, 31).await;
+    let update = loop {
+        let f = by_symbol.expect("view", WAIT).await;
+        if rows(&f).iter().any(|t| t["group"] == "AAPL" && t["rows"] == 2) {
+            break f;
+        }
+    };
+    let aapl = rows(&update).iter().find(|t| t["group"] == "AAPL").cloned().unwrap_or_default();
+    assert_eq!((aapl["trade_count"].as_i64(), aapl["buy_qty"].as_i64()), (Some(14), Some(140)), "{aapl}");
+    assert_eq!(update["snapshot"], false);
+
+    // A price tick moves every row of its symbol: market value = net qty × mark.
+    d.tick("AAPL", "200.50").await;
+    let marked = one
+        .collect_until(WAIT, |f| f.last().is_some_and(|f| rows(f).iter().any(|r| r["symbol"] == "AAPL" && r["mark_price"] == "200.50")))
+        .await;
+    let row = rows(marked.last().expect("frame")).iter().find(|r| r["symbol"] == "AAPL" && r["account_id"] == "ACC1").cloned().expect("ACC1 AAPL row");
+    assert_eq!(row["net_qty"], 110);
+    assert_eq!(row["market_value"], "22055.00");
+    assert_eq!(row["mark_stale"], false);
+
+    // An older version of a row than the one held is ignored.
+    d.change("A", "ACC1", "AAPL", 5, 15).await;
+    eventually("the stale version to be counted", WAIT, || async { metric(d.port, "tradeflow_dashboard_stale_versions_total").await.filter(|n| *n >= 1) }).await;
+    let live = d.rest("A").await;
+    let aapl = live["rows"].as_array().and_then(|r| r.iter().find(|r| r["symbol"] == "AAPL" && r["account_id"] == "ACC1")).cloned().unwrap_or_default();
+    assert_eq!(aapl["trade_count"], 11);
+    assert_eq!(metric(d.port, "tradeflow_dashboard_subscribers").await, Some(4));
+
+    // The terminal tail speaks the same protocol.
+    let out = std::process::Command::new(harness::tradeflow_bin())
+        .args(["tail", "--client", "A", "--frames", "2", "--url", &format!("ws://127.0.0.1:{}/ws", d.port), "--token", &d.token("A")])
+        .output()
+        .expect("run tail");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].contains("hello auth=true client=A"), "{stdout}");
+    assert!(lines[1].contains("snapshot client=A") && lines[1].contains("ACC1 AAPL n=11 net=110"), "{stdout}");
+    let out = std::process::Command::new(harness::tradeflow_bin())
+        .args(["tail", "--client", "A", "--frames", "2", "--view", "totals_by_account", "--url", &format!("ws://127.0.0.1:{}/ws", d.port), "--token", &d.token("A")])
+        .output()
+        .expect("run tail");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("view totals_by_account") && stdout.contains("ACC2 rows=1 n=3"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_resume_replays_exactly_the_missed_deltas_or_sends_a_snapshot() {
+    let d = Dash::start(&["--resume-window", "8"]).await;
+    let mut ws = d.connect("R").await;
+    ws.send(json!({"op": "subscribe", "client": "R"})).await;
+    let snapshot = ws.expect("snapshot", WAIT).await;
+    assert_eq!(snapshot["seq"], 0);
+    let epoch = snapshot["epoch"].as_str().expect("epoch").to_owned();
+    d.change("R", "ACC1", "AAPL", 1, 1).await;
+    assert_eq!(ws.expect("delta", WAIT).await["seq"], 1);
+    drop(ws);
+
+    // Missed while away: five versions of two rows.
+    let missed = [("AAPL", 2), ("MSFT", 1), ("AAPL", 3), ("MSFT", 2), ("AAPL", 4)];
+    for (i, (symbol, count)) in missed.iter().enumerate() {
+        d.change("R", "ACC1", symbol, *count, 10 + i as i64).await;
+    }
+    d.at_seq("R", 6).await;
+    let mut ws = d.connect("R").await;
+    ws.send(json!({"op": "subscribe", "client": "R", "epoch": epoch, "since": 1})).await;
+    let resumed = ws.next(WAIT).await.expect("frame");
+    assert_eq!(resumed["type"], "resumed", "{resumed}");
+    assert_eq!((resumed["since"].as_u64(), resumed["seq"].as_u64(), resumed["replayed"].as_u64()), (Some(1), Some(6), Some(5)));
+    for (i, (symbol, count)) in missed.iter().enumerate() {
+        let delta = ws.next(WAIT).await.expect("replayed delta");
+        assert_eq!(delta["type"], "delta");
+        assert_eq!(delta["seq"], 2 + i as u64, "{delta}");
+        assert_eq!(rows(&delta).len(), 1);
+        assert_eq!(count_of(&delta, symbol), Some(*count), "{delta}");
+    }
+    // And then live deltas continue the sequence.
+    d.change("R", "ACC1", "AAPL", 5, 20).await;
+    assert_eq!(ws.expect("delta", WAIT).await["seq"], 7);
+    drop(ws);
+
+    // Too far back (the window holds 8 deltas): a fresh snapshot, never a gap.
+    for count in 6..16 {
+        d.change("R", "ACC1", "AAPL", count, 15 + count).await;
+    }
+    d.at_seq("R", 17).await;
+    let mut ws = d.connect("R").await;
+    ws.send(json!({"op": "subscribe", "client": "R", "epoch": epoch, "since": 7})).await;
+    let snap = ws.next(WAIT).await.expect("frame");
+    assert_eq!((snap["type"].as_str(), snap["seq"].as_u64()), (Some("snapshot"), Some(17)), "{snap}");
+    assert_eq!(count_of(&snap, "AAPL"), Some(15));
+    // Another instance's (or an earlier run's) sequence numbers: a snapshot too.
+    ws.send(json!({"op": "subscribe", "client": "R", "epoch": "0000000000000000", "since": 17})).await;
+    assert_eq!(ws.next(WAIT).await.expect("frame")["type"], "snapshot");
+    assert_eq!(metric(d.port, "tradeflow_dashboard_resumes_total").await, Some(1));
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_access_control_and_bad_requests() {
+    let d = Dash::start(&["--allowed-origins", "https://desk.example"]).await;
+    d.change("A", "ACC1", "AAPL", 1, 1).await;
+    d.change("B", "ACC1", "AAPL", 1, 2).await;
+    d.at_seq("B", 1).await;
+    let (a, port) = (d.token("A"), d.port);
+
+    // Websocket handshakes.
+    let status = |r: Result<WsClient, _>| r.err().as_ref().and_then(refused_status);
+    assert_eq!(status(WsClient::connect(port, None, None).await), Some(401), "no token");
+    assert_eq!(status(WsClient::connect(port, Some(&a.replacen("tf1.A.", "tf1.B.", 1)), None).await), Some(401), "forged token");
+    assert_eq!(status(WsClient::connect(port, Some("garbage"), None).await), Some(401), "malformed token");
+    assert_eq!(status(WsClient::connect(port, Some(&a), Some("http://evil.example")).await), Some(403), "foreign origin");
+    assert!(WsClient::connect(port, Some(&a), Some(&format!("http://127.0.0.1:{port}"))).await.is_ok(), "own origin");
+    assert!(WsClient::connect(port, Some(&a), Some("https://desk.example")).await.is_ok(), "allow-listed origin");
+    assert_eq!(labelled(port, "tradeflow_dashboard_handshakes_refused_total").await, Some(vec![3, 1]));
+
+    // A's token cannot subscribe to B; the socket stays usable.
+    let mut ws = d.connect("A").await;
+    ws.send(json!({"op": "subscribe", "client": "B"})).await;
+    let e = ws.expect("error", WAIT).await;
+    assert_eq!(e["code"], "forbidden", "{e}");
+    ws.send_text("{not json".into()).await;
+    let e = ws.expect("error", WAIT).await;
+    assert_eq!(e["code"], "bad_request");
+    assert!(e["message"].as_str().unwrap_or_default().contains("malformed request"), "{e}");
+    ws.send(json!({"op": "subscribe", "client": "A", "colour": "red"})).await;
+    let e = ws.expect("error", WAIT).await;
+    assert!(e["message"].as_str().unwrap_or_default().contains("unknown field `colour`"), "{e}");
+    ws.send(json!({"op": "explode"})).await;
+    assert_eq!(ws.expect("error", WAIT).await["code"], "bad_request");
+    ws.send_text(format!("{{\"op\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(5000))).await;
+    let e = ws.expect("error", WAIT).await;
+    assert_eq!(e["code"], "too_large", "{e}");
+    ws.send(json!({"op": "ping", "id": 7})).await;
+    assert_eq!(ws.expect("pong", WAIT).await["id"], 7);
+    ws.send(json!({"op": "subscribe", "client": "A"})).await;
+    assert_eq!(rows(&ws.expect("snapshot", WAIT).await).len(), 1);
+    assert!(metric(port, "tradeflow_dashboard_error_frames_total").await >= Some(5));
+
+    // REST, the same rules.
+    let get = |path: String, headers: Vec<String>| async move {
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        request(port, &path, &headers).await.expect("answer")
+    };
+    assert_eq!(get(format!("/api/summary?client=A&token={a}"), vec![]).await.0, 200);
+    assert_eq!(get("/api/summary?client=A".into(), vec![format!("authorization: Bearer {a}")]).await.0, 200);
+    let (status, body) = get(format!("/api/summary?client=B&token={a}"), vec![]).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("this token is for client A, not B"), "{body}");
+    assert_eq!(get("/api/summary?client=A".into(), vec![]).await.0, 401);
+    assert_eq!(get(format!("/api/summary?client=A&as_of=yesterday&token={a}"), vec![]).await.0, 400);
+    let (status, body) = get(format!("/api/summary?client=A&as_of=2026-11-23T10:00:00Z&token={a}"), vec![]).await;
+    assert_eq!(status, 503, "no database configured: {body}");
+    assert_eq!(get(format!("/api/summary?client=A&bogus=1&token={a}"), vec![]).await.0, 400);
+    drop(ws);
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_with_auth_off_says_so() {
+    let d = Dash::start(&["--auth-off"]).await;
+    let (status, body) = request(d.port, "/api/config", &[]).await.expect("config");
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Value>(&body).expect("json")["auth"], false);
+    let mut ws = WsClient::connect(d.port, None, None).await.expect("no token needed");
+    let hello = ws.expect("hello", WAIT).await;
+    assert_eq!((hello["auth"].as_bool(), hello["client"].is_null()), (Some(false), true));
+    ws.send(json!({"op": "subscribe", "client": "anyone"})).await;
+    assert_eq!(ws.expect("snapshot", WAIT).await["client"], "anyone");
+    let (_, page) = request(d.port, "/", &[]).await.expect("page");
+    assert!(page.contains("id=\"auth-banner\""), "the page carries the banner");
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_slow_subscriber_is_coalesced_bounded_and_delays_nobody() {
+    const ROWS: i64 = 50;
+    const ROUNDS: i64 = 400;
+    let d = Dash::start(&[]).await;
+    let symbols: Vec<String> = (0..ROWS).map(|i| format!("S{i:02}")).collect();
+    let subscribe = json!({"op": "subscribe", "client": "S"});
+    // The slow subscriber subscribes and then never reads again.
+    let mut slow = d.connect("S").await;
+    slow.send(subscribe.clone()).await;
+    let mut fast = d.connect("S").await;
+    fast.send(subscribe.clone()).await;
+    fast.expect("snapshot", WAIT).await;
+    // The fast subscriber reads all along and reaches the final version of every row.
+    let reader = tokio::spawn(async move {
+        let mut latest = std::collections::HashMap::new();
+        fast.collect_until(Duration::from_secs(180), |frames| {
+            if let Some(f) = frames.last() {
+                for r in rows(f) {
+                    latest.insert(r["symbol"].as_str().unwrap_or_default().to_owned(), r["trade_count"].as_i64().unwrap_or_default());
+                }
+            }
+            latest.len() == ROWS as usize && latest.values().all(|c| *c == ROUNDS)
+        })
+        .await
+        .len()
+    });
+    let mut offset = 0;
+    for round in 1..=ROUNDS {
+        let mut batch = Vec::new();
+        for s in &symbols {
+            offset += 1;
+            batch.push(d.change("S", "ACC1", s, round, offset));
+        }
+        futures::future::join_all(batch).await;
+    }
+    let fast_frames = reader.await.expect("fast reader");
+    assert!(fast_frames > 0);
+    let coalesced = metric(d.port, "tradeflow_dashboard_coalesced_updates_total").await.unwrap_or_default();
+    assert!(coalesced > 1000, "the stuck subscriber's updates were merged per row, not queued: {coalesced}");
+    let rss = d.service.peak_rss_kib().expect("rss");
+    assert!(rss < 200 * 1024, "dashboard memory stays bounded: peak {rss} KiB");
+
+    // When the slow one reads at last, it converges on the same final rows through far fewer frames.
+    let mut slow_latest = std::collections::HashMap::new();
+    let frames = slow
+        .collect_until(Duration::from_secs(60), |frames| {
+            if let Some(f) = frames.last() {
+                for r in rows(f) {
+                    slow_latest.insert(r["symbol"].as_str().unwrap_or_default().to_owned(), r["trade_count"].as_i64().unwrap_or_default());
+                }
+            }
+            slow_latest.len() == ROWS as usize && slow_latest.values().all(|c| *c == ROUNDS)
+        })
+        .await;
+    assert!(frames.len() < (ROWS * ROUNDS) as usize / 2, "slow subscriber got {} frames for {} changes", frames.len(), ROWS * ROUNDS);
+    let _ = std::fs::remove_dir_all(&d.root);
+}

@@ -1,0 +1,32 @@
+//! The live changelog record on `summaries` (compacted, key = the row's key): written by the
+//! aggregator for every row trades changed, read by the dashboard. `partition`/`offset` say which
+//! `trades` position the row reflects, so a reader can ignore an older version replayed after a
+//! restart.
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::summary::{Mark, Position, SummaryKey, SummaryRow};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryChange {
+    pub row: SummaryRow,
+    /// The `trades` partition owning the row and the offset (exclusive) the row reflects.
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl SummaryChange {
+    pub fn new(key: &SummaryKey, position: &Position, mark: Option<&Mark>, partition: i32, offset: i64) -> Self {
+        Self { row: SummaryRow::new(key, position, mark, Utc::now()), partition, offset }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Plain data (strings, decimals as strings, timestamps): serialising cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
