@@ -30,6 +30,8 @@ enum Command {
     Oracle(commands::oracle::OracleArgs),
     /// Create the topics (idempotent) with their partition counts and compaction.
     Topics(commands::topics::TopicsArgs),
+    /// Create the topics and migrate the snapshot tables (idempotent): run once before the services.
+    Init(commands::topics::InitArgs),
     /// Serve the live web view: the page, the websocket protocol, `/api/summary`.
     Dashboard(tradeflow_dashboard::DashboardArgs),
     /// Print a signed token entitling its bearer to one client's rows on the dashboard.
@@ -53,6 +55,7 @@ fn main() -> anyhow::Result<()> {
             Command::Prices(args) => commands::producer::run_prices(args, shutdown).await,
             Command::Oracle(args) => commands::oracle::run(args),
             Command::Topics(args) => commands::topics::run(args).await,
+            Command::Init(args) => commands::topics::init(args).await,
             Command::Dashboard(args) => commands::dashboard::run(args, shutdown).await,
             Command::Token(args) => commands::dashboard::token(args),
             Command::Tail(args) => commands::dashboard::tail(args, shutdown).await,

@@ -24,3 +24,50 @@ pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `tradeflow init`: what a deployment needs before the services start.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    #[command(flatten)]
+    topics: TopicsArgs,
+    #[command(flatten)]
+    database: tradeflow_aggregator::config::DatabaseArgs,
+    /// Password for the read-only SQL role `tradeflow_reader` (for `psql` from other hosts; unset: unchanged).
+    #[arg(long, env = "TRADEFLOW_READER_PASSWORD", hide_env_values = true)]
+    reader_password: Option<String>,
+}
+
+/// Creates the topics and migrates the snapshot tables (both idempotent), then sets the read-only
+/// role's password when given.
+pub async fn init(args: InitArgs) -> anyhow::Result<()> {
+    run(args.topics).await?;
+    let url = &args.database.database_url;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(30))
+        .connect(url)
+        .await
+        .with_context(|| format!("connecting to {}", redact(url)))?;
+    tradeflow_aggregator::store::MIGRATOR.run(&pool).await.context("running the migrations")?;
+    println!("migrated\t{}", redact(url));
+    if let Some(password) = args.reader_password.filter(|p| !p.is_empty()) {
+        // ALTER ROLE takes no bind parameters: quote the literal (doubling single quotes).
+        let sql = format!("ALTER ROLE tradeflow_reader PASSWORD '{}'", password.replace('\'', "''"));
+        sqlx::raw_sql(&sql).execute(&pool).await.context("setting the tradeflow_reader password")?;
+        println!("password set\ttradeflow_reader");
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// The URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}

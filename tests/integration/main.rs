@@ -11,5 +11,6 @@ mod failover;
 mod foundation;
 mod aggregator;
 mod browser;
+mod compose;
 mod dashboard;
 mod ingestor;
