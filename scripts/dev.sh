@@ -5,7 +5,9 @@
 #   scripts/dev.sh [--durable]     --durable keeps broker data in .tradeflow/broker (sqlite)
 #
 # Settings (environment): KAFKA_PORT (9092), TRADE_LOG_CID (1,2,3), TRADEFLOW_STATE (.tradeflow),
-# DASHBOARD_PORT (8080), TRADEFLOW_AUTH_SECRET (generated once into $TRADEFLOW_STATE/auth-secret)
+# DASHBOARD_PORT (8080), TRADEFLOW_AUTH_SECRET (generated once into $TRADEFLOW_STATE/auth-secret),
+# TRADEFLOW_DEV_DB (tradeflow_dev), TRADEFLOW_BIN (a built tradeflow binary: skips the release build);
+# every service's own variables (README) pass through.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -14,7 +16,7 @@ DURABLE=0
 for arg in "$@"; do
   case "$arg" in
     --durable) DURABLE=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) die "unknown argument $arg" ;;
   esac
 done
@@ -29,7 +31,7 @@ ensure_tansu
 ensure_postgres
 # The snapshot tables live in their own database. With a memory broker every run starts with empty
 # topics, so the tables (and their stored offsets) must start empty too; --durable keeps both.
-DEV_DB=tradeflow_dev
+DEV_DB="${TRADEFLOW_DEV_DB:-tradeflow_dev}"
 if [ "$DURABLE" = 0 ]; then
   psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DEV_DB WITH (FORCE)" >/dev/null
   rm -rf "$STATE/ingestor"   # re-publish the existing logs into the empty broker
@@ -37,9 +39,13 @@ fi
 psql "$DATABASE_URL" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$DEV_DB'" | grep -q 1 \
   || psql "$DATABASE_URL" -qc "CREATE DATABASE $DEV_DB" >/dev/null
 DATABASE_URL="${DATABASE_URL%/*}/$DEV_DB"
-log "building tradeflow (release)"
-cargo build --release --locked --bin tradeflow >&2
-TF="$PWD/target/release/tradeflow"
+if [ -n "${TRADEFLOW_BIN:-}" ]; then
+  TF="$TRADEFLOW_BIN"
+else
+  log "building tradeflow (release)"
+  cargo build --release --locked --bin tradeflow >&2
+  TF="$PWD/target/release/tradeflow"
+fi
 
 PIDS=()
 cleanup() {
@@ -82,8 +88,8 @@ tradeflow is running
 $LINKS  broker      127.0.0.1:$KAFKA_PORT ($STORAGE)
   postgres    $DATABASE_URL
   trade logs  $TRADE_LOG_DIR (clients $CLIENTS)
-  ingestor    metrics http://127.0.0.1:9101/metrics
-  aggregator  metrics http://127.0.0.1:9102/metrics
+  ingestor    metrics http://${TRADEFLOW_INGESTOR_METRICS_ADDR:-127.0.0.1:9101}/metrics
+  aggregator  metrics http://${TRADEFLOW_AGGREGATOR_METRICS_ADDR:-127.0.0.1:9102}/metrics
   SQL (read-only): psql "${DATABASE_URL%%://*}://tradeflow_reader@${DATABASE_URL#*@}"
   service logs $STATE/*.log
 Ctrl-C stops everything.

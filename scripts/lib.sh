@@ -28,6 +28,13 @@ apt_install() { # packages…
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
 }
 
+# Debian's Chromium and ChromeDriver for the browser test (no browser download).
+ensure_chromium() {
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null && return
+  log "installing chromium and chromium-driver (Debian packages)"
+  apt_install chromium chromium-driver
+}
+
 # tansu 0.6.0 (SPEC §5), built once into the cache outside the checkout; ~10 minutes the first time.
 ensure_tansu() {
   if [ -n "${TANSU_BIN:-}" ] && [ -x "$TANSU_BIN" ]; then return; fi

@@ -8,6 +8,7 @@ source scripts/lib.sh
 ensure_tansu
 ensure_postgres
 ensure_pg_server_binaries
+ensure_chromium
 RUN_DIR=$(mktemp -d /tmp/tradeflow-test.XXXXXX)
 BROKER_PORT=$(free_port)
 start_tansu "$BROKER_PORT" "memory://tansu/" "$RUN_DIR" "$RUN_DIR/tansu.log"

@@ -14,3 +14,4 @@ mod browser;
 mod compose;
 mod dashboard;
 mod ingestor;
+mod smoke;

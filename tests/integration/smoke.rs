@@ -1,0 +1,116 @@
+//! The README's first command, natively: `scripts/dev.sh` brings up broker, Postgres, topics and
+//! every service; rows reach Postgres, a live frame reaches a websocket subscriber, and Ctrl-C
+//! stops everything.
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::broker::free_port;
+use crate::harness::ws::WsClient;
+use crate::harness::{self, eventually};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_script_runs_the_pipeline_and_stops_on_ctrl_c() {
+    let state = harness::temp_dir();
+    let (kafka_port, dashboard_port) = (free_port(), free_port());
+    let db = harness::unique("tradeflow_smoke_");
+    let server = harness::postgres::server_url();
+    let mut child = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/dev.sh"))
+        .env("KAFKA_PORT", kafka_port.to_string())
+        .env("DASHBOARD_PORT", dashboard_port.to_string())
+        .env("TRADEFLOW_STATE", &state)
+        .env("TRADEFLOW_DEV_DB", &db)
+        .env("TRADEFLOW_BIN", harness::tradeflow_bin())
+        .env("DATABASE_URL", &server)
+        .env("TRADEFLOW_INGESTOR_METRICS_ADDR", "127.0.0.1:0")
+        .env("TRADEFLOW_AGGREGATOR_METRICS_ADDR", "127.0.0.1:0")
+        .env("TRADE_LOG_CID", "1,2")
+        .env_remove("TRADEFLOW_TOPIC_PREFIX")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("start scripts/dev.sh");
+    let pgid = child.id();
+    let output = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().expect("stderr");
+    let sink = output.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut out = sink.lock().unwrap_or_else(|e| e.into_inner());
+            out.push_str(&line);
+            out.push('\n');
+        }
+    });
+    let text = || output.lock().unwrap_or_else(|e| e.into_inner()).clone();
+
+    // The banner: the dashboard URL, a link with a token per client, the read-only psql line.
+    let banner = eventually("dev.sh to print its banner", WAIT, || {
+        let t = text();
+        async move { t.contains("Ctrl-C stops everything").then_some(t) }
+    })
+    .await;
+    assert!(banner.contains(&format!("dashboard   http://127.0.0.1:{dashboard_port}/")), "{banner}");
+    assert!(banner.contains("tradeflow_reader@"), "{banner}");
+    let token = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("client 1").and_then(|rest| rest.split("&token=").nth(1)))
+        .map(|t| t.trim().to_owned())
+        .unwrap_or_else(|| panic!("no link for client 1 in {banner}"));
+
+    // Rows in Postgres, readable by the read-only role.
+    let reader_url = format!("{}/{db}", server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server)).replacen("://postgres@", "://tradeflow_reader@", 1);
+    let rows: i64 = eventually("rows in summary_rows", WAIT, || {
+        let url = reader_url.clone();
+        async move {
+            let pool = sqlx::PgPool::connect(&url).await.ok()?;
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM summary_rows").fetch_one(&pool).await.ok()?;
+            pool.close().await;
+            (n > 0).then_some(n)
+        }
+    })
+    .await;
+    assert!(rows > 0);
+
+    // A live frame on the websocket: a delta after the snapshot.
+    let mut ws = eventually("the dashboard websocket", WAIT, || {
+        let token = token.clone();
+        async move { WsClient::connect(dashboard_port, Some(&token), None).await.ok() }
+    })
+    .await;
+    ws.send(json!({"op": "subscribe", "client": "1"})).await;
+    ws.expect("snapshot", WAIT).await;
+    let delta = ws.expect("delta", WAIT).await;
+    assert!(delta["rows"].as_array().is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["client_id"] == "1")), "{delta}");
+    drop(ws);
+
+    // Ctrl-C: everything stops (the services get SIGTERM, flush and exit; the broker goes away).
+    let _ = Command::new("kill").args(["-INT", &format!("-{pgid}")]).status();
+    let status = eventually("dev.sh to exit", WAIT, || {
+        let s = child.try_wait().ok().flatten();
+        async move { s }
+    })
+    .await;
+    assert_eq!(status.code(), Some(130), "{}", text());
+    eventually("the broker and dashboard ports to close", Duration::from_secs(30), || async {
+        (!port_open(kafka_port) && !port_open(dashboard_port)).then_some(())
+    })
+    .await;
+    let log = text();
+    assert!(log.contains("stopping"), "{log}");
+    let drop_db = sqlx::PgPool::connect(&server).await.expect("server");
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&drop_db).await;
+    let _ = std::fs::remove_dir_all(&state);
+}
