@@ -31,7 +31,7 @@ function groupDigits(s) {
   return (neg ? "-" : "") + grouped + (frac !== undefined ? "." + frac : "");
 }
 function money(s) {
-  if (s === null || s === undefined) return "";
+  if (s === null || s === undefined || s === "") return "";
   const [int, frac = ""] = String(s).split(".");
   return groupDigits(int + "." + (frac + "00").slice(0, Math.max(2, frac.replace(/0+$/, "").length)));
 }

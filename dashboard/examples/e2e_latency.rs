@@ -1,0 +1,227 @@
+//! End-to-end latency benchmark client (run by `scripts/bench-latency.sh`): appends trade lines to
+//! client log files at a fixed rate and measures, for every trade and every websocket subscriber,
+//! the time from the line's append to the first dashboard frame showing it (the row's
+//! `trade_count` reaching that trade). Prints p50 / p99 / max and the frames delivered per second.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use futures::{SinkExt as _, StreamExt as _};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tradeflow_core::Side;
+use tradeflow_core::log_format::render_line_into;
+use tradeflow_core::trade::Trade;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// The ingestor's log directory.
+    #[arg(long)]
+    logs: PathBuf,
+    /// The dashboard's websocket URL (auth off).
+    #[arg(long)]
+    ws: String,
+    /// Trades per second, all clients together.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Seconds of measured load.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Clients (one log file each); rows = clients × symbols.
+    #[arg(long, default_value_t = 10)]
+    clients: usize,
+    /// Websocket subscribers, spread evenly over the clients.
+    #[arg(long, default_value_t = 10)]
+    subscribers: usize,
+    /// Symbols per client.
+    #[arg(long, default_value_t = 5)]
+    symbols: usize,
+    /// Label printed with the results.
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+type RowId = (usize, usize); // (client index, symbol index)
+
+/// Append instants per row, indexed by trade_count − 1.
+#[derive(Default)]
+struct Appends {
+    rows: Mutex<HashMap<RowId, Vec<Instant>>>,
+}
+
+fn client_id(run: &str, c: usize) -> String {
+    format!("L{run}x{c}")
+}
+
+fn symbol(s: usize) -> String {
+    format!("SYM{s}")
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+struct Subscriber {
+    latencies: Vec<u64>,
+    frames: u64,
+}
+
+async fn subscribe(url: String, client: String, c: usize, appends: Arc<Appends>, target: Arc<Mutex<HashMap<RowId, usize>>>, symbols: usize, ready: tokio::sync::mpsc::Sender<()>) -> Subscriber {
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect to the dashboard");
+    ws.send(Message::text(json!({"op": "subscribe", "client": client}).to_string())).await.expect("subscribe");
+    let mut seen: HashMap<usize, usize> = HashMap::new();
+    let mut out = Subscriber { latencies: Vec::new(), frames: 0 };
+    let mut signalled = false;
+    while let Some(Ok(m)) = ws.next().await {
+        let Message::Text(t) = m else { continue };
+        let now = Instant::now();
+        let frame: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+        if frame["type"] != "delta" && frame["type"] != "snapshot" {
+            continue;
+        }
+        if frame["type"] == "snapshot" && !signalled {
+            let _ = ready.send(()).await;
+            signalled = true;
+        }
+        out.frames += 1;
+        for r in frame["rows"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            let Some(s) = r["symbol"].as_str().and_then(|s| s.strip_prefix("SYM")).and_then(|s| s.parse::<usize>().ok()) else { continue };
+            let count = r["trade_count"].as_u64().unwrap_or(0) as usize;
+            let last = seen.entry(s).or_insert(0);
+            if count > *last {
+                let rows = appends.rows.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(times) = rows.get(&(c, s)) {
+                    for t in &times[*last..count.min(times.len())] {
+                        out.latencies.push(now.saturating_duration_since(*t).as_micros() as u64);
+                    }
+                }
+                *last = count;
+            }
+        }
+        let target = target.lock().unwrap_or_else(|e| e.into_inner());
+        if !target.is_empty() && (0..symbols).all(|s| seen.get(&s).copied().unwrap_or(0) >= target.get(&(c, s)).copied().unwrap_or(usize::MAX)) {
+            break;
+        }
+    }
+    out
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let run = format!("{:04x}", rand::random::<u16>());
+    std::fs::create_dir_all(&args.logs).expect("log dir");
+    let appends = Arc::new(Appends::default());
+    let target: Arc<Mutex<HashMap<RowId, usize>>> = Arc::default();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(args.subscribers.max(1));
+    let mut subs = Vec::new();
+    for i in 0..args.subscribers {
+        let c = i % args.clients;
+        subs.push(tokio::spawn(subscribe(args.ws.clone(), client_id(&run, c), c, appends.clone(), target.clone(), args.symbols, ready_tx.clone())));
+    }
+    for _ in 0..args.subscribers {
+        ready_rx.recv().await.expect("subscriber ready");
+    }
+    let today = chrono::Utc::now().date_naive();
+    let mut files: Vec<std::fs::File> = (0..args.clients)
+        .map(|c| {
+            let path = args.logs.join(format!("tradeLog_client{}.{}.log", client_id(&run, c), today.format("%Y.%m.%d")));
+            std::fs::OpenOptions::new().create(true).append(true).open(path).expect("log file")
+        })
+        .collect();
+    let rows = args.clients * args.symbols;
+    let mut counts = vec![0usize; rows];
+    let mut next_row = 0usize;
+    let mut line = Vec::with_capacity(512);
+    let mut batches: Vec<Vec<u8>> = vec![Vec::new(); args.clients];
+    let mut pending: Vec<(RowId, usize)> = Vec::new();
+    let started = Instant::now();
+    let total = args.rate as u64 * args.seconds;
+    let mut written = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    while written < total {
+        tick.tick().await;
+        // Lines due by now at the configured rate.
+        let due = ((started.elapsed().as_secs_f64() * args.rate as f64) as u64).min(total);
+        if due <= written {
+            continue;
+        }
+        for _ in written..due {
+            let row = next_row % rows;
+            next_row += 1;
+            let (c, s) = (row / args.symbols, row % args.symbols);
+            let trade = Trade::from_template(chrono::Utc::now().naive_utc(), &symbol(s), Side::Buy, Decimal::new(10025, 2), 1, "ACC1");
+            line.clear();
+            render_line_into(&trade, &mut line);
+            line.push(b'\n');
+            batches[c].extend_from_slice(&line);
+            counts[row] += 1;
+            pending.push(((c, s), counts[row]));
+        }
+        let now = Instant::now();
+        {
+            let mut map = appends.rows.lock().unwrap_or_else(|e| e.into_inner());
+            for (row, _) in pending.drain(..) {
+                map.entry(row).or_default().push(now);
+            }
+        }
+        for (c, batch) in batches.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                files[c].write_all(batch).expect("append");
+                batch.clear();
+            }
+        }
+        written = due;
+    }
+    let load_secs = started.elapsed().as_secs_f64();
+    {
+        let mut t = target.lock().unwrap_or_else(|e| e.into_inner());
+        for (row, n) in counts.iter().enumerate() {
+            t.insert((row / args.symbols, row % args.symbols), *n);
+        }
+    }
+    let mut latencies = Vec::new();
+    let mut frames = 0u64;
+    let wait = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(subs)).await;
+    let mut complete = true;
+    match wait {
+        Ok(results) => {
+            for r in results.into_iter().flatten() {
+                latencies.extend(r.latencies);
+                frames += r.frames;
+            }
+        }
+        Err(_) => complete = false,
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let ms = |us: u64| us as f64 / 1000.0;
+    println!(
+        "{:<24} trades {:>7} ({:>6.0}/s over {:.1} s)  subscribers {:>5}  clients {:>4}  latency p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  frames {:>8} ({:>7.0}/s){}",
+        args.label,
+        total,
+        total as f64 / load_secs,
+        load_secs,
+        args.subscribers,
+        args.clients,
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99)),
+        ms(latencies.last().copied().unwrap_or(0)),
+        frames,
+        frames as f64 / elapsed,
+        if complete { String::new() } else { "  INCOMPLETE: not every subscriber saw every trade within 60 s".into() }
+    );
+    let expected = total as usize * args.subscribers / args.clients;
+    if latencies.len() < expected {
+        println!("{:<24} measured {} of {} (trade, subscriber) pairs", "", latencies.len(), expected);
+    }
+}
