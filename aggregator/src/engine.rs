@@ -21,10 +21,12 @@ use crate::changelog::SummaryChange;
 use crate::marks::{self, Marks};
 use crate::metrics::Metrics;
 use crate::state::{Applied, PartitionState};
-use crate::store::{SnapshotOutcome, Store};
+use crate::store::{SnapshotOutcome, Store, StoreError};
 
 /// Most records applied between changelog flushes.
 const BATCH: usize = 5000;
+/// Longest a single snapshot transaction may take before it counts as failed.
+const SNAPSHOT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct Engine {
     pub store: Store,
@@ -61,6 +63,8 @@ impl Engine {
     }
 
     /// Snapshots `partitions` (all owned when `None`). A fenced partition is dropped.
+    /// Failed attempts are retried (with backoff); during shutdown, for at most 30 s: whatever is
+    /// not snapshotted is consumed again by the next owner.
     pub fn snapshot(&self, partitions: Option<&[i32]>) {
         let marks = marks::snapshot(&self.marks);
         let mut owned = self.lock();
@@ -76,7 +80,9 @@ impl Engine {
             let started = Instant::now();
             let mut backoff = Duration::from_millis(100);
             loop {
-                match self.handle.block_on(self.store.snapshot(state, &marks)) {
+                // A bounded attempt: a pool waiting on a vanished server must not hang shutdown.
+                let attempt = self.handle.block_on(tokio::time::timeout(SNAPSHOT_ATTEMPT_TIMEOUT, self.store.snapshot(state, &marks)));
+                match attempt.unwrap_or(Err(StoreError::Timeout(SNAPSHOT_ATTEMPT_TIMEOUT))) {
                     Ok(SnapshotOutcome::Committed { rows }) => {
                         let n = self.metrics.snapshots.fetch_add(1, Relaxed) + 1;
                         crash_point(n);

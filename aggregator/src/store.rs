@@ -21,6 +21,8 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the snapshot transaction did not finish within {0:?}")]
+    Timeout(std::time::Duration),
     #[error("stored row is invalid: {0}")]
     Invalid(String),
 }

@@ -97,7 +97,8 @@ async fn dev_script_runs_the_pipeline_and_stops_on_ctrl_c() {
     drop(ws);
 
     // Ctrl-C: everything stops (the services get SIGTERM, flush and exit; the broker goes away).
-    let _ = Command::new("kill").args(["-INT", &format!("-{pgid}")]).status();
+    // `kill -INT -<pgid>` is misparsed by procps (`-1…` read as a pid of -1: every process); spell it out.
+    let _ = Command::new("kill").args(["-s", "INT", "--", &format!("-{pgid}")]).status();
     let status = eventually("dev.sh to exit", WAIT, || {
         let s = child.try_wait().ok().flatten();
         async move { s }
