@@ -74,13 +74,35 @@ struct Subscriber {
     frames: u64,
 }
 
-async fn subscribe(url: String, client: String, c: usize, appends: Arc<Appends>, target: Arc<Mutex<HashMap<RowId, usize>>>, symbols: usize, ready: tokio::sync::mpsc::Sender<()>) -> Subscriber {
+#[allow(clippy::too_many_arguments)]
+async fn subscribe(
+    url: String,
+    client: String,
+    c: usize,
+    appends: Arc<Appends>,
+    target: Arc<Mutex<HashMap<RowId, usize>>>,
+    mut target_set: tokio::sync::watch::Receiver<bool>,
+    symbols: usize,
+    ready: tokio::sync::mpsc::Sender<()>,
+) -> Subscriber {
     let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect to the dashboard");
     ws.send(Message::text(json!({"op": "subscribe", "client": client}).to_string())).await.expect("subscribe");
     let mut seen: HashMap<usize, usize> = HashMap::new();
     let mut out = Subscriber { latencies: Vec::new(), frames: 0 };
     let mut signalled = false;
-    while let Some(Ok(m)) = ws.next().await {
+    let done = |seen: &HashMap<usize, usize>| {
+        let target = target.lock().unwrap_or_else(|e| e.into_inner());
+        !target.is_empty() && (0..symbols).all(|s| seen.get(&s).copied().unwrap_or(0) >= target.get(&(c, s)).copied().unwrap_or(usize::MAX))
+    };
+    loop {
+        let m = tokio::select! {
+            m = ws.next() => m,
+            _ = target_set.changed() => {
+                if done(&seen) { break }
+                continue;
+            }
+        };
+        let Some(Ok(m)) = m else { break };
         let Message::Text(t) = m else { continue };
         let now = Instant::now();
         let frame: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
@@ -106,8 +128,7 @@ async fn subscribe(url: String, client: String, c: usize, appends: Arc<Appends>,
                 *last = count;
             }
         }
-        let target = target.lock().unwrap_or_else(|e| e.into_inner());
-        if !target.is_empty() && (0..symbols).all(|s| seen.get(&s).copied().unwrap_or(0) >= target.get(&(c, s)).copied().unwrap_or(usize::MAX)) {
+        if done(&seen) {
             break;
         }
     }
@@ -122,10 +143,11 @@ async fn main() {
     let appends = Arc::new(Appends::default());
     let target: Arc<Mutex<HashMap<RowId, usize>>> = Arc::default();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(args.subscribers.max(1));
+    let (target_tx, target_rx) = tokio::sync::watch::channel(false);
     let mut subs = Vec::new();
     for i in 0..args.subscribers {
         let c = i % args.clients;
-        subs.push(tokio::spawn(subscribe(args.ws.clone(), client_id(&run, c), c, appends.clone(), target.clone(), args.symbols, ready_tx.clone())));
+        subs.push(tokio::spawn(subscribe(args.ws.clone(), client_id(&run, c), c, appends.clone(), target.clone(), target_rx.clone(), args.symbols, ready_tx.clone())));
     }
     for _ in 0..args.subscribers {
         ready_rx.recv().await.expect("subscriber ready");
@@ -162,7 +184,6 @@ async fn main() {
             let trade = Trade::from_template(chrono::Utc::now().naive_utc(), &symbol(s), Side::Buy, Decimal::new(10025, 2), 1, "ACC1");
             line.clear();
             render_line_into(&trade, &mut line);
-            line.push(b'\n');
             batches[c].extend_from_slice(&line);
             counts[row] += 1;
             pending.push(((c, s), counts[row]));
@@ -189,6 +210,7 @@ async fn main() {
             t.insert((row / args.symbols, row % args.symbols), *n);
         }
     }
+    let _ = target_tx.send(true);
     let mut latencies = Vec::new();
     let mut frames = 0u64;
     let wait = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(subs)).await;

@@ -97,6 +97,9 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<(LogFileName, PathBuf)>> {
 
 fn watch(dir: &Path, wakers: Wakers, dir_wake: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
     let handler = move |event: notify::Result<notify::Event>| match event {
+        // Opens, reads and closes change nothing — and our own readers (and the directory scan)
+        // cause them: waking on them would make every reader wake itself in a loop.
+        Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => {}
         Ok(event) => {
             let map = wakers.lock().unwrap_or_else(|e| e.into_inner());
             for path in &event.paths {

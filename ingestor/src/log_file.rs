@@ -165,6 +165,11 @@ impl LogFile {
     }
 
     /// Saves the cursor if the acknowledged offset moved (or `force`).
+    /// Whether acknowledged progress has not been saved yet.
+    pub fn unpersisted(&self) -> bool {
+        self.window.acked_offset() != self.persisted_offset
+    }
+
     pub fn persist(&mut self, shared: &Shared) -> Result<(), IngestError> {
         if let Some(f) = self.window.failure() {
             return Err(IngestError::Delivery(f));

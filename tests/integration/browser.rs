@@ -27,7 +27,6 @@ fn append_trade(logs: &Path, client: &str, symbol: &str, side: Side, price: &str
     let trade = Trade::from_template(now, symbol, side, price.parse::<Decimal>().expect("price"), qty, "ACC1");
     let mut line = Vec::new();
     render_line_into(&trade, &mut line);
-    line.push(b'\n');
     std::fs::create_dir_all(logs).expect("logs dir");
     let path = logs.join(format!("tradeLog_client{client}.{}.log", now.format("%Y.%m.%d")));
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("log file");
