@@ -43,7 +43,7 @@ done
 
 run() { "$BENCH" --logs "$WORK/logs" --ws "ws://127.0.0.1:$DPORT/ws" --seconds "$SECONDS_PER_RUN" "$@"; }
 # Warm-up (not reported): the consumer group settles, rows and feeds exist, connections are hot.
-run --label "warm-up" --rate 1000 --seconds 3 --clients 10 --subscribers 10 >/dev/null
+"$BENCH" --logs "$WORK/logs" --ws "ws://127.0.0.1:$DPORT/ws" --seconds 3 --label warm-up --rate 1000 --clients 10 --subscribers 10 >/dev/null
 echo "end-to-end latency: line appended → websocket frame (ingestor, tansu, aggregator, dashboard on one 2-core machine)"
 run --label "1k trades/s" --rate 1000 --clients 10 --subscribers 10
 run --label "10k trades/s" --rate 10000 --clients 10 --subscribers 10

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::consumer::{Consumer as _, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{Message as _, Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tradeflow_core::changelog::SummaryChange;
 use tradeflow_core::kafka::KafkaArgs;
@@ -23,17 +24,34 @@ enum Kind {
     Prices,
 }
 
+/// librdkafka also reports end-of-partition as a "global error"; it is how readiness is detected
+/// (below), not an error, so it is not logged as one.
+pub struct SourceContext;
+
+impl ClientContext for SourceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {}
+            e => tracing::error!(error = %e, reason, "Kafka client error"),
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {}
+
+type SourceConsumer = StreamConsumer<SourceContext>;
+
 /// Creates a consumer assigned to every partition of `topic` from the beginning, waiting (until
 /// `shutdown`) for the topic to exist. Returns the partition count.
-async fn assign_all(kafka: &KafkaArgs, topic: &str, shutdown: &CancellationToken) -> Result<Option<(StreamConsumer, usize)>, KafkaError> {
-    let consumer: StreamConsumer = kafka
+async fn assign_all(kafka: &KafkaArgs, topic: &str, shutdown: &CancellationToken) -> Result<Option<(SourceConsumer, usize)>, KafkaError> {
+    let consumer: SourceConsumer = kafka
         .client_config()
         .set("group.id", "tradeflow-dashboard-unused")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", "5")
         .set("fetch.error.backoff.ms", "50")
-        .create()?;
+        .create_with_context(SourceContext)?;
     let mut warned = false;
     loop {
         let partitions = match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
@@ -81,7 +99,7 @@ pub async fn follow(kafka: KafkaArgs, summaries: String, prices: String, live: A
 }
 
 async fn consume(
-    consumer: StreamConsumer,
+    consumer: SourceConsumer,
     kind: Kind,
     live: Arc<Live>,
     caught_up: Arc<std::sync::Mutex<(HashSet<(bool, i32)>, usize)>>,
