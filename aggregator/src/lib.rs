@@ -76,7 +76,7 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", config.session_timeout_ms.to_string())
         .set("heartbeat.interval.ms", (config.session_timeout_ms / 5).max(100).to_string())
-        .set("fetch.wait.max.ms", "5")
+        .set("fetch.wait.max.ms", "2")
         .set("partition.assignment.strategy", "range")
         .create_with_context(EngineContext(engine.clone()))?;
     consumer.subscribe(&[&topics.trades])?;
@@ -85,6 +85,7 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
         .client_config()
         .set("enable.idempotence", "true")
         .set("linger.ms", "0")
+        .set("compression.type", "lz4")
         .set("partitioner", "murmur2_random")
         .set("message.timeout.ms", "0")
         .create()?;

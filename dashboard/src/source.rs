@@ -49,7 +49,7 @@ async fn assign_all(kafka: &KafkaArgs, topic: &str, shutdown: &CancellationToken
         .set("group.id", "tradeflow-dashboard-unused")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "5")
+        .set("fetch.wait.max.ms", "2")
         .set("fetch.error.backoff.ms", "50")
         .create_with_context(SourceContext)?;
     let mut warned = false;
