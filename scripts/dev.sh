@@ -50,9 +50,11 @@ fi
 PIDS=()
 cleanup() {
   log "stopping"
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Services first (they flush to the broker and snapshot to Postgres), then the broker.
+  for pid in "${PIDS[@]}"; do [ "$pid" = "${TANSU_PID:-}" ] || kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do [ "$pid" = "${TANSU_PID:-}" ] || wait "$pid" 2>/dev/null || true; done
   kill "${TANSU_PID:-}" 2>/dev/null || true
+  wait "${TANSU_PID:-}" 2>/dev/null || true
   stop_throwaway_postgres
 }
 trap cleanup EXIT
@@ -95,4 +97,7 @@ $LINKS  broker      127.0.0.1:$KAFKA_PORT ($STORAGE)
 Ctrl-C stops everything.
 INFO
 wait -n "${PIDS[@]}" || true
-log "a service exited; see $STATE/*.log"
+# A terminal's Ctrl-C reaches the services and this script together: give the INT trap its turn.
+sleep 0.5
+log "a service exited by itself; see $STATE/*.log"
+exit 1

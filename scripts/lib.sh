@@ -56,7 +56,8 @@ ensure_tansu() {
 start_tansu() {
   local port=$1 storage=$2 workdir=$3 logfile=$4
   mkdir -p "$workdir"
-  ( cd "$workdir" && exec "$TANSU_BIN" broker \
+  # Its own session: a terminal's Ctrl-C stops the services first; the broker is stopped last.
+  ( cd "$workdir" && exec setsid "$TANSU_BIN" broker \
       --listener-url "tcp://127.0.0.1:$port" \
       --advertised-listener-url "tcp://127.0.0.1:$port" \
       --storage-engine "$storage" ) >"$logfile" 2>&1 &

@@ -72,7 +72,8 @@ impl Engine {
             Some(p) => p.to_vec(),
             None => owned.keys().copied().collect(),
         };
-        for p in ids {
+        let call_started = Instant::now();
+        'partitions: for p in ids {
             let Some(state) = owned.get_mut(&p) else { continue };
             if !state.snapshot_due() {
                 continue;
@@ -100,8 +101,9 @@ impl Engine {
                     Err(e) => {
                         // Nothing was committed: the state stays dirty and is retried.
                         tracing::error!(partition = p, error = %e, "snapshot failed; retrying");
-                        if self.shutdown.is_cancelled() && started.elapsed() > Duration::from_secs(30) {
-                            break;
+                        if self.shutdown.is_cancelled() && call_started.elapsed() > Duration::from_secs(30) {
+                            tracing::warn!("shutting down without a final snapshot of every partition: the next owner consumes the rest again");
+                            break 'partitions;
                         }
                         std::thread::sleep(backoff);
                         backoff = (backoff * 2).min(Duration::from_secs(5));

@@ -69,12 +69,19 @@ pub async fn run(config: PricesArgs, shutdown: CancellationToken) -> Result<u64,
                 producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e)
             }
         });
-        for result in futures::future::join_all(sends).await {
+        // A tick in flight is not worth holding shutdown for (the broker may be gone already).
+        let results = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = futures::future::join_all(sends) => r,
+        };
+        for result in results {
             result?;
         }
         ticks += 1;
     }
-    producer.flush(Duration::from_secs(30))?;
+    if let Err(e) = producer.flush(Duration::from_secs(5)) {
+        tracing::warn!(error = %e, "price ticks still in flight at shutdown were dropped");
+    }
     tracing::info!(ticks, "price feed stopped");
     Ok(ticks)
 }
