@@ -96,8 +96,10 @@ $LINKS  broker      127.0.0.1:$KAFKA_PORT ($STORAGE)
   service logs $STATE/*.log
 Ctrl-C stops everything.
 INFO
-wait -n "${PIDS[@]}" || true
-# A terminal's Ctrl-C reaches the services and this script together: give the INT trap its turn.
-sleep 0.5
-log "a service exited by itself; see $STATE/*.log"
+status=0
+wait -n "${PIDS[@]}" || status=$?
+# A terminal's Ctrl-C reaches the services too: they stop cleanly (status 0), and bash then does not
+# run its own INT trap (it lets a child that handled the signal decide). A failure is non-zero.
+if [ "$status" = 0 ]; then exit 130; fi
+log "a service failed (exit status $status); see $STATE/*.log"
 exit 1
