@@ -1,7 +1,7 @@
 //! Aggregator metrics (Prometheus text).
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -22,7 +22,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
-        for (name, help, v, kind) in [
+        tradeflow_core::metrics::samples(&mut out, "tradeflow_aggregator_", &[
             ("records_total", "Trade records consumed.", &self.records, "counter"),
             ("duplicates_total", "Re-sent trade lines dropped (identity already applied).", &self.duplicates, "counter"),
             ("rejected_total", "Trades that would overflow a row (left in the topic, logged).", &self.rejected, "counter"),
@@ -33,12 +33,8 @@ impl Metrics {
             ("fenced_total", "Snapshots refused because another instance owns the partition.", &self.fenced, "counter"),
             ("changes_published_total", "Summary rows published to the changelog.", &self.changes_published, "counter"),
             ("partitions_owned", "Partitions this instance owns.", &self.partitions_owned, "gauge"),
-        ] {
-            let _ = writeln!(out, "# HELP tradeflow_aggregator_{name} {help}\n# TYPE tradeflow_aggregator_{name} {kind}");
-            let _ = writeln!(out, "tradeflow_aggregator_{name} {}", v.load(Relaxed));
-        }
-        let _ = writeln!(out, "# HELP tradeflow_aggregator_consumer_lag Records on trades not yet applied, per owned partition.");
-        let _ = writeln!(out, "# TYPE tradeflow_aggregator_consumer_lag gauge");
+        ]);
+        tradeflow_core::metrics::header(&mut out, "tradeflow_aggregator_consumer_lag", "Records on trades not yet applied, per owned partition.", "gauge");
         for (p, lag) in self.lag.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(out, "tradeflow_aggregator_consumer_lag{{partition=\"{p}\"}} {lag}");
         }

@@ -54,7 +54,8 @@ pub enum DashboardError {
     Kafka(#[from] rdkafka::error::KafkaError),
 }
 
-/// Runs the dashboard until `shutdown`.
+/// Runs the dashboard until `shutdown` (on a multi-threaded Tokio runtime: metadata requests block
+/// in place).
 pub async fn run(config: DashboardArgs, shutdown: CancellationToken) -> Result<(), DashboardError> {
     let key = match (&config.auth_secret, config.auth_off) {
         (_, true) => None,

@@ -147,10 +147,15 @@ impl Live {
         self.next_subscriber.fetch_add(1, Relaxed)
     }
 
+    /// The feed of `client`, if it has rows or subscribers.
+    pub fn existing_feed(&self, client: &ClientId) -> Option<SharedFeed> {
+        self.feeds.read().unwrap_or_else(|e| e.into_inner()).get(client).cloned()
+    }
+
     /// The feed of `client`, created empty when it has no rows yet.
     pub fn feed(&self, client: &ClientId) -> SharedFeed {
-        if let Some(f) = self.feeds.read().unwrap_or_else(|e| e.into_inner()).get(client) {
-            return f.clone();
+        if let Some(f) = self.existing_feed(client) {
+            return f;
         }
         let mut feeds = self.feeds.write().unwrap_or_else(|e| e.into_inner());
         feeds

@@ -26,7 +26,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
-        for (name, help, v, kind) in [
+        tradeflow_core::metrics::samples(&mut out, "tradeflow_dashboard_", &[
             ("subscribers", "Websocket subscriptions open.", &self.subscribers, "gauge"),
             ("messages_sent_total", "Frames sent to subscribers.", &self.messages_sent, "counter"),
             ("coalesced_updates_total", "Row updates merged into a newer pending version for a slow subscriber.", &self.coalesced, "counter"),
@@ -41,12 +41,8 @@ impl Metrics {
             ("rest_requests_total", "/api/summary requests answered.", &self.rest_requests, "counter"),
             ("rest_refused_total", "/api/summary requests refused (no, bad or foreign token).", &self.rest_refused, "counter"),
             ("ready", "1 once the changelog and prices have been read to their end.", &self.ready, "gauge"),
-        ] {
-            let _ = writeln!(out, "# HELP tradeflow_dashboard_{name} {help}\n# TYPE tradeflow_dashboard_{name} {kind}");
-            let _ = writeln!(out, "tradeflow_dashboard_{name} {}", v.load(Relaxed));
-        }
-        let _ = writeln!(out, "# HELP tradeflow_dashboard_handshakes_refused_total Websocket handshakes refused.");
-        let _ = writeln!(out, "# TYPE tradeflow_dashboard_handshakes_refused_total counter");
+        ]);
+        tradeflow_core::metrics::header(&mut out, "tradeflow_dashboard_handshakes_refused_total", "Websocket handshakes refused.", "counter");
         let _ = writeln!(out, "tradeflow_dashboard_handshakes_refused_total{{reason=\"token\"}} {}", self.refused_token.load(Relaxed));
         let _ = writeln!(out, "tradeflow_dashboard_handshakes_refused_total{{reason=\"origin\"}} {}", self.refused_origin.load(Relaxed));
         out

@@ -2,7 +2,6 @@
 //! rows as of a past time from the Postgres snapshot tables (`summary_as_of`).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
@@ -47,13 +46,18 @@ pub enum QueryError {
     BadRow(String),
 }
 
+/// The live rows (a client without rows gets none at seq 0; no feed is created for it).
 pub fn live_rows(live: &Live, client: &ClientId, filter: &Filter) -> SummaryAnswer {
-    let feed = live.feed(client);
-    let feed = lock(&feed);
     let now = Utc::now();
-    // Re-evaluate staleness at the time of the request.
-    let rows = feed.rows(filter).iter().map(|r| r.with_mark(r.mark().as_ref(), now)).collect();
-    SummaryAnswer { client: client.to_string(), as_of: None, seq: Some(feed.seq()), epoch: Some(live.epoch.clone()), rows }
+    let (seq, rows) = match live.existing_feed(client) {
+        Some(feed) => {
+            let feed = lock(&feed);
+            // Staleness as of the request.
+            (feed.seq(), feed.rows(filter).iter().map(|r| r.with_mark(r.mark().as_ref(), now)).collect())
+        }
+        None => (0, Vec::new()),
+    };
+    SummaryAnswer { client: client.to_string(), as_of: None, seq: Some(seq), epoch: Some(live.epoch.clone()), rows }
 }
 
 pub async fn as_of_rows(db: Option<&Arc<PgPool>>, client: &ClientId, filter: &Filter, as_of: &str) -> Result<SummaryAnswer, QueryError> {
@@ -106,8 +110,4 @@ pub async fn as_of_rows(db: Option<&Arc<PgPool>>, client: &ClientId, filter: &Fi
         rows.push(row.with_mark(mark.as_ref(), at));
     }
     Ok(SummaryAnswer { client: client.to_string(), as_of: Some(at), seq: None, epoch: None, rows })
-}
-
-pub fn count(live: &Live) {
-    live.metrics.rest_requests.fetch_add(1, Relaxed);
 }

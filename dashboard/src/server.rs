@@ -140,7 +140,7 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
 }
 
 async fn summary(s: &Server, raw_query: &str, authorization: Option<&str>) -> Response {
-    let query: SummaryQuery = match serde_urlencoded_query(raw_query) {
+    let query: SummaryQuery = match serde_urlencoded::from_str(raw_query) {
         Ok(q) => q,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad query: {e} (expected client=…[&account=…][&symbol=…][&as_of=RFC3339])\n")),
     };
@@ -156,7 +156,7 @@ async fn summary(s: &Server, raw_query: &str, authorization: Option<&str>) -> Re
     if let Err(r) = s.access.check_client(entitled.as_ref(), &client) {
         return refusal(s, &r);
     }
-    rest::count(&s.live);
+    s.live.metrics.rest_requests.fetch_add(1, Relaxed);
     let filter = RowFilter { account: query.account.map(Into::into), symbol: query.symbol.map(Into::into) };
     match query.as_of {
         None => json(&rest::live_rows(&s.live, &client, &filter)),
@@ -172,67 +172,17 @@ async fn summary(s: &Server, raw_query: &str, authorization: Option<&str>) -> Re
     }
 }
 
-fn serde_urlencoded_query(raw: &str) -> Result<SummaryQuery, String> {
-    let pairs: Vec<(String, String)> = url_pairs(raw);
-    let map: serde_json::Map<String, serde_json::Value> = {
-        let mut m = serde_json::Map::new();
-        for (k, v) in pairs {
-            if m.insert(k.clone(), serde_json::Value::String(v)).is_some() {
-                return Err(format!("parameter {k} given twice"));
-            }
-        }
-        m
-    };
-    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| e.to_string())
-}
-
-/// `a=1&b=x%20y` → pairs, percent- and plus-decoded.
-fn url_pairs(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn query_decoding() {
-        assert_eq!(url_pairs("client=7&as_of=2026-11-23T10%3A00%3A00%2B00%3A00&x"), vec![
-            ("client".into(), "7".into()),
-            ("as_of".into(), "2026-11-23T10:00:00+00:00".into()),
-            ("x".into(), "".into())
-        ]);
-        assert_eq!(decode("a+b%2"), "a b%2");
-        assert!(serde_urlencoded_query("client=7&client=8").is_err());
-        assert!(serde_urlencoded_query("client=7&nope=1").is_err());
-        assert_eq!(serde_urlencoded_query("client=7&symbol=AAPL").unwrap().symbol.as_deref(), Some("AAPL"));
+    fn summary_queries_are_strict() {
+        let q: SummaryQuery = serde_urlencoded::from_str("client=7&symbol=AAPL&as_of=2026-11-23T10%3A00%3A00%2B00%3A00").unwrap();
+        assert_eq!((q.client.as_str(), q.symbol.as_deref()), ("7", Some("AAPL")));
+        assert_eq!(q.as_of.as_deref(), Some("2026-11-23T10:00:00+00:00"));
+        assert!(serde_urlencoded::from_str::<SummaryQuery>("client=7&client=8").is_err(), "a repeated parameter");
+        assert!(serde_urlencoded::from_str::<SummaryQuery>("client=7&nope=1").is_err(), "an unknown parameter");
+        assert!(serde_urlencoded::from_str::<SummaryQuery>("symbol=AAPL").is_err(), "no client");
     }
 }

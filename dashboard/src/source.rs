@@ -54,7 +54,9 @@ async fn assign_all(kafka: &KafkaArgs, topic: &str, shutdown: &CancellationToken
         .create_with_context(SourceContext)?;
     let mut warned = false;
     loop {
-        let partitions = match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+        // A blocking broker round trip: keep it off the async workers' queue.
+        let metadata = tokio::task::block_in_place(|| consumer.fetch_metadata(Some(topic), Duration::from_secs(5)));
+        let partitions = match metadata {
             Ok(md) => md.topics().first().map(|t| t.partitions().len()).unwrap_or(0),
             Err(e) => {
                 tracing::debug!(error = %e, topic, "metadata");
@@ -82,15 +84,8 @@ async fn assign_all(kafka: &KafkaArgs, topic: &str, shutdown: &CancellationToken
 
 /// Follows both topics until `shutdown`.
 pub async fn follow(kafka: KafkaArgs, summaries: String, prices: String, live: Arc<Live>, shutdown: CancellationToken) -> Result<(), KafkaError> {
-    // Metadata calls block: keep them off the async workers.
-    let (s, p) = {
-        let (kafka2, shutdown2) = (kafka.clone(), shutdown.clone());
-        let summaries = summaries.clone();
-        let s = tokio::spawn(async move { assign_all(&kafka2, &summaries, &shutdown2).await });
-        let p = assign_all(&kafka, &prices, &shutdown).await?;
-        (s.await.map_err(|_| KafkaError::Canceled)??, p)
-    };
-    let (Some((s, s_parts)), Some((p, p_parts))) = (s, p) else { return Ok(()) };
+    let Some((s, s_parts)) = assign_all(&kafka, &summaries, &shutdown).await? else { return Ok(()) };
+    let Some((p, p_parts)) = assign_all(&kafka, &prices, &shutdown).await? else { return Ok(()) };
     let caught_up = Arc::new(std::sync::Mutex::new((HashSet::<(bool, i32)>::new(), s_parts + p_parts)));
     let a = tokio::spawn(consume(s, Kind::Summaries, live.clone(), caught_up.clone(), shutdown.clone()));
     let b = tokio::spawn(consume(p, Kind::Prices, live, caught_up, shutdown));

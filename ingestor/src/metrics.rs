@@ -52,7 +52,8 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            tradeflow_core::metrics::header(&mut out, name, help, "counter");
+            let _ = writeln!(out, "{name} {value}");
         };
         counter("tradeflow_ingestor_lines_read_total", "Complete lines read from trade logs.", self.lines_read.load(Relaxed));
         counter(
@@ -66,19 +67,16 @@ impl Metrics {
             "Files found truncated, rewritten or recreated (re-read from the start).",
             self.truncations.load(Relaxed),
         );
-        let _ = writeln!(out, "# HELP tradeflow_ingestor_lines_dead_lettered_total Bad lines sent to the dead-letter topic.");
-        let _ = writeln!(out, "# TYPE tradeflow_ingestor_lines_dead_lettered_total counter");
+        tradeflow_core::metrics::header(&mut out, "tradeflow_ingestor_lines_dead_lettered_total", "Bad lines sent to the dead-letter topic.", "counter");
         for (reason, n) in self.dead_lettered.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(out, "tradeflow_ingestor_lines_dead_lettered_total{{reason=\"{reason}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP tradeflow_ingestor_bytes_behind Bytes of a file not yet acknowledged by the broker.");
-        let _ = writeln!(out, "# TYPE tradeflow_ingestor_bytes_behind gauge");
+        tradeflow_core::metrics::header(&mut out, "tradeflow_ingestor_bytes_behind", "Bytes of a file not yet acknowledged by the broker.", "gauge");
         for (file, n) in self.bytes_behind.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(out, "tradeflow_ingestor_bytes_behind{{file=\"{file}\"}} {n}");
         }
         let name = "tradeflow_ingestor_publish_latency_seconds";
-        let _ = writeln!(out, "# HELP {name} From handing a record to the producer to the broker's acknowledgement.");
-        let _ = writeln!(out, "# TYPE {name} histogram");
+        tradeflow_core::metrics::header(&mut out, name, "From handing a record to the producer to the broker's acknowledgement.", "histogram");
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
             let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Relaxed));
         }

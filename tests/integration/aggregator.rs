@@ -18,15 +18,17 @@ use crate::harness::{self, Service, TestDatabase, TestTopics, TopicReader, event
 
 const LONG: Duration = Duration::from_secs(120);
 
-struct Pipeline {
-    root: PathBuf,
-    logs: PathBuf,
-    topics: TestTopics,
-    db: TestDatabase,
+/// Logs, topics and a database for the ingestor and aggregator processes (the browser test runs
+/// them too).
+pub struct Pipeline {
+    pub root: PathBuf,
+    pub logs: PathBuf,
+    pub topics: TestTopics,
+    pub db: TestDatabase,
 }
 
 impl Pipeline {
-    async fn new() -> Self {
+    pub async fn new() -> Self {
         Self::on_server(&harness::postgres::server_url()).await
     }
 
@@ -50,21 +52,14 @@ impl Pipeline {
         ]
     }
 
-    fn start(&self, what: &str, metrics_port: u16) -> Service {
+    pub fn start(&self, what: &str, metrics_port: u16) -> Service {
         let mut env = self.env();
         env.push(("TRADEFLOW_AGGREGATOR_METRICS_ADDR", format!("127.0.0.1:{metrics_port}")));
         Service::start(what, &[what], &env, &self.root)
     }
 
     fn produce(&self, args: &[&str]) {
-        let status = std::process::Command::new(harness::tradeflow_bin())
-            .arg("producer")
-            .args(args)
-            .env("TRADE_LOG_DIR", &self.logs)
-            .env("RUST_LOG", "warn")
-            .status()
-            .expect("run producer");
-        assert!(status.success());
+        Service::produce_logs(args, &self.logs);
     }
 
     /// Waits until the snapshot tables equal the oracle of the log files.

@@ -15,10 +15,11 @@ use tradeflow_core::Side;
 use tradeflow_core::log_format::render_line_into;
 use tradeflow_core::trade::Trade;
 
+use crate::aggregator::Pipeline;
 use crate::dashboard::Dash;
 use crate::harness::broker::free_port;
 use crate::harness::http::request;
-use crate::harness::{self, Service, TestDatabase, TestTopics, eventually};
+use crate::harness::eventually;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -62,27 +63,13 @@ impl Drop for Driver {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
-    let db = TestDatabase::create().await;
-    let topics = TestTopics::shared().await;
-    let dash_env = vec![("DATABASE_URL", db.url.clone())];
-    let root = harness::temp_dir();
-    let logs = root.join("logs");
-    let env = vec![
-        ("KAFKA_BROKERS", topics.kafka.brokers.clone()),
-        ("TRADEFLOW_TOPIC_PREFIX", topics.prefix.clone()),
-        ("TRADE_LOG_DIR", logs.display().to_string()),
-        ("TRADEFLOW_INGESTOR_STATE", root.join("state").display().to_string()),
-        ("TRADEFLOW_INGESTOR_METRICS_ADDR", "127.0.0.1:0".into()),
-        ("TRADEFLOW_AGGREGATOR_METRICS_ADDR", "127.0.0.1:0".into()),
-        ("DATABASE_URL", db.url.clone()),
-        ("TRADEFLOW_AGGREGATOR_GROUP", format!("{}agg", topics.prefix)),
-        ("TRADEFLOW_SNAPSHOT_INTERVAL_MS", "200".into()),
-    ];
+    let p = Pipeline::new().await;
+    let logs = p.logs.clone();
     append_trade(&logs, "77", "AAPL", Side::Buy, "190.25", 100);
     append_trade(&logs, "77", "MSFT", Side::Sell, "410.10", 40);
-    let _ingestor = Service::start("ingestor", &["ingestor"], &env, &root);
-    let _aggregator = Service::start("aggregator", &["aggregator"], &env, &root);
-    let d = Dash::start_on(topics, &[], &dash_env).await;
+    let _ingestor = p.start("ingestor", free_port());
+    let _aggregator = p.start("aggregator", free_port());
+    let d = Dash::start_on(p.topics.clone(), &[], &[("DATABASE_URL", p.db.url.clone())]).await;
     let token = d.token("77");
     eventually("both rows on the dashboard", WAIT, || async { (d.rest("77").await["rows"].as_array().map(Vec::len) == Some(2)).then_some(()) }).await;
 
@@ -92,7 +79,7 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
             "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1500,420",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-                     "--disable-quic", format!("--user-data-dir={}", root.join("chromium").display())]
+                     "--disable-quic", format!("--user-data-dir={}", p.root.join("chromium").display())]
         }
     }))
     .expect("caps");
@@ -127,11 +114,23 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     let totals = browser.find(Locator::Css("[data-total='trade_count']")).await.expect("totals").text().await.expect("text");
     assert_eq!(totals, "3");
 
+    let banner = browser.find(Locator::Id("auth-banner")).await.expect("banner");
+    assert!(!banner.is_displayed().await.expect("banner visibility"), "no auth-off banner with auth on");
+
     let png = browser.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot ({} bytes)", png.len());
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     std::fs::write(shots.join("dashboard.png"), &png).expect("save screenshot");
+
+    // A dashboard started with auth off says so on the page.
+    let open = Dash::start(&["--auth-off"]).await;
+    browser.goto(&format!("http://127.0.0.1:{}/", open.port)).await.expect("open the auth-off page");
+    eventually("the auth-off banner to show", WAIT, || async {
+        let banner = browser.find(Locator::Id("auth-banner")).await.ok()?;
+        banner.is_displayed().await.ok()?.then_some(())
+    })
+    .await;
     let _ = browser.close().await;
 
     // REST as of now (from the Postgres snapshot tables, same token) agrees; before any trade: empty.
@@ -152,5 +151,6 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     .await;
     let past = as_of("2000-01-01T00:00:00Z".into()).await.expect("as-of answer");
     assert_eq!(past["rows"].as_array().map(Vec::len), Some(0));
-    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&p.root);
+    let _ = std::fs::remove_dir_all(&open.root);
 }

@@ -359,8 +359,7 @@ async fn dashboard_with_auth_off_says_so() {
     assert_eq!((hello["auth"].as_bool(), hello["client"].is_null()), (Some(false), true));
     ws.send(json!({"op": "subscribe", "client": "anyone"})).await;
     assert_eq!(ws.expect("snapshot", WAIT).await["client"], "anyone");
-    let (_, page) = request(d.port, "/", &[]).await.expect("page");
-    assert!(page.contains("id=\"auth-banner\""), "the page carries the banner");
+    // (The page showing its banner is checked in a real browser: browser.rs.)
     let _ = std::fs::remove_dir_all(&d.root);
 }
 
@@ -388,8 +387,7 @@ async fn dashboard_slow_subscriber_is_coalesced_bounded_and_delays_nobody() {
             }
             latest.len() == ROWS as usize && latest.values().all(|c| *c == ROUNDS)
         })
-        .await
-        .len()
+        .await;
     });
     let mut offset = 0;
     for round in 1..=ROUNDS {
@@ -400,8 +398,7 @@ async fn dashboard_slow_subscriber_is_coalesced_bounded_and_delays_nobody() {
         }
         futures::future::join_all(batch).await;
     }
-    let fast_frames = reader.await.expect("fast reader");
-    assert!(fast_frames > 0);
+    reader.await.expect("the fast subscriber reached every final version");
     let coalesced = metric(d.port, "tradeflow_dashboard_coalesced_updates_total").await.unwrap_or_default();
     assert!(coalesced > 1000, "the stuck subscriber's updates were merged per row, not queued: {coalesced}");
     let rss = d.service.peak_rss_kib().expect("rss");

@@ -63,14 +63,7 @@ impl Setup {
     }
 
     fn produce(&self, args: &[&str]) {
-        let status = std::process::Command::new(harness::tradeflow_bin())
-            .arg("producer")
-            .args(args)
-            .env("TRADE_LOG_DIR", &self.logs)
-            .env("RUST_LOG", "warn")
-            .status()
-            .expect("run producer");
-        assert!(status.success());
+        Service::produce_logs(args, &self.logs);
     }
 
     fn trades(&self) -> TopicReader {

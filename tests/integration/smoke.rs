@@ -72,17 +72,16 @@ async fn dev_script_runs_the_pipeline_and_stops_on_ctrl_c() {
 
     // Rows in Postgres, readable by the read-only role.
     let reader_url = format!("{}/{db}", server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server)).replacen("://postgres@", "://tradeflow_reader@", 1);
-    let rows: i64 = eventually("rows in summary_rows", WAIT, || {
+    eventually("rows in summary_rows", WAIT, || {
         let url = reader_url.clone();
         async move {
             let pool = sqlx::PgPool::connect(&url).await.ok()?;
             let n: i64 = sqlx::query_scalar("SELECT count(*) FROM summary_rows").fetch_one(&pool).await.ok()?;
             pool.close().await;
-            (n > 0).then_some(n)
+            (n > 0).then_some(())
         }
     })
     .await;
-    assert!(rows > 0);
 
     // A live frame on the websocket: a delta after the snapshot.
     let mut ws = eventually("the dashboard websocket", WAIT, || {

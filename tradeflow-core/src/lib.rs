@@ -11,13 +11,15 @@
 //! - [`topics`], [`kafka`]: topic names, partition counts, client settings, topic creation.
 //! - [`price`]: the market price tick published on `prices`; [`changelog`]: the `summaries` record.
 //! - [`record`]: trade records (with their identity) and dead-letter headers.
-//! - [`telemetry`], [`shutdown`]: tracing to stderr and Ctrl-C / SIGTERM → `CancellationToken`.
+//! - [`telemetry`], [`shutdown`], [`metrics`], [`http`]: tracing to stderr, Ctrl-C / SIGTERM →
+//!   `CancellationToken`, Prometheus text and the ops endpoints.
 
 pub mod changelog;
 pub mod client;
 pub mod http;
 pub mod kafka;
 pub mod log_format;
+pub mod metrics;
 pub mod oracle;
 pub mod partition;
 pub mod price;

@@ -149,6 +149,7 @@ impl Broker {
 }
 
 /// A test's own set of topics on a broker.
+#[derive(Clone)]
 pub struct TestTopics {
     pub prefix: String,
     pub topics: Topics,

@@ -34,6 +34,18 @@ impl Service {
         Self::start("producer", &all, &[("TRADE_LOG_DIR", logs.display().to_string())], log_dir)
     }
 
+    /// Runs `tradeflow producer <args>` writing into `logs` to completion (it must succeed).
+    pub fn produce_logs(args: &[&str], logs: &Path) {
+        let status = Command::new(super::tradeflow_bin())
+            .arg("producer")
+            .args(args)
+            .env("TRADE_LOG_DIR", logs)
+            .env("RUST_LOG", "warn")
+            .status()
+            .expect("run producer");
+        assert!(status.success(), "tradeflow producer {args:?} failed");
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
