@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end latency benchmark: trade line appended to a log file → websocket frame showing it,
 # through the real ingestor, broker (tansu), aggregator and dashboard, at 1 k and 10 k trades/s;
-# then fan-out: 1,000 websocket subscribers across 100 clients.
+# then fan-out: 1,000 websocket subscribers across 100 clients. Topics have the default 12
+# partitions (BENCH_PARTITIONS=N for another count).
 #
 #   scripts/bench-latency.sh [SECONDS]     (default 20 s of load per run)
 set -euo pipefail
@@ -15,36 +16,50 @@ cargo build --release --locked --bin tradeflow --example e2e_latency -p tradeflo
 TF="$PWD/target/release/tradeflow"
 BENCH="$PWD/target/release/examples/e2e_latency"
 WORK=$(mktemp -d /tmp/tradeflow-latency.XXXXXX)
-KPORT=$(free_port); DPORT=$(free_port)
-DB="tradeflow_bench_$$"
+BASE_URL="$DATABASE_URL"
 PIDS=()
-cleanup() {
+DB=""
+stop_stack() {
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  kill "${TANSU_PID:-}" 2>/dev/null || true
-  psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  PIDS=()
+  if [ -n "${TANSU_PID:-}" ]; then kill "$TANSU_PID" 2>/dev/null || true; wait "$TANSU_PID" 2>/dev/null || true; TANSU_PID=""; fi
+  if [ -n "$DB" ]; then psql "$BASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; DB=""; fi
+}
+cleanup() {
+  stop_stack
   stop_throwaway_postgres
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-start_tansu "$KPORT" "memory://tansu/" "$WORK/broker" "$WORK/tansu.log"
-psql "$DATABASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
-export KAFKA_BROKERS="127.0.0.1:$KPORT" DATABASE_URL="${DATABASE_URL%/*}/$DB" TRADE_LOG_DIR="$WORK/logs" RUST_LOG=warn
-export TRADEFLOW_INGESTOR_METRICS_ADDR=127.0.0.1:0 TRADEFLOW_AGGREGATOR_METRICS_ADDR=127.0.0.1:0
-mkdir -p "$WORK/logs"
-"$TF" topics >/dev/null
-"$TF" ingestor --state-dir "$WORK/state" 2>>"$WORK/ingestor.log" & PIDS+=($!)
-TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 2>>"$WORK/aggregator.log" & PIDS+=($!)
-"$TF" dashboard --auth-off --listen "127.0.0.1:$DPORT" 2>>"$WORK/dashboard.log" & PIDS+=($!)
-deadline=$((SECONDS + 60))
-until curl -sf "http://127.0.0.1:$DPORT/readyz" >/dev/null; do
-  [ "$SECONDS" -lt "$deadline" ] || die "dashboard not ready"; sleep 0.2
-done
 
-run() { "$BENCH" --logs "$WORK/logs" --ws "ws://127.0.0.1:$DPORT/ws" --seconds "$SECONDS_PER_RUN" "$@"; }
-# Warm-up (not reported): the consumer group settles, rows and feeds exist, connections are hot.
-"$BENCH" --logs "$WORK/logs" --ws "ws://127.0.0.1:$DPORT/ws" --seconds 3 --label warm-up --rate 1000 --clients 10 --subscribers 10 >/dev/null
+# start_stack PARTITIONS: a fresh broker, database, topics and services; then a warm-up.
+start_stack() {
+  local partitions=$1 dir="$WORK/p$1" kport dport
+  kport=$(free_port); dport=$(free_port)
+  DB="tradeflow_bench_$$_$partitions"
+  mkdir -p "$dir/logs"
+  start_tansu "$kport" "memory://tansu/" "$dir/broker" "$dir/tansu.log"
+  psql "$BASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
+  export KAFKA_BROKERS="127.0.0.1:$kport" DATABASE_URL="${BASE_URL%/*}/$DB" TRADE_LOG_DIR="$dir/logs" RUST_LOG=warn
+  export TRADEFLOW_INGESTOR_METRICS_ADDR=127.0.0.1:0 TRADEFLOW_AGGREGATOR_METRICS_ADDR=127.0.0.1:0
+  TRADEFLOW_TRADES_PARTITIONS=$partitions TRADEFLOW_SUMMARIES_PARTITIONS=$partitions "$TF" topics >/dev/null
+  "$TF" ingestor --state-dir "$dir/state" 2>>"$dir/ingestor.log" & PIDS+=($!)
+  TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 2>>"$dir/aggregator.log" & PIDS+=($!)
+  "$TF" dashboard --auth-off --listen "127.0.0.1:$dport" 2>>"$dir/dashboard.log" & PIDS+=($!)
+  WS="ws://127.0.0.1:$dport/ws"
+  local deadline=$((SECONDS + 60))
+  until curl -sf "http://127.0.0.1:$dport/readyz" >/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || die "dashboard not ready"; sleep 0.2
+  done
+  # Warm-up (not reported): the consumer group settles, rows and feeds exist, connections are hot.
+  "$BENCH" --logs "$dir/logs" --ws "$WS" --seconds 3 --label warm-up --rate 1000 --clients 10 --subscribers 10 >/dev/null
+}
+
+run() { "$BENCH" --logs "$TRADE_LOG_DIR" --ws "$WS" --seconds "$SECONDS_PER_RUN" "$@"; }
+
 echo "end-to-end latency: line appended → websocket frame (ingestor, tansu, aggregator, dashboard on one 2-core machine)"
+start_stack "${BENCH_PARTITIONS:-12}"
 run --label "1k trades/s" --rate 1000 --clients 10 --subscribers 10
 run --label "10k trades/s" --rate 10000 --clients 10 --subscribers 10
 echo "fan-out"

@@ -13,6 +13,7 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message as _, Offset};
 use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tradeflow_core::record::TradeRecord;
 use tradeflow_core::summary::SummaryKey;
@@ -20,8 +21,11 @@ use tradeflow_core::summary::SummaryKey;
 use crate::changelog::SummaryChange;
 use crate::marks::{self, Marks};
 use crate::metrics::Metrics;
-use crate::state::{Applied, PartitionState};
+use crate::state::{Applied, PartitionState, SnapshotJob};
 use crate::store::{SnapshotOutcome, Store, StoreError};
+
+/// A background snapshot: each job with its outcome.
+pub type SnapshotTask = JoinHandle<Vec<(SnapshotJob, Result<SnapshotOutcome, StoreError>)>>;
 
 /// Most records applied between changelog flushes.
 const BATCH: usize = 5000;
@@ -37,6 +41,8 @@ pub struct Engine {
     pub trades_topic: String,
     pub resume_from_start: bool,
     pub shutdown: CancellationToken,
+    /// The background snapshot still being committed, if any (one at a time).
+    pub in_flight: Mutex<Option<SnapshotTask>>,
 }
 
 impl Engine {
@@ -62,56 +68,139 @@ impl Engine {
         }
     }
 
-    /// Snapshots `partitions` (all owned when `None`). A fenced partition is dropped.
-    /// Failed attempts are retried (with backoff); during shutdown, for at most 30 s: whatever is
-    /// not snapshotted is consumed again by the next owner.
-    pub fn snapshot(&self, partitions: Option<&[i32]>) {
+    /// One bounded snapshot attempt (a pool waiting on a vanished server must not hang anything).
+    async fn commit(&self, job: &SnapshotJob) -> Result<SnapshotOutcome, StoreError> {
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(SNAPSHOT_ATTEMPT_TIMEOUT, self.store.snapshot(job))
+            .await
+            .unwrap_or(Err(StoreError::Timeout(SNAPSHOT_ATTEMPT_TIMEOUT)));
+        if let Ok(SnapshotOutcome::Committed { rows }) = outcome {
+            let n = self.metrics.snapshots.fetch_add(1, Relaxed) + 1;
+            crash_point(n);
+            self.metrics.snapshot_rows.fetch_add(rows as u64, Relaxed);
+            self.metrics.snapshot_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+            tracing::debug!(partition = job.partition, rows, next_offset = job.next_offset, "snapshot");
+        }
+        outcome
+    }
+
+    /// Takes a snapshot job from every partition in `partitions` (all owned when `None`) with
+    /// something to write.
+    fn take_jobs(&self, partitions: Option<&[i32]>) -> Vec<SnapshotJob> {
         let marks = marks::snapshot(&self.marks);
         let mut owned = self.lock();
         let ids: Vec<i32> = match partitions {
             Some(p) => p.to_vec(),
             None => owned.keys().copied().collect(),
         };
-        let call_started = Instant::now();
-        'partitions: for p in ids {
-            let Some(state) = owned.get_mut(&p) else { continue };
-            if !state.snapshot_due() {
-                continue;
+        let mut jobs = Vec::new();
+        for p in ids {
+            if let Some(state) = owned.get_mut(&p).filter(|s| s.snapshot_due()) {
+                jobs.push(state.take_snapshot(&marks));
             }
-            let started = Instant::now();
+        }
+        jobs
+    }
+
+    /// Applies a job's outcome to its partition — unless the partition changed hands meanwhile.
+    fn settle(&self, job: SnapshotJob, outcome: Result<SnapshotOutcome, StoreError>) {
+        let mut owned = self.lock();
+        let p = job.partition;
+        let state = owned.get_mut(&p).filter(|s| s.epoch == job.epoch);
+        match (outcome, state) {
+            (Ok(SnapshotOutcome::Committed { .. }), Some(state)) => state.snapshot_committed(&job),
+            (Ok(SnapshotOutcome::Fenced), Some(_)) => {
+                tracing::warn!(partition = p, epoch = job.epoch, "another instance owns this partition now; dropping it");
+                self.metrics.fenced.fetch_add(1, Relaxed);
+                owned.remove(&p);
+            }
+            (Err(e), Some(state)) => {
+                // Nothing was committed: the job's rows are written by the next snapshot.
+                tracing::error!(partition = p, error = %e, "snapshot failed; retried with the next one");
+                state.snapshot_failed(job);
+            }
+            (_, None) => {}
+        }
+        self.metrics.partitions_owned.store(owned.len() as u64, Relaxed);
+    }
+
+    /// Starts a snapshot of every owned partition with changes, committed by a task off the
+    /// consumer thread (consumption and the changelog go on meanwhile) — unless the previous one
+    /// is still running. Its outcome is applied by [`Self::reap`].
+    pub fn snapshot_in_background(self: &Arc<Self>) {
+        let mut slot = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return;
+        }
+        let jobs = self.take_jobs(None);
+        if jobs.is_empty() {
+            return;
+        }
+        let engine = self.clone();
+        *slot = Some(self.handle.spawn(async move {
+            let mut results = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let outcome = engine.commit(&job).await;
+                results.push((job, outcome));
+            }
+            results
+        }));
+    }
+
+    /// Applies the background snapshot's outcome once it has finished (`wait`: waits for it).
+    pub fn reap(&self, wait: bool) {
+        let task = {
+            let mut slot = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match slot.as_ref() {
+                Some(task) if wait || task.is_finished() => slot.take(),
+                _ => None,
+            }
+        };
+        let Some(task) = task else { return };
+        match self.handle.block_on(task) {
+            Ok(results) => {
+                for (job, outcome) in results {
+                    self.settle(job, outcome);
+                }
+            }
+            Err(e) => {
+                // Outcome unknown: everything is written again by the next snapshot.
+                tracing::error!(error = %e, "snapshot task failed");
+                self.lock().values_mut().for_each(PartitionState::mark_all_dirty);
+            }
+        }
+    }
+
+    /// Snapshots `partitions` (all owned when `None`) now, on the calling thread, after the
+    /// background snapshot (if any) has finished. A fenced partition is dropped. Failed attempts
+    /// are retried (with backoff); during shutdown, for at most 30 s: whatever is not snapshotted
+    /// is consumed again by the next owner.
+    pub fn snapshot(&self, partitions: Option<&[i32]>) {
+        self.reap(true);
+        let call_started = Instant::now();
+        let mut jobs = self.take_jobs(partitions).into_iter();
+        while let Some(job) = jobs.next() {
             let mut backoff = Duration::from_millis(100);
-            loop {
-                // A bounded attempt: a pool waiting on a vanished server must not hang shutdown.
-                let attempt = self.handle.block_on(tokio::time::timeout(SNAPSHOT_ATTEMPT_TIMEOUT, self.store.snapshot(state, &marks)));
-                match attempt.unwrap_or(Err(StoreError::Timeout(SNAPSHOT_ATTEMPT_TIMEOUT))) {
-                    Ok(SnapshotOutcome::Committed { rows }) => {
-                        let n = self.metrics.snapshots.fetch_add(1, Relaxed) + 1;
-                        crash_point(n);
-                        self.metrics.snapshot_rows.fetch_add(rows as u64, Relaxed);
-                        self.metrics.snapshot_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
-                        tracing::debug!(partition = p, rows, next_offset = state.next_offset, "snapshot");
-                        break;
-                    }
-                    Ok(SnapshotOutcome::Fenced) => {
-                        tracing::warn!(partition = p, epoch = state.epoch, "another instance owns this partition now; dropping it");
-                        self.metrics.fenced.fetch_add(1, Relaxed);
-                        owned.remove(&p);
-                        break;
-                    }
-                    Err(e) => {
-                        // Nothing was committed: the state stays dirty and is retried.
-                        tracing::error!(partition = p, error = %e, "snapshot failed; retrying");
-                        if self.shutdown.is_cancelled() && call_started.elapsed() > Duration::from_secs(30) {
-                            tracing::warn!("shutting down without a final snapshot of every partition: the next owner consumes the rest again");
-                            break 'partitions;
-                        }
+            let outcome = loop {
+                match self.handle.block_on(self.commit(&job)) {
+                    Err(e) if !(self.shutdown.is_cancelled() && call_started.elapsed() > Duration::from_secs(30)) => {
+                        tracing::error!(partition = job.partition, error = %e, "snapshot failed; retrying");
                         std::thread::sleep(backoff);
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
+                    outcome => break outcome,
                 }
+            };
+            let gave_up = outcome.is_err();
+            self.settle(job, outcome);
+            if gave_up {
+                tracing::warn!("shutting down without a final snapshot of every partition: the next owner consumes the rest again");
+                jobs.for_each(|job| self.settle(job, Err(StoreError::Timeout(Duration::ZERO))));
+                break;
             }
         }
-        self.metrics.partitions_owned.store(owned.len() as u64, Relaxed);
+        let owned = self.lock().len();
+        self.metrics.partitions_owned.store(owned as u64, Relaxed);
     }
 }
 
@@ -155,7 +244,8 @@ impl ConsumerContext for EngineContext {
     }
 }
 
-/// Consumes until shutdown: apply, publish the changed rows, snapshot on the interval.
+/// Consumes until shutdown: apply, publish the changed rows, snapshot on the interval (in the
+/// background: a snapshot's transactions never pause consumption).
 pub fn run(
     engine: Arc<Engine>,
     consumer: BaseConsumer<EngineContext>,
@@ -251,8 +341,9 @@ pub fn run(
             }
             last_lag = Instant::now();
         }
+        engine.reap(false);
         if last_snapshot.elapsed() >= interval {
-            engine.snapshot(None);
+            engine.snapshot_in_background();
             last_snapshot = Instant::now();
         }
     }

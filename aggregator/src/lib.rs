@@ -12,7 +12,9 @@
 //!
 //! - [`state`]: one partition's rows and dedupe marks.
 //! - [`store`]: load (taking ownership) and the fenced snapshot transaction.
-//! - [`engine`]: the consumer thread, rebalance handling, changelog, snapshot timer.
+//! - [`engine`]: the consumer thread, rebalance handling, changelog, snapshot timer. A periodic
+//!   snapshot copies what changed (a consistent cut) and commits it on a task, so the consumer
+//!   thread never waits on Postgres except on a rebalance and at shutdown.
 //! - [`marks`]: the latest price per symbol from `prices`.
 //! - [`changelog`]: the `summaries` record.
 //! - [`verify`]: Postgres against the oracle.
@@ -67,6 +69,7 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
         trades_topic: topics.trades.clone(),
         resume_from_start: config.resume_from_start,
         shutdown: shutdown.clone(),
+        in_flight: Mutex::default(),
     });
     let consumer: BaseConsumer<EngineContext> = config
         .kafka
@@ -84,7 +87,7 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
         .kafka
         .client_config()
         .set("enable.idempotence", "true")
-        .set("linger.ms", "0")
+        .set("linger.ms", config.changelog_linger_ms.to_string())
         .set("compression.type", "lz4")
         .set("partitioner", "murmur2_random")
         .set("message.timeout.ms", "0")

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDate;
 use tradeflow_core::ClientId;
 use tradeflow_core::record::TradeRecord;
-use tradeflow_core::summary::{Position, SummaryKey};
+use tradeflow_core::summary::{Mark, Position, SummaryKey};
 
 /// A log file generation: where a line's identity says it came from.
 pub type FileKey = (ClientId, NaiveDate, u32);
@@ -26,6 +26,28 @@ pub struct PartitionState {
     pub dirty_files: HashSet<FileKey>,
     /// `next_offset` when last snapshotted (a snapshot is due when it moved).
     pub snapshotted_offset: i64,
+}
+
+/// A consistent copy of what one snapshot writes — the changed rows (with their marks), the
+/// changed dedupe marks and the next offset, all as of one point of the consumer loop — so the
+/// transaction can run off the consumer thread while consumption goes on.
+#[derive(Debug, Clone)]
+pub struct SnapshotJob {
+    pub partition: i32,
+    pub epoch: i64,
+    pub next_offset: i64,
+    pub rows: Vec<RowImage>,
+    pub files: Vec<(FileKey, u64)>,
+}
+
+/// One row as a snapshot writes it.
+#[derive(Debug, Clone)]
+pub struct RowImage {
+    pub key: SummaryKey,
+    pub position: Position,
+    pub mark: Option<Mark>,
+    /// The `trades` offset (exclusive) the row reflects.
+    pub offset: i64,
 }
 
 /// What applying one record did.
@@ -73,6 +95,40 @@ impl PartitionState {
     pub fn snapshot_due(&self) -> bool {
         !self.dirty_rows.is_empty() || !self.dirty_files.is_empty() || self.next_offset != self.snapshotted_offset
     }
+
+    /// Copies what changed since the last snapshot and clears the dirty sets. The job must end in
+    /// [`Self::snapshot_committed`] or [`Self::snapshot_failed`] (which makes its keys dirty again).
+    pub fn take_snapshot(&mut self, marks: &HashMap<String, Mark>) -> SnapshotJob {
+        let rows = self
+            .dirty_rows
+            .drain()
+            .filter_map(|key| {
+                let position = self.rows.get(&key)?.clone();
+                let offset = self.row_offsets.get(&key).copied().unwrap_or(self.next_offset);
+                let mark = marks.get(key.symbol.as_str()).cloned();
+                Some(RowImage { key, position, mark, offset })
+            })
+            .collect();
+        let files = self.dirty_files.drain().filter_map(|f| self.files.get(&f).map(|&max| (f, max))).collect();
+        SnapshotJob { partition: self.partition, epoch: self.epoch, next_offset: self.next_offset, rows, files }
+    }
+
+    pub fn snapshot_committed(&mut self, job: &SnapshotJob) {
+        self.snapshotted_offset = self.snapshotted_offset.max(job.next_offset);
+    }
+
+    /// Nothing of `job` was written: its rows and files are written by the next snapshot, with
+    /// whatever values they have by then (state only moves forward, so that is still consistent).
+    pub fn snapshot_failed(&mut self, job: SnapshotJob) {
+        self.dirty_rows.extend(job.rows.into_iter().map(|r| r.key));
+        self.dirty_files.extend(job.files.into_iter().map(|(f, _)| f));
+    }
+
+    /// Everything dirty (when a snapshot's outcome is unknown).
+    pub fn mark_all_dirty(&mut self) {
+        self.dirty_rows.extend(self.rows.keys().cloned());
+        self.dirty_files.extend(self.files.keys().cloned());
+    }
 }
 
 #[cfg(test)]
@@ -106,5 +162,22 @@ mod tests {
         assert_eq!((p.trade_count, p.buy_qty), (3, 7));
         assert_eq!(s.next_offset, 5);
         assert!(s.snapshot_due());
+    }
+
+    #[test]
+    fn a_failed_snapshot_leaves_its_rows_for_the_next_one() {
+        let mut s = PartitionState::new(0, 1, 0);
+        s.apply(0, &record(0, 0, 1));
+        let job = s.take_snapshot(&HashMap::new());
+        assert_eq!((job.rows.len(), job.files.len(), job.next_offset), (1, 1, 1));
+        assert!(s.dirty_rows.is_empty() && s.dirty_files.is_empty());
+        // Consumption goes on while the job commits; then it fails.
+        s.apply(1, &record(10, 0, 2));
+        s.snapshot_failed(job);
+        let retry = s.take_snapshot(&HashMap::new());
+        assert_eq!((retry.rows.len(), retry.next_offset), (1, 2));
+        assert_eq!(retry.rows[0].position.trade_count, 2);
+        s.snapshot_committed(&retry);
+        assert!(!s.snapshot_due());
     }
 }

@@ -11,7 +11,7 @@ use sqlx::postgres::PgPoolOptions;
 use tradeflow_core::ClientId;
 use tradeflow_core::summary::{Mark, Position, SummaryKey};
 
-use crate::state::PartitionState;
+use crate::state::{PartitionState, SnapshotJob};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
@@ -108,21 +108,17 @@ impl Store {
         Ok(state)
     }
 
-    /// Writes what changed since the last snapshot, fenced on this owner's epoch.
-    pub async fn snapshot(
-        &self,
-        state: &mut PartitionState,
-        marks: &HashMap<String, Mark>,
-    ) -> Result<SnapshotOutcome, StoreError> {
+    /// Writes a snapshot job (what changed since the last snapshot), fenced on its owner's epoch.
+    pub async fn snapshot(&self, job: &SnapshotJob) -> Result<SnapshotOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         let fenced = sqlx::query(
             "UPDATE partition_offsets SET next_offset = $3, updated_at = now()
              WHERE topic = $1 AND partition = $2 AND epoch = $4",
         )
         .bind(&self.topic)
-        .bind(state.partition)
-        .bind(state.next_offset)
-        .bind(state.epoch)
+        .bind(job.partition)
+        .bind(job.next_offset)
+        .bind(job.epoch)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -131,24 +127,17 @@ impl Store {
             tx.rollback().await?;
             return Ok(SnapshotOutcome::Fenced);
         }
-        let now = Utc::now();
-        let keys: Vec<&SummaryKey> = state.dirty_rows.iter().collect();
         let mut cols = Columns::default();
-        for key in &keys {
-            let Some(p) = state.rows.get(*key) else { continue };
-            let mark = marks.get(key.symbol.as_str());
-            cols.push(key, p, mark, state.partition, state.row_offsets.get(*key).copied().unwrap_or(state.next_offset));
+        for r in &job.rows {
+            cols.push(&r.key, &r.position, r.mark.as_ref(), job.partition, r.offset);
         }
-        let rows = cols.trade_date.len();
-        insert_rows(&mut tx, &cols, now).await?;
+        insert_rows(&mut tx, &cols, Utc::now()).await?;
         let (mut f_client, mut f_date, mut f_gen, mut f_max) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for file in &state.dirty_files {
-            if let Some(max) = state.files.get(file) {
-                f_client.push(file.0.to_string());
-                f_date.push(file.1);
-                f_gen.push(file.2 as i32);
-                f_max.push(*max as i64);
-            }
+        for ((client, date, generation), max) in &job.files {
+            f_client.push(client.to_string());
+            f_date.push(*date);
+            f_gen.push(*generation as i32);
+            f_max.push(*max as i64);
         }
         sqlx::query(
             "INSERT INTO file_progress (client_id, file_date, generation, max_offset, source_partition)
@@ -160,14 +149,11 @@ impl Store {
         .bind(&f_date)
         .bind(&f_gen)
         .bind(&f_max)
-        .bind(state.partition)
+        .bind(job.partition)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        state.dirty_rows.clear();
-        state.dirty_files.clear();
-        state.snapshotted_offset = state.next_offset;
-        Ok(SnapshotOutcome::Committed { rows })
+        Ok(SnapshotOutcome::Committed { rows: job.rows.len() })
     }
 }
 

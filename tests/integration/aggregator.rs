@@ -196,15 +196,15 @@ async fn a_stale_owner_cannot_overwrite_the_new_owners_progress() {
     let new = Store::connect(&db.url, "trades").await.expect("store");
     let mut stale = old.load(3).await.expect("load");
     stale.next_offset = 10;
-    assert_eq!(old.snapshot(&mut stale, &HashMap::new()).await.expect("snapshot"), SnapshotOutcome::Committed { rows: 0 });
+    assert_eq!(old.snapshot(&stale.take_snapshot(&HashMap::new())).await.expect("snapshot"), SnapshotOutcome::Committed { rows: 0 });
     // The partition moves: the new owner loads (a new epoch) and makes progress.
     let mut current = new.load(3).await.expect("load");
     assert_eq!(current.next_offset, 10);
     current.next_offset = 20;
-    assert_eq!(new.snapshot(&mut current, &HashMap::new()).await.expect("snapshot"), SnapshotOutcome::Committed { rows: 0 });
+    assert_eq!(new.snapshot(&current.take_snapshot(&HashMap::new())).await.expect("snapshot"), SnapshotOutcome::Committed { rows: 0 });
     // The stale owner wakes up and tries to write its progress: refused.
     stale.next_offset = 15;
-    assert_eq!(old.snapshot(&mut stale, &HashMap::new()).await.expect("snapshot"), SnapshotOutcome::Fenced);
+    assert_eq!(old.snapshot(&stale.take_snapshot(&HashMap::new())).await.expect("snapshot"), SnapshotOutcome::Fenced);
     let stored: i64 = sqlx::query_scalar("SELECT next_offset FROM partition_offsets WHERE partition = 3")
         .fetch_one(&db.pool)
         .await
