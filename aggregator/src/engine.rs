@@ -269,6 +269,9 @@ pub fn run(
                 }
             };
             n += 1;
+            if let Some(ts) = m.timestamp().to_millis() {
+                engine.metrics.record_age.observe_age_ms(ts);
+            }
             let (p, offset) = (m.partition(), m.offset());
             let record = match m.payload().map(TradeRecord::from_json) {
                 Some(Ok(r)) => r,

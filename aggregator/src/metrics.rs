@@ -17,6 +17,8 @@ pub struct Metrics {
     pub fenced: AtomicU64,
     pub changes_published: AtomicU64,
     pub partitions_owned: AtomicU64,
+    /// Age of each trade record when consumed (now − its Kafka timestamp).
+    pub record_age: tradeflow_core::metrics::Histogram,
 }
 
 impl Metrics {
@@ -34,6 +36,11 @@ impl Metrics {
             ("changes_published_total", "Summary rows published to the changelog.", &self.changes_published, "counter"),
             ("partitions_owned", "Partitions this instance owns.", &self.partitions_owned, "gauge"),
         ]);
+        self.record_age.render(
+            &mut out,
+            "tradeflow_aggregator_record_age_seconds",
+            "Age of each trade record when consumed: now minus its Kafka timestamp (the ingestor's linger plus the broker hop).",
+        );
         tradeflow_core::metrics::header(&mut out, "tradeflow_aggregator_consumer_lag", "Records on trades not yet applied, per owned partition.", "gauge");
         for (p, lag) in self.lag.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(out, "tradeflow_aggregator_consumer_lag{{partition=\"{p}\"}} {lag}");

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub rest_requests: AtomicU64,
     pub rest_refused: AtomicU64,
     pub ready: AtomicU64,
+    /// Age of each summary change when read (now − its Kafka timestamp).
+    pub summary_age: tradeflow_core::metrics::Histogram,
 }
 
 impl Metrics {
@@ -42,6 +44,11 @@ impl Metrics {
             ("rest_refused_total", "/api/summary requests refused (no, bad or foreign token).", &self.rest_refused, "counter"),
             ("ready", "1 once the changelog and prices have been read to their end.", &self.ready, "gauge"),
         ]);
+        self.summary_age.render(
+            &mut out,
+            "tradeflow_dashboard_summary_age_seconds",
+            "Age of each summary change when read: now minus its Kafka timestamp (the changelog's linger plus the broker hop).",
+        );
         tradeflow_core::metrics::header(&mut out, "tradeflow_dashboard_handshakes_refused_total", "Websocket handshakes refused.", "counter");
         let _ = writeln!(out, "tradeflow_dashboard_handshakes_refused_total{{reason=\"token\"}} {}", self.refused_token.load(Relaxed));
         let _ = writeln!(out, "tradeflow_dashboard_handshakes_refused_total{{reason=\"origin\"}} {}", self.refused_origin.load(Relaxed));

@@ -108,6 +108,9 @@ async fn consume(
         match message {
             Ok(m) => {
                 let Some(payload) = m.payload() else { continue };
+                if let (Kind::Summaries, Some(ts)) = (kind, m.timestamp().to_millis()) {
+                    live.metrics.summary_age.observe_age_ms(ts);
+                }
                 match kind {
                     Kind::Summaries => match SummaryChange::from_json(payload) {
                         Ok(change) => {

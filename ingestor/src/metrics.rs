@@ -9,9 +9,6 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-/// Upper bounds (seconds) of the publish-latency histogram buckets.
-const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0, 5.0];
-
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub lines_read: AtomicU64,
@@ -20,9 +17,7 @@ pub struct Metrics {
     pub truncations: AtomicU64,
     dead_lettered: Mutex<BTreeMap<&'static str, u64>>,
     bytes_behind: Mutex<BTreeMap<String, u64>>,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
+    publish_latency: tradeflow_core::metrics::Histogram,
 }
 
 impl Metrics {
@@ -39,14 +34,7 @@ impl Metrics {
     }
 
     pub fn observe_publish_latency(&self, latency: Duration) {
-        let s = latency.as_secs_f64();
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            if s <= *bound {
-                bucket.fetch_add(1, Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Relaxed);
-        self.latency_sum_us.fetch_add(latency.as_micros() as u64, Relaxed);
+        self.publish_latency.observe(latency);
     }
 
     pub fn render(&self) -> String {
@@ -75,15 +63,11 @@ impl Metrics {
         for (file, n) in self.bytes_behind.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(out, "tradeflow_ingestor_bytes_behind{{file=\"{file}\"}} {n}");
         }
-        let name = "tradeflow_ingestor_publish_latency_seconds";
-        tradeflow_core::metrics::header(&mut out, name, "From handing a record to the producer to the broker's acknowledgement.", "histogram");
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Relaxed));
-        }
-        let count = self.latency_count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.latency_sum_us.load(Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {count}");
+        self.publish_latency.render(
+            &mut out,
+            "tradeflow_ingestor_publish_latency_seconds",
+            "From handing a record to the producer to the broker's acknowledgement.",
+        );
         out
     }
 }

@@ -141,6 +141,9 @@ async fn kill_9_of_the_aggregator_loses_and_double_counts_nothing() {
             (records >= target && snaps >= 1).then_some(())
         })
         .await;
+        // Every consumed record's age is observed (freshness), duplicates included.
+        let ages = metric(port, "tradeflow_aggregator_record_age_seconds_count").await;
+        assert!(ages.is_some_and(|n| n >= target), "record ages observed: {ages:?}, records ≥ {target}");
         aggregator.kill9();
         aggregator = p.start("aggregator", port);
     }

@@ -210,6 +210,10 @@ async fn dashboard_snapshot_then_ordered_deltas_shared_views_ticks_and_tail() {
     let aapl = live["rows"].as_array().and_then(|r| r.iter().find(|r| r["symbol"] == "AAPL" && r["account_id"] == "ACC1")).cloned().unwrap_or_default();
     assert_eq!(aapl["trade_count"], 11);
     assert_eq!(metric(d.port, "tradeflow_dashboard_subscribers").await, Some(4));
+    // Every summary read has its age observed (read first: both only grow).
+    let read = metric(d.port, "tradeflow_dashboard_summaries_total").await.unwrap_or(0);
+    let ages = metric(d.port, "tradeflow_dashboard_summary_age_seconds_count").await.unwrap_or(0);
+    assert!(read >= 1 && ages >= read, "summary ages {ages} vs summaries read {read}");
 
     // The terminal tail speaks the same protocol.
     let out = std::process::Command::new(harness::tradeflow_bin())

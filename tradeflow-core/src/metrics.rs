@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 /// `# HELP` and `# TYPE` of metric `name`.
 pub fn header(out: &mut String, name: &str, help: &str, kind: &str) {
@@ -17,6 +18,52 @@ pub fn samples(out: &mut String, prefix: &str, metrics: &[(&str, &str, &AtomicU6
     }
 }
 
+/// Upper bounds (seconds) of the latency histograms' buckets.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+/// A latency histogram over [`LATENCY_BUCKETS`] (Prometheus `histogram`, in seconds).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, latency: Duration) {
+        let s = latency.as_secs_f64();
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
+            if s <= *bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(latency.as_micros() as u64, Relaxed);
+    }
+
+    /// Observes the age of a record stamped `timestamp_ms` (Unix ms) as of now; a timestamp in the
+    /// future (clock skew between hosts) counts as zero.
+    pub fn observe_age_ms(&self, timestamp_ms: i64) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        self.observe(Duration::from_millis(now.saturating_sub(timestamp_ms).max(0) as u64));
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
+        header(out, name, help, "histogram");
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Relaxed));
+        }
+        let count = self.count();
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -27,5 +74,19 @@ mod tests {
         let mut out = String::new();
         samples(&mut out, "p_", &[("a_total", "As.", &a, "counter"), ("b", "Bs.", &b, "gauge")]);
         assert_eq!(out, "# HELP p_a_total As.\n# TYPE p_a_total counter\np_a_total 3\n# HELP p_b Bs.\n# TYPE p_b gauge\np_b 0\n");
+    }
+
+    #[test]
+    fn histogram_exposition() {
+        let h = Histogram::default();
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_millis(700));
+        h.observe_age_ms(i64::MAX); // from the future: zero
+        let mut out = String::new();
+        h.render(&mut out, "x_seconds", "Xs.");
+        assert!(out.starts_with("# HELP x_seconds Xs.\n# TYPE x_seconds histogram\nx_seconds_bucket{le=\"0.001\"} 1\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"0.005\"} 2\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"0.5\"} 2\nx_seconds_bucket{le=\"1\"} 3\n"), "{out}");
+        assert!(out.ends_with("x_seconds_bucket{le=\"+Inf\"} 3\nx_seconds_sum 0.703\nx_seconds_count 3\n"), "{out}");
     }
 }
