@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end latency benchmark: trade line appended to a log file → websocket frame showing it,
 # through the real ingestor, broker (tansu), aggregator and dashboard, at 1 k and 10 k trades/s;
-# then fan-out: 1,000 websocket subscribers across 100 clients. Topics have the default 12
-# partitions (BENCH_PARTITIONS=N for another count).
+# then fan-out: 1,000 websocket subscribers across 100 clients; each on a fresh stack. `trades` has
+# the default 12 partitions (BENCH_PARTITIONS=N), `summaries` 1 (BENCH_SUMMARIES_PARTITIONS=N), and
+# a last run repeats 10 k trades/s with summaries on its default 12. The services' settings come from
+# the environment (e.g. TRADEFLOW_INGESTOR_LINGER_MS, TRADEFLOW_CHANGELOG_LINGER_MS).
 #
 #   scripts/bench-latency.sh [SECONDS]     (default 20 s of load per run)
 set -euo pipefail
@@ -35,15 +37,16 @@ trap cleanup EXIT
 
 # start_stack PARTITIONS: a fresh broker, database, topics and services; then a warm-up.
 start_stack() {
-  local partitions=$1 dir="$WORK/p$1" kport dport
+  local partitions=$1 dir kport dport
+  STACKS=$((${STACKS:-0} + 1)); dir="$WORK/stack$STACKS"
   kport=$(free_port); dport=$(free_port)
-  DB="tradeflow_bench_$$_$partitions"
+  DB="tradeflow_bench_$$_$STACKS"
   mkdir -p "$dir/logs"
   start_tansu "$kport" "memory://tansu/" "$dir/broker" "$dir/tansu.log"
   psql "$BASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
   export KAFKA_BROKERS="127.0.0.1:$kport" DATABASE_URL="${BASE_URL%/*}/$DB" TRADE_LOG_DIR="$dir/logs" RUST_LOG=warn
   export TRADEFLOW_INGESTOR_METRICS_ADDR=127.0.0.1:0 TRADEFLOW_AGGREGATOR_METRICS_ADDR=127.0.0.1:0
-  TRADEFLOW_TRADES_PARTITIONS=$partitions TRADEFLOW_SUMMARIES_PARTITIONS=$partitions "$TF" topics >/dev/null
+  TRADEFLOW_TRADES_PARTITIONS=$partitions TRADEFLOW_SUMMARIES_PARTITIONS=$SUMMARY_PARTS "$TF" topics >/dev/null
   "$TF" ingestor --state-dir "$dir/state" 2>>"$dir/ingestor.log" & PIDS+=($!)
   TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 2>>"$dir/aggregator.log" & PIDS+=($!)
   "$TF" dashboard --auth-off --listen "127.0.0.1:$dport" 2>>"$dir/dashboard.log" & PIDS+=($!)
@@ -58,9 +61,21 @@ start_stack() {
 
 run() { "$BENCH" --logs "$TRADE_LOG_DIR" --ws "$WS" --seconds "$SECONDS_PER_RUN" "$@"; }
 
+# Each load on a fresh stack: tansu's memory engine slows as it fills (README), so a run's figures
+# would otherwise depend on what ran before it.
+measure() { start_stack "${BENCH_PARTITIONS:-12}"; run "$@"; stop_stack; }
+
+# `summaries` with 1 partition (the default is 12, #2): every dashboard reads all of its partitions
+# and every aggregator writes to them, so its partition count scales nothing, while on tansu each
+# partition adds batches to store and list (README).
+SUMMARY_PARTS="${BENCH_SUMMARIES_PARTITIONS:-1}"
 echo "end-to-end latency: line appended → websocket frame (ingestor, tansu, aggregator, dashboard on one 2-core machine)"
-start_stack "${BENCH_PARTITIONS:-12}"
-run --label "1k trades/s" --rate 1000 --clients 10 --subscribers 10
-run --label "10k trades/s" --rate 10000 --clients 10 --subscribers 10
+echo "linger: ingestor ${TRADEFLOW_INGESTOR_LINGER_MS:-5} ms, changelog ${TRADEFLOW_CHANGELOG_LINGER_MS:-5} ms; partitions: trades ${BENCH_PARTITIONS:-12}, summaries $SUMMARY_PARTS; a fresh stack per load"
+measure --label "1k trades/s" --rate 1000 --clients 10 --subscribers 10
+measure --label "10k trades/s" --rate 10000 --clients 10 --subscribers 10
 echo "fan-out"
-run --label "fan-out 1000 subs" --rate 1000 --clients 100 --subscribers 1000
+measure --label "fan-out 1000 subs" --rate 1000 --clients 100 --subscribers 1000
+if [ "$SUMMARY_PARTS" != 12 ]; then
+  echo "the same with summaries on the default 12 partitions"
+  SUMMARY_PARTS=12 measure --label "10k trades/s, summ. 12" --rate 10000 --clients 10 --subscribers 10
+fi
