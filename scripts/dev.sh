@@ -65,9 +65,7 @@ start_tansu "$KAFKA_PORT" "$STORAGE" "$STATE/broker" "$STATE/tansu.log"
 PIDS+=("$TANSU_PID")
 
 export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" DATABASE_URL TRADE_LOG_DIR="$STATE/logs" TRADE_LOG_CID="$CLIENTS"
-# One `summaries` partition on tansu: it scales nothing there and keeps the live view fast (README,
-# latency benchmark); TRADEFLOW_SUMMARIES_PARTITIONS overrides.
-TRADEFLOW_SUMMARIES_PARTITIONS="${TRADEFLOW_SUMMARIES_PARTITIONS:-1}" "$TF" topics
+"$TF" topics
 
 "$TF" producer 2>>"$STATE/producer.log" & PIDS+=($!)
 "$TF" prices 2>>"$STATE/prices.log" & PIDS+=($!)
