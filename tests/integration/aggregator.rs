@@ -37,7 +37,7 @@ impl Pipeline {
         Self { logs: root.join("logs"), root, topics: TestTopics::shared().await, db: TestDatabase::create_on(server).await }
     }
 
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("KAFKA_BROKERS", self.topics.kafka.brokers.clone()),
             ("TRADEFLOW_TOPIC_PREFIX", self.topics.prefix.clone()),

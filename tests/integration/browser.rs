@@ -18,7 +18,8 @@ use tradeflow_core::trade::Trade;
 use crate::aggregator::Pipeline;
 use crate::dashboard::Dash;
 use crate::harness::broker::free_port;
-use crate::harness::http::request;
+use crate::harness::http::{labelled, metric, request};
+use crate::harness::service::Service;
 use crate::harness::eventually;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -67,7 +68,10 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     let logs = p.logs.clone();
     append_trade(&logs, "77", "AAPL", Side::Buy, "190.25", 100);
     append_trade(&logs, "77", "MSFT", Side::Sell, "410.10", 40);
-    let _ingestor = p.start("ingestor", free_port());
+    let ingestor_port = free_port();
+    let mut env = p.env();
+    env.push(("TRADEFLOW_INGESTOR_METRICS_ADDR", format!("127.0.0.1:{ingestor_port}")));
+    let _ingestor = Service::start("ingestor", &["ingestor"], &env, &p.root);
     let _aggregator = p.start("aggregator", free_port());
     let d = Dash::start_on(p.topics.clone(), &[], &[("DATABASE_URL", p.db.url.clone())]).await;
     let token = d.token("77");
@@ -113,6 +117,13 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     assert_eq!(cell("AAPL", "buy_notional").await.map(|c| c.0).as_deref(), Some("28,562.50"));
     let totals = browser.find(Locator::Css("[data-total='trade_count']")).await.expect("totals").text().await.expect("text");
     assert_eq!(totals, "3");
+    // Every line the test wrote was a trade: all three published, none dead-lettered.
+    eventually("the ingestor to count three published lines", WAIT, || async {
+        metric(ingestor_port, "tradeflow_ingestor_lines_published_total").await.filter(|&n| n == 3)
+    })
+    .await;
+    let dead = labelled(ingestor_port, "tradeflow_ingestor_lines_dead_lettered_total").await;
+    assert_eq!(dead, Some(vec![]), "no line went to the dead-letter topic");
 
     let banner = browser.find(Locator::Id("auth-banner")).await.expect("banner");
     assert!(!banner.is_displayed().await.expect("banner visibility"), "no auth-off banner with auth on");
