@@ -103,7 +103,8 @@ impl Engine {
     }
 
     /// Applies a job's outcome to its partition — unless the partition changed hands meanwhile.
-    fn settle(&self, job: SnapshotJob, outcome: Result<SnapshotOutcome, StoreError>) {
+    /// `Err(None)`: the job was not attempted.
+    fn settle(&self, job: SnapshotJob, outcome: Result<SnapshotOutcome, Option<StoreError>>) {
         let mut owned = self.lock();
         let p = job.partition;
         let state = owned.get_mut(&p).filter(|s| s.epoch == job.epoch);
@@ -116,7 +117,9 @@ impl Engine {
             }
             (Err(e), Some(state)) => {
                 // Nothing was committed: the job's rows are written by the next snapshot.
-                tracing::error!(partition = p, error = %e, "snapshot failed; retried with the next one");
+                if let Some(e) = e {
+                    tracing::error!(partition = p, error = %e, "snapshot failed; retried with the next one");
+                }
                 state.snapshot_failed(job);
             }
             (_, None) => {}
@@ -160,7 +163,7 @@ impl Engine {
         match self.handle.block_on(task) {
             Ok(results) => {
                 for (job, outcome) in results {
-                    self.settle(job, outcome);
+                    self.settle(job, outcome.map_err(Some));
                 }
             }
             Err(e) => {
@@ -192,10 +195,10 @@ impl Engine {
                 }
             };
             let gave_up = outcome.is_err();
-            self.settle(job, outcome);
+            self.settle(job, outcome.map_err(Some));
             if gave_up {
                 tracing::warn!("shutting down without a final snapshot of every partition: the next owner consumes the rest again");
-                jobs.for_each(|job| self.settle(job, Err(StoreError::Timeout(Duration::ZERO))));
+                jobs.for_each(|job| self.settle(job, Err(None)));
                 break;
             }
         }

@@ -21,9 +21,11 @@ pub fn samples(out: &mut String, prefix: &str, metrics: &[(&str, &str, &AtomicU6
 /// Upper bounds (seconds) of the latency histograms' buckets.
 pub const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0, 5.0];
 
-/// A latency histogram over [`LATENCY_BUCKETS`] (Prometheus `histogram`, in seconds).
+/// A latency histogram over [`LATENCY_BUCKETS`] (Prometheus `histogram`, in seconds). An
+/// observation touches one bucket (on the consumers' per-record path); rendering accumulates.
 #[derive(Debug, Default)]
 pub struct Histogram {
+    /// Observations per bucket, not cumulative: `buckets[i]` counts `LATENCY_BUCKETS[i-1] < s ≤ LATENCY_BUCKETS[i]`.
     buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     count: AtomicU64,
     sum_us: AtomicU64,
@@ -32,10 +34,8 @@ pub struct Histogram {
 impl Histogram {
     pub fn observe(&self, latency: Duration) {
         let s = latency.as_secs_f64();
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
-            if s <= *bound {
-                bucket.fetch_add(1, Relaxed);
-            }
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|bound| s <= *bound) {
+            self.buckets[i].fetch_add(1, Relaxed);
         }
         self.count.fetch_add(1, Relaxed);
         self.sum_us.fetch_add(latency.as_micros() as u64, Relaxed);
@@ -54,8 +54,10 @@ impl Histogram {
 
     pub fn render(&self, out: &mut String, name: &str, help: &str) {
         header(out, name, help, "histogram");
+        let mut cumulative = 0;
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Relaxed));
+            cumulative += bucket.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
         }
         let count = self.count();
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
@@ -82,11 +84,13 @@ mod tests {
         h.observe(Duration::from_millis(3));
         h.observe(Duration::from_millis(700));
         h.observe_age_ms(i64::MAX); // from the future: zero
+        h.observe(Duration::from_secs(10)); // beyond the last bound: +Inf only
         let mut out = String::new();
         h.render(&mut out, "x_seconds", "Xs.");
         assert!(out.starts_with("# HELP x_seconds Xs.\n# TYPE x_seconds histogram\nx_seconds_bucket{le=\"0.001\"} 1\n"), "{out}");
         assert!(out.contains("x_seconds_bucket{le=\"0.005\"} 2\n"), "{out}");
         assert!(out.contains("x_seconds_bucket{le=\"0.5\"} 2\nx_seconds_bucket{le=\"1\"} 3\n"), "{out}");
-        assert!(out.ends_with("x_seconds_bucket{le=\"+Inf\"} 3\nx_seconds_sum 0.703\nx_seconds_count 3\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"5\"} 3\n"), "{out}");
+        assert!(out.ends_with("x_seconds_bucket{le=\"+Inf\"} 4\nx_seconds_sum 10.703\nx_seconds_count 4\n"), "{out}");
     }
 }
