@@ -12,7 +12,7 @@ LINES="${1:-1000000}"
 CLIENTS=8
 PER_CLIENT=$((LINES / CLIENTS))
 
-ensure_tansu
+ensure_kafka
 command -v kcat >/dev/null || apt_install kcat
 # Debian's kcat links librdkafka 2.0.2, which tansu rejects; run it with the newer librdkafka that
 # PyPI's confluent-kafka wheel carries (SPEC §5).
@@ -36,10 +36,9 @@ fi
 cargo build --release --locked --bin tradeflow >&2
 TF="$PWD/target/release/tradeflow"
 WORK=$(mktemp -d /tmp/tradeflow-bench.XXXXXX)
-PORT=$(free_port)
-start_tansu "$PORT" "memory://tansu/" "$WORK" "$WORK/tansu.log"
-trap 'kill $TANSU_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
-export KAFKA_BROKERS="127.0.0.1:$PORT" RUST_LOG=warn
+start_kafka "$WORK/kafka"
+trap 'kill -KILL $KAFKA_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+export KAFKA_BROKERS RUST_LOG=warn
 
 ids=$(seq -s, 1 "$CLIENTS")
 log "generating $LINES lines ($CLIENTS clients × $PER_CLIENT)"
@@ -53,7 +52,7 @@ t0=$(now)
 TRADEFLOW_TOPIC_PREFIX=tf. TRADEFLOW_INGESTOR_LINGER_MS="${LINGER_MS:-${TRADEFLOW_INGESTOR_LINGER_MS:-5}}" "$TF" ingestor --backfill --from 2026-11-20 --dir "$WORK/logs" --state-dir "$WORK/state" 2>/dev/null
 t1=$(now)
 for f in "$WORK"/logs/*.log; do
-  LD_LIBRARY_PATH="$RDK_DIR" kcat -P -b "127.0.0.1:$PORT" -X broker.address.family=v4 -t kcat.trades -l "$f"
+  LD_LIBRARY_PATH="$RDK_DIR" kcat -P -b "$KAFKA_BROKERS" -X broker.address.family=v4 -t kcat.trades -l "$f"
 done
 t2=$(now)
 

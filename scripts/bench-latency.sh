@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end latency benchmark: trade line appended to a log file → websocket frame showing it,
-# through the real ingestor, broker (tansu), aggregator and dashboard, at 1 k and 10 k trades/s;
+# through the real ingestor, broker (Apache Kafka), aggregator and dashboard, at 1 k and 10 k trades/s;
 # then fan-out: 1,000 websocket subscribers across 100 clients; each on a fresh stack. `trades` has
 # the default 12 partitions (BENCH_PARTITIONS=N), `summaries` 1 (BENCH_SUMMARIES_PARTITIONS=N), and
 # a last run repeats 10 k trades/s with summaries on its default 12. The services' settings come from
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 SECONDS_PER_RUN="${1:-20}"
-ensure_tansu
+ensure_kafka
 ensure_postgres
 cargo build --release --locked --bin tradeflow --example e2e_latency -p tradeflow -p tradeflow-dashboard >&2
 TF="$PWD/target/release/tradeflow"
@@ -25,7 +25,7 @@ stop_stack() {
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   PIDS=()
-  if [ -n "${TANSU_PID:-}" ]; then kill "$TANSU_PID" 2>/dev/null || true; wait "$TANSU_PID" 2>/dev/null || true; TANSU_PID=""; fi
+  if [ -n "${KAFKA_PID:-}" ]; then kill -KILL "$KAFKA_PID" 2>/dev/null || true; wait "$KAFKA_PID" 2>/dev/null || true; KAFKA_PID=""; fi
   if [ -n "$DB" ]; then psql "$BASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; DB=""; fi
 }
 cleanup() {
@@ -37,14 +37,14 @@ trap cleanup EXIT
 
 # start_stack PARTITIONS: a fresh broker, database, topics and services; then a warm-up.
 start_stack() {
-  local partitions=$1 dir kport dport
+  local partitions=$1 dir dport
   STACKS=$((${STACKS:-0} + 1)); dir="$WORK/stack$STACKS"
-  kport=$(free_port); dport=$(free_port)
+  dport=$(free_port)
   DB="tradeflow_bench_$$_$STACKS"
   mkdir -p "$dir/logs"
-  start_tansu "$kport" "memory://tansu/" "$dir/broker" "$dir/tansu.log"
+  start_kafka "$dir/broker"
   psql "$BASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
-  export KAFKA_BROKERS="127.0.0.1:$kport" DATABASE_URL="${BASE_URL%/*}/$DB" TRADE_LOG_DIR="$dir/logs" RUST_LOG=warn
+  export KAFKA_BROKERS DATABASE_URL="${BASE_URL%/*}/$DB" TRADE_LOG_DIR="$dir/logs" RUST_LOG=warn
   export TRADEFLOW_INGESTOR_METRICS_ADDR=127.0.0.1:0 TRADEFLOW_AGGREGATOR_METRICS_ADDR=127.0.0.1:0
   TRADEFLOW_TRADES_PARTITIONS=$partitions TRADEFLOW_SUMMARIES_PARTITIONS=$SUMMARY_PARTS "$TF" topics >/dev/null
   "$TF" ingestor --state-dir "$dir/state" 2>>"$dir/ingestor.log" & PIDS+=($!)
@@ -69,7 +69,7 @@ measure() { start_stack "${BENCH_PARTITIONS:-12}"; run "$@"; stop_stack; }
 # and every aggregator writes to them, so its partition count scales nothing, while on tansu each
 # partition adds batches to store and list (README).
 SUMMARY_PARTS="${BENCH_SUMMARIES_PARTITIONS:-1}"
-echo "end-to-end latency: line appended → websocket frame (ingestor, tansu, aggregator, dashboard on one 2-core machine)"
+echo "end-to-end latency: line appended → websocket frame (ingestor, Apache Kafka, aggregator, dashboard on one 2-core machine)"
 echo "linger: ingestor ${TRADEFLOW_INGESTOR_LINGER_MS:-5} ms, changelog ${TRADEFLOW_CHANGELOG_LINGER_MS:-5} ms; partitions: trades ${BENCH_PARTITIONS:-12}, summaries $SUMMARY_PARTS; a fresh stack per load"
 measure --label "1k trades/s" --rate 1000 --clients 10 --subscribers 10
 measure --label "10k trades/s" --rate 10000 --clients 10 --subscribers 10

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole pipeline locally without Docker: broker (tansu), Postgres, topics, and every
-# tradeflow service. Ctrl-C stops everything.
+# Runs the whole pipeline locally without Docker: Apache Kafka (native, from its Maven jars),
+# Postgres, topics, and every tradeflow service. Ctrl-C stops everything.
 #
-#   scripts/dev.sh [--durable]     --durable keeps broker data in .tradeflow/broker (sqlite)
+#   scripts/dev.sh [--durable]     --durable keeps the broker's log dir (.tradeflow/broker) and the database
 #
 # Settings (environment): KAFKA_PORT (9092), TRADE_LOG_CID (1,2,3), TRADEFLOW_STATE (.tradeflow),
 # DASHBOARD_PORT (8080), TRADEFLOW_AUTH_SECRET (generated once into $TRADEFLOW_STATE/auth-secret),
@@ -27,14 +27,15 @@ DASHBOARD_PORT="${DASHBOARD_PORT:-8080}"
 CLIENTS="${TRADE_LOG_CID:-1,2,3}"
 mkdir -p "$STATE/logs" "$STATE/broker"
 
-ensure_tansu
+ensure_kafka
 ensure_postgres
-# The snapshot tables live in their own database. With a memory broker every run starts with empty
-# topics, so the tables (and their stored offsets) must start empty too; --durable keeps both.
+# The snapshot tables live in their own database. Without --durable every run starts with a fresh
+# broker (empty topics), so the tables (and their stored offsets) must start empty too; --durable
+# keeps both.
 DEV_DB="${TRADEFLOW_DEV_DB:-tradeflow_dev}"
 if [ "$DURABLE" = 0 ]; then
   psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DEV_DB WITH (FORCE)" >/dev/null
-  rm -rf "$STATE/ingestor"   # re-publish the existing logs into the empty broker
+  rm -rf "$STATE/ingestor" "$STATE/broker"   # a fresh broker; re-publish the existing logs into it
 fi
 psql "$DATABASE_URL" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$DEV_DB'" | grep -q 1 \
   || psql "$DATABASE_URL" -qc "CREATE DATABASE $DEV_DB" >/dev/null
@@ -51,18 +52,16 @@ PIDS=()
 cleanup() {
   log "stopping"
   # Services first (they flush to the broker and snapshot to Postgres), then the broker.
-  for pid in "${PIDS[@]}"; do [ "$pid" = "${TANSU_PID:-}" ] || kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do [ "$pid" = "${TANSU_PID:-}" ] || wait "$pid" 2>/dev/null || true; done
-  kill "${TANSU_PID:-}" 2>/dev/null || true
-  wait "${TANSU_PID:-}" 2>/dev/null || true
+  for pid in "${PIDS[@]}"; do [ "$pid" = "${KAFKA_PID:-}" ] || kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do [ "$pid" = "${KAFKA_PID:-}" ] || wait "$pid" 2>/dev/null || true; done
+  [ -z "${KAFKA_PID:-}" ] || stop_kafka "$KAFKA_PID"
   stop_throwaway_postgres
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ "$DURABLE" = 1 ]; then STORAGE="sqlite://tansu.db"; else STORAGE="memory://tansu/"; fi
-start_tansu "$KAFKA_PORT" "$STORAGE" "$STATE/broker" "$STATE/tansu.log"
-PIDS+=("$TANSU_PID")
+start_kafka "$STATE/broker" "$KAFKA_PORT"
+PIDS+=("$KAFKA_PID")
 
 export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" DATABASE_URL TRADE_LOG_DIR="$STATE/logs" TRADE_LOG_CID="$CLIENTS"
 "$TF" topics
@@ -87,7 +86,7 @@ cat >&2 <<INFO
 
 tradeflow is running
   dashboard   $DASHBOARD_URL  (open a link below; terminal: $TF tail --client <id> --token <token>)
-$LINKS  broker      127.0.0.1:$KAFKA_PORT ($STORAGE)
+$LINKS  broker      $KAFKA_BROKERS (Apache Kafka $KAFKA_VERSION, log dir $STATE/broker)
   postgres    $DATABASE_URL
   trade logs  $TRADE_LOG_DIR (clients $CLIENTS)
   ingestor    metrics http://${TRADEFLOW_INGESTOR_METRICS_ADDR:-127.0.0.1:9101}/metrics

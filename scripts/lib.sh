@@ -2,8 +2,10 @@
 # Sourced by scripts/test.sh and scripts/dev.sh.
 
 TRADEFLOW_CACHE="${TRADEFLOW_CACHE:-$HOME/.cache/tradeflow}"
-TANSU_VERSION=0.6.0
-TANSU_ROOT="$TRADEFLOW_CACHE/tansu-$TANSU_VERSION"
+TRADEFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$TRADEFLOW_ROOT/scripts/kafka/pom.xml")
+KAFKA_LIBS="$TRADEFLOW_CACHE/kafka-$KAFKA_VERSION/libs"
+export TRADEFLOW_CACHE KAFKA_LIBS
 
 log() { printf '[tradeflow] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -35,35 +37,96 @@ ensure_chromium() {
   apt_install chromium chromium-driver
 }
 
-# tansu 0.6.0 (SPEC §5), built once into the cache outside the checkout; ~10 minutes the first time.
-ensure_tansu() {
-  if [ -n "${TANSU_BIN:-}" ] && [ -x "$TANSU_BIN" ]; then return; fi
-  TANSU_BIN="$TANSU_ROOT/bin/tansu"
-  export TANSU_BIN
-  [ -x "$TANSU_BIN" ] && return
-  mkdir -p "$TRADEFLOW_CACHE"
-  log "installing tansu $TANSU_VERSION into $TANSU_ROOT (first time only, ~10 minutes)"
-  (
-    flock 9
-    [ -x "$TANSU_BIN" ] && exit 0
-    CARGO_TARGET_DIR="$TRADEFLOW_CACHE/tansu-build" cargo install tansu --version "$TANSU_VERSION" \
-      --locked --features dynostore,libsql --root "$TANSU_ROOT" >&2
-  ) 9>"$TRADEFLOW_CACHE/tansu.lock" || die "tansu install failed"
-  rm -rf "$TRADEFLOW_CACHE/tansu-build"
+# Apache Kafka from Maven Central (SPEC §5): the broker's jars, resolved once by scripts/kafka/pom.xml
+# into the cache outside the checkout; Java and Maven from Debian's packages when missing.
+ensure_java() {
+  command -v java >/dev/null || { log "installing Java (Debian's openjdk-17-jre-headless)"; apt_install openjdk-17-jre-headless; }
 }
 
-# start_tansu PORT STORAGE_URL WORKDIR LOGFILE → sets TANSU_PID
-start_tansu() {
-  local port=$1 storage=$2 workdir=$3 logfile=$4
-  mkdir -p "$workdir"
+ensure_kafka() {
+  ensure_java
+  [ -f "$KAFKA_LIBS/.complete" ] && return
+  command -v mvn >/dev/null || { log "installing Maven (Debian package)"; apt_install maven; }
+  mkdir -p "$TRADEFLOW_CACHE"
+  log "fetching Apache Kafka $KAFKA_VERSION's jars into $KAFKA_LIBS (first time only)"
+  (
+    flock 9
+    [ -f "$KAFKA_LIBS/.complete" ] && exit 0
+    rm -rf "$KAFKA_LIBS.tmp"
+    mvn -q -B -Dstyle.color=never -f "$TRADEFLOW_ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.tmp" >&2
+    rm -rf "$KAFKA_LIBS" && mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS" && touch "$KAFKA_LIBS/.complete"
+  ) 9>"$TRADEFLOW_CACHE/kafka.lock" || die "fetching the Kafka jars failed"
+}
+
+kafka_cluster_id() { # a fresh KRaft cluster id: 16 random bytes, base64url without padding
+  python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))'
+}
+
+# wait_kafka LOGFILE PID PORT: the node's "Kafka Server started", within KAFKA_START_TIMEOUT (60 s).
+wait_kafka() {
+  local logfile=$1 pid=$2 port=$3 deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-60}))
+  until [ "$(grep -c 'Kafka Server started' "$logfile" 2>/dev/null)" -ge "$(grep -c 'node.sh: starting node' "$logfile" 2>/dev/null)" ] \
+      && grep -q 'node.sh: starting node' "$logfile" && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+      tail -30 "$logfile" >&2
+      die "Apache Kafka did not start on 127.0.0.1:$port (log above: $logfile)"
+    fi
+    sleep 0.1
+  done
+}
+
+# start_kafka DIR [PORT] → a single KRaft node (broker + controller) logging into DIR; reuses DIR's
+# storage when it is already formatted (dev.sh --durable). Sets KAFKA_PID, KAFKA_BROKERS.
+start_kafka() {
+  local dir=$1 port=${2:-$(free_port)} cport
+  cport=$(free_port)
+  mkdir -p "$dir"
+  # A kept log dir was formatted with the controller port of its first run: reuse the id and port.
+  [ -f "$dir/cluster-id" ] || kafka_cluster_id >"$dir/cluster-id"
+  [ -f "$dir/controller-port" ] && cport=$(cat "$dir/controller-port") || echo "$cport" >"$dir/controller-port"
   # Its own session: a terminal's Ctrl-C stops the services first; the broker is stopped last.
-  ( cd "$workdir" && exec setsid "$TANSU_BIN" broker \
-      --listener-url "tcp://127.0.0.1:$port" \
-      --advertised-listener-url "tcp://127.0.0.1:$port" \
-      --storage-engine "$storage" ) >"$logfile" 2>&1 &
-  TANSU_PID=$!
-  wait_port 127.0.0.1 "$port" 30 || { tail -20 "$logfile" >&2; die "tansu did not start on port $port"; }
-  log "broker (tansu, $storage) on 127.0.0.1:$port, pid $TANSU_PID, log $logfile"
+  setsid "$TRADEFLOW_ROOT/scripts/kafka/node.sh" --dir "$dir" --id 1 --port "$port" --controller-port "$cport" \
+    --voters "1@127.0.0.1:$cport" --cluster-id "$(cat "$dir/cluster-id")" >>"$dir/kafka.log" 2>&1 &
+  KAFKA_PID=$!
+  wait_kafka "$dir/kafka.log" "$KAFKA_PID" "$port"
+  KAFKA_BROKERS="127.0.0.1:$port"
+  log "broker (Apache Kafka $KAFKA_VERSION) on $KAFKA_BROKERS, pid $KAFKA_PID, log $dir/kafka.log"
+}
+
+# start_kafka_cluster N DIR → N KRaft nodes (each broker + controller; replication factor N,
+# min.insync.replicas N-1) in DIR/node<i>. Sets KAFKA_PIDS (array), KAFKA_BROKERS (all of them).
+start_kafka_cluster() {
+  local n=$1 dir=$2 i cid voters="" ports=() cports=()
+  cid=$(kafka_cluster_id)
+  for i in $(seq 1 "$n"); do
+    ports+=("$(free_port)"); cports+=("$(free_port)")
+    voters+="${voters:+,}$i@127.0.0.1:${cports[$((i-1))]}"
+  done
+  KAFKA_PIDS=(); KAFKA_BROKERS=""
+  for i in $(seq 1 "$n"); do
+    mkdir -p "$dir/node$i"
+    setsid "$TRADEFLOW_ROOT/scripts/kafka/node.sh" --dir "$dir/node$i" --id "$i" --port "${ports[$((i-1))]}" \
+      --controller-port "${cports[$((i-1))]}" --voters "$voters" --cluster-id "$cid" --replication "$n" \
+      >"$dir/node$i/kafka.log" 2>&1 &
+    KAFKA_PIDS+=($!)
+    KAFKA_BROKERS+="${KAFKA_BROKERS:+,}127.0.0.1:${ports[$((i-1))]}"
+  done
+  for i in $(seq 1 "$n"); do
+    wait_kafka "$dir/node$i/kafka.log" "${KAFKA_PIDS[$((i-1))]}" "${ports[$((i-1))]}"
+  done
+  log "Apache Kafka $KAFKA_VERSION cluster of $n nodes: $KAFKA_BROKERS (logs $dir/node*/kafka.log)"
+}
+
+stop_kafka() { # PIDS…: SIGTERM (a clean shutdown), SIGKILL after 30 s
+  local pid deadline=$((SECONDS + 30))
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "$@"; do
+    while kill -0 "$pid" 2>/dev/null; do
+      [ "$SECONDS" -lt "$deadline" ] || { kill -KILL "$pid" 2>/dev/null || true; break; }
+      sleep 0.1
+    done
+  done
 }
 
 ensure_psql() {

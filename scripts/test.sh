@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
-# The test suite: installs what is missing (tansu, a Postgres), starts a broker for the run,
-# then runs every test. Extra arguments go to `cargo test`.
+# The test suite: installs what is missing (Apache Kafka's jars, Java, Postgres, Chromium), starts a
+# Kafka node for the run, then runs every test. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_tansu
+ensure_kafka
 ensure_postgres
 ensure_pg_server_binaries
 ensure_chromium
 RUN_DIR=$(mktemp -d /tmp/tradeflow-test.XXXXXX)
-BROKER_PORT=$(free_port)
-start_tansu "$BROKER_PORT" "memory://tansu/" "$RUN_DIR" "$RUN_DIR/tansu.log"
+start_kafka "$RUN_DIR/kafka"
 cleanup() {
-  kill "$TANSU_PID" 2>/dev/null || true
+  kill -KILL "$KAFKA_PID" 2>/dev/null || true
   stop_throwaway_postgres
   rm -rf "$RUN_DIR"
 }
 trap cleanup EXIT
 
-export TRADEFLOW_TEST_BROKERS="127.0.0.1:$BROKER_PORT" TANSU_BIN DATABASE_URL
+export TRADEFLOW_TEST_BROKERS="$KAFKA_BROKERS" DATABASE_URL
 log "running cargo test (broker $TRADEFLOW_TEST_BROKERS)"
 cargo test --workspace --locked "$@" 2>&1 | tee "$RUN_DIR/cargo-test.log"
 # One closing line over every test binary (cargo's last line is a doc-test binary's, often empty).

@@ -4,8 +4,9 @@
 //! It reads every partition from its beginning to its end (as of the start: `partition.eof`),
 //! outside the live consumer group, applies each trade of the affected dates once (the same
 //! identity dedupe as the live aggregator), then replaces those dates' rows in one transaction.
-//! It does not use offsets-for-times (unreliable on tansu), so it reads the whole topic: correct
-//! everywhere, at the cost of reading what retention keeps. Rebuilding whole dates means a
+//! It does not use offsets-for-times: a record's Kafka timestamp is its publish time, not its trade
+//! date (`ingestor --backfill` republishes a past day with today's timestamps), so it reads the
+//! whole topic: correct whatever the order of publishing, at the cost of reading what retention keeps. Rebuilding whole dates means a
 //! timestamp bound widens to its date. Running it twice leaves the same current rows.
 //! Run it for days the live aggregators no longer receive trades for (or with them stopped):
 //! a live instance that is still changing a rebuilt row would overwrite it at its next snapshot.

@@ -28,11 +28,6 @@ pub struct AggregatorArgs {
     /// `/metrics` and `/healthz` listen here (port 0: any free port).
     #[arg(long, env = "TRADEFLOW_AGGREGATOR_METRICS_ADDR", default_value = "127.0.0.1:9102")]
     pub metrics_addr: SocketAddr,
-    /// On assignment, fetch the partition from its beginning and skip what the stored offset says
-    /// is applied, instead of fetching at the stored offset. Needed on tansu 0.6.0, which returns
-    /// nothing for a fetch that starts inside a record batch; with Apache Kafka set it to false.
-    #[arg(long, env = "TRADEFLOW_RESUME_FROM_START", default_value_t = true, action = clap::ArgAction::Set)]
-    pub resume_from_start: bool,
     /// Consumer session timeout in ms (how fast a dead instance's partitions move).
     #[arg(long, env = "TRADEFLOW_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
     pub session_timeout_ms: u64,

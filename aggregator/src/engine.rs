@@ -39,7 +39,6 @@ pub struct Engine {
     pub marks: Marks,
     pub metrics: Arc<Metrics>,
     pub trades_topic: String,
-    pub resume_from_start: bool,
     pub shutdown: CancellationToken,
     /// The background snapshot still being committed, if any (one at a time).
     pub in_flight: Mutex<Option<SnapshotTask>>,
@@ -220,9 +219,9 @@ impl ConsumerContext for EngineContext {
                 for &p in &partitions {
                     let Some(state) = engine.load(p) else { continue };
                     tracing::info!(partition = p, next_offset = state.next_offset, epoch = state.epoch, rows = state.rows.len(), "assigned");
-                    // Records before next_offset are skipped when they arrive (see resume_from_start).
-                    let start = if engine.resume_from_start { Offset::Beginning } else { Offset::Offset(state.next_offset) };
-                    let _ = tpl.set_partition_offset(&engine.trades_topic, p, start);
+                    // The first fetch starts at the stored offset: a rebalance costs O(state), not
+                    // O(topic). (A stored offset the log no longer holds resets to the earliest.)
+                    let _ = tpl.set_partition_offset(&engine.trades_topic, p, Offset::Offset(state.next_offset));
                     engine.lock().insert(p, state);
                 }
                 if let Err(e) = consumer.assign(tpl) {
@@ -360,8 +359,8 @@ pub fn run(
     tracing::info!("aggregator consumer stopped");
 }
 
-/// The high watermark librdkafka learned from its last fetch of `partition` (no broker request;
-/// right on tansu too, unlike a ListOffsets query with memory storage).
+/// The high watermark librdkafka learned from its last fetch of `partition` (no broker request on
+/// the consumer thread).
 fn cached_high_watermark(consumer: &BaseConsumer<EngineContext>, topic: &str, partition: i32) -> Option<i64> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);

@@ -67,7 +67,6 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
         marks,
         metrics: metrics.clone(),
         trades_topic: topics.trades.clone(),
-        resume_from_start: config.resume_from_start,
         shutdown: shutdown.clone(),
         in_flight: Mutex::default(),
     });

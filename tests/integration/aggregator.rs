@@ -58,12 +58,12 @@ impl Pipeline {
         Service::start(what, &[what], &env, &self.root)
     }
 
-    fn produce(&self, args: &[&str]) {
+    pub fn produce(&self, args: &[&str]) {
         Service::produce_logs(args, &self.logs);
     }
 
     /// Waits until the snapshot tables equal the oracle of the log files.
-    async fn converges(&self) {
+    pub async fn converges(&self) {
         let oracle = Oracle::from_dir(&self.logs).expect("oracle");
         assert!(!oracle.rows.is_empty());
         let diffs = eventually("the snapshot tables to equal the oracle", LONG, || async {
@@ -83,7 +83,7 @@ impl Pipeline {
         assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
 
-    fn cleanup(self) {
+    pub fn cleanup(self) {
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }

@@ -139,7 +139,6 @@ fn compose_aggregator_scales_and_startup_is_ordered() {
     for key in ["container_name", "ports", "hostname"] {
         assert!(agg.get(key).is_none(), "aggregator must not fix {key} (it runs with --scale aggregator=N)");
     }
-    assert_eq!(environment(agg).get("TRADEFLOW_RESUME_FROM_START").map(String::as_str), Some("false"), "Apache Kafka needs no tansu workaround");
     for (name, service) in s.iter().filter(|(n, sv)| is_tradeflow(sv) && *n != "init") {
         assert_eq!(service["depends_on"]["init"]["condition"], "service_completed_successfully", "{name} waits for init");
     }
@@ -151,6 +150,10 @@ fn compose_aggregator_scales_and_startup_is_ordered() {
         assert!(tag.chars().next().is_some_and(|c| c.is_ascii_digit()), "{dep} image is pinned: {image}");
     }
     assert!(s["kafka"]["image"].as_str().unwrap_or_default().starts_with("apache/kafka:"));
+    // The native broker (scripts/kafka/pom.xml) is the same Apache Kafka version.
+    let pom = std::fs::read_to_string(root().join("scripts/kafka/pom.xml")).expect("pom.xml");
+    let native = pom.split("<kafka.version>").nth(1).and_then(|v| v.split('<').next()).unwrap_or_default();
+    assert_eq!(s["kafka"]["image"].as_str(), Some(format!("apache/kafka:{native}").as_str()), "compose and the native broker run one Kafka version");
     assert!(environment(&s["kafka"]).get("KAFKA_PROCESS_ROLES").is_some_and(|r| r.contains("controller")), "KRaft mode");
     assert!(s["postgres"]["volumes"][0].as_str().unwrap_or_default().starts_with("pg-data:"), "Postgres keeps a named volume");
     assert!(s["dashboard"]["ports"][0].as_str().unwrap_or_default().ends_with(":8080"), "the dashboard is on a host port");

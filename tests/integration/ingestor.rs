@@ -11,7 +11,7 @@ use tradeflow_core::partition::partition_for;
 use tradeflow_core::record::{self, TradeId, TradeRecord};
 use tradeflow_core::topics::PartitionArgs;
 
-use crate::harness::{self, Broker, Record, Service, Storage, TansuProcess, TestTopics, TopicReader, eventually};
+use crate::harness::{self, Broker, KafkaCluster, Record, Service, TestTopics, TopicReader, eventually};
 
 const LONG: Duration = Duration::from_secs(120);
 
@@ -377,19 +377,18 @@ async fn bad_lines_go_to_the_dead_letter_topic_and_the_rest_is_published() {
 
 #[tokio::test]
 async fn broker_down_for_30_seconds_loses_nothing() {
-    let broker_dir = harness::temp_dir();
-    let mut broker = TansuProcess::start(Storage::Sqlite(broker_dir.clone()));
-    let s = Setup::on(KafkaArgs::new(broker.brokers())).await;
+    let mut broker = KafkaCluster::start(1);
+    let s = Setup::on(broker.kafka()).await;
     let producer = Service::producer(&["--clients", "1,2,3", "--rate", "200", "--count", "8000", "--seed", "9"], &s.logs, &s.root);
     let _ingestor = s.ingestor();
     eventually("some lines published", LONG, || async {
         s.metric("tradeflow_ingestor_lines_published_total").await.filter(|&n| n >= 1000).map(|_| ())
     })
     .await;
-    broker.stop();
+    broker.kill9(0);
     // The outage itself: 30 s without a broker while the producer keeps writing.
     tokio::time::sleep(Duration::from_secs(30)).await;
-    broker.restart();
+    broker.restart(0);
     let mut producer = producer;
     producer.exited("the producer to finish", LONG).await;
     let expected = lines_of(&s.logs);
@@ -402,8 +401,6 @@ async fn broker_down_for_30_seconds_loses_nothing() {
         .await;
     assert_all_published(&reader.records, &expected);
     s.cleanup();
-    drop(broker);
-    let _ = std::fs::remove_dir_all(broker_dir);
 }
 
 #[tokio::test]

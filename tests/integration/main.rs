@@ -1,8 +1,8 @@
-//! Integration tests: a real Kafka-protocol broker (tansu, SPEC §5) and a real Postgres.
+//! Integration tests: a real Apache Kafka (SPEC §5) and a real Postgres.
 //!
-//! `scripts/test.sh` starts a shared broker and finds Postgres, and passes them in
-//! `TRADEFLOW_TEST_BROKERS` and `DATABASE_URL`; without them the harness starts its own broker from
-//! the cached tansu binary and uses the local Postgres. Each test gets its own topics (a unique
+//! `scripts/test.sh` starts a shared Kafka node and finds Postgres, and passes them in
+//! `TRADEFLOW_TEST_BROKERS` and `DATABASE_URL`; without them the harness starts its own node from
+//! the cached Kafka jars (`scripts/kafka/node.sh`) and uses the local Postgres. Each test gets its own topics (a unique
 //! prefix), consumer groups and database.
 
 mod harness;

@@ -24,8 +24,8 @@ impl KafkaArgs {
         Self { brokers: brokers.into() }
     }
 
-    /// A client config with the bootstrap servers, IPv4 resolution (SPEC §5: tansu listens on IPv4
-    /// only) and Nagle off (small produce and fetch requests must not wait for delayed ACKs: it
+    /// A client config with the bootstrap servers, IPv4 resolution (SPEC §5: the brokers listen and
+    /// advertise on 127.0.0.1) and Nagle off (small produce and fetch requests must not wait for delayed ACKs: it
     /// showed as tens of milliseconds in the end-to-end latency benchmark).
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
@@ -56,7 +56,7 @@ pub async fn create_topics(kafka: &KafkaArgs, specs: &[TopicSpec]) -> Result<Vec
         .iter()
         .zip(&configs)
         .map(|(s, config)| {
-            let mut t = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(1));
+            let mut t = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication));
             for (k, v) in config {
                 t = t.set(k, v);
             }

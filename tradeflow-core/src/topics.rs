@@ -54,6 +54,8 @@ pub struct TopicSpec {
     pub name: String,
     pub partitions: i32,
     pub compacted: bool,
+    /// Replicas per partition; -1: the broker's `default.replication.factor`.
+    pub replication: i32,
 }
 
 /// Partition counts (SPEC §2 / the foundation issue): trades 12, trades.dlq 1, prices 3 compacted,
@@ -68,21 +70,25 @@ pub struct PartitionArgs {
     pub prices_partitions: i32,
     #[arg(long, env = "TRADEFLOW_SUMMARIES_PARTITIONS", default_value_t = 12)]
     pub summaries_partitions: i32,
+    /// Replicas of every partition; -1 (the default) takes the broker's `default.replication.factor`
+    /// (1 on a single node, 3 on the scripts' three-node cluster).
+    #[arg(long, env = "TRADEFLOW_REPLICATION_FACTOR", default_value_t = -1, allow_negative_numbers = true)]
+    pub replication_factor: i32,
 }
 
 impl Default for PartitionArgs {
     fn default() -> Self {
-        Self { trades_partitions: 12, dlq_partitions: 1, prices_partitions: 3, summaries_partitions: 12 }
+        Self { trades_partitions: 12, dlq_partitions: 1, prices_partitions: 3, summaries_partitions: 12, replication_factor: -1 }
     }
 }
 
 impl PartitionArgs {
     pub fn specs(&self, topics: &Topics) -> Vec<TopicSpec> {
         vec![
-            TopicSpec { name: topics.trades.clone(), partitions: self.trades_partitions, compacted: false },
-            TopicSpec { name: topics.trades_dlq.clone(), partitions: self.dlq_partitions, compacted: false },
-            TopicSpec { name: topics.prices.clone(), partitions: self.prices_partitions, compacted: true },
-            TopicSpec { name: topics.summaries.clone(), partitions: self.summaries_partitions, compacted: true },
+            TopicSpec { name: topics.trades.clone(), partitions: self.trades_partitions, compacted: false, replication: self.replication_factor },
+            TopicSpec { name: topics.trades_dlq.clone(), partitions: self.dlq_partitions, compacted: false, replication: self.replication_factor },
+            TopicSpec { name: topics.prices.clone(), partitions: self.prices_partitions, compacted: true, replication: self.replication_factor },
+            TopicSpec { name: topics.summaries.clone(), partitions: self.summaries_partitions, compacted: true, replication: self.replication_factor },
         ]
     }
 }

@@ -1,6 +1,7 @@
-//! The broker: the shared one from `TRADEFLOW_TEST_BROKERS`, or a tansu process of the test's own.
+//! The broker: Apache Kafka (SPEC §5) — the shared node from `TRADEFLOW_TEST_BROKERS`, or nodes of
+//! the test's own, started with `scripts/kafka/node.sh` (the same settings as the scripts).
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -9,31 +10,6 @@ use std::time::{Duration, Instant};
 use tradeflow_core::kafka::{KafkaArgs, create_topics};
 use tradeflow_core::topics::{PartitionArgs, Topics};
 
-/// Where a tansu process keeps its data.
-#[derive(Clone, Debug)]
-pub enum Storage {
-    Memory,
-    /// sqlite in this directory: survives a broker restart.
-    Sqlite(PathBuf),
-}
-
-/// A tansu broker process, killed on drop.
-pub struct TansuProcess {
-    pub port: u16,
-    storage: Storage,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-pub fn tansu_bin() -> PathBuf {
-    if let Ok(bin) = std::env::var("TANSU_BIN") {
-        return bin.into();
-    }
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let cache = std::env::var("TRADEFLOW_CACHE").unwrap_or_else(|_| format!("{home}/.cache/tradeflow"));
-    Path::new(&cache).join("tansu-0.6.0/bin/tansu")
-}
-
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
@@ -41,83 +17,156 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-impl TansuProcess {
-    pub fn start(storage: Storage) -> Self {
-        let mut p = Self { port: free_port(), storage, child: None, log: PathBuf::new() };
-        p.spawn();
-        p
+/// How long a node may take to start (the JVM and KRaft share two cores with the tests).
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// What `scripts/kafka/node.sh` prints before it starts the JVM.
+const NODE_STARTING: &str = "node.sh: starting node";
+
+/// One KRaft node (broker + controller) of a [`KafkaCluster`].
+struct Node {
+    id: usize,
+    port: u16,
+    controller_port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn log(&self) -> PathBuf {
+        self.dir.join("kafka.log")
+    }
+}
+
+/// Apache Kafka nodes of the test's own (log dirs under a temp dir), killed on drop. One node for
+/// a broker that a test restarts; three for replication (factor 3, `min.insync.replicas` 2).
+pub struct KafkaCluster {
+    root: PathBuf,
+    cluster_id: String,
+    voters: String,
+    nodes: Vec<Node>,
+}
+
+impl KafkaCluster {
+    /// Starts `n` nodes and waits until every one has started.
+    pub fn start(n: usize) -> Self {
+        let root = super::temp_dir();
+        let nodes: Vec<Node> = (1..=n)
+            .map(|id| Node { id, port: free_port(), controller_port: free_port(), dir: root.join(format!("node{id}")), child: None })
+            .collect();
+        let voters = nodes.iter().map(|n| format!("{}@127.0.0.1:{}", n.id, n.controller_port)).collect::<Vec<_>>().join(",");
+        let cluster_id = base64_url(uuid::Uuid::new_v4().as_bytes());
+        let mut cluster = Self { root, cluster_id, voters, nodes };
+        for i in 0..n {
+            cluster.spawn(i);
+        }
+        for i in 0..n {
+            cluster.wait_started(i);
+        }
+        cluster
     }
 
-    fn spawn(&mut self) {
-        let bin = tansu_bin();
-        assert!(bin.exists(), "tansu not found at {} (run scripts/test.sh, which installs it)", bin.display());
-        let (storage_url, cwd) = match &self.storage {
-            Storage::Memory => ("memory://tansu/".to_owned(), std::env::temp_dir()),
-            Storage::Sqlite(dir) => {
-                std::fs::create_dir_all(dir).expect("sqlite dir");
-                ("sqlite://tansu.db".to_owned(), dir.clone())
-            }
-        };
-        self.log = std::env::temp_dir().join(format!("tansu-{}.log", self.port));
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("tansu log");
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(&bin)
-            .current_dir(cwd)
-            .args(tansu_args(&url, &storage_url))
+    /// Bootstrap servers: every node.
+    pub fn brokers(&self) -> String {
+        self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")
+    }
+
+    pub fn kafka(&self) -> KafkaArgs {
+        KafkaArgs::new(self.brokers())
+    }
+
+    /// The node whose broker listens on `port` (0-based index).
+    pub fn node_by_port(&self, port: u16) -> Option<usize> {
+        self.nodes.iter().position(|n| n.port == port)
+    }
+
+    /// The node with this broker id (0-based index).
+    pub fn node_by_id(&self, id: i32) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id as i32 == id)
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka/node.sh");
+        let replication = self.nodes.len().to_string();
+        let node = &mut self.nodes[i];
+        std::fs::create_dir_all(&node.dir).expect("node dir");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(node.log()).expect("kafka log");
+        let child = Command::new(&script)
+            .args(["--dir", &node.dir.display().to_string()])
+            .args(["--id", &node.id.to_string(), "--port", &node.port.to_string()])
+            .args(["--controller-port", &node.controller_port.to_string(), "--voters", &self.voters])
+            .args(["--cluster-id", &self.cluster_id, "--replication", &replication])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        self.child = Some(child);
-        wait_for_port(self.port, Duration::from_secs(30));
+            .unwrap_or_else(|e| panic!("starting {}: {e}", script.display()));
+        node.child = Some(child);
     }
 
-    pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+    /// Waits for the node's "Kafka Server started" — one per start: a restart appends to the log,
+    /// after node.sh's own "starting" line.
+    fn wait_started(&mut self, i: usize) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let node = &mut self.nodes[i];
+        let log = node.log();
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let (starts, started) = (text.matches(NODE_STARTING).count(), text.matches("Kafka Server started").count());
+            if starts > 0 && started >= starts {
+                return;
+            }
+            let exited = node.child.as_mut().is_none_or(|c| !matches!(c.try_wait(), Ok(None)));
+            if exited || Instant::now() >= deadline {
+                let tail: Vec<&str> = text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+                panic!("Kafka node {} did not start (exited: {exited}); log {}:\n{}", node.id, log.display(), tail.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
-    /// Kills the broker (SIGKILL) and waits for it to exit.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    /// SIGKILL of node `i`: no clean shutdown, its log dir stays.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// Starts it again on the same port with the same storage.
-    pub fn restart(&mut self) {
-        self.stop();
-        self.spawn();
+    /// Starts node `i` again on its log dir and waits until it has started.
+    pub fn restart(&mut self, i: usize) {
+        self.kill9(i);
+        self.spawn(i);
+        self.wait_started(i);
+    }
+
+    pub fn running(&mut self, i: usize) -> bool {
+        self.nodes[i].child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 }
 
-impl Drop for TansuProcess {
+impl Drop for KafkaCluster {
     fn drop(&mut self) {
-        self.stop();
+        for i in 0..self.nodes.len() {
+            self.kill9(i);
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
     }
 }
 
-/// tansu 0.6.0's `broker` arguments.
-pub fn tansu_args(listener: &str, storage: &str) -> Vec<String> {
-    vec![
-        "broker".into(),
-        "--listener-url".into(),
-        listener.into(),
-        "--advertised-listener-url".into(),
-        listener.into(),
-        "--storage-engine".into(),
-        storage.into(),
-    ]
-}
-
-fn wait_for_port(port: u16, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "broker did not listen on {port} within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(20));
+/// A KRaft cluster id: 16 bytes, base64url without padding.
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * k)) & 63) as usize] as char);
+        }
     }
+    out
 }
 
 /// The broker tests share (topics keep them apart).
@@ -133,10 +182,10 @@ impl Broker {
                 Ok(b) if !b.is_empty() => b,
                 _ => {
                     // No broker given: start one for this test process and leave it running until
-                    // the process exits (it is a memory broker; nothing is left on disk).
-                    let p = TansuProcess::start(Storage::Memory);
-                    let brokers = p.brokers();
-                    std::mem::forget(p);
+                    // the process exits.
+                    let cluster = KafkaCluster::start(1);
+                    let brokers = cluster.brokers();
+                    std::mem::forget(cluster);
                     brokers
                 }
             })
@@ -168,5 +217,14 @@ impl TestTopics {
 
     pub async fn shared() -> Self {
         Self::create(Broker::kafka(), PartitionArgs::default()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cluster_ids_are_base64url_of_16_bytes() {
+        assert_eq!(super::base64_url(&[0u8; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(super::base64_url(&[0xfb, 0xff, 0xbf]), "-_-_");
     }
 }

@@ -11,7 +11,7 @@ pub mod wait;
 pub mod ws;
 
 #[allow(unused_imports)]
-pub use broker::{Broker, Storage, TansuProcess, TestTopics};
+pub use broker::{Broker, KafkaCluster, TestTopics};
 pub use consume::{Record, TopicReader};
 pub use postgres::TestDatabase;
 pub use service::Service;

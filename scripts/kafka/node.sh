@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# One Apache Kafka node in KRaft mode (combined broker + controller), in the foreground: writes its
+# server.properties, formats its storage on the first start (kept on later starts: a restart resumes
+# on the same log dir), then execs the JVM. Used by scripts/lib.sh and by the integration-test
+# harness, so both run the broker with the same settings.
+#
+#   node.sh --dir DIR --id N --port P --controller-port C --voters 1@127.0.0.1:C1,… --cluster-id ID
+#           [--replication R]      (default 1; 3 for a replicated cluster: min.insync.replicas = R-1)
+#
+# Environment: KAFKA_LIBS (the broker's jars; default ~/.cache/tradeflow/kafka-<version>/libs),
+# KAFKA_HEAP_OPTS (default -Xms256m -Xmx512m: the broker shares two cores with everything else),
+# JAVA (default java).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
+KAFKA_LIBS="${KAFKA_LIBS:-${TRADEFLOW_CACHE:-$HOME/.cache/tradeflow}/kafka-$version/libs}"
+
+dir="" id=1 port="" cport="" voters="" cluster_id="" replication=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dir) dir=$2 ;; --id) id=$2 ;; --port) port=$2 ;; --controller-port) cport=$2 ;;
+    --voters) voters=$2 ;; --cluster-id) cluster_id=$2 ;; --replication) replication=$2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "node.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+for v in dir port cport voters cluster_id; do
+  [ -n "${!v}" ] || { echo "node.sh: --${v//_/-} is required" >&2; exit 2; }
+done
+[ -f "$KAFKA_LIBS/kafka_2.13-$version.jar" ] || { echo "node.sh: no Kafka jars in $KAFKA_LIBS (scripts/lib.sh ensure_kafka fetches them)" >&2; exit 2; }
+
+min_isr=$(( replication > 1 ? replication - 1 : 1 ))
+mkdir -p "$dir/data"
+cat >"$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=$id
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+# As docker-compose.yml: topics are created by \`tradeflow topics\`, groups start at once.
+auto.create.topics.enable=false
+group.initial.rebalance.delay.ms=0
+default.replication.factor=$replication
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$replication
+transaction.state.log.replication.factor=$replication
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$replication
+share.coordinator.state.topic.min.isr=$min_isr
+# Two cores shared with Postgres, the services and the load: fewer threads, a smaller cleaner buffer.
+num.network.threads=2
+num.io.threads=4
+background.threads=4
+log.cleaner.dedupe.buffer.size=33554432
+PROPS
+
+java_bin="${JAVA:-java}"
+cp="$KAFKA_LIBS/*"
+jvm=(${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true
+     "-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$cp")
+if [ ! -f "$dir/data/meta.properties" ]; then
+  "$java_bin" "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" --ignore-formatted
+fi
+echo "node.sh: starting node $id (Apache Kafka $version) on 127.0.0.1:$port"
+exec "$java_bin" "${jvm[@]}" kafka.Kafka "$dir/server.properties"
