@@ -9,9 +9,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tradeflow_aggregator::changelog::SummaryChange;
 use tradeflow_aggregator::store::{SnapshotOutcome, Store};
 use tradeflow_aggregator::verify::{compare, current_rows};
+use tradeflow_core::kafka::KafkaArgs;
 use tradeflow_core::log_format::LogFileName;
 use tradeflow_core::oracle::Oracle;
 use tradeflow_core::record::{TradeId, TradeRecord};
+use tradeflow_core::topics::PartitionArgs;
 
 use crate::harness::http::{labelled, metric};
 use crate::harness::{self, Service, TestDatabase, TestTopics, TopicReader, eventually};
@@ -37,6 +39,13 @@ impl Pipeline {
         Self { logs: root.join("logs"), root, topics: TestTopics::shared().await, db: TestDatabase::create_on(server).await }
     }
 
+    /// On a broker of the test's own (topics with the broker's default replication factor).
+    pub async fn on_broker(kafka: KafkaArgs) -> Self {
+        let root = harness::temp_dir();
+        let topics = TestTopics::create(kafka, PartitionArgs::default()).await;
+        Self { logs: root.join("logs"), root, topics, db: TestDatabase::create().await }
+    }
+
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("KAFKA_BROKERS", self.topics.kafka.brokers.clone()),
@@ -52,9 +61,11 @@ impl Pipeline {
         ]
     }
 
+    /// Starts `tradeflow <what>` (ingestor or aggregator) with its `/metrics` on `metrics_port`.
     pub fn start(&self, what: &str, metrics_port: u16) -> Service {
         let mut env = self.env();
-        env.push(("TRADEFLOW_AGGREGATOR_METRICS_ADDR", format!("127.0.0.1:{metrics_port}")));
+        let var = if what == "ingestor" { "TRADEFLOW_INGESTOR_METRICS_ADDR" } else { "TRADEFLOW_AGGREGATOR_METRICS_ADDR" };
+        env.push((var, format!("127.0.0.1:{metrics_port}")));
         Service::start(what, &[what], &env, &self.root)
     }
 
@@ -281,9 +292,7 @@ async fn a_second_instance_joins_then_leaves_while_trades_flow() {
         (x > 0 && y > 0 && x + y == 12).then_some(())
     })
     .await;
-    // B leaves (snapshotting its partitions first). A member that dies instead is not covered
-    // here: tansu 0.6.0 keeps an expired member in the group's member list, so its partitions stay
-    // orphaned on that broker (Apache Kafka reassigns them after the session timeout).
+    // B leaves (snapshotting its partitions first); dying and pausing members: failover.rs.
     assert!(b.terminate(Duration::from_secs(30)), "B did not stop cleanly");
     let left = std::time::Instant::now();
     eventually("A owns every partition again", Duration::from_secs(60), || async { owned(ports[0]).await.filter(|&n| n == 12) })

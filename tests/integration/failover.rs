@@ -75,3 +75,36 @@ async fn instances_join_one_leaves_one_dies_one_pauses_and_the_tables_equal_the_
     b.kill9();
     p.cleanup();
 }
+
+/// An OOM-style crash loop: the aggregator is killed with -9 every ~2 s, faster than the session
+/// timeout (6 s), so the group keeps dead members until they expire; then one instance is left
+/// alone. The coordinator must expire the dead ones and hand it every partition.
+#[tokio::test]
+async fn a_crash_loop_faster_than_the_session_timeout_then_left_alone_converges() {
+    let p = Pipeline::new().await;
+    let mut producer = Service::producer(&["--clients", "1,2,3,4,5,6,7,8", "--rate", "200", "--count", "5000", "--seed", "37"], &p.logs, &p.root);
+    let _ingestor = p.start("ingestor", harness::broker::free_port());
+    let port = harness::broker::free_port();
+    let mut aggregator = p.start("aggregator", port);
+    eventually("the first instance to apply trades", LONG, || async {
+        metric(port, "tradeflow_aggregator_records_total").await.filter(|&n| n > 0).map(|_| ())
+    })
+    .await;
+    for _ in 0..6 {
+        // The fault's cadence, not a synchronisation: each instance lives ~2 s.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        aggregator.kill9();
+        aggregator = p.start("aggregator", port);
+    }
+    let alone = std::time::Instant::now();
+    eventually("the survivor to own every partition", LONG, || async {
+        metric(port, "tradeflow_aggregator_partitions_owned").await.filter(|&n| n == 12).map(|_| ())
+    })
+    .await;
+    // The dead members expire after the session timeout; then one rebalance.
+    assert!(alone.elapsed() < Duration::from_secs(30), "partitions orphaned for {:?} after the loop", alone.elapsed());
+    producer.exited("the producer to finish", LONG).await;
+    p.converges().await;
+    drop(aggregator);
+    p.cleanup();
+}

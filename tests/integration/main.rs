@@ -10,6 +10,7 @@ mod harness;
 mod failover;
 mod foundation;
 mod aggregator;
+mod broker_faults;
 mod browser;
 mod compose;
 mod dashboard;

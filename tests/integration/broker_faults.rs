@@ -1,0 +1,148 @@
+//! The broker fails under the running pipeline: a single node killed with -9 and restarted on its
+//! log dir, and the partition leader of a three-node cluster (replication factor 3,
+//! `min.insync.replicas` 2) killed and later restarted. Ingestor, aggregator and dashboard carry
+//! on; the tables equal the oracle and the dashboard's rows equal Postgres.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use tradeflow_aggregator::verify::current_rows;
+use tradeflow_core::oracle::Oracle;
+use tradeflow_core::partition::partition_for;
+
+use crate::aggregator::Pipeline;
+use crate::dashboard::Dash;
+use crate::harness::http::{labelled, metric};
+use crate::harness::{self, KafkaCluster, Service, eventually};
+
+const LONG: Duration = Duration::from_secs(180);
+
+/// Waits until the log files hold `more` lines beyond `from` (the producer keeps writing through
+/// the fault); returns the count.
+async fn lines_grow(p: &Pipeline, from: u64, more: u64) -> u64 {
+    eventually("the producer to write on", LONG, || async {
+        let n = Oracle::from_dir(&p.logs).ok()?.lines;
+        (n >= from + more).then_some(n)
+    })
+    .await
+}
+
+/// The ingestor published every line of the files and dead-lettered none.
+async fn ingestor_published_everything(p: &Pipeline, port: u16) {
+    let lines = Oracle::from_dir(&p.logs).expect("oracle").lines;
+    eventually("the ingestor to publish every line", LONG, || async {
+        metric(port, "tradeflow_ingestor_lines_published_total").await.filter(|&n| n == lines).map(|_| ())
+    })
+    .await;
+    let dead: i64 = labelled(port, "tradeflow_ingestor_lines_dead_lettered_total").await.unwrap_or_default().iter().sum();
+    assert_eq!(dead, 0, "no line was bad");
+}
+
+#[tokio::test]
+async fn broker_killed_mid_stream_and_restarted_on_its_log_dir_loses_and_double_counts_nothing() {
+    let mut broker = KafkaCluster::start(1);
+    let p = Pipeline::on_broker(broker.kafka()).await;
+    let mut producer = Service::producer(&["--clients", "1,2,3,4", "--rate", "300", "--count", "9000", "--seed", "41"], &p.logs, &p.root);
+    let ingestor_port = harness::broker::free_port();
+    let _ingestor = p.start("ingestor", ingestor_port);
+    let port = harness::broker::free_port();
+    let _aggregator = p.start("aggregator", port);
+    eventually("aggregator progress and a snapshot", LONG, || async {
+        let records = metric(port, "tradeflow_aggregator_records_total").await?;
+        let snaps = metric(port, "tradeflow_aggregator_snapshots_total").await?;
+        (records >= 1500 && snaps >= 1).then_some(())
+    })
+    .await;
+    let before = Oracle::from_dir(&p.logs).expect("oracle").lines;
+    broker.kill9(0);
+    // Down while the producer writes another ~2 s of lines; then back on the same log dir.
+    lines_grow(&p, before, 2000).await;
+    broker.restart(0);
+    let after = metric(port, "tradeflow_aggregator_records_total").await.unwrap_or_default();
+    eventually("the aggregator to carry on after the restart", LONG, || async {
+        metric(port, "tradeflow_aggregator_records_total").await.filter(|&n| n > after + 1000).map(|_| ())
+    })
+    .await;
+    producer.exited("the producer to finish", LONG).await;
+    ingestor_published_everything(&p, ingestor_port).await;
+    p.converges().await;
+    p.cleanup();
+}
+
+/// Broker id of the leader of `topic`'s `partition`, and the replica count.
+fn leader_of(brokers: &str, topic: &str, partition: i32) -> Option<(i32, usize)> {
+    let consumer: BaseConsumer = tradeflow_core::kafka::KafkaArgs::new(brokers).client_config().create().ok()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).ok()?;
+    let t = metadata.topics().iter().find(|t| t.name() == topic)?;
+    let p = t.partitions().iter().find(|p| p.id() == partition)?;
+    (p.leader() >= 0).then(|| (p.leader(), p.replicas().len()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_loss_in_a_three_node_cluster_loses_and_doubles_nothing() {
+    let mut cluster = KafkaCluster::start(3);
+    let p = Pipeline::on_broker(cluster.kafka()).await;
+    let brokers = cluster.brokers();
+    let trades = p.topics.topics.trades.clone();
+    // Client 1's partition: every replica on the three nodes.
+    let partition = partition_for(b"1", p.topics.partitions.trades_partitions);
+    let (leader, replicas) = leader_of(&brokers, &trades, partition).expect("trades metadata");
+    assert_eq!(replicas, 3, "trades is replicated to every node");
+    let (_, summaries_replicas) = leader_of(&brokers, &p.topics.topics.summaries, 0).expect("summaries metadata");
+    assert_eq!(summaries_replicas, 3, "summaries is replicated to every node");
+
+    let mut producer = Service::producer(&["--clients", "1,2,3,4", "--rate", "300", "--count", "9000", "--seed", "43"], &p.logs, &p.root);
+    let ingestor_port = harness::broker::free_port();
+    let _ingestor = p.start("ingestor", ingestor_port);
+    let port = harness::broker::free_port();
+    let _aggregator = p.start("aggregator", port);
+    let dash = Dash::start_on(p.topics.clone(), &[], &[("DATABASE_URL", p.db.url.clone())]).await;
+    eventually("aggregator progress and a snapshot", LONG, || async {
+        let records = metric(port, "tradeflow_aggregator_records_total").await?;
+        let snaps = metric(port, "tradeflow_aggregator_snapshots_total").await?;
+        (records >= 1500 && snaps >= 1).then_some(())
+    })
+    .await;
+    // Kill the leader of the partition in use; another replica takes over.
+    let node = cluster.node_by_id(leader).expect("the leader is one of ours");
+    cluster.kill9(node);
+    let new_leader = eventually("a new leader for client 1's partition", LONG, || async {
+        leader_of(&brokers, &trades, partition).map(|(l, _)| l).filter(|&l| l != leader)
+    })
+    .await;
+    assert_ne!(new_leader, leader);
+    let after = metric(port, "tradeflow_aggregator_records_total").await.unwrap_or_default();
+    eventually("the aggregator to carry on without the old leader", LONG, || async {
+        metric(port, "tradeflow_aggregator_records_total").await.filter(|&n| n > after + 1000).map(|_| ())
+    })
+    .await;
+    cluster.restart(node);
+    producer.exited("the producer to finish", LONG).await;
+    ingestor_published_everything(&p, ingestor_port).await;
+    p.converges().await;
+    // The page's rows equal Postgres, client by client.
+    let stored = current_rows(&p.db.pool).await.expect("rows");
+    for client in ["1", "2", "3", "4"] {
+        let want: BTreeMap<String, i64> = stored
+            .iter()
+            .filter(|(k, _)| k.client_id.as_str() == client)
+            .map(|(k, pos)| (format!("{}|{}|{}", k.trade_date, k.account_id, k.symbol), pos.trade_count))
+            .collect();
+        assert!(!want.is_empty());
+        eventually(&format!("client {client}'s page rows to equal Postgres"), LONG, || async {
+            let body = dash.rest(client).await;
+            let got: BTreeMap<String, i64> = body["rows"]
+                .as_array()?
+                .iter()
+                .map(|r| {
+                    let key = format!("{}|{}|{}", r["trade_date"].as_str()?, r["account_id"].as_str()?, r["symbol"].as_str()?);
+                    Some((key, r["trade_count"].as_i64()?))
+                })
+                .collect::<Option<_>>()?;
+            (got == want).then_some(())
+        })
+        .await;
+    }
+    p.cleanup();
+}
