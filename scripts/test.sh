@@ -12,7 +12,7 @@ ensure_chromium
 RUN_DIR=$(mktemp -d /tmp/tradeflow-test.XXXXXX)
 start_kafka "$RUN_DIR/kafka"
 cleanup() {
-  kill -KILL "$KAFKA_PID" 2>/dev/null || true
+  { kill -KILL "$KAFKA_PID"; wait "$KAFKA_PID"; } 2>/dev/null || true
   stop_throwaway_postgres
   rm -rf "$RUN_DIR"
 }
@@ -21,6 +21,9 @@ trap cleanup EXIT
 export TRADEFLOW_TEST_BROKERS="$KAFKA_BROKERS" DATABASE_URL
 log "running cargo test (broker $TRADEFLOW_TEST_BROKERS)"
 cargo test --workspace --locked "$@" 2>&1 | tee "$RUN_DIR/cargo-test.log"
+# The integration tests are the broker-facing ones: all on the Apache Kafka started above (or the
+# nodes they start themselves); there is no other broker in the suite.
+awk -v v="$KAFKA_VERSION" '/Running tests\/integration\/main.rs/ { it = 1 } it && /^test result:/ { print "integration tests (Apache Kafka " v ", Postgres): " $4 " passed, " $6 " failed"; it = 0 }' "$RUN_DIR/cargo-test.log" | tr -d ';'
 # One closing line over every test binary (cargo's last line is a doc-test binary's, often empty).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "tradeflow: %d passed, %d failed\n", p, f }' "$RUN_DIR/cargo-test.log"

@@ -44,6 +44,10 @@ struct Args {
     /// Label printed with the results.
     #[arg(long, default_value = "")]
     label: String,
+    /// Also print p50 / p99 / max and frames/s per window of this many seconds of load (by the
+    /// time a trade was appended; 0: only the whole run) — the soak benchmark uses 60.
+    #[arg(long, default_value_t = 0)]
+    window_secs: u64,
 }
 
 type RowId = (usize, usize); // (client index, symbol index)
@@ -70,8 +74,15 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 struct Subscriber {
-    latencies: Vec<u64>,
-    frames: u64,
+    /// (window of the trade's append, latency in µs)
+    latencies: Vec<(u32, u64)>,
+    /// Frames received, per window of their arrival.
+    frames: Vec<u64>,
+}
+
+/// The window of an instant (all in one window when `window` is zero).
+fn window_of(started: Instant, at: Instant, window: Duration) -> u32 {
+    if window.is_zero() { 0 } else { (at.saturating_duration_since(started).as_secs_f64() / window.as_secs_f64()) as u32 }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -84,11 +95,13 @@ async fn subscribe(
     mut target_set: tokio::sync::watch::Receiver<bool>,
     symbols: usize,
     ready: tokio::sync::mpsc::Sender<()>,
+    started: Arc<Mutex<Option<Instant>>>,
+    window: Duration,
 ) -> Subscriber {
     let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect to the dashboard");
     ws.send(Message::text(json!({"op": "subscribe", "client": client}).to_string())).await.expect("subscribe");
     let mut seen: HashMap<usize, usize> = HashMap::new();
-    let mut out = Subscriber { latencies: Vec::new(), frames: 0 };
+    let mut out = Subscriber { latencies: Vec::new(), frames: Vec::new() };
     let mut signalled = false;
     let done = |seen: &HashMap<usize, usize>| {
         let target = target.lock().unwrap_or_else(|e| e.into_inner());
@@ -113,7 +126,12 @@ async fn subscribe(
             let _ = ready.send(()).await;
             signalled = true;
         }
-        out.frames += 1;
+        let load_started = *started.lock().unwrap_or_else(|e| e.into_inner());
+        let w = load_started.map_or(0, |s| window_of(s, now, window)) as usize;
+        if out.frames.len() <= w {
+            out.frames.resize(w + 1, 0);
+        }
+        out.frames[w] += 1;
         for r in frame["rows"].as_array().map(Vec::as_slice).unwrap_or_default() {
             let Some(s) = r["symbol"].as_str().and_then(|s| s.strip_prefix("SYM")).and_then(|s| s.parse::<usize>().ok()) else { continue };
             let count = r["trade_count"].as_u64().unwrap_or(0) as usize;
@@ -122,7 +140,8 @@ async fn subscribe(
                 let rows = appends.rows.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(times) = rows.get(&(c, s)) {
                     for t in &times[*last..count.min(times.len())] {
-                        out.latencies.push(now.saturating_duration_since(*t).as_micros() as u64);
+                        let w = load_started.map_or(0, |s| window_of(s, *t, window));
+                        out.latencies.push((w, now.saturating_duration_since(*t).as_micros() as u64));
                     }
                 }
                 *last = count;
@@ -144,10 +163,23 @@ async fn main() {
     let target: Arc<Mutex<HashMap<RowId, usize>>> = Arc::default();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(args.subscribers.max(1));
     let (target_tx, target_rx) = tokio::sync::watch::channel(false);
+    let load_started: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let window = Duration::from_secs(args.window_secs);
     let mut subs = Vec::new();
     for i in 0..args.subscribers {
         let c = i % args.clients;
-        subs.push(tokio::spawn(subscribe(args.ws.clone(), client_id(&run, c), c, appends.clone(), target.clone(), target_rx.clone(), args.symbols, ready_tx.clone())));
+        subs.push(tokio::spawn(subscribe(
+            args.ws.clone(),
+            client_id(&run, c),
+            c,
+            appends.clone(),
+            target.clone(),
+            target_rx.clone(),
+            args.symbols,
+            ready_tx.clone(),
+            load_started.clone(),
+            window,
+        )));
     }
     for _ in 0..args.subscribers {
         ready_rx.recv().await.expect("subscriber ready");
@@ -166,6 +198,7 @@ async fn main() {
     let mut batches: Vec<Vec<u8>> = vec![Vec::new(); args.clients];
     let mut pending: Vec<(RowId, usize)> = Vec::new();
     let started = Instant::now();
+    *load_started.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
     let total = args.rate as u64 * args.seconds;
     let mut written = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(1));
@@ -211,22 +244,49 @@ async fn main() {
         }
     }
     let _ = target_tx.send(true);
-    let mut latencies = Vec::new();
-    let mut frames = 0u64;
+    let mut samples: Vec<(u32, u64)> = Vec::new();
+    let mut frames_per_window: Vec<u64> = Vec::new();
     let wait = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(subs)).await;
     let mut complete = true;
     match wait {
         Ok(results) => {
             for r in results.into_iter().flatten() {
-                latencies.extend(r.latencies);
-                frames += r.frames;
+                samples.extend(r.latencies);
+                if frames_per_window.len() < r.frames.len() {
+                    frames_per_window.resize(r.frames.len(), 0);
+                }
+                for (w, n) in r.frames.iter().enumerate() {
+                    frames_per_window[w] += n;
+                }
             }
         }
         Err(_) => complete = false,
     }
     let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
+    let frames: u64 = frames_per_window.iter().sum();
     let ms = |us: u64| us as f64 / 1000.0;
+    if args.window_secs > 0 {
+        let windows = args.seconds.div_ceil(args.window_secs) as u32;
+        for w in 0..windows {
+            let mut lat: Vec<u64> = samples.iter().filter(|(sw, _)| *sw == w).map(|(_, l)| *l).collect();
+            lat.sort_unstable();
+            let from = u64::from(w) * args.window_secs;
+            let to = (from + args.window_secs).min(args.seconds);
+            println!(
+                "{:<24} window {:>4}-{:<4} s  trades seen {:>8}  latency p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  frames {:>7.0}/s",
+                args.label,
+                from,
+                to,
+                lat.len(),
+                ms(percentile(&lat, 0.50)),
+                ms(percentile(&lat, 0.99)),
+                ms(lat.last().copied().unwrap_or(0)),
+                frames_per_window.get(w as usize).copied().unwrap_or(0) as f64 / (to - from).max(1) as f64,
+            );
+        }
+    }
+    let mut latencies: Vec<u64> = samples.into_iter().map(|(_, l)| l).collect();
+    latencies.sort_unstable();
     println!(
         "{:<24} trades {:>7} ({:>6.0}/s over {:.1} s)  subscribers {:>5}  clients {:>4}  latency p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  frames {:>8} ({:>7.0}/s){}",
         args.label,
