@@ -49,7 +49,7 @@ TRADEFLOW_TOPIC_PREFIX=kcat. "$TF" topics >/dev/null
 
 now() { date +%s.%N; }
 t0=$(now)
-TRADEFLOW_TOPIC_PREFIX=tf. TRADEFLOW_INGESTOR_LINGER_MS="${LINGER_MS:-${TRADEFLOW_INGESTOR_LINGER_MS:-5}}" "$TF" ingestor --backfill --from 2026-11-20 --dir "$WORK/logs" --state-dir "$WORK/state" 2>/dev/null
+TRADEFLOW_TOPIC_PREFIX=tf. TRADEFLOW_INGESTOR_LINGER_MS="${LINGER_MS:-${TRADEFLOW_INGESTOR_LINGER_MS:-10}}" "$TF" ingestor --backfill --from 2026-11-20 --dir "$WORK/logs" --state-dir "$WORK/state" 2>/dev/null
 t1=$(now)
 for f in "$WORK"/logs/*.log; do
   LD_LIBRARY_PATH="$RDK_DIR" kcat -P -b "$KAFKA_BROKERS" -X broker.address.family=v4 -t kcat.trades -l "$f"

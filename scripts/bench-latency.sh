@@ -45,7 +45,8 @@ start_stack() {
   start_kafka "$dir/broker"
   psql "$BASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
   export KAFKA_BROKERS DATABASE_URL="${BASE_URL%/*}/$DB" TRADE_LOG_DIR="$dir/logs" RUST_LOG=warn
-  export TRADEFLOW_INGESTOR_METRICS_ADDR=127.0.0.1:0 TRADEFLOW_AGGREGATOR_METRICS_ADDR=127.0.0.1:0
+  AGG_METRICS="127.0.0.1:$(free_port)"; DASH_METRICS="127.0.0.1:$dport"
+  export TRADEFLOW_INGESTOR_METRICS_ADDR=127.0.0.1:0 TRADEFLOW_AGGREGATOR_METRICS_ADDR="$AGG_METRICS"
   TRADEFLOW_TRADES_PARTITIONS=$partitions TRADEFLOW_SUMMARIES_PARTITIONS=$SUMMARY_PARTS "$TF" topics >/dev/null
   "$TF" ingestor --state-dir "$dir/state" 2>>"$dir/ingestor.log" & PIDS+=($!)
   TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 2>>"$dir/aggregator.log" & PIDS+=($!)
@@ -63,19 +64,53 @@ run() { "$BENCH" --logs "$TRADE_LOG_DIR" --ws "$WS" --seconds "$SECONDS_PER_RUN"
 
 # Each load on a fresh stack: tansu's memory engine slows as it fills (README), so a run's figures
 # would otherwise depend on what ran before it.
-measure() { start_stack "${BENCH_PARTITIONS:-12}"; run "$@"; stop_stack; }
+measure() {
+  start_stack "${BENCH_PARTITIONS:-12}"
+  scrape before
+  run "$@"
+  scrape after
+  report
+  stop_stack
+}
+
+# The services' metrics and every process's CPU time, before and after the measured load.
+scrape() {
+  curl -sf "http://$AGG_METRICS/metrics" >"$WORK/agg.$1" || true
+  curl -sf "http://$DASH_METRICS/metrics" >"$WORK/dash.$1" || true
+  local pg
+  pg=$(pgrep -d ' ' -x postgres || true)
+  printf '%s %s %s %s %s %s\n' "$(date +%s.%N)" "$(cpu_ticks "${PIDS[0]}")" "$(cpu_ticks "${PIDS[1]}")" \
+    "$(cpu_ticks "${PIDS[2]}")" "$(cpu_ticks "$KAFKA_PID")" "$(cpu_ticks $pg)" >"$WORK/cpu.$1"
+}
+
+# Where the time goes (the freshness histograms over the measured load), and who used the CPU.
+report() {
+  hop_quantiles "trades hop (ingestor produce → aggregator)" "$WORK/agg.before" "$WORK/agg.after" tradeflow_aggregator_record_age_seconds
+  hop_quantiles "summaries hop (changelog produce → dashboard)" "$WORK/dash.before" "$WORK/dash.after" tradeflow_dashboard_summary_age_seconds
+  python3 - "$WORK/cpu.before" "$WORK/cpu.after" "$(getconf CLK_TCK)" <<'PY'
+import sys
+b, a = (list(map(float, open(p).read().split())) for p in sys.argv[1:3])
+hz, secs = float(sys.argv[3]), a[0] - b[0]
+names = ["ingestor", "aggregator", "dashboard", "kafka", "postgres"]
+print("  CPU (% of one core): " + "  ".join(f"{n} {(a[i + 1] - b[i + 1]) / hz / secs * 100:.0f}" for i, n in enumerate(names)))
+PY
+}
 
 # `summaries` with 1 partition (the default is 12, #2): every dashboard reads all of its partitions
 # and every aggregator writes to them, so its partition count scales nothing, while on tansu each
 # partition adds batches to store and list (README).
 SUMMARY_PARTS="${BENCH_SUMMARIES_PARTITIONS:-1}"
 echo "end-to-end latency: line appended → websocket frame (ingestor, Apache Kafka, aggregator, dashboard on one 2-core machine)"
-echo "linger: ingestor ${TRADEFLOW_INGESTOR_LINGER_MS:-5} ms, changelog ${TRADEFLOW_CHANGELOG_LINGER_MS:-5} ms; partitions: trades ${BENCH_PARTITIONS:-12}, summaries $SUMMARY_PARTS; a fresh stack per load"
-measure --label "1k trades/s" --rate 1000 --clients 10 --subscribers 10
-measure --label "10k trades/s" --rate 10000 --clients 10 --subscribers 10
-echo "fan-out"
-measure --label "fan-out 1000 subs" --rate 1000 --clients 100 --subscribers 1000
-if [ "$SUMMARY_PARTS" != 12 ]; then
+echo "linger: ingestor ${TRADEFLOW_INGESTOR_LINGER_MS:-10} ms, changelog ${TRADEFLOW_CHANGELOG_LINGER_MS:-10} ms; partitions: trades ${BENCH_PARTITIONS:-12}, summaries $SUMMARY_PARTS; a fresh stack per load"
+for load in ${BENCH_LOADS:-1k 10k fanout}; do
+  case "$load" in
+    1k) measure --label "1k trades/s" --rate 1000 --clients 10 --subscribers 10 ;;
+    10k) measure --label "10k trades/s" --rate 10000 --clients 10 --subscribers 10 ;;
+    fanout) measure --label "fan-out 1000 subs" --rate 1000 --clients 100 --subscribers 1000 ;;
+    *) die "unknown load $load (1k, 10k, fanout)" ;;
+  esac
+done
+if [ "$SUMMARY_PARTS" != 12 ] && [ -z "${BENCH_LOADS:-}" ]; then
   echo "the same with summaries on the default 12 partitions"
   SUMMARY_PARTS=12 measure --label "10k trades/s, summ. 12" --rate 10000 --clients 10 --subscribers 10
 fi

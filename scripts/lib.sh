@@ -66,8 +66,14 @@ kafka_cluster_id() { # a fresh KRaft cluster id: 16 random bytes, base64url with
 # wait_kafka LOGFILE PID PORT: the node's "Kafka Server started", within KAFKA_START_TIMEOUT (60 s).
 wait_kafka() {
   local logfile=$1 pid=$2 port=$3 deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-60}))
-  until [ "$(grep -c 'Kafka Server started' "$logfile" 2>/dev/null)" -ge "$(grep -c 'node.sh: starting node' "$logfile" 2>/dev/null)" ] \
-      && grep -q 'node.sh: starting node' "$logfile" && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+  local starts started
+  while :; do
+    # One "Kafka Server started" per "node.sh: starting node" (a restart appends to the same log).
+    starts=$(grep -c 'node.sh: starting node' "$logfile" 2>/dev/null || true)
+    started=$(grep -c 'Kafka Server started' "$logfile" 2>/dev/null || true)
+    if [ "${starts:-0}" -gt 0 ] && [ "${started:-0}" -ge "${starts:-0}" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      break
+    fi
     if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
       tail -30 "$logfile" >&2
       die "Apache Kafka did not start on 127.0.0.1:$port (log above: $logfile)"
@@ -181,4 +187,43 @@ stop_throwaway_postgres() {
     "${PG_AS[@]}" "$PG_BINDIR/pg_ctl" -D "$THROWAWAY_PG/data" -m fast stop >/dev/null 2>&1 || true
     rm -rf "$THROWAWAY_PG"
   fi
+}
+
+# hop_quantiles LABEL BEFORE AFTER HISTOGRAM → "LABEL  count  p50  p99" of the observations between
+# two scrapes of a service's /metrics (files), read off a Prometheus histogram: each quantile is the
+# upper bound of the bucket it falls in (an upper estimate).
+hop_quantiles() {
+  python3 - "$@" <<'PY'
+import sys
+label, before, after, name = sys.argv[1:5]
+def buckets(path):
+    out = []
+    try:
+        for line in open(path):
+            if line.startswith(name + '_bucket{le="'):
+                le = line.split('"')[1]
+                out.append((float("inf") if le == "+Inf" else float(le), int(float(line.split()[-1]))))
+    except OSError:
+        pass
+    return out
+b, a = dict(buckets(before)), buckets(after)
+diff = [(le, n - b.get(le, 0)) for le, n in a]
+total = diff[-1][1] if diff else 0
+def q(p):
+    for le, n in diff:
+        if total and n >= p * total:
+            return "> 5 s" if le == float("inf") else f"≤ {le * 1000:g} ms"
+    return "-"
+print(f"  {label:<44} {total:>9} records  p50 {q(0.5):>10}  p99 {q(0.99):>10}")
+PY
+}
+
+# cpu_ticks PID… → the processes' CPU time so far (user + system), in clock ticks.
+cpu_ticks() {
+  local pid total=0 t
+  for pid in "$@"; do
+    t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    total=$((total + t))
+  done
+  echo "$total"
 }

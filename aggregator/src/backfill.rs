@@ -127,11 +127,10 @@ type ReadResult = Result<(Vec<PartitionState>, BackfillReport), AggregateError>;
 
 fn read_topic(kafka: &KafkaArgs, topic: &str, in_range: impl Fn(NaiveDate) -> bool, shutdown: &CancellationToken) -> ReadResult {
     let consumer: BaseConsumer = kafka
-        .client_config()
+        .consumer_config()
         .set("group.id", format!("tradeflow-backfill-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "10")
         .create()?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
     let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();

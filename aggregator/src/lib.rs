@@ -72,13 +72,12 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
     });
     let consumer: BaseConsumer<EngineContext> = config
         .kafka
-        .client_config()
+        .consumer_config()
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", config.session_timeout_ms.to_string())
         .set("heartbeat.interval.ms", (config.session_timeout_ms / 5).max(100).to_string())
-        .set("fetch.wait.max.ms", "2")
         .set("partition.assignment.strategy", "range")
         .create_with_context(EngineContext(engine.clone()))?;
     consumer.subscribe(&[&topics.trades])?;
@@ -87,7 +86,7 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
         .client_config()
         .set("enable.idempotence", "true")
         .set("linger.ms", config.changelog_linger_ms.to_string())
-        .set("compression.type", "lz4")
+        .set("compression.type", &config.changelog_compression)
         .set("partitioner", "murmur2_random")
         .set("message.timeout.ms", "0")
         .create()?;

@@ -20,11 +20,10 @@ pub fn snapshot(marks: &Marks) -> HashMap<String, Mark> {
 /// Follows `topic` until `shutdown`, keeping the newest tick per symbol.
 pub fn follow(kafka: &KafkaArgs, topic: &str, group: &str, shutdown: CancellationToken) -> Result<Marks, rdkafka::error::KafkaError> {
     let consumer: StreamConsumer = kafka
-        .client_config()
+        .consumer_config()
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
         .create()?;
     consumer.subscribe(&[topic])?;
     let marks: Marks = Arc::default();

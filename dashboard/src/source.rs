@@ -45,11 +45,10 @@ type SourceConsumer = StreamConsumer<SourceContext>;
 /// `shutdown`) for the topic to exist. Returns the partition count.
 async fn assign_all(kafka: &KafkaArgs, topic: &str, shutdown: &CancellationToken) -> Result<Option<(SourceConsumer, usize)>, KafkaError> {
     let consumer: SourceConsumer = kafka
-        .client_config()
+        .consumer_config()
         .set("group.id", "tradeflow-dashboard-unused")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "2")
         .set("fetch.error.backoff.ms", "50")
         .create_with_context(SourceContext)?;
     let mut warned = false;

@@ -65,7 +65,7 @@ pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<()
     let metrics = Arc::new(Metrics::default());
     let publisher = Publisher::new(
         &config.kafka,
-        &PublisherConfig { linger_ms: config.linger_ms, queue_kb: config.queue_kb },
+        &PublisherConfig { linger_ms: config.linger_ms, queue_kb: config.queue_kb, compression: config.compression.clone() },
         metrics.clone(),
     )?;
     let shared = Arc::new(Shared {

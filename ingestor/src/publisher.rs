@@ -56,6 +56,7 @@ pub struct Publisher {
 pub struct PublisherConfig {
     pub linger_ms: u64,
     pub queue_kb: u64,
+    pub compression: String,
 }
 
 impl Publisher {
@@ -72,8 +73,7 @@ impl Publisher {
             .set("queue.buffering.max.messages", "1000000")
             // Never give up on a record: when the broker is down, wait for it (bounded by the queue).
             .set("message.timeout.ms", "0")
-            // JSON records compress ~4x: less for the broker to write and serve.
-            .set("compression.type", "lz4")
+            .set("compression.type", &config.compression)
             .create_with_context(AckContext { metrics })?;
         Ok(Self { producer })
     }

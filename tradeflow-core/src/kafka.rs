@@ -17,11 +17,29 @@ pub struct KafkaArgs {
     /// Bootstrap servers, comma-separated host:port.
     #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub brokers: String,
+    /// Longest a consumer's fetch waits at the broker for data (ms). Kafka answers a waiting fetch
+    /// as soon as data arrives, so this adds no latency; a short wait only makes idle consumers
+    /// poll the broker more often.
+    #[arg(long, env = "TRADEFLOW_FETCH_WAIT_MS", default_value_t = DEFAULT_FETCH_WAIT_MS)]
+    pub fetch_wait_ms: u64,
 }
+
+/// Producer compression codecs librdkafka and the broker both take (`compression.type`).
+pub const COMPRESSION_CODECS: [&str; 5] = ["none", "lz4", "zstd", "snappy", "gzip"];
+
+/// See [`KafkaArgs::fetch_wait_ms`].
+pub const DEFAULT_FETCH_WAIT_MS: u64 = 100;
 
 impl KafkaArgs {
     pub fn new(brokers: impl Into<String>) -> Self {
-        Self { brokers: brokers.into() }
+        Self { brokers: brokers.into(), fetch_wait_ms: DEFAULT_FETCH_WAIT_MS }
+    }
+
+    /// [`Self::client_config`] for a consumer: with the fetch wait.
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut config = self.client_config();
+        config.set("fetch.wait.max.ms", self.fetch_wait_ms.to_string());
+        config
     }
 
     /// A client config with the bootstrap servers, IPv4 resolution (SPEC §5: the brokers listen and
