@@ -21,6 +21,12 @@ trap cleanup EXIT
 export TRADEFLOW_TEST_BROKERS="$KAFKA_BROKERS" DATABASE_URL
 log "running cargo test (broker $TRADEFLOW_TEST_BROKERS)"
 cargo test --workspace --locked "$@" 2>&1 | tee "$RUN_DIR/cargo-test.log"
+# The chaos run's short form (2 minutes of every fault; it starts its own 3-node cluster and Postgres),
+# alone, after the rest: the full suite only (no extra arguments), unless TRADEFLOW_SKIP_CHAOS=1.
+if [ $# -eq 0 ] && [ "${TRADEFLOW_SKIP_CHAOS:-0}" != 1 ]; then
+  log "running the chaos run's short form (scripts/chaos.sh 2)"
+  CHAOS_MINUTES=2 cargo test --locked --test integration chaos -- --ignored --nocapture 2>&1 | tee -a "$RUN_DIR/cargo-test.log"
+fi
 # The integration tests are the broker-facing ones: all on the Apache Kafka started above (or the
 # nodes they start themselves); there is no other broker in the suite.
 awk -v v="$KAFKA_VERSION" '/Running tests\/integration\/main.rs/ { it = 1 } it && /^test result:/ { print "integration tests (Apache Kafka " v ", Postgres): " $4 " passed, " $6 " failed"; it = 0 }' "$RUN_DIR/cargo-test.log" | tr -d ';'

@@ -13,16 +13,20 @@ pub async fn run(args: AggregatorArgs, shutdown: CancellationToken) -> anyhow::R
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// The log directory the oracle is computed from.
-    #[arg(long, env = "TRADE_LOG_DIR")]
-    logs: PathBuf,
+    /// The log directory the oracle is computed from; repeat it to add directories holding saved
+    /// copies of files that were since truncated or deleted (their lines count too).
+    #[arg(long, env = "TRADE_LOG_DIR", required = true, num_args = 1)]
+    logs: Vec<PathBuf>,
     #[command(flatten)]
     database: tradeflow_aggregator::config::DatabaseArgs,
 }
 
 /// Prints the differences between Postgres and the oracle; an error (exit 1) if there are any.
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let oracle = Oracle::from_dir(&args.logs).with_context(|| format!("oracle of {}", args.logs.display()))?;
+    let mut oracle = Oracle::new();
+    for dir in &args.logs {
+        oracle.apply_dir(dir).with_context(|| format!("oracle of {}", dir.display()))?;
+    }
     let pool = sqlx::PgPool::connect(&args.database.database_url).await.context("connecting to Postgres")?;
     let stored = tradeflow_aggregator::verify::current_rows(&pool).await.context("reading summary_current")?;
     let diffs = tradeflow_aggregator::verify::compare(&stored, &oracle);

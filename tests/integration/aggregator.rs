@@ -41,9 +41,14 @@ impl Pipeline {
 
     /// On a broker of the test's own (topics with the broker's default replication factor).
     pub async fn on_broker(kafka: KafkaArgs) -> Self {
+        Self::on(kafka, &harness::postgres::server_url()).await
+    }
+
+    /// On a broker and a Postgres server of the test's own.
+    pub async fn on(kafka: KafkaArgs, server: &str) -> Self {
         let root = harness::temp_dir();
         let topics = TestTopics::create(kafka, PartitionArgs::default()).await;
-        Self { logs: root.join("logs"), root, topics, db: TestDatabase::create().await }
+        Self { logs: root.join("logs"), root, topics, db: TestDatabase::create_on(server).await }
     }
 
     pub fn env(&self) -> Vec<(&'static str, String)> {

@@ -11,6 +11,7 @@ mod failover;
 mod foundation;
 mod aggregator;
 mod broker_faults;
+mod chaos;
 mod browser;
 mod compose;
 mod dashboard;
