@@ -1,67 +1,67 @@
 #!/usr/bin/env bash
-# Ingest benchmark: publishes a pre-generated file set (1 M lines by default) to a local broker
-# with `tradeflow ingestor --backfill` (the live read → parse → publish path, exiting when every
-# line is acknowledged), then pushes the same bytes with `kcat -P -l` (no parsing) as the peer.
+# Ingest benchmark: publishes a pre-generated file set (1 M lines by default) to a local Apache Kafka
+# with `tradeflow ingestor --backfill` (the live read → parse → JSON → idempotent publish path,
+# exiting when every line is acknowledged), and, as the peer, pushes the same bytes as raw lines
+# with `kcat -P -l`, uncompressed and lz4-compressed like the ingestor. ROUNDS rounds (default 3),
+# each on fresh topics, interleaved; prints every round and the medians.
 #
-#   scripts/bench-ingest.sh [LINES]
+#   scripts/bench-ingest.sh [LINES]     LINGER_MS=n sets the ingestor's linger (default: its own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 LINES="${1:-1000000}"
+ROUNDS="${ROUNDS:-3}"
 CLIENTS=8
 PER_CLIENT=$((LINES / CLIENTS))
 
 ensure_kafka
 command -v kcat >/dev/null || apt_install kcat
-# Debian's kcat links librdkafka 2.0.2, which tansu rejects; run it with the newer librdkafka that
-# PyPI's confluent-kafka wheel carries (SPEC §5).
-RDK_DIR="$TRADEFLOW_CACHE/librdkafka-wheel"
-if [ ! -e "$RDK_DIR/librdkafka.so.1" ]; then
-  mkdir -p "$RDK_DIR/whl"
-  python3 -m pip download --no-deps --only-binary :all: -d "$RDK_DIR/whl" confluent-kafka >&2
-  python3 - "$RDK_DIR" <<'PY'
-import glob, os, sys, zipfile
-d = sys.argv[1]
-z = zipfile.ZipFile(glob.glob(os.path.join(d, "whl", "*.whl"))[0])
-for n in z.namelist():
-    if "confluent_kafka.libs/" in n and ".so" in n:
-        target = os.path.join(d, os.path.basename(n))
-        open(target, "wb").write(z.read(n))
-        if os.path.basename(n).startswith("librdkafka"):
-            os.symlink(os.path.basename(n), os.path.join(d, "librdkafka.so.1"))
-PY
-fi
-
 cargo build --release --locked --bin tradeflow >&2
 TF="$PWD/target/release/tradeflow"
 WORK=$(mktemp -d /tmp/tradeflow-bench.XXXXXX)
 start_kafka "$WORK/kafka"
-trap 'kill -KILL $KAFKA_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap '{ kill -KILL $KAFKA_PID; wait $KAFKA_PID; } 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export KAFKA_BROKERS RUST_LOG=warn
 
 ids=$(seq -s, 1 "$CLIENTS")
 log "generating $LINES lines ($CLIENTS clients × $PER_CLIENT)"
 "$TF" producer --dir "$WORK/logs" --clients "$ids" --rate 20000 --count "$PER_CLIENT" --seed 1 --start 2026-11-20T00:00:00
 BYTES=$(cat "$WORK"/logs/*.log | wc -c)
-TRADEFLOW_TOPIC_PREFIX=tf. "$TF" topics >/dev/null
-TRADEFLOW_TOPIC_PREFIX=kcat. "$TF" topics >/dev/null
+KCAT_LIBRDKAFKA=$(kcat -V 2>&1 | sed -n 's/.*librdkafka \([0-9.]*\).*/\1/p' | head -1)
 
 now() { date +%s.%N; }
-t0=$(now)
-TRADEFLOW_TOPIC_PREFIX=tf. TRADEFLOW_INGESTOR_LINGER_MS="${LINGER_MS:-${TRADEFLOW_INGESTOR_LINGER_MS:-10}}" "$TF" ingestor --backfill --from 2026-11-20 --dir "$WORK/logs" --state-dir "$WORK/state" 2>/dev/null
-t1=$(now)
-for f in "$WORK"/logs/*.log; do
-  LD_LIBRARY_PATH="$RDK_DIR" kcat -P -b "$KAFKA_BROKERS" -X broker.address.family=v4 -t kcat.trades -l "$f"
+timed() { local t0; t0=$(now); "$@"; echo "$(now) $t0" | awk '{ printf "%.3f\n", $1 - $2 }'; }
+kcat_push() { # PREFIX [kcat args…]
+  local prefix=$1; shift
+  for f in "$WORK"/logs/*.log; do kcat -P -b "$KAFKA_BROKERS" -X broker.address.family=v4 -t "${prefix}trades" "$@" -l "$f"; done
+}
+: >"$WORK/times"
+for r in $(seq 1 "$ROUNDS"); do
+  for p in tf kcat kcatlz4; do TRADEFLOW_TOPIC_PREFIX="r$r.$p." "$TF" topics >/dev/null; done
+  t=$(timed env TRADEFLOW_TOPIC_PREFIX="r$r.tf." ${LINGER_MS:+TRADEFLOW_INGESTOR_LINGER_MS=$LINGER_MS} \
+      "$TF" ingestor --backfill --from 2026-11-20 --dir "$WORK/logs" --state-dir "$WORK/state" 2>/dev/null)
+  echo "tradeflow $t" >>"$WORK/times"
+  echo "kcat $(timed kcat_push "r$r.kcat.")" >>"$WORK/times"
+  echo "kcat-lz4 $(timed kcat_push "r$r.kcatlz4." -z lz4)" >>"$WORK/times"
+  log "round $r: $(tail -3 "$WORK/times" | tr '\n' ' ')"
 done
-t2=$(now)
 
-python3 - "$LINES" "$BYTES" "$t0" "$t1" "$t2" <<'PY'
-import sys
-lines, size, t0, t1, t2 = int(sys.argv[1]), int(sys.argv[2]), *map(float, sys.argv[3:])
-tf, kc = t1 - t0, t2 - t1
-print(f"lines: {lines}  bytes: {size} ({size / 1e6:.0f} MB)")
-print(f"tradeflow ingestor: {tf:6.2f} s  {lines / tf / 1e3:7.0f} k lines/s  {size / tf / 1e6:6.1f} MB/s  (parse + JSON + idempotent publish, acked)")
-print(f"kcat -P -l:         {kc:6.2f} s  {lines / kc / 1e3:7.0f} k lines/s  {size / kc / 1e6:6.1f} MB/s  (raw lines, no parsing)")
-print(f"ratio tradeflow / kcat: {kc / tf:.2f}")
+python3 - "$LINES" "$BYTES" "$WORK/times" "$KCAT_LIBRDKAFKA" <<'PY'
+import statistics, sys
+lines, size, path, rdk = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+t = {}
+for line in open(path):
+    name, secs = line.split()
+    t.setdefault(name, []).append(float(secs))
+print(f"ingest: {lines} lines, {size / 1e6:.0f} MB, {len(t['tradeflow'])} rounds; Apache Kafka, services and load on one 2-core machine")
+rows = [("tradeflow ingestor --backfill", "tradeflow", "parse + JSON + lz4 + idempotent acks=all"),
+        ("kcat -P -l", "kcat", f"raw lines, no compression, librdkafka {rdk}"),
+        ("kcat -P -l -z lz4", "kcat-lz4", f"raw lines, lz4, librdkafka {rdk}")]
+for label, key, what in rows:
+    m = statistics.median(t[key])
+    print(f"{label:<32} median {m:6.2f} s ({min(t[key]):.2f}–{max(t[key]):.2f})  {lines / m / 1e3:7.0f} k lines/s  {size / m / 1e6:6.1f} MB/s  ({what})")
+tf = statistics.median(t["tradeflow"])
+print(f"ratio tradeflow / kcat:        {statistics.median(t['kcat']) / tf:.2f}")
+print(f"ratio tradeflow / kcat -z lz4: {statistics.median(t['kcat-lz4']) / tf:.2f}")
 PY

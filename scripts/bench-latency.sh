@@ -2,9 +2,10 @@
 # End-to-end latency benchmark: trade line appended to a log file → websocket frame showing it,
 # through the real ingestor, broker (Apache Kafka), aggregator and dashboard, at 1 k and 10 k trades/s;
 # then fan-out: 1,000 websocket subscribers across 100 clients; each on a fresh stack. `trades` has
-# the default 12 partitions (BENCH_PARTITIONS=N), `summaries` 1 (BENCH_SUMMARIES_PARTITIONS=N), and
-# a last run repeats 10 k trades/s with summaries on its default 12. The services' settings come from
-# the environment (e.g. TRADEFLOW_INGESTOR_LINGER_MS, TRADEFLOW_CHANGELOG_LINGER_MS).
+# 12 partitions (BENCH_PARTITIONS=N), `summaries` 1 (BENCH_SUMMARIES_PARTITIONS=N), and a last run
+# repeats 10 k trades/s with summaries on 12. After each load: the per-hop quantiles (freshness
+# histograms) and each process's CPU over the load. BENCH_LOADS="1k 10k fanout" picks loads (then
+# no last run). The services' settings come from the environment (e.g. TRADEFLOW_INGESTOR_LINGER_MS).
 #
 #   scripts/bench-latency.sh [SECONDS]     (default 20 s of load per run)
 set -euo pipefail
@@ -62,8 +63,7 @@ start_stack() {
 
 run() { "$BENCH" --logs "$TRADE_LOG_DIR" --ws "$WS" --seconds "$SECONDS_PER_RUN" "$@"; }
 
-# Each load on a fresh stack: tansu's memory engine slows as it fills (README), so a run's figures
-# would otherwise depend on what ran before it.
+# Each load on a fresh stack (broker, database, services), so no run inherits another's backlog.
 measure() {
   start_stack "${BENCH_PARTITIONS:-12}"
   scrape before
@@ -96,9 +96,8 @@ print("  CPU (% of one core): " + "  ".join(f"{n} {(a[i + 1] - b[i + 1]) / hz / 
 PY
 }
 
-# `summaries` with 1 partition (the default is 12, #2): every dashboard reads all of its partitions
-# and every aggregator writes to them, so its partition count scales nothing, while on tansu each
-# partition adds batches to store and list (README).
+# `summaries` with 1 partition, its default: every dashboard reads all of it and per-row order rides
+# on each change's offset, so its partition count scales nothing (docs/benchmarks.md).
 SUMMARY_PARTS="${BENCH_SUMMARIES_PARTITIONS:-1}"
 echo "end-to-end latency: line appended → websocket frame (ingestor, Apache Kafka, aggregator, dashboard on one 2-core machine)"
 echo "linger: ingestor ${TRADEFLOW_INGESTOR_LINGER_MS:-10} ms, changelog ${TRADEFLOW_CHANGELOG_LINGER_MS:-10} ms; partitions: trades ${BENCH_PARTITIONS:-12}, summaries $SUMMARY_PARTS; a fresh stack per load"
@@ -111,6 +110,6 @@ for load in ${BENCH_LOADS:-1k 10k fanout}; do
   esac
 done
 if [ "$SUMMARY_PARTS" != 12 ] && [ -z "${BENCH_LOADS:-}" ]; then
-  echo "the same with summaries on the default 12 partitions"
+  echo "the same with summaries on 12 partitions"
   SUMMARY_PARTS=12 measure --label "10k trades/s, summ. 12" --rate 10000 --clients 10 --subscribers 10
 fi
