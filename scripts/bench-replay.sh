@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Replay benchmark: fills `trades` of a local Apache Kafka node with RECORDS trade records (default
+# 10 M: the producer writes the logs, `tradeflow ingestor --backfill` publishes them), then times
+# `tradeflow backfill --from earliest` (read every partition to its end, apply each trade once,
+# replace the rows in Postgres) against `kcat -C` reading the same topic to its end in the same run.
+#
+#   scripts/bench-replay.sh [RECORDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+case "${1:-}" in -h|--help) sed -n '2,7p' "$0"; exit 0 ;; esac
+
+RECORDS="${1:-10000000}"
+CLIENTS=8
+ensure_kafka
+ensure_postgres
+command -v kcat >/dev/null || apt_install kcat
+cargo build --release --locked --bin tradeflow >&2
+TF="$PWD/target/release/tradeflow"
+WORK=$(mktemp -d /tmp/tradeflow-replay.XXXXXX)
+DB="tradeflow_replay_$$"
+BASE_URL="$DATABASE_URL"
+start_kafka "$WORK/kafka"
+cleanup() {
+  { kill -KILL "$KAFKA_PID"; wait "$KAFKA_PID"; } 2>/dev/null || true
+  psql "$BASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  stop_throwaway_postgres
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+psql "$BASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
+export KAFKA_BROKERS DATABASE_URL="${BASE_URL%/*}/$DB" RUST_LOG=warn
+
+log "writing $RECORDS trade lines ($CLIENTS clients) and publishing them"
+"$TF" producer --dir "$WORK/logs" --clients "$(seq -s, 1 "$CLIENTS")" --rate 50 --count "$((RECORDS / CLIENTS))" --seed 3 --start 2026-10-01T00:00:00 >/dev/null 2>&1
+"$TF" topics >/dev/null
+"$TF" ingestor --backfill --from 2026-10-01 --to 2026-12-31 --dir "$WORK/logs" --state-dir "$WORK/state" 2>/dev/null
+rm -rf "$WORK/logs"
+
+now() { date +%s.%N; }
+t0=$(now)
+"$TF" backfill --from earliest >"$WORK/backfill.out" 2>"$WORK/backfill.err"
+t1=$(now)
+kcat -C -b "$KAFKA_BROKERS" -X broker.address.family=v4 -t trades -o beginning -e -q -f '%o\n' >"$WORK/kcat.out"
+t2=$(now)
+grep -ci "error" "$WORK/backfill.err" >"$WORK/errors" || true
+python3 - "$t0" "$t1" "$t2" "$(cat "$WORK/backfill.out")" "$(wc -l <"$WORK/kcat.out")" "$(cat "$WORK/errors")" <<'PY'
+import sys
+t0, t1, t2 = map(float, sys.argv[1:4])
+out, kcat_n, errors = sys.argv[4], int(sys.argv[5]), sys.argv[6]
+read = int(out.split("records read:")[1].split()[0])
+bf, kc = t1 - t0, t2 - t1
+print("replay: one Apache Kafka node, Postgres, tradeflow and kcat on one 2-core machine")
+print(f"tradeflow backfill --from earliest: {read} records in {bf:6.2f} s = {read / bf / 1e3:6.0f} k records/s  ({out.strip()})")
+print(f"kcat -C (to the end, offsets only): {kcat_n} records in {kc:6.2f} s = {kcat_n / kc / 1e3:6.0f} k records/s")
+print(f"ratio tradeflow / kcat: {(read / bf) / (kcat_n / kc):.2f}   error lines logged by backfill: {errors}")
+PY

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Soak: one stack at 10 k trades/s (10 clients, 10 subscribers) for MINUTES (default 10), printing
+# p50 / p99 / max and frames/s per minute, then the whole run, the per-hop quantiles and each
+# process's CPU. Everything (broker, Postgres, services, load) on this machine.
+#
+#   scripts/bench-soak.sh [MINUTES]     BENCH_RATE=N changes the rate
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MINUTES="${1:-10}"
+case "$MINUTES" in -h|--help) sed -n '2,6p' "$0"; exit 0 ;; esac
+rate="${BENCH_RATE:-10000}"
+# bench-latency.sh's machinery with one load, windows of a minute.
+export BENCH_WINDOW=60 BENCH_LOADS=custom BENCH_CUSTOM="--label soak --rate $rate --clients 10 --subscribers 10"
+exec bash scripts/bench-latency.sh "$((MINUTES * 60))"

@@ -1,0 +1,88 @@
+# The latency benchmarks' stack (sourced by bench-latency.sh, bench-soak.sh via it, and
+# bench-ceiling.sh): builds the release binaries, starts a fresh Apache Kafka node, database, topics,
+# ingestor, aggregator and dashboard per stack, runs the e2e_latency client, and reports the per-hop
+# quantiles and each process's CPU between two scrapes.
+SUMMARY_PARTS="${SUMMARY_PARTS:-${BENCH_SUMMARIES_PARTITIONS:-1}}"
+ensure_kafka
+ensure_postgres
+cargo build --release --locked --bin tradeflow --example e2e_latency -p tradeflow -p tradeflow-dashboard >&2
+TF="$PWD/target/release/tradeflow"
+BENCH="$PWD/target/release/examples/e2e_latency"
+WORK=$(mktemp -d /tmp/tradeflow-latency.XXXXXX)
+BASE_URL="$DATABASE_URL"
+PIDS=()
+DB=""
+stop_stack() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+  if [ -n "${KAFKA_PID:-}" ]; then kill -KILL "$KAFKA_PID" 2>/dev/null || true; wait "$KAFKA_PID" 2>/dev/null || true; KAFKA_PID=""; fi
+  if [ -n "$DB" ]; then psql "$BASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; DB=""; fi
+}
+cleanup() {
+  stop_stack
+  stop_throwaway_postgres
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# start_stack PARTITIONS: a fresh broker, database, topics and services; then a warm-up.
+start_stack() {
+  local partitions=$1 dir dport
+  STACKS=$((${STACKS:-0} + 1)); dir="$WORK/stack$STACKS"
+  dport=$(free_port)
+  DB="tradeflow_bench_$$_$STACKS"
+  mkdir -p "$dir/logs"
+  start_kafka "$dir/broker"
+  psql "$BASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
+  export KAFKA_BROKERS DATABASE_URL="${BASE_URL%/*}/$DB" TRADE_LOG_DIR="$dir/logs" RUST_LOG=warn
+  AGG_METRICS="127.0.0.1:$(free_port)"; DASH_METRICS="127.0.0.1:$dport"; ING_METRICS="127.0.0.1:$(free_port)"
+  export TRADEFLOW_INGESTOR_METRICS_ADDR="$ING_METRICS" TRADEFLOW_AGGREGATOR_METRICS_ADDR="$AGG_METRICS"
+  TRADEFLOW_TRADES_PARTITIONS=$partitions TRADEFLOW_SUMMARIES_PARTITIONS=$SUMMARY_PARTS "$TF" topics >/dev/null
+  "$TF" ingestor --state-dir "$dir/state" 2>>"$dir/ingestor.log" & PIDS+=($!)
+  TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 2>>"$dir/aggregator.log" & PIDS+=($!)
+  "$TF" dashboard --auth-off --listen "127.0.0.1:$dport" 2>>"$dir/dashboard.log" & PIDS+=($!)
+  WS="ws://127.0.0.1:$dport/ws"
+  local deadline=$((SECONDS + 60))
+  until curl -sf "http://127.0.0.1:$dport/readyz" >/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || die "dashboard not ready"; sleep 0.2
+  done
+  # Warm-up (not reported): the consumer group settles, rows and feeds exist, connections are hot.
+  "$BENCH" --logs "$dir/logs" --ws "$WS" --seconds 3 --label warm-up --rate 1000 --clients 10 --subscribers 10 >/dev/null
+}
+
+run() { "$BENCH" --logs "$TRADE_LOG_DIR" --ws "$WS" --seconds "$SECONDS_PER_RUN" --window-secs "${BENCH_WINDOW:-0}" "$@"; }
+
+# Each load on a fresh stack (broker, database, services), so no run inherits another's backlog.
+measure() {
+  start_stack "${BENCH_PARTITIONS:-12}"
+  scrape before
+  run "$@"
+  scrape after
+  report
+  stop_stack
+}
+
+# The services' metrics and every process's CPU time, before and after the measured load.
+scrape() {
+  curl -sf "http://$AGG_METRICS/metrics" >"$WORK/agg.$1" || true
+  curl -sf "http://$DASH_METRICS/metrics" >"$WORK/dash.$1" || true
+  local pg
+  pg=$(pgrep -d ' ' -x postgres || true)
+  printf '%s %s %s %s %s %s\n' "$(date +%s.%N)" "$(cpu_ticks "${PIDS[0]}")" "$(cpu_ticks "${PIDS[1]}")" \
+    "$(cpu_ticks "${PIDS[2]}")" "$(cpu_ticks "$KAFKA_PID")" "$(cpu_ticks $pg)" >"$WORK/cpu.$1"
+}
+
+# Where the time goes (the freshness histograms over the measured load), and who used the CPU.
+report() {
+  hop_quantiles "trades hop (ingestor produce → aggregator)" "$WORK/agg.before" "$WORK/agg.after" tradeflow_aggregator_record_age_seconds
+  hop_quantiles "summaries hop (changelog produce → dashboard)" "$WORK/dash.before" "$WORK/dash.after" tradeflow_dashboard_summary_age_seconds
+  python3 - "$WORK/cpu.before" "$WORK/cpu.after" "$(getconf CLK_TCK)" <<'PY'
+import sys
+b, a = (list(map(float, open(p).read().split())) for p in sys.argv[1:3])
+hz, secs = float(sys.argv[3]), a[0] - b[0]
+names = ["ingestor", "aggregator", "dashboard", "kafka", "postgres"]
+print("  CPU (% of one core): " + "  ".join(f"{n} {(a[i + 1] - b[i + 1]) / hz / secs * 100:.0f}" for i, n in enumerate(names)))
+PY
+}
+
