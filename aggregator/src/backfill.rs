@@ -13,6 +13,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::IsTerminal as _;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -22,7 +24,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::{Message as _, Offset};
 use tokio_util::sync::CancellationToken;
-use tradeflow_core::kafka::KafkaArgs;
+use tradeflow_core::kafka::{EndOfPartitionIsNormal, KafkaArgs};
 use tradeflow_core::record::TradeRecord;
 use tradeflow_core::topics::TopicArgs;
 
@@ -125,26 +127,26 @@ pub async fn run(args: BackfillArgs, shutdown: CancellationToken) -> Result<Back
 
 type ReadResult = Result<(Vec<PartitionState>, BackfillReport), AggregateError>;
 
-fn read_topic(kafka: &KafkaArgs, topic: &str, in_range: impl Fn(NaiveDate) -> bool, shutdown: &CancellationToken) -> ReadResult {
-    let consumer: BaseConsumer = kafka
+fn consumer(kafka: &KafkaArgs) -> Result<BaseConsumer<EndOfPartitionIsNormal>, KafkaError> {
+    kafka
         .consumer_config()
         .set("group.id", format!("tradeflow-backfill-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+        .create_with_context(EndOfPartitionIsNormal)
+}
+
+/// Reads every partition of `topic` to its end, in one thread per core (each with its own consumer
+/// and a share of the partitions: partitions are independent, so parsing and applying scale).
+fn read_topic(kafka: &KafkaArgs, topic: &str, in_range: impl Fn(NaiveDate) -> bool + Sync, shutdown: &CancellationToken) -> ReadResult {
+    let metadata = consumer(kafka)?.fetch_metadata(Some(topic), Duration::from_secs(30))?;
     let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     if partitions.is_empty() {
         return Err(KafkaError::MetadataFetch(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition).into());
     }
-    let mut tpl = TopicPartitionList::new();
-    for &p in &partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
-    let mut states: BTreeMap<i32, PartitionState> = partitions.iter().map(|&p| (p, PartitionState::new(p, 0, 0))).collect();
-    let mut at_end: HashSet<i32> = HashSet::new();
-    let mut report = BackfillReport::default();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, partitions.len());
+    let records = AtomicU64::new(0);
+    let done = AtomicUsize::new(0);
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -153,13 +155,70 @@ fn read_topic(kafka: &KafkaArgs, topic: &str, in_range: impl Fn(NaiveDate) -> bo
         );
         bar
     });
-    let mut last_log = Instant::now();
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let mine: Vec<i32> = partitions.iter().copied().skip(t).step_by(threads).collect();
+                let (in_range, records, done) = (&in_range, &records, &done);
+                scope.spawn(move || read_partitions(kafka, topic, &mine, in_range, shutdown, records, done))
+            })
+            .collect();
+        let mut last_log = Instant::now();
+        while !handles.iter().all(|h| h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(100));
+            let (n, d) = (records.load(Relaxed), done.load(Relaxed));
+            if let Some(bar) = &bar {
+                bar.set_position(n);
+                bar.set_message(format!("{d} of {} partitions done", partitions.len()));
+            } else if last_log.elapsed() >= Duration::from_secs(1) {
+                tracing::info!(records = n, partitions_done = d, "backfill progress");
+                last_log = Instant::now();
+            }
+        }
+        handles.into_iter().map(|h| h.join().map_err(|_| AggregateError::Thread("a backfill reader panicked".into()))?).collect::<Vec<ReadResult>>()
+    });
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let mut states = Vec::new();
+    let mut report = BackfillReport::default();
+    for result in results {
+        let (s, r) = result?;
+        states.extend(s);
+        report.records += r.records;
+        report.applied += r.applied;
+        report.duplicates += r.duplicates;
+    }
+    Ok((states, report))
+}
+
+/// One reader: `partitions` of `topic` from the beginning to their ends.
+fn read_partitions(
+    kafka: &KafkaArgs,
+    topic: &str,
+    partitions: &[i32],
+    in_range: &(impl Fn(NaiveDate) -> bool + Sync),
+    shutdown: &CancellationToken,
+    progress: &AtomicU64,
+    done: &AtomicUsize,
+) -> ReadResult {
+    let consumer = consumer(kafka)?;
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let mut states: BTreeMap<i32, PartitionState> = partitions.iter().map(|&p| (p, PartitionState::new(p, 0, 0))).collect();
+    let mut at_end: HashSet<i32> = HashSet::new();
+    let mut report = BackfillReport::default();
     while at_end.len() < partitions.len() && !shutdown.is_cancelled() {
         let Some(result) = consumer.poll(Duration::from_millis(100)) else { continue };
         let m = match result {
             Ok(m) => m,
             Err(KafkaError::PartitionEOF(p)) => {
-                at_end.insert(p);
+                if at_end.insert(p) {
+                    done.fetch_add(1, Relaxed);
+                }
                 continue;
             }
             Err(e) => {
@@ -168,6 +227,7 @@ fn read_topic(kafka: &KafkaArgs, topic: &str, in_range: impl Fn(NaiveDate) -> bo
             }
         };
         report.records += 1;
+        progress.fetch_add(1, Relaxed);
         let Some(Ok(record)) = m.payload().map(TradeRecord::from_json) else {
             tracing::error!(partition = m.partition(), offset = m.offset(), "not a trade record; skipped");
             continue;
@@ -181,16 +241,6 @@ fn read_topic(kafka: &KafkaArgs, topic: &str, in_range: impl Fn(NaiveDate) -> bo
             Applied::Duplicate => report.duplicates += 1,
             Applied::Rejected(why) => tracing::error!(reason = %why, "trade rejected"),
         }
-        if let Some(bar) = &bar {
-            bar.set_position(report.records);
-            bar.set_message(format!("{} partitions done", at_end.len()));
-        } else if last_log.elapsed() >= Duration::from_secs(1) {
-            tracing::info!(records = report.records, partitions_done = at_end.len(), "backfill progress");
-            last_log = Instant::now();
-        }
-    }
-    if let Some(bar) = bar {
-        bar.finish();
     }
     Ok((states.into_values().collect(), report))
 }

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer as _, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
+use rdkafka::{Message as _, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tradeflow_core::changelog::SummaryChange;
 use tradeflow_core::kafka::KafkaArgs;
@@ -24,21 +23,8 @@ enum Kind {
     Prices,
 }
 
-/// librdkafka also reports end-of-partition as a "global error"; it is how readiness is detected
-/// (below), not an error, so it is not logged as one.
-pub struct SourceContext;
-
-impl ClientContext for SourceContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        match error {
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {}
-            e => tracing::error!(error = %e, reason, "Kafka client error"),
-        }
-    }
-}
-
-impl ConsumerContext for SourceContext {}
-
+/// End-of-partition is how readiness is detected (below), not an error.
+type SourceContext = tradeflow_core::kafka::EndOfPartitionIsNormal;
 type SourceConsumer = StreamConsumer<SourceContext>;
 
 /// Creates a consumer assigned to every partition of `topic` from the beginning, waiting (until
@@ -50,7 +36,7 @@ async fn assign_all(kafka: &KafkaArgs, topic: &str, shutdown: &CancellationToken
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("fetch.error.backoff.ms", "50")
-        .create_with_context(SourceContext)?;
+        .create_with_context(tradeflow_core::kafka::EndOfPartitionIsNormal)?;
     let mut warned = false;
     loop {
         // A blocking broker round trip: keep it off the async workers' queue.

@@ -52,6 +52,24 @@ impl KafkaArgs {
     }
 }
 
+/// The context of consumers that read to the end of partitions (`enable.partition.eof`): librdkafka
+/// also reports each end of a partition as a "global error", and the default context would log
+/// it at ERROR; it is an expected event (readiness, the end of a backfill), logged at debug.
+pub struct EndOfPartitionIsNormal;
+
+impl rdkafka::ClientContext for EndOfPartitionIsNormal {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
+                tracing::debug!(reason, "end of partition");
+            }
+            e => tracing::error!(error = %e, reason, "Kafka client error"),
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EndOfPartitionIsNormal {}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
     #[error("cannot create the Kafka admin client: {0}")]
