@@ -2,7 +2,8 @@
 //! trade dates from the `trades` topic and replace their rows atomically.
 //!
 //! It reads every partition from its beginning to its end (as of the start: `partition.eof`),
-//! outside the live consumer group, applies each trade of the affected dates once (the same
+//! in one thread per core (each a consumer of its share of the partitions), outside the live
+//! consumer group, applies each trade of the affected dates once (the same
 //! identity dedupe as the live aggregator), then replaces those dates' rows in one transaction.
 //! It does not use offsets-for-times: a record's Kafka timestamp is its publish time, not its trade
 //! date (`ingestor --backfill` republishes a past day with today's timestamps), so it reads the
