@@ -22,8 +22,8 @@ pub struct AggregatorArgs {
     #[arg(long, env = "TRADEFLOW_SNAPSHOT_INTERVAL_MS", default_value_t = 10_000)]
     pub snapshot_interval_ms: u64,
     /// Linger of the `summaries` producer in ms: fewer, larger batches (less broker work per
-    /// change: on Apache Kafka 10 ms halved the broker's CPU at 10 k trades/s and steadied p99).
-    #[arg(long, env = "TRADEFLOW_CHANGELOG_LINGER_MS", default_value_t = 10)]
+    /// change) for at most that much added latency (docs/benchmarks.md: 5 ms measured best in a soak).
+    #[arg(long, env = "TRADEFLOW_CHANGELOG_LINGER_MS", default_value_t = 5)]
     pub changelog_linger_ms: u64,
     /// Compression of the `summaries` batches.
     #[arg(long, env = "TRADEFLOW_CHANGELOG_COMPRESSION", default_value = "lz4",

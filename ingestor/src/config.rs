@@ -40,7 +40,7 @@ pub struct IngestorArgs {
     pub queue_kb: u64,
     /// Producer linger in ms: a few ms make fewer, larger batches under load (less broker work per
     /// trade) for at most that much added latency.
-    #[arg(long, env = "TRADEFLOW_INGESTOR_LINGER_MS", default_value_t = 10)]
+    #[arg(long, env = "TRADEFLOW_INGESTOR_LINGER_MS", default_value_t = 5)]
     pub linger_ms: u64,
     /// Compression of the published batches (JSON records compress ~4x with lz4: fewer bytes for
     /// the broker to write, replicate and serve, for some CPU in the ingestor and the broker).
@@ -70,7 +70,7 @@ impl IngestorArgs {
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             poll_ms: 500,
             queue_kb: 64 * 1024,
-            linger_ms: 10,
+            linger_ms: 5,
             compression: "lz4".into(),
             backfill: false,
             from: None,
