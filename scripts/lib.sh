@@ -59,8 +59,15 @@ ensure_kafka() {
   ) 9>"$TRADEFLOW_CACHE/kafka.lock" || die "fetching the Kafka jars failed"
 }
 
-kafka_cluster_id() { # a fresh KRaft cluster id: 16 random bytes, base64url without padding
-  python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))'
+kafka_cluster_id() { # a fresh KRaft cluster id: 16 random bytes, base64url without padding, not
+  # starting with "-" (the storage tool would take it for an option; Kafka's own Uuid draws again too)
+  python3 -c '
+import base64, os
+while True:
+    i = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    if not i.startswith("-"):
+        print(i)
+        break'
 }
 
 # wait_kafka LOGFILE PID PORT: the node's "Kafka Server started", within KAFKA_START_TIMEOUT (60 s).

@@ -54,7 +54,7 @@ impl KafkaCluster {
             .map(|id| Node { id, port: free_port(), controller_port: free_port(), dir: root.join(format!("node{id}")), child: None })
             .collect();
         let voters = nodes.iter().map(|n| format!("{}@127.0.0.1:{}", n.id, n.controller_port)).collect::<Vec<_>>().join(",");
-        let cluster_id = base64_url(uuid::Uuid::new_v4().as_bytes());
+        let cluster_id = cluster_id();
         let mut cluster = Self { root, cluster_id, voters, nodes };
         for i in 0..n {
             cluster.spawn(i);
@@ -155,7 +155,19 @@ impl Drop for KafkaCluster {
     }
 }
 
-/// A KRaft cluster id: 16 bytes, base64url without padding.
+/// A fresh KRaft cluster id: 16 random bytes, base64url without padding — never starting with `-`,
+/// which the storage tool's argument parser would take for an option (Kafka's `Uuid.randomUuid`
+/// draws again for the same reason).
+fn cluster_id() -> String {
+    loop {
+        let id = base64_url(uuid::Uuid::new_v4().as_bytes());
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
+/// 16 bytes, base64url without padding.
 fn base64_url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
@@ -226,5 +238,6 @@ mod tests {
     fn cluster_ids_are_base64url_of_16_bytes() {
         assert_eq!(super::base64_url(&[0u8; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
         assert_eq!(super::base64_url(&[0xfb, 0xff, 0xbf]), "-_-_");
+        assert!((0..1000).all(|_| !super::cluster_id().starts_with('-')), "an id starting with - reads as an option");
     }
 }
