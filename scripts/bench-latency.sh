@@ -5,7 +5,8 @@
 # 12 partitions (BENCH_PARTITIONS=N), `summaries` 1 (BENCH_SUMMARIES_PARTITIONS=N), and a last run
 # repeats 10 k trades/s with summaries on 12. After each load: the per-hop quantiles (freshness
 # histograms) and each process's CPU over the load. BENCH_LOADS="1k 10k fanout" picks loads (then
-# no last run); BENCH_WINDOW=60 also prints every minute of a load (scripts/bench-soak.sh). The services' settings come from the environment (e.g. TRADEFLOW_INGESTOR_LINGER_MS).
+# no last run); BENCH_WINDOW=60 also prints every minute of a load (scripts/bench-soak.sh). The
+# services' settings come from the environment (e.g. TRADEFLOW_INGESTOR_LINGER_MS).
 #
 #   scripts/bench-latency.sh [SECONDS]     (default 20 s of load per run)
 set -euo pipefail

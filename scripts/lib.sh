@@ -1,10 +1,10 @@
 # Shared helpers for tradeflow's scripts: install what is missing, start the local stack.
-# Sourced by scripts/test.sh and scripts/dev.sh.
+# Sourced by scripts/test.sh, dev.sh, chaos.sh and the benchmarks.
 
 TRADEFLOW_CACHE="${TRADEFLOW_CACHE:-$HOME/.cache/tradeflow}"
 TRADEFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$TRADEFLOW_ROOT/scripts/kafka/pom.xml")
-KAFKA_LIBS="$TRADEFLOW_CACHE/kafka-$KAFKA_VERSION/libs"
+KAFKA_LIBS="${KAFKA_LIBS:-$TRADEFLOW_CACHE/kafka-$KAFKA_VERSION/libs}"   # fetched there by ensure_kafka
 export TRADEFLOW_CACHE KAFKA_LIBS
 
 log() { printf '[tradeflow] %s\n' "$*" >&2; }
@@ -12,14 +12,6 @@ die() { log "error: $*"; exit 1; }
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_port() { # host port seconds
-  local deadline=$((SECONDS + ${3:-30}))
-  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.1
-  done
 }
 
 apt_install() { # packages…
@@ -89,6 +81,16 @@ wait_kafka() {
   done
 }
 
+# kafka_node DIR ID PORT CONTROLLER_PORT VOTERS CLUSTER_ID REPLICATION → one node in the background,
+# in its own session (a terminal's Ctrl-C stops the services first; the broker is stopped last),
+# logging to DIR/kafka.log. Sets KAFKA_PID.
+kafka_node() {
+  mkdir -p "$1"
+  setsid "$TRADEFLOW_ROOT/scripts/kafka/node.sh" --dir "$1" --id "$2" --port "$3" --controller-port "$4" \
+    --voters "$5" --cluster-id "$6" --replication "$7" >>"$1/kafka.log" 2>&1 &
+  KAFKA_PID=$!
+}
+
 # start_kafka DIR [PORT] → a single KRaft node (broker + controller) logging into DIR; reuses DIR's
 # storage when it is already formatted (dev.sh --durable). Sets KAFKA_PID, KAFKA_BROKERS.
 start_kafka() {
@@ -98,10 +100,7 @@ start_kafka() {
   # A kept log dir was formatted with the controller port of its first run: reuse the id and port.
   [ -f "$dir/cluster-id" ] || kafka_cluster_id >"$dir/cluster-id"
   [ -f "$dir/controller-port" ] && cport=$(cat "$dir/controller-port") || echo "$cport" >"$dir/controller-port"
-  # Its own session: a terminal's Ctrl-C stops the services first; the broker is stopped last.
-  setsid "$TRADEFLOW_ROOT/scripts/kafka/node.sh" --dir "$dir" --id 1 --port "$port" --controller-port "$cport" \
-    --voters "1@127.0.0.1:$cport" --cluster-id "$(cat "$dir/cluster-id")" >>"$dir/kafka.log" 2>&1 &
-  KAFKA_PID=$!
+  kafka_node "$dir" 1 "$port" "$cport" "1@127.0.0.1:$cport" "$(cat "$dir/cluster-id")" 1
   wait_kafka "$dir/kafka.log" "$KAFKA_PID" "$port"
   KAFKA_BROKERS="127.0.0.1:$port"
   log "broker (Apache Kafka $KAFKA_VERSION) on $KAFKA_BROKERS, pid $KAFKA_PID, log $dir/kafka.log"
@@ -118,11 +117,8 @@ start_kafka_cluster() {
   done
   KAFKA_PIDS=(); KAFKA_BROKERS=""
   for i in $(seq 1 "$n"); do
-    mkdir -p "$dir/node$i"
-    setsid "$TRADEFLOW_ROOT/scripts/kafka/node.sh" --dir "$dir/node$i" --id "$i" --port "${ports[$((i-1))]}" \
-      --controller-port "${cports[$((i-1))]}" --voters "$voters" --cluster-id "$cid" --replication "$n" \
-      >"$dir/node$i/kafka.log" 2>&1 &
-    KAFKA_PIDS+=($!)
+    kafka_node "$dir/node$i" "$i" "${ports[$((i-1))]}" "${cports[$((i-1))]}" "$voters" "$cid" "$n"
+    KAFKA_PIDS+=("$KAFKA_PID")
     KAFKA_BROKERS+="${KAFKA_BROKERS:+,}127.0.0.1:${ports[$((i-1))]}"
   done
   for i in $(seq 1 "$n"); do

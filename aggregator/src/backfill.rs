@@ -3,12 +3,12 @@
 //!
 //! It reads every partition from its beginning to its end (as of the start: `partition.eof`),
 //! in one thread per core (each a consumer of its share of the partitions), outside the live
-//! consumer group, applies each trade of the affected dates once (the same
-//! identity dedupe as the live aggregator), then replaces those dates' rows in one transaction.
+//! consumer group, applies each trade of the affected dates once (the same identity dedupe as the
+//! live aggregator), then replaces those dates' rows in one transaction.
 //! It does not use offsets-for-times: a record's Kafka timestamp is its publish time, not its trade
 //! date (`ingestor --backfill` republishes a past day with today's timestamps), so it reads the
-//! whole topic: correct whatever the order of publishing, at the cost of reading what retention keeps. Rebuilding whole dates means a
-//! timestamp bound widens to its date. Running it twice leaves the same current rows.
+//! whole topic: correct whatever the order of publishing, at the cost of reading what retention
+//! keeps. Rebuilding whole dates means a timestamp bound widens to its date. Running it twice leaves the same current rows.
 //! Run it for days the live aggregators no longer receive trades for (or with them stopped):
 //! a live instance that is still changing a rebuilt row would overwrite it at its next snapshot.
 
@@ -228,7 +228,9 @@ fn read_partitions(
             }
         };
         report.records += 1;
-        progress.fetch_add(1, Relaxed);
+        if report.records % 1024 == 0 {
+            progress.fetch_add(1024, Relaxed); // shared by the readers: not touched per record
+        }
         let Some(Ok(record)) = m.payload().map(TradeRecord::from_json) else {
             tracing::error!(partition = m.partition(), offset = m.offset(), "not a trade record; skipped");
             continue;
@@ -243,6 +245,7 @@ fn read_partitions(
             Applied::Rejected(why) => tracing::error!(reason = %why, "trade rejected"),
         }
     }
+    progress.fetch_add(report.records % 1024, Relaxed);
     Ok((states.into_values().collect(), report))
 }
 

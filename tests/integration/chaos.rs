@@ -312,6 +312,17 @@ impl World {
         .await;
     }
 
+    /// Writes lines to `client`'s file, waits until the ingestor has them acknowledged, keeps a copy
+    /// for the oracle, then `replace`s the file (truncates or deletes it) and writes new lines.
+    async fn replace_acked(&mut self, client: &str, rng: &mut ChaCha8Rng, replace: impl FnOnce(&Path)) {
+        let path = self.chaos_file(client);
+        self.append_good(client, 50, rng);
+        self.acknowledged(&path).await;
+        self.save(&path);
+        replace(&path);
+        self.append_good(client, 20, rng);
+    }
+
     /// Keeps a copy of `path` for the oracle before it is truncated or deleted.
     fn save(&mut self, path: &Path) {
         let dir = self.p.root.join("saved").join(self.saved.len().to_string());
@@ -384,20 +395,10 @@ impl World {
                 self.append_good(BAD_CLIENT, 2, rng);
             }
             Fault::TruncateAndRewrite => {
-                let path = self.chaos_file(TRUNCATED_CLIENT);
-                self.append_good(TRUNCATED_CLIENT, 50, rng);
-                self.acknowledged(&path).await;
-                self.save(&path);
-                std::fs::File::create(&path).expect("truncate");
-                self.append_good(TRUNCATED_CLIENT, 20, rng);
+                self.replace_acked(TRUNCATED_CLIENT, rng, |path| drop(std::fs::File::create(path).expect("truncate"))).await;
             }
             Fault::DeleteAndRecreate => {
-                let path = self.chaos_file(RECREATED_CLIENT);
-                self.append_good(RECREATED_CLIENT, 50, rng);
-                self.acknowledged(&path).await;
-                self.save(&path);
-                std::fs::remove_file(&path).expect("delete");
-                self.append_good(RECREATED_CLIENT, 20, rng);
+                self.replace_acked(RECREATED_CLIENT, rng, |path| std::fs::remove_file(path).expect("delete")).await;
             }
             Fault::SubscriberResume(i) => {
                 let _ = self.drops[i % self.drops.len()].send(()).await;

@@ -13,14 +13,8 @@ const LONG: Duration = Duration::from_secs(120);
 #[tokio::test]
 async fn instances_join_one_leaves_one_dies_one_pauses_and_the_tables_equal_the_oracle() {
     let p = Pipeline::new().await;
-    let (logs, root) = (&p.logs, &p.root);
-    let env = |metrics: u16| -> Vec<(&'static str, String)> {
-        let mut env = p.env();
-        env.push(("TRADEFLOW_AGGREGATOR_METRICS_ADDR", format!("127.0.0.1:{metrics}")));
-        env
-    };
-    let mut producer = Service::producer(&["--clients", "1,2,3,4,5,6,7,8", "--rate", "200", "--count", "100000", "--seed", "31"], logs, root);
-    let _ingestor = Service::start("ingestor", &["ingestor"], &env(0), root);
+    let mut producer = Service::producer(&["--clients", "1,2,3,4,5,6,7,8", "--rate", "200", "--count", "100000", "--seed", "31"], &p.logs, &p.root);
+    let _ingestor = p.start("ingestor", harness::broker::free_port());
     let ports: Vec<u16> = (0..3).map(|_| harness::broker::free_port()).collect();
     let owned = |port: u16| async move { metric(port, "tradeflow_aggregator_partitions_owned").await };
     let sum = |live: Vec<u16>| async move {
@@ -30,16 +24,16 @@ async fn instances_join_one_leaves_one_dies_one_pauses_and_the_tables_equal_the_
         }
         Some(n)
     };
-    let mut a = Service::start("aggregator", &["aggregator"], &env(ports[0]), root);
+    let mut a = p.start("aggregator", ports[0]);
     eventually("A owns every partition", LONG, || async { owned(ports[0]).await.filter(|&n| n == 12) }).await;
     // Two, then three instances.
-    let mut b = Service::start("aggregator", &["aggregator"], &env(ports[1]), root);
+    let mut b = p.start("aggregator", ports[1]);
     eventually("A and B share the partitions", LONG, || async {
         let n = sum(vec![ports[0], ports[1]]).await?;
         (n.iter().all(|&x| x > 0) && n.iter().sum::<u64>() == 12).then_some(())
     })
     .await;
-    let mut c = Service::start("aggregator", &["aggregator"], &env(ports[2]), root);
+    let mut c = p.start("aggregator", ports[2]);
     eventually("A, B and C share the partitions", LONG, || async {
         let n = sum(ports.clone()).await?;
         (n.iter().all(|&x| x > 0) && n.iter().sum::<u64>() == 12).then_some(())
@@ -61,7 +55,7 @@ async fn instances_join_one_leaves_one_dies_one_pauses_and_the_tables_equal_the_
     eventually("A owns every partition", LONG, || async { owned(ports[0]).await.filter(|&n| n == 12) }).await;
     assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().expect("kill").success());
     // A third instance joins again, and then leaves cleanly.
-    let mut c2 = Service::start("aggregator", &["aggregator"], &env(ports[2]), root);
+    let mut c2 = p.start("aggregator", ports[2]);
     eventually("A, B and C share again", LONG, || async {
         let n = sum(ports.clone()).await?;
         (n.iter().sum::<u64>() == 12 && n[2] > 0).then_some(())

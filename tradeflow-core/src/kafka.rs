@@ -43,8 +43,8 @@ impl KafkaArgs {
     }
 
     /// A client config with the bootstrap servers, IPv4 resolution (SPEC §5: the brokers listen and
-    /// advertise on 127.0.0.1) and Nagle off (small produce and fetch requests must not wait for delayed ACKs: it
-    /// showed as tens of milliseconds in the end-to-end latency benchmark).
+    /// advertise on 127.0.0.1) and Nagle off (small produce and fetch requests must not wait for
+    /// delayed ACKs: it showed as tens of milliseconds in the end-to-end latency benchmark).
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers).set("broker.address.family", "v4").set("socket.nagle.disable", "true");

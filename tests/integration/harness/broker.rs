@@ -74,11 +74,6 @@ impl KafkaCluster {
         KafkaArgs::new(self.brokers())
     }
 
-    /// The node whose broker listens on `port` (0-based index).
-    pub fn node_by_port(&self, port: u16) -> Option<usize> {
-        self.nodes.iter().position(|n| n.port == port)
-    }
-
     /// The node with this broker id (0-based index).
     pub fn node_by_id(&self, id: i32) -> Option<usize> {
         self.nodes.iter().position(|n| n.id as i32 == id)
@@ -137,10 +132,6 @@ impl KafkaCluster {
         self.kill9(i);
         self.spawn(i);
         self.wait_started(i);
-    }
-
-    pub fn running(&mut self, i: usize) -> bool {
-        self.nodes[i].child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 }
 
