@@ -139,7 +139,12 @@ fn consumer(kafka: &KafkaArgs) -> Result<BaseConsumer<EndOfPartitionIsNormal>, K
 
 /// Reads every partition of `topic` to its end, in one thread per core (each with its own consumer
 /// and a share of the partitions: partitions are independent, so parsing and applying scale).
-fn read_topic(kafka: &KafkaArgs, topic: &str, in_range: impl Fn(NaiveDate) -> bool + Sync, shutdown: &CancellationToken) -> ReadResult {
+fn read_topic(
+    kafka: &KafkaArgs,
+    topic: &str,
+    in_range: impl Fn(NaiveDate) -> bool + Sync,
+    shutdown: &CancellationToken,
+) -> ReadResult {
     let metadata = consumer(kafka)?.fetch_metadata(Some(topic), Duration::from_secs(30))?;
     let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     if partitions.is_empty() {
@@ -176,7 +181,10 @@ fn read_topic(kafka: &KafkaArgs, topic: &str, in_range: impl Fn(NaiveDate) -> bo
                 last_log = Instant::now();
             }
         }
-        handles.into_iter().map(|h| h.join().map_err(|_| AggregateError::Thread("a backfill reader panicked".into()))?).collect::<Vec<ReadResult>>()
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| AggregateError::Thread("a backfill reader panicked".into()))?)
+            .collect::<Vec<ReadResult>>()
     });
     if let Some(bar) = bar {
         bar.finish();
@@ -209,7 +217,8 @@ fn read_partitions(
         tpl.add_partition_offset(topic, p, Offset::Beginning)?;
     }
     consumer.assign(&tpl)?;
-    let mut states: BTreeMap<i32, PartitionState> = partitions.iter().map(|&p| (p, PartitionState::new(p, 0, 0))).collect();
+    let mut states: BTreeMap<i32, PartitionState> =
+        partitions.iter().map(|&p| (p, PartitionState::new(p, 0, 0))).collect();
     let mut at_end: HashSet<i32> = HashSet::new();
     let mut report = BackfillReport::default();
     while at_end.len() < partitions.len() && !shutdown.is_cancelled() {

@@ -110,7 +110,11 @@ impl Engine {
         match (outcome, state) {
             (Ok(SnapshotOutcome::Committed { .. }), Some(state)) => state.snapshot_committed(&job),
             (Ok(SnapshotOutcome::Fenced), Some(_)) => {
-                tracing::warn!(partition = p, epoch = job.epoch, "another instance owns this partition now; dropping it");
+                tracing::warn!(
+                    partition = p,
+                    epoch = job.epoch,
+                    "another instance owns this partition now; dropping it"
+                );
                 self.metrics.fenced.fetch_add(1, Relaxed);
                 owned.remove(&p);
             }
@@ -196,7 +200,9 @@ impl Engine {
             let gave_up = outcome.is_err();
             self.settle(job, outcome.map_err(Some));
             if gave_up {
-                tracing::warn!("shutting down without a final snapshot of every partition: the next owner consumes the rest again");
+                tracing::warn!(
+                    "shutting down without a final snapshot of every partition: the next owner consumes the rest again"
+                );
                 jobs.for_each(|job| self.settle(job, Err(None)));
                 break;
             }
@@ -218,7 +224,13 @@ impl ConsumerContext for EngineContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 for &p in &partitions {
                     let Some(state) = engine.load(p) else { continue };
-                    tracing::info!(partition = p, next_offset = state.next_offset, epoch = state.epoch, rows = state.rows.len(), "assigned");
+                    tracing::info!(
+                        partition = p,
+                        next_offset = state.next_offset,
+                        epoch = state.epoch,
+                        rows = state.rows.len(),
+                        "assigned"
+                    );
                     // The first fetch starts at the stored offset: a rebalance costs O(state), not
                     // O(topic). (A stored offset the log no longer holds resets to the earliest.)
                     let _ = tpl.set_partition_offset(&engine.trades_topic, p, Offset::Offset(state.next_offset));

@@ -104,7 +104,8 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
     let interval = Duration::from_millis(config.snapshot_interval_ms.max(10));
     let summaries = topics.summaries.clone();
     let thread_engine = engine.clone();
-    let result = tokio::task::spawn_blocking(move || engine::run(thread_engine, consumer, changelog, summaries, interval)).await;
+    let result =
+        tokio::task::spawn_blocking(move || engine::run(thread_engine, consumer, changelog, summaries, interval)).await;
     shutdown.cancel();
     result.map_err(|e| AggregateError::Thread(e.to_string()))
 }

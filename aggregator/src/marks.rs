@@ -18,7 +18,12 @@ pub fn snapshot(marks: &Marks) -> HashMap<String, Mark> {
 }
 
 /// Follows `topic` until `shutdown`, keeping the newest tick per symbol.
-pub fn follow(kafka: &KafkaArgs, topic: &str, group: &str, shutdown: CancellationToken) -> Result<Marks, rdkafka::error::KafkaError> {
+pub fn follow(
+    kafka: &KafkaArgs,
+    topic: &str,
+    group: &str,
+    shutdown: CancellationToken,
+) -> Result<Marks, rdkafka::error::KafkaError> {
     let consumer: StreamConsumer = kafka
         .consumer_config()
         .set("group.id", group)

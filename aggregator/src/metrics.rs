@@ -24,24 +24,63 @@ pub struct Metrics {
 impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
-        tradeflow_core::metrics::samples(&mut out, "tradeflow_aggregator_", &[
-            ("records_total", "Trade records consumed.", &self.records, "counter"),
-            ("duplicates_total", "Re-sent trade lines dropped (identity already applied).", &self.duplicates, "counter"),
-            ("rejected_total", "Trades that would overflow a row (left in the topic, logged).", &self.rejected, "counter"),
-            ("malformed_total", "Records on trades that are not trade records (left in the topic, logged).", &self.malformed, "counter"),
-            ("snapshots_total", "Partition snapshots committed to Postgres.", &self.snapshots, "counter"),
-            ("snapshot_rows_total", "Rows written by snapshots.", &self.snapshot_rows, "counter"),
-            ("snapshot_duration_microseconds_total", "Time spent in snapshot transactions.", &self.snapshot_micros, "counter"),
-            ("fenced_total", "Snapshots refused because another instance owns the partition.", &self.fenced, "counter"),
-            ("changes_published_total", "Summary rows published to the changelog.", &self.changes_published, "counter"),
-            ("partitions_owned", "Partitions this instance owns.", &self.partitions_owned, "gauge"),
-        ]);
+        tradeflow_core::metrics::samples(
+            &mut out,
+            "tradeflow_aggregator_",
+            &[
+                ("records_total", "Trade records consumed.", &self.records, "counter"),
+                (
+                    "duplicates_total",
+                    "Re-sent trade lines dropped (identity already applied).",
+                    &self.duplicates,
+                    "counter",
+                ),
+                (
+                    "rejected_total",
+                    "Trades that would overflow a row (left in the topic, logged).",
+                    &self.rejected,
+                    "counter",
+                ),
+                (
+                    "malformed_total",
+                    "Records on trades that are not trade records (left in the topic, logged).",
+                    &self.malformed,
+                    "counter",
+                ),
+                ("snapshots_total", "Partition snapshots committed to Postgres.", &self.snapshots, "counter"),
+                ("snapshot_rows_total", "Rows written by snapshots.", &self.snapshot_rows, "counter"),
+                (
+                    "snapshot_duration_microseconds_total",
+                    "Time spent in snapshot transactions.",
+                    &self.snapshot_micros,
+                    "counter",
+                ),
+                (
+                    "fenced_total",
+                    "Snapshots refused because another instance owns the partition.",
+                    &self.fenced,
+                    "counter",
+                ),
+                (
+                    "changes_published_total",
+                    "Summary rows published to the changelog.",
+                    &self.changes_published,
+                    "counter",
+                ),
+                ("partitions_owned", "Partitions this instance owns.", &self.partitions_owned, "gauge"),
+            ],
+        );
         self.record_age.render(
             &mut out,
             "tradeflow_aggregator_record_age_seconds",
             "Age of each trade record when consumed: now minus its Kafka timestamp (the ingestor's linger plus the broker hop).",
         );
-        tradeflow_core::metrics::header(&mut out, "tradeflow_aggregator_consumer_lag", "Records on trades not yet applied, per owned partition.", "gauge");
+        tradeflow_core::metrics::header(
+            &mut out,
+            "tradeflow_aggregator_consumer_lag",
+            "Records on trades not yet applied, per owned partition.",
+            "gauge",
+        );
         for (p, lag) in self.lag.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(out, "tradeflow_aggregator_consumer_lag{{partition=\"{p}\"}} {lag}");
         }

@@ -138,7 +138,8 @@ mod tests {
     use tradeflow_core::record::TradeId;
 
     fn record(offset: u64, generation: u32, qty: i64) -> TradeRecord {
-        let line = format!("Activity Time:2026.11.22 09:30:00.1|Symbol:AAPL|Side:B|Price:2|Quantity:{qty}|AccountID:CQ01");
+        let line =
+            format!("Activity Time:2026.11.22 09:30:00.1|Symbol:AAPL|Side:B|Price:2|Quantity:{qty}|AccountID:CQ01");
         TradeRecord {
             id: TradeId {
                 client: ClientId::parse("7").unwrap(),

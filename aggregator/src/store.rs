@@ -29,7 +29,9 @@ pub enum StoreError {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum SnapshotOutcome {
-    Committed { rows: usize },
+    Committed {
+        rows: usize,
+    },
     /// Another instance owns the partition now: nothing was written.
     Fenced,
 }
@@ -78,7 +80,9 @@ impl Store {
         .bind(partition)
         .fetch_all(&mut *tx)
         .await?;
-        for (date, client, account, symbol, count, buy_qty, sell_qty, buy_n, sell_n, last, first_ns, last_ns, offset) in rows {
+        for (date, client, account, symbol, count, buy_qty, sell_qty, buy_n, sell_n, last, first_ns, last_ns, offset) in
+            rows
+        {
             let client_id = ClientId::parse(&client).map_err(|e| StoreError::Invalid(e.to_string()))?;
             let key = SummaryKey { trade_date: date, client_id, account_id: account.into(), symbol: symbol.into() };
             let position = Position {
@@ -163,9 +167,9 @@ async fn insert_rows(
     cols: &Columns,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-        for table in ["summary_current", "summary_history"] {
-            let conflict = if table == "summary_current" {
-                "ON CONFLICT (trade_date, client_id, account_id, symbol) DO UPDATE SET
+    for table in ["summary_current", "summary_history"] {
+        let conflict = if table == "summary_current" {
+            "ON CONFLICT (trade_date, client_id, account_id, symbol) DO UPDATE SET
                     trade_count = EXCLUDED.trade_count, buy_qty = EXCLUDED.buy_qty, sell_qty = EXCLUDED.sell_qty,
                     buy_notional = EXCLUDED.buy_notional, sell_notional = EXCLUDED.sell_notional,
                     avg_buy_price = EXCLUDED.avg_buy_price, avg_sell_price = EXCLUDED.avg_sell_price,
@@ -174,11 +178,11 @@ async fn insert_rows(
                     last_trade_at_ns = EXCLUDED.last_trade_at_ns, mark_price = EXCLUDED.mark_price,
                     mark_at = EXCLUDED.mark_at, source_partition = EXCLUDED.source_partition,
                     source_offset = EXCLUDED.source_offset, snapshot_at = EXCLUDED.snapshot_at"
-            } else {
-                "ON CONFLICT DO NOTHING"
-            };
-            let sql = format!(
-                "INSERT INTO {table} (trade_date, client_id, account_id, symbol, trade_count, buy_qty, sell_qty,
+        } else {
+            "ON CONFLICT DO NOTHING"
+        };
+        let sql = format!(
+            "INSERT INTO {table} (trade_date, client_id, account_id, symbol, trade_count, buy_qty, sell_qty,
                     buy_notional, sell_notional, avg_buy_price, avg_sell_price, last_price, first_trade_at,
                     last_trade_at, first_trade_at_ns, last_trade_at_ns, mark_price, mark_at, source_partition,
                     source_offset, snapshot_at)
@@ -190,32 +194,32 @@ async fn insert_rows(
                     $18::timestamptz[], $19::integer[], $21::bigint[])
                  AS u(d, c, a, s, tc, bq, sq, bn, sn, abp, asp, lp, ft, lt, ftn, ltn, mp, ma, sp, so)
                  {conflict}"
-            );
-            sqlx::query(&sql)
-                .bind(&cols.trade_date)
-                .bind(&cols.client_id)
-                .bind(&cols.account_id)
-                .bind(&cols.symbol)
-                .bind(&cols.trade_count)
-                .bind(&cols.buy_qty)
-                .bind(&cols.sell_qty)
-                .bind(&cols.buy_notional)
-                .bind(&cols.sell_notional)
-                .bind(&cols.avg_buy_price)
-                .bind(&cols.avg_sell_price)
-                .bind(&cols.last_price)
-                .bind(&cols.first_trade_at)
-                .bind(&cols.last_trade_at)
-                .bind(&cols.first_ns)
-                .bind(&cols.last_ns)
-                .bind(&cols.mark_price)
-                .bind(&cols.mark_at)
-                .bind(&cols.partition)
-                .bind(now)
-                .bind(&cols.source_offset)
-                .execute(&mut **tx)
-                .await?;
-        }
+        );
+        sqlx::query(&sql)
+            .bind(&cols.trade_date)
+            .bind(&cols.client_id)
+            .bind(&cols.account_id)
+            .bind(&cols.symbol)
+            .bind(&cols.trade_count)
+            .bind(&cols.buy_qty)
+            .bind(&cols.sell_qty)
+            .bind(&cols.buy_notional)
+            .bind(&cols.sell_notional)
+            .bind(&cols.avg_buy_price)
+            .bind(&cols.avg_sell_price)
+            .bind(&cols.last_price)
+            .bind(&cols.first_trade_at)
+            .bind(&cols.last_trade_at)
+            .bind(&cols.first_ns)
+            .bind(&cols.last_ns)
+            .bind(&cols.mark_price)
+            .bind(&cols.mark_at)
+            .bind(&cols.partition)
+            .bind(now)
+            .bind(&cols.source_offset)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 

@@ -82,7 +82,11 @@ struct Subscriber {
 
 /// The window of an instant (all in one window when `window` is zero).
 fn window_of(started: Instant, at: Instant, window: Duration) -> u32 {
-    if window.is_zero() { 0 } else { (at.saturating_duration_since(started).as_secs_f64() / window.as_secs_f64()) as u32 }
+    if window.is_zero() {
+        0
+    } else {
+        (at.saturating_duration_since(started).as_secs_f64() / window.as_secs_f64()) as u32
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -105,7 +109,9 @@ async fn subscribe(
     let mut signalled = false;
     let done = |seen: &HashMap<usize, usize>| {
         let target = target.lock().unwrap_or_else(|e| e.into_inner());
-        !target.is_empty() && (0..symbols).all(|s| seen.get(&s).copied().unwrap_or(0) >= target.get(&(c, s)).copied().unwrap_or(usize::MAX))
+        !target.is_empty()
+            && (0..symbols)
+                .all(|s| seen.get(&s).copied().unwrap_or(0) >= target.get(&(c, s)).copied().unwrap_or(usize::MAX))
     };
     loop {
         let m = tokio::select! {
@@ -133,7 +139,11 @@ async fn subscribe(
         }
         out.frames[w] += 1;
         for r in frame["rows"].as_array().map(Vec::as_slice).unwrap_or_default() {
-            let Some(s) = r["symbol"].as_str().and_then(|s| s.strip_prefix("SYM")).and_then(|s| s.parse::<usize>().ok()) else { continue };
+            let Some(s) =
+                r["symbol"].as_str().and_then(|s| s.strip_prefix("SYM")).and_then(|s| s.parse::<usize>().ok())
+            else {
+                continue;
+            };
             let count = r["trade_count"].as_u64().unwrap_or(0) as usize;
             let last = seen.entry(s).or_insert(0);
             if count > *last {
@@ -187,7 +197,8 @@ async fn main() {
     let today = chrono::Utc::now().date_naive();
     let mut files: Vec<std::fs::File> = (0..args.clients)
         .map(|c| {
-            let path = args.logs.join(format!("tradeLog_client{}.{}.log", client_id(&run, c), today.format("%Y.%m.%d")));
+            let path =
+                args.logs.join(format!("tradeLog_client{}.{}.log", client_id(&run, c), today.format("%Y.%m.%d")));
             std::fs::OpenOptions::new().create(true).append(true).open(path).expect("log file")
         })
         .collect();
@@ -214,7 +225,14 @@ async fn main() {
             let row = next_row % rows;
             next_row += 1;
             let (c, s) = (row / args.symbols, row % args.symbols);
-            let trade = Trade::from_template(chrono::Utc::now().naive_utc(), &symbol(s), Side::Buy, Decimal::new(10025, 2), 1, "ACC1");
+            let trade = Trade::from_template(
+                chrono::Utc::now().naive_utc(),
+                &symbol(s),
+                Side::Buy,
+                Decimal::new(10025, 2),
+                1,
+                "ACC1",
+            );
             line.clear();
             render_line_into(&trade, &mut line);
             batches[c].extend_from_slice(&line);

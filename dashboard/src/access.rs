@@ -25,7 +25,10 @@ pub enum Refusal {
 
 impl Access {
     pub fn new(key: Option<TokenKey>, allowed_origins: Vec<String>) -> Self {
-        Self { key, allowed_origins: allowed_origins.into_iter().map(|o| o.trim().trim_end_matches('/').to_owned()).collect() }
+        Self {
+            key,
+            allowed_origins: allowed_origins.into_iter().map(|o| o.trim().trim_end_matches('/').to_owned()).collect(),
+        }
     }
 
     pub fn auth_off(&self) -> bool {

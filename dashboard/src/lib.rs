@@ -77,11 +77,16 @@ pub async fn run(config: DashboardArgs, shutdown: CancellationToken) -> Result<(
         live: live.clone(),
         access: Access::new(key.clone(), config.allowed_origins.clone()),
         db,
-        sessions: Arc::new(SessionContext { live: live.clone(), auth_off: key.is_none(), max_message_bytes: config.max_message_bytes }),
+        sessions: Arc::new(SessionContext {
+            live: live.clone(),
+            auth_off: key.is_none(),
+            max_message_bytes: config.max_message_bytes,
+        }),
         shutdown: shutdown.clone(),
     });
     let topics = config.topics.topics();
-    let source = tokio::spawn(source::follow(config.kafka.clone(), topics.summaries, topics.prices, live, shutdown.clone()));
+    let source =
+        tokio::spawn(source::follow(config.kafka.clone(), topics.summaries, topics.prices, live, shutdown.clone()));
     tracing::info!(url = %format!("http://{addr}/"), auth = key.is_some(), "dashboard listening");
     warp::serve(server::routes(server)).incoming(listener).graceful(shutdown.clone().cancelled_owned()).run().await;
     shutdown.cancel();

@@ -8,8 +8,8 @@
 //! fall between the snapshot and the first delta.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use chrono::{NaiveDate, Utc};
@@ -161,7 +161,12 @@ impl Live {
         feeds
             .entry(client.clone())
             .or_insert_with(|| {
-                Arc::new(Mutex::new(Feed { rows: BTreeMap::new(), seq: 0, history: VecDeque::new(), subscribers: Vec::new() }))
+                Arc::new(Mutex::new(Feed {
+                    rows: BTreeMap::new(),
+                    seq: 0,
+                    history: VecDeque::new(),
+                    subscribers: Vec::new(),
+                }))
             })
             .clone()
     }
@@ -183,7 +188,12 @@ impl Live {
                 return false;
             }
         } else {
-            self.holders.lock().unwrap_or_else(|e| e.into_inner()).entry(row.symbol.clone()).or_default().insert(row.client_id.clone());
+            self.holders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(row.symbol.clone())
+                .or_default()
+                .insert(row.client_id.clone());
         }
         // The newer of the aggregator's mark and ours.
         let mark = match (row.mark(), self.mark(&row.symbol)) {

@@ -28,30 +28,82 @@ pub struct Metrics {
 impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
-        tradeflow_core::metrics::samples(&mut out, "tradeflow_dashboard_", &[
-            ("subscribers", "Websocket subscriptions open.", &self.subscribers, "gauge"),
-            ("messages_sent_total", "Frames sent to subscribers.", &self.messages_sent, "counter"),
-            ("coalesced_updates_total", "Row updates merged into a newer pending version for a slow subscriber.", &self.coalesced, "counter"),
-            ("snapshots_sent_total", "Snapshot frames sent (subscribe, or resume from too far back).", &self.snapshots, "counter"),
-            ("resumes_total", "Subscriptions resumed from a sequence number without a snapshot.", &self.resumes, "counter"),
-            ("replayed_deltas_total", "Deltas replayed to resuming subscribers.", &self.replayed, "counter"),
-            ("error_frames_total", "Error frames sent for malformed, oversized or forbidden requests.", &self.error_frames, "counter"),
-            ("summaries_total", "Summary changes read from the changelog.", &self.summaries, "counter"),
-            ("stale_versions_total", "Summary changes ignored because a newer version of the row is held.", &self.stale_versions, "counter"),
-            ("price_ticks_total", "Price ticks applied.", &self.price_ticks, "counter"),
-            ("bad_records_total", "Records on summaries or prices that could not be decoded (logged with their offset).", &self.bad_records, "counter"),
-            ("rest_requests_total", "/api/summary requests answered.", &self.rest_requests, "counter"),
-            ("rest_refused_total", "/api/summary requests refused (no, bad or foreign token).", &self.rest_refused, "counter"),
-            ("ready", "1 once the changelog and prices have been read to their end.", &self.ready, "gauge"),
-        ]);
+        tradeflow_core::metrics::samples(
+            &mut out,
+            "tradeflow_dashboard_",
+            &[
+                ("subscribers", "Websocket subscriptions open.", &self.subscribers, "gauge"),
+                ("messages_sent_total", "Frames sent to subscribers.", &self.messages_sent, "counter"),
+                (
+                    "coalesced_updates_total",
+                    "Row updates merged into a newer pending version for a slow subscriber.",
+                    &self.coalesced,
+                    "counter",
+                ),
+                (
+                    "snapshots_sent_total",
+                    "Snapshot frames sent (subscribe, or resume from too far back).",
+                    &self.snapshots,
+                    "counter",
+                ),
+                (
+                    "resumes_total",
+                    "Subscriptions resumed from a sequence number without a snapshot.",
+                    &self.resumes,
+                    "counter",
+                ),
+                ("replayed_deltas_total", "Deltas replayed to resuming subscribers.", &self.replayed, "counter"),
+                (
+                    "error_frames_total",
+                    "Error frames sent for malformed, oversized or forbidden requests.",
+                    &self.error_frames,
+                    "counter",
+                ),
+                ("summaries_total", "Summary changes read from the changelog.", &self.summaries, "counter"),
+                (
+                    "stale_versions_total",
+                    "Summary changes ignored because a newer version of the row is held.",
+                    &self.stale_versions,
+                    "counter",
+                ),
+                ("price_ticks_total", "Price ticks applied.", &self.price_ticks, "counter"),
+                (
+                    "bad_records_total",
+                    "Records on summaries or prices that could not be decoded (logged with their offset).",
+                    &self.bad_records,
+                    "counter",
+                ),
+                ("rest_requests_total", "/api/summary requests answered.", &self.rest_requests, "counter"),
+                (
+                    "rest_refused_total",
+                    "/api/summary requests refused (no, bad or foreign token).",
+                    &self.rest_refused,
+                    "counter",
+                ),
+                ("ready", "1 once the changelog and prices have been read to their end.", &self.ready, "gauge"),
+            ],
+        );
         self.summary_age.render(
             &mut out,
             "tradeflow_dashboard_summary_age_seconds",
             "Age of each summary change when read: now minus its Kafka timestamp (the changelog's linger plus the broker hop).",
         );
-        tradeflow_core::metrics::header(&mut out, "tradeflow_dashboard_handshakes_refused_total", "Websocket handshakes refused.", "counter");
-        let _ = writeln!(out, "tradeflow_dashboard_handshakes_refused_total{{reason=\"token\"}} {}", self.refused_token.load(Relaxed));
-        let _ = writeln!(out, "tradeflow_dashboard_handshakes_refused_total{{reason=\"origin\"}} {}", self.refused_origin.load(Relaxed));
+        tradeflow_core::metrics::header(
+            &mut out,
+            "tradeflow_dashboard_handshakes_refused_total",
+            "Websocket handshakes refused.",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "tradeflow_dashboard_handshakes_refused_total{{reason=\"token\"}} {}",
+            self.refused_token.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "tradeflow_dashboard_handshakes_refused_total{{reason=\"origin\"}} {}",
+            self.refused_origin.load(Relaxed)
+        );
         out
     }
 }

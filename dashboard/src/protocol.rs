@@ -71,17 +71,43 @@ pub enum Frame<'a> {
         ready: bool,
     },
     /// The matching rows at `seq`; deltas follow from `seq + 1`.
-    Snapshot { client: &'a str, epoch: &'a str, seq: u64, view: View, ready: bool, rows: Vec<&'a SummaryRow> },
+    Snapshot {
+        client: &'a str,
+        epoch: &'a str,
+        seq: u64,
+        view: View,
+        ready: bool,
+        rows: Vec<&'a SummaryRow>,
+    },
     /// A resume was possible: the missed deltas follow, then live ones.
-    Resumed { client: &'a str, epoch: &'a str, since: u64, seq: u64, replayed: usize },
+    Resumed {
+        client: &'a str,
+        epoch: &'a str,
+        since: u64,
+        seq: u64,
+        replayed: usize,
+    },
     /// Rows changed; each row is complete (newest version; several changes of one row may be
     /// merged for a slow subscriber). `seq` is the feed position this delta brings the subscriber to.
-    Delta { seq: u64, rows: Vec<&'a SummaryRow> },
+    Delta {
+        seq: u64,
+        rows: Vec<&'a SummaryRow>,
+    },
     /// An analytic view: all groups when `snapshot`, else the groups that changed.
-    View { view: View, seq: u64, snapshot: bool, rows: &'a [Total] },
-    Pong { id: Option<u64> },
+    View {
+        view: View,
+        seq: u64,
+        snapshot: bool,
+        rows: &'a [Total],
+    },
+    Pong {
+        id: Option<u64>,
+    },
     Unsubscribed {},
-    Error { code: &'a str, message: &'a str },
+    Error {
+        code: &'a str,
+        message: &'a str,
+    },
 }
 
 impl Frame<'_> {

@@ -60,7 +60,12 @@ pub fn live_rows(live: &Live, client: &ClientId, filter: &Filter) -> SummaryAnsw
     SummaryAnswer { client: client.to_string(), as_of: None, seq: Some(seq), epoch: Some(live.epoch.clone()), rows }
 }
 
-pub async fn as_of_rows(db: Option<&Arc<PgPool>>, client: &ClientId, filter: &Filter, as_of: &str) -> Result<SummaryAnswer, QueryError> {
+pub async fn as_of_rows(
+    db: Option<&Arc<PgPool>>,
+    client: &ClientId,
+    filter: &Filter,
+    as_of: &str,
+) -> Result<SummaryAnswer, QueryError> {
     let at = DateTime::parse_from_rfc3339(as_of).map_err(QueryError::BadTime)?.with_timezone(&Utc);
     let db = db.ok_or(QueryError::NoDatabase)?;
     let records = sqlx::query(
@@ -81,10 +86,11 @@ pub async fn as_of_rows(db: Option<&Arc<PgPool>>, client: &ClientId, filter: &Fi
         let client_id: String = r.try_get("client_id")?;
         let buy_qty: i64 = r.try_get("buy_qty")?;
         let sell_qty: i64 = r.try_get("sell_qty")?;
-        let mark = match (r.try_get::<Option<Decimal>, _>("mark_price")?, r.try_get::<Option<DateTime<Utc>>, _>("mark_at")?) {
-            (Some(price), Some(at)) => Some(Mark { price, at }),
-            _ => None,
-        };
+        let mark =
+            match (r.try_get::<Option<Decimal>, _>("mark_price")?, r.try_get::<Option<DateTime<Utc>>, _>("mark_at")?) {
+                (Some(price), Some(at)) => Some(Mark { price, at }),
+                _ => None,
+            };
         let row = SummaryRow {
             trade_date: r.try_get::<NaiveDate, _>("trade_date")?,
             client_id: ClientId::parse(&client_id).map_err(|e| QueryError::BadRow(e.to_string()))?,

@@ -98,34 +98,60 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::optional::<String>("authorization"))
         .and(with())
-        .then(|query: String, authorization: Option<String>, s: Arc<Server>| async move { summary(&s, &query, authorization.as_deref()).await });
+        .then(|query: String, authorization: Option<String>, s: Arc<Server>| async move {
+            summary(&s, &query, authorization.as_deref()).await
+        });
     let ws = warp::path!("ws")
         .and(warp::ws())
         .and(warp::query::<HashMap<String, String>>().or(warp::any().map(HashMap::new)).unify())
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))
         .and(with())
-        .map(|ws: warp::ws::Ws, query: HashMap<String, String>, origin: Option<String>, host: Option<String>, s: Arc<Server>| {
-            if let Err(r) = s.access.check_origin(origin.as_deref(), host.as_deref()) {
-                s.live.metrics.refused_origin.fetch_add(1, Relaxed);
-                tracing::info!(reason = %r, "websocket refused");
-                return text(StatusCode::FORBIDDEN, format!("{r}\n"));
-            }
-            let entitled = match s.access.entitle(query.get("token").map(String::as_str)) {
-                Ok(e) => e,
-                Err(r) => {
-                    s.live.metrics.refused_token.fetch_add(1, Relaxed);
+        .map(
+            |ws: warp::ws::Ws,
+             query: HashMap<String, String>,
+             origin: Option<String>,
+             host: Option<String>,
+             s: Arc<Server>| {
+                if let Err(r) = s.access.check_origin(origin.as_deref(), host.as_deref()) {
+                    s.live.metrics.refused_origin.fetch_add(1, Relaxed);
                     tracing::info!(reason = %r, "websocket refused");
-                    return text(StatusCode::UNAUTHORIZED, format!("{r}\n"));
+                    return text(StatusCode::FORBIDDEN, format!("{r}\n"));
                 }
-            };
-            let (ctx, shutdown) = (s.sessions.clone(), s.shutdown.clone());
-            ws.max_message_size(HARD_MESSAGE_LIMIT)
-                .max_frame_size(HARD_MESSAGE_LIMIT)
-                .on_upgrade(move |socket| session::run(socket, ctx, entitled, shutdown))
-                .into_response()
-        });
-    let get = warp::get().and(index.or(app_js).unify().or(app_css).unify().or(healthz).unify().or(readyz).unify().or(metrics).unify().or(config).unify().or(summary).unify().or(ws).unify());
+                let entitled = match s.access.entitle(query.get("token").map(String::as_str)) {
+                    Ok(e) => e,
+                    Err(r) => {
+                        s.live.metrics.refused_token.fetch_add(1, Relaxed);
+                        tracing::info!(reason = %r, "websocket refused");
+                        return text(StatusCode::UNAUTHORIZED, format!("{r}\n"));
+                    }
+                };
+                let (ctx, shutdown) = (s.sessions.clone(), s.shutdown.clone());
+                ws.max_message_size(HARD_MESSAGE_LIMIT)
+                    .max_frame_size(HARD_MESSAGE_LIMIT)
+                    .on_upgrade(move |socket| session::run(socket, ctx, entitled, shutdown))
+                    .into_response()
+            },
+        );
+    let get = warp::get().and(
+        index
+            .or(app_js)
+            .unify()
+            .or(app_css)
+            .unify()
+            .or(healthz)
+            .unify()
+            .or(readyz)
+            .unify()
+            .or(metrics)
+            .unify()
+            .or(config)
+            .unify()
+            .or(summary)
+            .unify()
+            .or(ws)
+            .unify(),
+    );
     get.recover(|rejection: warp::Rejection| async move {
         let r = if rejection.is_not_found() {
             text(StatusCode::NOT_FOUND, "not found\n")
@@ -142,7 +168,12 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
 async fn summary(s: &Server, raw_query: &str, authorization: Option<&str>) -> Response {
     let query: SummaryQuery = match serde_urlencoded::from_str(raw_query) {
         Ok(q) => q,
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad query: {e} (expected client=…[&account=…][&symbol=…][&as_of=RFC3339])\n")),
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("bad query: {e} (expected client=…[&account=…][&symbol=…][&as_of=RFC3339])\n"),
+            );
+        }
     };
     let client = match ClientId::parse(&query.client) {
         Ok(c) => c,
@@ -178,7 +209,8 @@ mod tests {
 
     #[test]
     fn summary_queries_are_strict() {
-        let q: SummaryQuery = serde_urlencoded::from_str("client=7&symbol=AAPL&as_of=2026-11-23T10%3A00%3A00%2B00%3A00").unwrap();
+        let q: SummaryQuery =
+            serde_urlencoded::from_str("client=7&symbol=AAPL&as_of=2026-11-23T10%3A00%3A00%2B00%3A00").unwrap();
         assert_eq!((q.client.as_str(), q.symbol.as_deref()), ("7", Some("AAPL")));
         assert_eq!(q.as_of.as_deref(), Some("2026-11-23T10:00:00+00:00"));
         assert!(serde_urlencoded::from_str::<SummaryQuery>("client=7&client=8").is_err(), "a repeated parameter");

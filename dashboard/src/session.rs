@@ -97,15 +97,28 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
     }
 }
 
-async fn send(tx: &mut futures::stream::SplitSink<WebSocket, Message>, ctx: &SessionContext, text: String) -> Result<(), warp::Error> {
+async fn send(
+    tx: &mut futures::stream::SplitSink<WebSocket, Message>,
+    ctx: &SessionContext,
+    text: String,
+) -> Result<(), warp::Error> {
     tx.send(Message::text(text)).await?;
     ctx.live.metrics.messages_sent.fetch_add(1, Relaxed);
     Ok(())
 }
 
-fn handle(ctx: &SessionContext, entitled: Option<&ClientId>, subscription: &mut Option<Subscription>, message: &Message) -> Vec<String> {
+fn handle(
+    ctx: &SessionContext,
+    entitled: Option<&ClientId>,
+    subscription: &mut Option<Subscription>,
+    message: &Message,
+) -> Vec<String> {
     if message.as_bytes().len() > ctx.max_message_bytes {
-        let text = format!("message of {} bytes is over the limit of {} bytes", message.as_bytes().len(), ctx.max_message_bytes);
+        let text = format!(
+            "message of {} bytes is over the limit of {} bytes",
+            message.as_bytes().len(),
+            ctx.max_message_bytes
+        );
         return vec![error(ctx, "too_large", &text)];
     }
     let Ok(text) = message.to_str() else {
@@ -125,7 +138,12 @@ fn handle(ctx: &SessionContext, entitled: Option<&ClientId>, subscription: &mut 
     }
 }
 
-fn subscribe(ctx: &SessionContext, entitled: Option<&ClientId>, subscription: &mut Option<Subscription>, request: Request) -> Vec<String> {
+fn subscribe(
+    ctx: &SessionContext,
+    entitled: Option<&ClientId>,
+    subscription: &mut Option<Subscription>,
+    request: Request,
+) -> Vec<String> {
     let Some(client) = request.client.as_deref() else {
         return vec![error(ctx, "bad_request", "subscribe needs a \"client\"")];
     };
@@ -171,8 +189,13 @@ fn subscribe(ctx: &SessionContext, entitled: Option<&ClientId>, subscription: &m
         (Start::Resume { since, seq, deltas }, None) => {
             live.metrics.resumes.fetch_add(1, Relaxed);
             live.metrics.replayed.fetch_add(deltas.len() as u64, Relaxed);
-            let mut frames = vec![Frame::Resumed { client: client.as_str(), epoch: &live.epoch, since, seq, replayed: deltas.len() }.to_text()];
-            frames.extend(deltas.iter().map(|(seq, rows)| Frame::Delta { seq: *seq, rows: rows.iter().map(|r| r.as_ref()).collect() }.to_text()));
+            let mut frames = vec![
+                Frame::Resumed { client: client.as_str(), epoch: &live.epoch, since, seq, replayed: deltas.len() }
+                    .to_text(),
+            ];
+            frames.extend(deltas.iter().map(|(seq, rows)| {
+                Frame::Delta { seq: *seq, rows: rows.iter().map(|r| r.as_ref()).collect() }.to_text()
+            }));
             frames
         }
     };

@@ -29,7 +29,11 @@ type SourceConsumer = StreamConsumer<SourceContext>;
 
 /// Creates a consumer assigned to every partition of `topic` from the beginning, waiting (until
 /// `shutdown`) for the topic to exist. Returns the partition count.
-async fn assign_all(kafka: &KafkaArgs, topic: &str, shutdown: &CancellationToken) -> Result<Option<(SourceConsumer, usize)>, KafkaError> {
+async fn assign_all(
+    kafka: &KafkaArgs,
+    topic: &str,
+    shutdown: &CancellationToken,
+) -> Result<Option<(SourceConsumer, usize)>, KafkaError> {
     let consumer: SourceConsumer = kafka
         .consumer_config()
         .set("group.id", "tradeflow-dashboard-unused")
@@ -68,7 +72,13 @@ async fn assign_all(kafka: &KafkaArgs, topic: &str, shutdown: &CancellationToken
 }
 
 /// Follows both topics until `shutdown`.
-pub async fn follow(kafka: KafkaArgs, summaries: String, prices: String, live: Arc<Live>, shutdown: CancellationToken) -> Result<(), KafkaError> {
+pub async fn follow(
+    kafka: KafkaArgs,
+    summaries: String,
+    prices: String,
+    live: Arc<Live>,
+    shutdown: CancellationToken,
+) -> Result<(), KafkaError> {
     let Some((s, s_parts)) = assign_all(&kafka, &summaries, &shutdown).await? else { return Ok(()) };
     let Some((p, p_parts)) = assign_all(&kafka, &prices, &shutdown).await? else { return Ok(()) };
     let caught_up = Arc::new(std::sync::Mutex::new((HashSet::<(bool, i32)>::new(), s_parts + p_parts)));
@@ -117,7 +127,10 @@ async fn consume(
             }
             Err(KafkaError::PartitionEOF(p)) => {
                 let mut c = caught_up.lock().unwrap_or_else(|e| e.into_inner());
-                if c.0.insert((kind == Kind::Summaries, p)) && c.0.len() == c.1 && live.metrics.ready.swap(1, Relaxed) == 0 {
+                if c.0.insert((kind == Kind::Summaries, p))
+                    && c.0.len() == c.1
+                    && live.metrics.ready.swap(1, Relaxed) == 0
+                {
                     tracing::info!("caught up with summaries and prices: ready");
                 }
             }

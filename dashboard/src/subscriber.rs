@@ -26,7 +26,8 @@ pub struct Filter {
 
 impl Filter {
     pub fn matches(&self, row: &SummaryRow) -> bool {
-        self.account.as_ref().is_none_or(|a| *a == row.account_id) && self.symbol.as_ref().is_none_or(|s| *s == row.symbol)
+        self.account.as_ref().is_none_or(|a| *a == row.account_id)
+            && self.symbol.as_ref().is_none_or(|s| *s == row.symbol)
     }
 }
 

@@ -63,12 +63,19 @@ pub async fn run(args: TailArgs, shutdown: CancellationToken) -> Result<(), Tail
 
 /// One connection. `Ok(true)`: done (frame limit or shutdown); `Ok(false)`: the connection ended
 /// after working; `Err(None)`: it failed, retry; `Err(Some)`: give up.
-async fn session(args: &TailArgs, url: &str, position: &mut Position, frames: &mut u64, shutdown: &CancellationToken) -> Result<bool, Option<TailError>> {
+async fn session(
+    args: &TailArgs,
+    url: &str,
+    position: &mut Position,
+    frames: &mut u64,
+    shutdown: &CancellationToken,
+) -> Result<bool, Option<TailError>> {
     let (mut ws, _) = match tokio_tungstenite::connect_async(url).await {
         Ok(ok) => ok,
         Err(tungstenite::Error::Http(response)) => {
             let status = response.status().as_u16();
-            let body = response.body().as_ref().map(|b| String::from_utf8_lossy(b).trim().to_owned()).unwrap_or_default();
+            let body =
+                response.body().as_ref().map(|b| String::from_utf8_lossy(b).trim().to_owned()).unwrap_or_default();
             if status == 401 || status == 403 {
                 return Err(Some(TailError::Refused { status, body }));
             }
@@ -179,9 +186,19 @@ pub fn describe(frame: &Value) -> String {
     let mut line = format!("{now} ");
     let rows = frame["rows"].as_array().map(Vec::as_slice).unwrap_or_default();
     let _ = match frame["type"].as_str().unwrap_or("?") {
-        "hello" => write!(line, "hello auth={} client={} ready={}", s(&frame["auth"]), s(&frame["client"]), s(&frame["ready"])),
-        "snapshot" => write!(line, "snapshot client={} seq={} rows={}", s(&frame["client"]), s(&frame["seq"]), rows.len()),
-        "resumed" => write!(line, "resumed since={} to seq={} replaying={}", s(&frame["since"]), s(&frame["seq"]), s(&frame["replayed"])),
+        "hello" => {
+            write!(line, "hello auth={} client={} ready={}", s(&frame["auth"]), s(&frame["client"]), s(&frame["ready"]))
+        }
+        "snapshot" => {
+            write!(line, "snapshot client={} seq={} rows={}", s(&frame["client"]), s(&frame["seq"]), rows.len())
+        }
+        "resumed" => write!(
+            line,
+            "resumed since={} to seq={} replaying={}",
+            s(&frame["since"]),
+            s(&frame["seq"]),
+            s(&frame["replayed"])
+        ),
         "delta" => write!(line, "delta seq={}", s(&frame["seq"])),
         "view" => write!(
             line,

@@ -62,7 +62,8 @@ impl TokenKey {
     pub fn verify(&self, token: &str, now: i64) -> Result<ClientId, TokenError> {
         let (payload, sig) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let mut parts = payload.split('.');
-        let (Some(VERSION), Some(client), Some(expires), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(VERSION), Some(client), Some(expires), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed);
         };

@@ -40,7 +40,11 @@ pub fn group_of(view: View, row: &SummaryRow) -> GroupKey {
 
 /// Totals of `rows` per group, restricted to `only` when given. Sums saturate rather than fail:
 /// these are display figures; the exact per-row figures are in the rows.
-pub fn totals<'a>(view: View, rows: impl IntoIterator<Item = &'a Arc<SummaryRow>>, only: Option<&BTreeSet<GroupKey>>) -> Vec<Total> {
+pub fn totals<'a>(
+    view: View,
+    rows: impl IntoIterator<Item = &'a Arc<SummaryRow>>,
+    only: Option<&BTreeSet<GroupKey>>,
+) -> Vec<Total> {
     let mut out: BTreeMap<GroupKey, Total> = BTreeMap::new();
     for row in rows {
         let key = group_of(view, row);

@@ -19,7 +19,11 @@ pub struct BackfillReport {
     pub bytes: u64,
 }
 
-pub async fn run(config: &IngestorArgs, shared: &Shared, shutdown: &CancellationToken) -> Result<BackfillReport, IngestError> {
+pub async fn run(
+    config: &IngestorArgs,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) -> Result<BackfillReport, IngestError> {
     let from = config.from.ok_or_else(|| IngestError::Config("--backfill needs --from".into()))?;
     let to = config.to.unwrap_or(from);
     if to < from {

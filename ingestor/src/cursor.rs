@@ -71,7 +71,9 @@ impl CursorStore {
     pub fn load(&self, name: &LogFileName) -> Result<Option<Cursor>, CursorError> {
         let path = self.path(name);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| CursorError::Corrupt { path, source }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map(Some).map_err(|source| CursorError::Corrupt { path, source })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(CursorError::Io { action: "cannot read", path, source }),
         }
@@ -86,7 +88,8 @@ impl CursorStore {
             move |source| CursorError::Io { action, path: p, source }
         };
         let bytes = serde_json::to_vec(cursor).unwrap_or_default();
-        let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&tmp).map_err(io("cannot create", &tmp))?;
+        let mut f =
+            OpenOptions::new().create(true).truncate(true).write(true).open(&tmp).map_err(io("cannot create", &tmp))?;
         f.write_all(&bytes).map_err(io("cannot write", &tmp))?;
         f.sync_all().map_err(io("cannot fsync", &tmp))?;
         drop(f);
@@ -124,7 +127,8 @@ mod tests {
         c.offset = 2000;
         store.save(&name, &c).unwrap();
         assert_eq!(store.load(&name).unwrap().unwrap().offset, 2000);
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("state")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path().join("state")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "no temp files left: {names:?}");
         std::fs::write(dir.path().join("state").join(format!("{name}.cursor")), b"{oops").unwrap();
         assert!(matches!(store.load(&name), Err(CursorError::Corrupt { .. })));

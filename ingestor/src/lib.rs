@@ -65,7 +65,11 @@ pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<()
     let metrics = Arc::new(Metrics::default());
     let publisher = Publisher::new(
         &config.kafka,
-        &PublisherConfig { linger_ms: config.linger_ms, queue_kb: config.queue_kb, compression: config.compression.clone() },
+        &PublisherConfig {
+            linger_ms: config.linger_ms,
+            queue_kb: config.queue_kb,
+            compression: config.compression.clone(),
+        },
         metrics.clone(),
     )?;
     let shared = Arc::new(Shared {
@@ -80,7 +84,8 @@ pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<()
         tracing::info!(?report, "backfill done");
         return Ok(());
     }
-    let addr = metrics::serve(config.metrics_addr, metrics.clone(), shutdown.clone()).await.map_err(IngestError::Metrics)?;
+    let addr =
+        metrics::serve(config.metrics_addr, metrics.clone(), shutdown.clone()).await.map_err(IngestError::Metrics)?;
     tracing::info!(dir = %config.dir.display(), state = %config.state_dir.display(), metrics = %addr, "ingestor running");
     let result = discovery::run(&config, shared.clone(), shutdown.clone()).await;
     let flushed = shared.publisher.flush(Duration::from_secs(30));

@@ -68,7 +68,12 @@ impl LogFile {
         Self::open_with(name, path, shared, true)
     }
 
-    fn open_with(name: LogFileName, path: PathBuf, shared: &Shared, from_start: bool) -> Result<Option<Self>, IngestError> {
+    fn open_with(
+        name: LogFileName,
+        path: PathBuf,
+        shared: &Shared,
+        from_start: bool,
+    ) -> Result<Option<Self>, IngestError> {
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -237,7 +242,10 @@ impl LogFile {
             Item::TooLong { head, len, .. } => (
                 head.as_slice(),
                 (
-                    format!("line of {len} bytes is longer than the {}-byte cap; the value holds its first bytes", shared.max_line_bytes),
+                    format!(
+                        "line of {len} bytes is longer than the {}-byte cap; the value holds its first bytes",
+                        shared.max_line_bytes
+                    ),
                     "line_too_long",
                     *len,
                     true,

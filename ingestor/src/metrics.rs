@@ -43,7 +43,11 @@ impl Metrics {
             tradeflow_core::metrics::header(&mut out, name, help, "counter");
             let _ = writeln!(out, "{name} {value}");
         };
-        counter("tradeflow_ingestor_lines_read_total", "Complete lines read from trade logs.", self.lines_read.load(Relaxed));
+        counter(
+            "tradeflow_ingestor_lines_read_total",
+            "Complete lines read from trade logs.",
+            self.lines_read.load(Relaxed),
+        );
         counter(
             "tradeflow_ingestor_lines_published_total",
             "Trade records acknowledged by the broker.",
@@ -55,11 +59,21 @@ impl Metrics {
             "Files found truncated, rewritten or recreated (re-read from the start).",
             self.truncations.load(Relaxed),
         );
-        tradeflow_core::metrics::header(&mut out, "tradeflow_ingestor_lines_dead_lettered_total", "Bad lines sent to the dead-letter topic.", "counter");
+        tradeflow_core::metrics::header(
+            &mut out,
+            "tradeflow_ingestor_lines_dead_lettered_total",
+            "Bad lines sent to the dead-letter topic.",
+            "counter",
+        );
         for (reason, n) in self.dead_lettered.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(out, "tradeflow_ingestor_lines_dead_lettered_total{{reason=\"{reason}\"}} {n}");
         }
-        tradeflow_core::metrics::header(&mut out, "tradeflow_ingestor_bytes_behind", "Bytes of a file not yet acknowledged by the broker.", "gauge");
+        tradeflow_core::metrics::header(
+            &mut out,
+            "tradeflow_ingestor_bytes_behind",
+            "Bytes of a file not yet acknowledged by the broker.",
+            "gauge",
+        );
         for (file, n) in self.bytes_behind.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(out, "tradeflow_ingestor_bytes_behind{{file=\"{file}\"}} {n}");
         }

@@ -71,7 +71,9 @@ pub async fn tail(
     match tokio::time::timeout(DRAIN_TIMEOUT, file.window.drained()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(file = %name, error = %e, "delivery failed during shutdown"),
-        Err(_) => tracing::warn!(file = %name, in_flight = file.window.in_flight(), "shutdown before the broker acknowledged every line"),
+        Err(_) => {
+            tracing::warn!(file = %name, in_flight = file.window.in_flight(), "shutdown before the broker acknowledged every line")
+        }
     }
     file.persist(&shared)?;
     tracing::info!(file = %name, offset = file.cursor.offset, generation = file.cursor.generation, "cursor saved");

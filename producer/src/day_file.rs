@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use tradeflow_core::ClientId;
-use tradeflow_core::log_format::{LogFileName, render_line_into};
 use tradeflow_core::Trade;
+use tradeflow_core::log_format::{LogFileName, render_line_into};
 
 use crate::ProducerError;
 
@@ -64,8 +64,10 @@ impl DayFileWriter {
 
     fn open(&mut self, date: NaiveDate) -> Result<(), ProducerError> {
         let path = self.dir.join(LogFileName::new(self.client.clone(), date).to_string());
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|source| {
-            ProducerError::Io { action: "cannot open", path: path.clone(), source }
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|source| ProducerError::Io {
+            action: "cannot open",
+            path: path.clone(),
+            source,
         })?;
         if let Some((_, _, old)) = &self.current {
             tracing::info!(from = %old.display(), to = %path.display(), "day rollover");

@@ -7,10 +7,10 @@ use chrono::{NaiveDateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tradeflow_core::ClientId;
 
+use crate::ProducerError;
 use crate::config::ProducerArgs;
 use crate::day_file::DayFileWriter;
 use crate::generator::{Rate, TradeGenerator};
-use crate::ProducerError;
 
 /// What a run wrote.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -37,7 +37,10 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     if diffs.is_empty() { Ok(()) } else { anyhow::bail!("{} differences", diffs.len()) }
 }
 
-pub async fn backfill(args: tradeflow_aggregator::backfill::BackfillArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn backfill(
+    args: tradeflow_aggregator::backfill::BackfillArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let report = tradeflow_aggregator::backfill::run(args, shutdown).await.context("backfill")?;
     println!(
         "records read: {}  applied: {}  duplicates dropped: {}  rows written: {}",

@@ -1,6 +1,6 @@
 pub mod aggregator;
+pub mod dashboard;
 pub mod ingestor;
 pub mod oracle;
 pub mod producer;
 pub mod topics;
-pub mod dashboard;

@@ -27,7 +27,8 @@ const CSV_HEADER: &str = "trade_date,client_id,account_id,symbol,trade_count,buy
 buy_notional,sell_notional,avg_buy_price,avg_sell_price,last_price,first_trade_at,last_trade_at";
 
 pub fn run(args: OracleArgs) -> anyhow::Result<()> {
-    let oracle = Oracle::from_dir(&args.logs).with_context(|| format!("computing the oracle of {}", args.logs.display()))?;
+    let oracle =
+        Oracle::from_dir(&args.logs).with_context(|| format!("computing the oracle of {}", args.logs.display()))?;
     let now = Utc::now();
     let rows: Vec<SummaryRow> = oracle.rows.iter().map(|(k, p)| SummaryRow::new(k, p, None, now)).collect();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

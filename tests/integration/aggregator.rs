@@ -36,7 +36,12 @@ impl Pipeline {
 
     async fn on_server(server: &str) -> Self {
         let root = harness::temp_dir();
-        Self { logs: root.join("logs"), root, topics: TestTopics::shared().await, db: TestDatabase::create_on(server).await }
+        Self {
+            logs: root.join("logs"),
+            root,
+            topics: TestTopics::shared().await,
+            db: TestDatabase::create_on(server).await,
+        }
     }
 
     /// On a broker of the test's own (topics with the broker's default replication factor).
@@ -69,7 +74,8 @@ impl Pipeline {
     /// Starts `tradeflow <what>` (ingestor or aggregator) with its `/metrics` on `metrics_port`.
     pub fn start(&self, what: &str, metrics_port: u16) -> Service {
         let mut env = self.env();
-        let var = if what == "ingestor" { "TRADEFLOW_INGESTOR_METRICS_ADDR" } else { "TRADEFLOW_AGGREGATOR_METRICS_ADDR" };
+        let var =
+            if what == "ingestor" { "TRADEFLOW_INGESTOR_METRICS_ADDR" } else { "TRADEFLOW_AGGREGATOR_METRICS_ADDR" };
         env.push((var, format!("127.0.0.1:{metrics_port}")));
         Service::start(what, &[what], &env, &self.root)
     }
@@ -96,7 +102,12 @@ impl Pipeline {
             .env("DATABASE_URL", &self.db.url)
             .output()
             .expect("verify");
-        assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn cleanup(self) {
@@ -107,7 +118,18 @@ impl Pipeline {
 #[tokio::test]
 async fn golden_pipeline_equals_the_oracle_and_streams_changes() {
     let p = Pipeline::new().await;
-    p.produce(&["--clients", "1,2,3", "--count", "3000", "--seed", "21", "--start", "2026-11-20T23:59:00", "--rate", "40"]);
+    p.produce(&[
+        "--clients",
+        "1,2,3",
+        "--count",
+        "3000",
+        "--seed",
+        "21",
+        "--start",
+        "2026-11-20T23:59:00",
+        "--rate",
+        "40",
+    ]);
     let _ingestor = p.start("ingestor", harness::broker::free_port());
     let port = harness::broker::free_port();
     let _aggregator = p.start("aggregator", port);
@@ -127,14 +149,20 @@ async fn golden_pipeline_equals_the_oracle_and_streams_changes() {
             latest.clear();
             for r in records {
                 let c = SummaryChange::from_json(&r.payload).expect("a summary change");
-                assert_eq!(r.key, format!("{}|{}|{}|{}", c.row.trade_date, c.row.client_id, c.row.account_id, c.row.symbol).as_bytes());
+                assert_eq!(
+                    r.key,
+                    format!("{}|{}|{}|{}", c.row.trade_date, c.row.client_id, c.row.account_id, c.row.symbol)
+                        .as_bytes()
+                );
                 let k = String::from_utf8_lossy(&r.key).to_string();
                 if latest.get(&k).is_none_or(|old| old.offset <= c.offset) {
                     latest.insert(k, c);
                 }
             }
             latest.len() == stored.len()
-                && stored.iter().all(|(k, pos)| latest.get(&k.kafka_key()).is_some_and(|c| c.row.trade_count == pos.trade_count))
+                && stored
+                    .iter()
+                    .all(|(k, pos)| latest.get(&k.kafka_key()).is_some_and(|c| c.row.trade_count == pos.trade_count))
         })
         .await;
     p.cleanup();
@@ -143,7 +171,11 @@ async fn golden_pipeline_equals_the_oracle_and_streams_changes() {
 #[tokio::test]
 async fn kill_9_of_the_aggregator_loses_and_double_counts_nothing() {
     let p = Pipeline::new().await;
-    let producer = Service::producer(&["--clients", "1,2,3,4", "--rate", "500", "--count", "6000", "--seed", "5"], &p.logs, &p.root);
+    let producer = Service::producer(
+        &["--clients", "1,2,3,4", "--rate", "500", "--count", "6000", "--seed", "5"],
+        &p.logs,
+        &p.root,
+    );
     let _ingestor = p.start("ingestor", harness::broker::free_port());
     let port = harness::broker::free_port();
     let mut aggregator = p.start("aggregator", port);
@@ -215,12 +247,18 @@ async fn a_stale_owner_cannot_overwrite_the_new_owners_progress() {
     let new = Store::connect(&db.url, "trades").await.expect("store");
     let mut stale = old.load(3).await.expect("load");
     stale.next_offset = 10;
-    assert_eq!(old.snapshot(&stale.take_snapshot(&HashMap::new())).await.expect("snapshot"), SnapshotOutcome::Committed { rows: 0 });
+    assert_eq!(
+        old.snapshot(&stale.take_snapshot(&HashMap::new())).await.expect("snapshot"),
+        SnapshotOutcome::Committed { rows: 0 }
+    );
     // The partition moves: the new owner loads (a new epoch) and makes progress.
     let mut current = new.load(3).await.expect("load");
     assert_eq!(current.next_offset, 10);
     current.next_offset = 20;
-    assert_eq!(new.snapshot(&current.take_snapshot(&HashMap::new())).await.expect("snapshot"), SnapshotOutcome::Committed { rows: 0 });
+    assert_eq!(
+        new.snapshot(&current.take_snapshot(&HashMap::new())).await.expect("snapshot"),
+        SnapshotOutcome::Committed { rows: 0 }
+    );
     // The stale owner wakes up and tries to write its progress: refused.
     stale.next_offset = 15;
     assert_eq!(old.snapshot(&stale.take_snapshot(&HashMap::new())).await.expect("snapshot"), SnapshotOutcome::Fenced);
@@ -235,7 +273,8 @@ async fn a_stale_owner_cannot_overwrite_the_new_owners_progress() {
 async fn the_read_only_role_can_query_and_cannot_write() {
     let db = TestDatabase::create().await;
     Store::connect(&db.url, "trades").await.expect("migrations");
-    let reader = sqlx::PgPool::connect(&url_for_role(&db.url, "tradeflow_reader")).await.expect("connect as tradeflow_reader");
+    let reader =
+        sqlx::PgPool::connect(&url_for_role(&db.url, "tradeflow_reader")).await.expect("connect as tradeflow_reader");
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM summary_rows").fetch_one(&reader).await.expect("select");
     assert_eq!(n, 0);
     let denied = sqlx::query("DELETE FROM summary_current").execute(&reader).await;
@@ -277,7 +316,8 @@ async fn sql_queries_in_the_readme_run_as_the_read_only_role() {
     let trades: rust_decimal::Decimal = daily[0].get("trades");
     assert_eq!(trades, rust_decimal::Decimal::from(oracle.rows.values().map(|p| p.trade_count).sum::<i64>()));
     // As of a time before any snapshot: nothing.
-    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM summary_as_of('2000-01-01')").fetch_one(&reader).await.expect("as of");
+    let none: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM summary_as_of('2000-01-01')").fetch_one(&reader).await.expect("as of");
     assert_eq!(none, 0);
     p.cleanup();
 }
@@ -285,7 +325,11 @@ async fn sql_queries_in_the_readme_run_as_the_read_only_role() {
 #[tokio::test]
 async fn a_second_instance_joins_then_leaves_while_trades_flow() {
     let p = Pipeline::new().await;
-    let mut producer = Service::producer(&["--clients", "1,2,3,4,5,6", "--rate", "300", "--count", "6000", "--seed", "17"], &p.logs, &p.root);
+    let mut producer = Service::producer(
+        &["--clients", "1,2,3,4,5,6", "--rate", "300", "--count", "6000", "--seed", "17"],
+        &p.logs,
+        &p.root,
+    );
     let _ingestor = p.start("ingestor", harness::broker::free_port());
     let ports: Vec<u16> = (0..2).map(|_| harness::broker::free_port()).collect();
     let owned = |port: u16| async move { metric(port, "tradeflow_aggregator_partitions_owned").await };
@@ -300,8 +344,10 @@ async fn a_second_instance_joins_then_leaves_while_trades_flow() {
     // B leaves (snapshotting its partitions first); dying and pausing members: failover.rs.
     assert!(b.terminate(Duration::from_secs(30)), "B did not stop cleanly");
     let left = std::time::Instant::now();
-    eventually("A owns every partition again", Duration::from_secs(60), || async { owned(ports[0]).await.filter(|&n| n == 12) })
-        .await;
+    eventually("A owns every partition again", Duration::from_secs(60), || async {
+        owned(ports[0]).await.filter(|&n| n == 12)
+    })
+    .await;
     assert!(left.elapsed() < Duration::from_secs(20), "partitions were orphaned for {:?}", left.elapsed());
     producer.exited("the producer to finish", LONG).await;
     p.converges().await;
@@ -312,13 +358,27 @@ async fn a_second_instance_joins_then_leaves_while_trades_flow() {
 #[tokio::test]
 async fn backfill_rebuilds_days_atomically_and_twice_equals_once() {
     let p = Pipeline::new().await;
-    p.produce(&["--clients", "1,2", "--rate", "2", "--days", "2", "--seed", "6", "--start", "2026-11-01T22:00:00", "--count", "20000"]);
+    p.produce(&[
+        "--clients",
+        "1,2",
+        "--rate",
+        "2",
+        "--days",
+        "2",
+        "--seed",
+        "6",
+        "--start",
+        "2026-11-01T22:00:00",
+        "--count",
+        "20000",
+    ]);
     let _ingestor = p.start("ingestor", harness::broker::free_port());
     let expected_lines = Oracle::from_dir(&p.logs).expect("oracle").lines as usize;
     let mut reader = TopicReader::new(&p.topics.kafka, &p.topics.topics.trades);
     reader.read_n(expected_lines, LONG).await;
     // Duplicates in the topic, as after an ingestor crash: backfill counts them once too.
-    let producer: FutureProducer = p.topics.kafka.client_config().set("partitioner", "murmur2_random").create().expect("producer");
+    let producer: FutureProducer =
+        p.topics.kafka.client_config().set("partitioner", "murmur2_random").create().expect("producer");
     for r in reader.records.iter().take(50) {
         let record = FutureRecord::to(&p.topics.topics.trades).key(&r.key).payload(&r.payload);
         producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e).expect("send");
@@ -359,7 +419,11 @@ async fn backfill_rebuilds_days_atomically_and_twice_equals_once() {
 async fn postgres_restarted_during_snapshots_loses_and_double_counts_nothing() {
     let pg = harness::postgres::ThrowawayPostgres::start();
     let p = Pipeline::on_server(&pg.url()).await;
-    let mut producer = Service::producer(&["--clients", "1,2,3,4", "--rate", "400", "--count", "6000", "--seed", "23"], &p.logs, &p.root);
+    let mut producer = Service::producer(
+        &["--clients", "1,2,3,4", "--rate", "400", "--count", "6000", "--seed", "23"],
+        &p.logs,
+        &p.root,
+    );
     let _ingestor = p.start("ingestor", harness::broker::free_port());
     let port = harness::broker::free_port();
     let mut env = p.env();
@@ -383,7 +447,11 @@ async fn postgres_restarted_during_snapshots_loses_and_double_counts_nothing() {
 #[tokio::test]
 async fn a_crash_right_after_a_snapshot_commit_loses_and_double_counts_nothing() {
     let p = Pipeline::new().await;
-    let mut producer = Service::producer(&["--clients", "1,2,3", "--rate", "400", "--count", "100000", "--seed", "29"], &p.logs, &p.root);
+    let mut producer = Service::producer(
+        &["--clients", "1,2,3", "--rate", "400", "--count", "100000", "--seed", "29"],
+        &p.logs,
+        &p.root,
+    );
     let _ingestor = p.start("ingestor", harness::broker::free_port());
     // Each partition's snapshot counts: with three clients, a few commits happen per interval.
     for crash_after in [2u64, 4, 3] {

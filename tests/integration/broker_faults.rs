@@ -21,7 +21,11 @@ const LONG: Duration = Duration::from_secs(180);
 /// Complete lines in the log files (newlines: a cheap count to poll).
 fn lines_in(logs: &std::path::Path) -> u64 {
     let files = tradeflow_core::oracle::log_files(logs).unwrap_or_default();
-    files.iter().filter_map(|(_, path)| std::fs::read(path).ok()).map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64).sum()
+    files
+        .iter()
+        .filter_map(|(_, path)| std::fs::read(path).ok())
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+        .sum()
 }
 
 /// Waits until the log files hold `more` lines beyond `from` (the producer keeps writing through
@@ -41,7 +45,8 @@ async fn ingestor_published_everything(p: &Pipeline, port: u16) {
         metric(port, "tradeflow_ingestor_lines_published_total").await.filter(|&n| n == lines).map(|_| ())
     })
     .await;
-    let dead: i64 = labelled(port, "tradeflow_ingestor_lines_dead_lettered_total").await.unwrap_or_default().iter().sum();
+    let dead: i64 =
+        labelled(port, "tradeflow_ingestor_lines_dead_lettered_total").await.unwrap_or_default().iter().sum();
     assert_eq!(dead, 0, "no line was bad");
 }
 
@@ -49,7 +54,11 @@ async fn ingestor_published_everything(p: &Pipeline, port: u16) {
 async fn broker_killed_mid_stream_and_restarted_on_its_log_dir_loses_and_double_counts_nothing() {
     let mut broker = KafkaCluster::start(1);
     let p = Pipeline::on_broker(broker.kafka()).await;
-    let mut producer = Service::producer(&["--clients", "1,2,3,4", "--rate", "300", "--count", "9000", "--seed", "41"], &p.logs, &p.root);
+    let mut producer = Service::producer(
+        &["--clients", "1,2,3,4", "--rate", "300", "--count", "9000", "--seed", "41"],
+        &p.logs,
+        &p.root,
+    );
     let ingestor_port = harness::broker::free_port();
     let _ingestor = p.start("ingestor", ingestor_port);
     let port = harness::broker::free_port();
@@ -98,7 +107,11 @@ async fn leader_loss_in_a_three_node_cluster_loses_and_doubles_nothing() {
     let (_, summaries_replicas) = leader_of(&brokers, &p.topics.topics.summaries, 0).expect("summaries metadata");
     assert_eq!(summaries_replicas, 3, "summaries is replicated to every node");
 
-    let mut producer = Service::producer(&["--clients", "1,2,3,4", "--rate", "300", "--count", "9000", "--seed", "43"], &p.logs, &p.root);
+    let mut producer = Service::producer(
+        &["--clients", "1,2,3,4", "--rate", "300", "--count", "9000", "--seed", "43"],
+        &p.logs,
+        &p.root,
+    );
     let ingestor_port = harness::broker::free_port();
     let _ingestor = p.start("ingestor", ingestor_port);
     let port = harness::broker::free_port();
@@ -142,7 +155,12 @@ async fn leader_loss_in_a_three_node_cluster_loses_and_doubles_nothing() {
                 .as_array()?
                 .iter()
                 .map(|r| {
-                    let key = format!("{}|{}|{}", r["trade_date"].as_str()?, r["account_id"].as_str()?, r["symbol"].as_str()?);
+                    let key = format!(
+                        "{}|{}|{}",
+                        r["trade_date"].as_str()?,
+                        r["account_id"].as_str()?,
+                        r["symbol"].as_str()?
+                    );
                     Some((key, r["trade_count"].as_i64()?))
                 })
                 .collect::<Option<_>>()?;

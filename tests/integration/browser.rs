@@ -18,9 +18,9 @@ use tradeflow_core::trade::Trade;
 use crate::aggregator::Pipeline;
 use crate::dashboard::Dash;
 use crate::harness::broker::free_port;
+use crate::harness::eventually;
 use crate::harness::http::{labelled, metric, request};
 use crate::harness::service::Service;
-use crate::harness::eventually;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -50,7 +50,9 @@ impl Driver {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin} ({e}): install Debian's chromium and chromium-driver (scripts/test.sh does)"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} ({e}): install Debian's chromium and chromium-driver (scripts/test.sh does)")
+            });
         Self { child, port }
     }
 }
@@ -75,7 +77,10 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     let _aggregator = p.start("aggregator", free_port());
     let d = Dash::start_on(p.topics.clone(), &[], &[("DATABASE_URL", p.db.url.clone())]).await;
     let token = d.token("77");
-    eventually("both rows on the dashboard", WAIT, || async { (d.rest("77").await["rows"].as_array().map(Vec::len) == Some(2)).then_some(()) }).await;
+    eventually("both rows on the dashboard", WAIT, || async {
+        (d.rest("77").await["rows"].as_array().map(Vec::len) == Some(2)).then_some(())
+    })
+    .await;
 
     let driver = Driver::start();
     let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
@@ -103,7 +108,10 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
             Some((el.text().await.ok()?, el.attr("class").await.ok()?.unwrap_or_default()))
         }
     };
-    eventually("the page to show the AAPL row", WAIT, || async { cell("AAPL", "trade_count").await.filter(|(t, _)| t == "1") }).await;
+    eventually("the page to show the AAPL row", WAIT, || async {
+        cell("AAPL", "trade_count").await.filter(|(t, _)| t == "1")
+    })
+    .await;
     let badge = browser.find(Locator::Id("badge")).await.expect("badge").text().await.expect("badge text");
     assert_eq!(badge.to_lowercase(), "live");
     assert_eq!(cell("AAPL", "net_qty").await.map(|c| c.0).as_deref(), Some("100"));
@@ -111,11 +119,15 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
 
     // A trade appended to the client's log file moves the row on the page, and the cell flashes.
     append_trade(&logs, "77", "AAPL", Side::Buy, "190.75", 50);
-    let (_, class) = eventually("the AAPL row to show the appended trade", WAIT, || async { cell("AAPL", "trade_count").await.filter(|(t, _)| t == "2") }).await;
+    let (_, class) = eventually("the AAPL row to show the appended trade", WAIT, || async {
+        cell("AAPL", "trade_count").await.filter(|(t, _)| t == "2")
+    })
+    .await;
     assert!(class.contains("flash-up"), "the changed cell flashes: {class:?}");
     assert_eq!(cell("AAPL", "net_qty").await.map(|c| c.0).as_deref(), Some("150"));
     assert_eq!(cell("AAPL", "buy_notional").await.map(|c| c.0).as_deref(), Some("28,562.50"));
-    let totals = browser.find(Locator::Css("[data-total='trade_count']")).await.expect("totals").text().await.expect("text");
+    let totals =
+        browser.find(Locator::Css("[data-total='trade_count']")).await.expect("totals").text().await.expect("text");
     assert_eq!(totals, "3");
     // Every line the test wrote was a trade: all three published, none dead-lettered.
     eventually("the ingestor to count three published lines", WAIT, || async {

@@ -20,11 +20,11 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tradeflow_aggregator::verify::{compare, current_rows};
-use tradeflow_core::record::{DLQ_FILE, DLQ_OFFSET};
+use tradeflow_core::log_format::render_line_into;
 use tradeflow_core::oracle::Oracle;
+use tradeflow_core::record::{DLQ_FILE, DLQ_OFFSET};
 use tradeflow_core::trade::Trade;
 use tradeflow_core::{ClientId, Side};
-use tradeflow_core::log_format::render_line_into;
 use tradeflow_dashboard::token::TokenKey;
 
 use crate::aggregator::Pipeline;
@@ -123,13 +123,44 @@ fn schedule(rng: &mut ChaCha8Rng, window: Duration) -> Vec<(Duration, Fault)> {
 /// whatever the hour of the run).
 fn midnight_zone() -> (&'static str, NaiveDateTime) {
     const ZONES: [&str; 38] = [
-        "Pacific/Pago_Pago", "Pacific/Honolulu", "Pacific/Marquesas", "America/Anchorage", "America/Los_Angeles",
-        "America/Denver", "America/Chicago", "America/New_York", "America/Halifax", "America/St_Johns",
-        "America/Sao_Paulo", "America/Noronha", "Atlantic/Cape_Verde", "UTC", "Europe/Paris", "Europe/Athens",
-        "Europe/Moscow", "Asia/Tehran", "Asia/Dubai", "Asia/Kabul", "Asia/Karachi", "Asia/Kolkata",
-        "Asia/Kathmandu", "Asia/Dhaka", "Asia/Yangon", "Asia/Bangkok", "Asia/Shanghai", "Australia/Eucla",
-        "Asia/Tokyo", "Australia/Darwin", "Australia/Brisbane", "Australia/Lord_Howe", "Pacific/Noumea",
-        "Pacific/Auckland", "Pacific/Chatham", "Pacific/Tongatapu", "Pacific/Kiritimati", "Pacific/Fiji",
+        "Pacific/Pago_Pago",
+        "Pacific/Honolulu",
+        "Pacific/Marquesas",
+        "America/Anchorage",
+        "America/Los_Angeles",
+        "America/Denver",
+        "America/Chicago",
+        "America/New_York",
+        "America/Halifax",
+        "America/St_Johns",
+        "America/Sao_Paulo",
+        "America/Noronha",
+        "Atlantic/Cape_Verde",
+        "UTC",
+        "Europe/Paris",
+        "Europe/Athens",
+        "Europe/Moscow",
+        "Asia/Tehran",
+        "Asia/Dubai",
+        "Asia/Kabul",
+        "Asia/Karachi",
+        "Asia/Kolkata",
+        "Asia/Kathmandu",
+        "Asia/Dhaka",
+        "Asia/Yangon",
+        "Asia/Bangkok",
+        "Asia/Shanghai",
+        "Australia/Eucla",
+        "Asia/Tokyo",
+        "Australia/Darwin",
+        "Australia/Brisbane",
+        "Australia/Lord_Howe",
+        "Pacific/Noumea",
+        "Pacific/Auckland",
+        "Pacific/Chatham",
+        "Pacific/Tongatapu",
+        "Pacific/Kiritimati",
+        "Pacific/Fiji",
     ];
     let now = Utc::now();
     let (zone, local) = ZONES
@@ -184,7 +215,14 @@ impl Subscription {
     }
 }
 
-async fn subscribe(port: u16, client: String, token: String, sub: Arc<Mutex<Subscription>>, mut drop_rx: tokio::sync::mpsc::Receiver<()>, stop: CancellationToken) {
+async fn subscribe(
+    port: u16,
+    client: String,
+    token: String,
+    sub: Arc<Mutex<Subscription>>,
+    mut drop_rx: tokio::sync::mpsc::Receiver<()>,
+    stop: CancellationToken,
+) {
     while !stop.is_cancelled() {
         let Ok(mut ws) = WsClient::connect(port, Some(&token), None).await else {
             tokio::time::sleep(Duration::from_millis(200)).await; // reconnect backoff while the dashboard is down
@@ -279,7 +317,14 @@ impl World {
         for _ in 0..n {
             let symbol = ["AAPL", "FB", "GOOG"][rng.random_range(0..3)];
             let side = if rng.random_bool(0.5) { Side::Buy } else { Side::Sell };
-            let trade = Trade::from_template(Utc::now().naive_utc(), symbol, side, Decimal::new(rng.random_range(100..99_999), 2), rng.random_range(1..100), "CQ01");
+            let trade = Trade::from_template(
+                Utc::now().naive_utc(),
+                symbol,
+                side,
+                Decimal::new(rng.random_range(100..99_999), 2),
+                rng.random_range(1..100),
+                "CQ01",
+            );
             render_line_into(&trade, &mut out);
         }
         append(&self.chaos_file(client), &out);
@@ -381,9 +426,11 @@ impl World {
             Fault::BadLines => {
                 self.append_good(BAD_CLIENT, 3, rng);
                 self.append_bad(&[
-                    b"Activity Time:2026.11.22 09:30:00.1|Symbol:AAPL|Side:X|Price:1|Quantity:1|AccountID:CQ01".to_vec(),
+                    b"Activity Time:2026.11.22 09:30:00.1|Symbol:AAPL|Side:X|Price:1|Quantity:1|AccountID:CQ01"
+                        .to_vec(),
                     b"no separators at all".to_vec(),
-                    b"Activity Time:2026.11.22 09:30:00.1|Symbol:AAPL|Side:B|Price:-1|Quantity:1|AccountID:CQ01".to_vec(),
+                    b"Activity Time:2026.11.22 09:30:00.1|Symbol:AAPL|Side:B|Price:-1|Quantity:1|AccountID:CQ01"
+                        .to_vec(),
                     vec![0xff, 0xfe, b'|', b':'],
                     Vec::new(),
                 ]);
@@ -395,7 +442,8 @@ impl World {
                 self.append_good(BAD_CLIENT, 2, rng);
             }
             Fault::TruncateAndRewrite => {
-                self.replace_acked(TRUNCATED_CLIENT, rng, |path| drop(std::fs::File::create(path).expect("truncate"))).await;
+                self.replace_acked(TRUNCATED_CLIENT, rng, |path| drop(std::fs::File::create(path).expect("truncate")))
+                    .await;
             }
             Fault::DeleteAndRecreate => {
                 self.replace_acked(RECREATED_CLIENT, rng, |path| std::fs::remove_file(path).expect("delete")).await;
@@ -434,13 +482,29 @@ async fn chaos_every_fault_at_once_judged_by_the_oracle() {
     let pg = ThrowawayPostgres::start();
     let p = Pipeline::on(cluster.kafka(), &pg.url()).await;
     let (zone, start) = midnight_zone();
-    println!("chaos: 3 Kafka nodes {}, Postgres {}; producer in {zone} from {start} (crosses its midnight)", cluster.brokers(), pg.url());
+    println!(
+        "chaos: 3 Kafka nodes {}, Postgres {}; producer in {zone} from {start} (crosses its midnight)",
+        cluster.brokers(),
+        pg.url()
+    );
     let start_arg = start.format("%Y-%m-%dT%H:%M:%S").to_string();
     let clients = CLIENTS.join(",");
     let producer_seed = seed.to_string();
     let mut producer = Service::start(
         "producer",
-        &["producer", "--clients", &clients, "--rate", "10", "--seed", &producer_seed, "--start", &start_arg, "--tz", zone],
+        &[
+            "producer",
+            "--clients",
+            &clients,
+            "--rate",
+            "10",
+            "--seed",
+            &producer_seed,
+            "--start",
+            &start_arg,
+            "--tz",
+            zone,
+        ],
         &env_of(&p),
         &p.root,
     );
@@ -550,8 +614,11 @@ async fn chaos_every_fault_at_once_judged_by_the_oracle() {
             eventually(&format!("dashboard :{port} rows of client {client} to equal Postgres"), LONG, || async {
                 let (status, body) = request(port, &format!("/api/summary?client={client}&token={token}"), &[]).await?;
                 let body: Value = serde_json::from_str(&body).ok().filter(|_| status == 200)?;
-                let got: BTreeMap<String, i64> =
-                    body["rows"].as_array()?.iter().map(|r| Some((row_key(r)?, r["trade_count"].as_i64()?))).collect::<Option<_>>()?;
+                let got: BTreeMap<String, i64> = body["rows"]
+                    .as_array()?
+                    .iter()
+                    .map(|r| Some((row_key(r)?, r["trade_count"].as_i64()?)))
+                    .collect::<Option<_>>()?;
                 (got == want).then_some(())
             })
             .await;

@@ -47,8 +47,13 @@ fn resolved(value: &str) -> String {
 
 /// The environment variables `tradeflow <command>` reads, from its `--help`.
 fn env_read_by(command: &str) -> BTreeSet<String> {
-    let out = std::process::Command::new(harness::tradeflow_bin()).args([command, "--help"]).output().expect("run tradeflow");
-    assert!(out.status.success(), "`tradeflow {command}` is not a subcommand: {}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        std::process::Command::new(harness::tradeflow_bin()).args([command, "--help"]).output().expect("run tradeflow");
+    assert!(
+        out.status.success(),
+        "`tradeflow {command}` is not a subcommand: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let help = String::from_utf8_lossy(&out.stdout);
     let mut names: BTreeSet<String> = help
         .split("[env: ")
@@ -67,7 +72,9 @@ fn services(c: &Value) -> &serde_json::Map<String, Value> {
 fn environment(service: &Value) -> BTreeMap<String, String> {
     service["environment"]
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))).collect())
+        .map(|m| {
+            m.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))).collect()
+        })
         .unwrap_or_default()
 }
 
@@ -77,7 +84,9 @@ fn is_tradeflow(service: &Value) -> bool {
 
 #[test]
 fn compose_file_is_valid_against_the_compose_specification() {
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(root().join("tests/compose/compose-spec.json")).expect("schema")).expect("schema JSON");
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("tests/compose/compose-spec.json")).expect("schema"))
+            .expect("schema JSON");
     let validator = jsonschema::validator_for(&schema).expect("compile the Compose schema");
     let c = compose();
     let errors: Vec<String> = validator.iter_errors(&c).map(|e| format!("{} at {}", e, e.instance_path())).collect();
@@ -94,15 +103,21 @@ fn compose_services_run_real_subcommands_with_settings_they_read() {
     let c = compose();
     let mut seen = BTreeSet::new();
     for (name, service) in services(&c).iter().filter(|(_, s)| is_tradeflow(s)) {
-        let command = service["command"][0].as_str().unwrap_or_else(|| panic!("{name}: command must be a list starting with the subcommand"));
+        let command = service["command"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: command must be a list starting with the subcommand"));
         seen.insert(command.to_owned());
         let reads = env_read_by(command);
         for var in environment(service).keys() {
-            assert!(reads.contains(var), "service {name} sets {var}, which `tradeflow {command}` does not read (it reads {reads:?})");
+            assert!(
+                reads.contains(var),
+                "service {name} sets {var}, which `tradeflow {command}` does not read (it reads {reads:?})"
+            );
         }
         assert!(service["build"].is_string() || service["build"].is_object(), "{name} builds the image");
     }
-    let expected: BTreeSet<String> = ["init", "producer", "prices", "ingestor", "aggregator", "dashboard"].map(String::from).into();
+    let expected: BTreeSet<String> =
+        ["init", "producer", "prices", "ingestor", "aggregator", "dashboard"].map(String::from).into();
     assert_eq!(seen, expected, "every service of the pipeline runs");
 }
 
@@ -121,7 +136,10 @@ fn compose_topics_match_the_native_scripts() {
     }
     // The native twin creates the topics with the same defaults (no overrides in the script).
     let dev = std::fs::read_to_string(root().join("scripts/dev.sh")).expect("dev.sh");
-    assert!(dev.contains("\"$TF\" topics") && !dev.contains("PARTITIONS"), "scripts/dev.sh creates topics with the default partition counts");
+    assert!(
+        dev.contains("\"$TF\" topics") && !dev.contains("PARTITIONS"),
+        "scripts/dev.sh creates topics with the default partition counts"
+    );
     // Every service talks to the same topics.
     let prefixes: BTreeSet<String> = services(&c)
         .values()
@@ -140,7 +158,10 @@ fn compose_aggregator_scales_and_startup_is_ordered() {
         assert!(agg.get(key).is_none(), "aggregator must not fix {key} (it runs with --scale aggregator=N)");
     }
     for (name, service) in s.iter().filter(|(n, sv)| is_tradeflow(sv) && *n != "init") {
-        assert_eq!(service["depends_on"]["init"]["condition"], "service_completed_successfully", "{name} waits for init");
+        assert_eq!(
+            service["depends_on"]["init"]["condition"], "service_completed_successfully",
+            "{name} waits for init"
+        );
     }
     for dep in ["kafka", "postgres"] {
         assert_eq!(s["init"]["depends_on"][dep]["condition"], "service_healthy", "init waits for {dep}");
@@ -153,12 +174,26 @@ fn compose_aggregator_scales_and_startup_is_ordered() {
     // The native broker (scripts/kafka/pom.xml) is the same Apache Kafka version.
     let pom = std::fs::read_to_string(root().join("scripts/kafka/pom.xml")).expect("pom.xml");
     let native = pom.split("<kafka.version>").nth(1).and_then(|v| v.split('<').next()).unwrap_or_default();
-    assert_eq!(s["kafka"]["image"].as_str(), Some(format!("apache/kafka:{native}").as_str()), "compose and the native broker run one Kafka version");
-    assert!(environment(&s["kafka"]).get("KAFKA_PROCESS_ROLES").is_some_and(|r| r.contains("controller")), "KRaft mode");
-    assert!(s["postgres"]["volumes"][0].as_str().unwrap_or_default().starts_with("pg-data:"), "Postgres keeps a named volume");
-    assert!(s["dashboard"]["ports"][0].as_str().unwrap_or_default().ends_with(":8080"), "the dashboard is on a host port");
+    assert_eq!(
+        s["kafka"]["image"].as_str(),
+        Some(format!("apache/kafka:{native}").as_str()),
+        "compose and the native broker run one Kafka version"
+    );
+    assert!(
+        environment(&s["kafka"]).get("KAFKA_PROCESS_ROLES").is_some_and(|r| r.contains("controller")),
+        "KRaft mode"
+    );
+    assert!(
+        s["postgres"]["volumes"][0].as_str().unwrap_or_default().starts_with("pg-data:"),
+        "Postgres keeps a named volume"
+    );
+    assert!(
+        s["dashboard"]["ports"][0].as_str().unwrap_or_default().ends_with(":8080"),
+        "the dashboard is on a host port"
+    );
     // The producer writes the logs the ingestor reads.
-    let volume = |n: &str| s[n]["volumes"][0].as_str().unwrap_or_default().split(':').next().unwrap_or_default().to_owned();
+    let volume =
+        |n: &str| s[n]["volumes"][0].as_str().unwrap_or_default().split(':').next().unwrap_or_default().to_owned();
     assert_eq!(volume("producer"), volume("ingestor"));
     assert_eq!(environment(&s["producer"]).get("TRADE_LOG_DIR"), environment(&s["ingestor"]).get("TRADE_LOG_DIR"));
 }

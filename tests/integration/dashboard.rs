@@ -68,7 +68,12 @@ impl Dash {
     /// Publishes a version of row (client, account, symbol) with `count` trades of 10 shares at 100.
     pub async fn change(&self, client: &str, account: &str, symbol: &str, count: i64, offset: i64) {
         let at = NaiveDate::from_ymd_opt(2026, 11, 23).and_then(|d| d.and_hms_opt(9, 30, 0)).expect("time");
-        let key = SummaryKey { trade_date: at.date(), client_id: ClientId::parse(client).expect("client"), account_id: account.into(), symbol: symbol.into() };
+        let key = SummaryKey {
+            trade_date: at.date(),
+            client_id: ClientId::parse(client).expect("client"),
+            account_id: account.into(),
+            symbol: symbol.into(),
+        };
         let position = Position {
             trade_count: count,
             buy_qty: 10 * count,
@@ -106,14 +111,20 @@ impl Dash {
 
     /// The live rows over REST (with the client's token).
     pub async fn rest(&self, client: &str) -> Value {
-        let (status, body) = request(self.port, &format!("/api/summary?client={client}&token={}", self.token(client)), &[]).await.expect("rest");
+        let (status, body) =
+            request(self.port, &format!("/api/summary?client={client}&token={}", self.token(client)), &[])
+                .await
+                .expect("rest");
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).expect("json")
     }
 
     /// Waits until the client's feed is at `seq` (every published change applied).
     pub async fn at_seq(&self, client: &str, seq: u64) {
-        eventually(&format!("client {client} at seq {seq}"), WAIT, || async { (self.rest(client).await["seq"] == seq).then_some(()) }).await;
+        eventually(&format!("client {client} at seq {seq}"), WAIT, || async {
+            (self.rest(client).await["seq"] == seq).then_some(())
+        })
+        .await;
     }
 }
 
@@ -152,7 +163,10 @@ async fn dashboard_snapshot_then_ordered_deltas_shared_views_ticks_and_tail() {
     by_symbol.send(json!({"op": "subscribe", "client": "A", "view": "totals_by_symbol"})).await;
     let view = by_symbol.expect("view", WAIT).await;
     assert_eq!(view["snapshot"], true);
-    assert_eq!(rows(&view).iter().map(|t| t["group"].as_str().unwrap_or_default()).collect::<Vec<_>>(), ["AAPL", "MSFT"]);
+    assert_eq!(
+        rows(&view).iter().map(|t| t["group"].as_str().unwrap_or_default()).collect::<Vec<_>>(),
+        ["AAPL", "MSFT"]
+    );
 
     for count in 2..=11 {
         d.change("A", "ACC1", "AAPL", count, 8 + count).await;
@@ -196,18 +210,31 @@ async fn dashboard_snapshot_then_ordered_deltas_shared_views_ticks_and_tail() {
     // A price tick moves every row of its symbol: market value = net qty × mark.
     d.tick("AAPL", "200.50").await;
     let marked = one
-        .collect_until(WAIT, |f| f.last().is_some_and(|f| rows(f).iter().any(|r| r["symbol"] == "AAPL" && r["mark_price"] == "200.50")))
+        .collect_until(WAIT, |f| {
+            f.last().is_some_and(|f| rows(f).iter().any(|r| r["symbol"] == "AAPL" && r["mark_price"] == "200.50"))
+        })
         .await;
-    let row = rows(marked.last().expect("frame")).iter().find(|r| r["symbol"] == "AAPL" && r["account_id"] == "ACC1").cloned().expect("ACC1 AAPL row");
+    let row = rows(marked.last().expect("frame"))
+        .iter()
+        .find(|r| r["symbol"] == "AAPL" && r["account_id"] == "ACC1")
+        .cloned()
+        .expect("ACC1 AAPL row");
     assert_eq!(row["net_qty"], 110);
     assert_eq!(row["market_value"], "22055.00");
     assert_eq!(row["mark_stale"], false);
 
     // An older version of a row than the one held is ignored.
     d.change("A", "ACC1", "AAPL", 5, 15).await;
-    eventually("the stale version to be counted", WAIT, || async { metric(d.port, "tradeflow_dashboard_stale_versions_total").await.filter(|n| *n >= 1) }).await;
+    eventually("the stale version to be counted", WAIT, || async {
+        metric(d.port, "tradeflow_dashboard_stale_versions_total").await.filter(|n| *n >= 1)
+    })
+    .await;
     let live = d.rest("A").await;
-    let aapl = live["rows"].as_array().and_then(|r| r.iter().find(|r| r["symbol"] == "AAPL" && r["account_id"] == "ACC1")).cloned().unwrap_or_default();
+    let aapl = live["rows"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["symbol"] == "AAPL" && r["account_id"] == "ACC1"))
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(aapl["trade_count"], 11);
     assert_eq!(metric(d.port, "tradeflow_dashboard_subscribers").await, Some(4));
     // Every summary read has its age observed (read first: both only grow).
@@ -217,7 +244,17 @@ async fn dashboard_snapshot_then_ordered_deltas_shared_views_ticks_and_tail() {
 
     // The terminal tail speaks the same protocol.
     let out = std::process::Command::new(harness::tradeflow_bin())
-        .args(["tail", "--client", "A", "--frames", "2", "--url", &format!("ws://127.0.0.1:{}/ws", d.port), "--token", &d.token("A")])
+        .args([
+            "tail",
+            "--client",
+            "A",
+            "--frames",
+            "2",
+            "--url",
+            &format!("ws://127.0.0.1:{}/ws", d.port),
+            "--token",
+            &d.token("A"),
+        ])
         .output()
         .expect("run tail");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -227,7 +264,19 @@ async fn dashboard_snapshot_then_ordered_deltas_shared_views_ticks_and_tail() {
     assert!(lines[0].contains("hello auth=true client=A"), "{stdout}");
     assert!(lines[1].contains("snapshot client=A") && lines[1].contains("ACC1 AAPL n=11 net=110"), "{stdout}");
     let out = std::process::Command::new(harness::tradeflow_bin())
-        .args(["tail", "--client", "A", "--frames", "2", "--view", "totals_by_account", "--url", &format!("ws://127.0.0.1:{}/ws", d.port), "--token", &d.token("A")])
+        .args([
+            "tail",
+            "--client",
+            "A",
+            "--frames",
+            "2",
+            "--view",
+            "totals_by_account",
+            "--url",
+            &format!("ws://127.0.0.1:{}/ws", d.port),
+            "--token",
+            &d.token("A"),
+        ])
         .output()
         .expect("run tail");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -257,7 +306,10 @@ async fn dashboard_resume_replays_exactly_the_missed_deltas_or_sends_a_snapshot(
     ws.send(json!({"op": "subscribe", "client": "R", "epoch": epoch, "since": 1})).await;
     let resumed = ws.next(WAIT).await.expect("frame");
     assert_eq!(resumed["type"], "resumed", "{resumed}");
-    assert_eq!((resumed["since"].as_u64(), resumed["seq"].as_u64(), resumed["replayed"].as_u64()), (Some(1), Some(6), Some(5)));
+    assert_eq!(
+        (resumed["since"].as_u64(), resumed["seq"].as_u64(), resumed["replayed"].as_u64()),
+        (Some(1), Some(6), Some(5))
+    );
     // Exactly the five missed deltas, in sequence. (Rows live on different `summaries` partitions,
     // so the two rows' changes interleave in any order; each row's versions stay in order.)
     let mut replayed: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
@@ -267,7 +319,10 @@ async fn dashboard_resume_replays_exactly_the_missed_deltas_or_sends_a_snapshot(
         assert_eq!(delta["seq"], 2 + i as u64, "{delta}");
         assert_eq!(rows(&delta).len(), 1);
         let row = &rows(&delta)[0];
-        replayed.entry(row["symbol"].as_str().unwrap_or_default().to_owned()).or_default().push(row["trade_count"].as_i64().unwrap_or_default());
+        replayed
+            .entry(row["symbol"].as_str().unwrap_or_default().to_owned())
+            .or_default()
+            .push(row["trade_count"].as_i64().unwrap_or_default());
     }
     assert_eq!(replayed, [("AAPL".to_owned(), vec![2, 3, 4]), ("MSFT".to_owned(), vec![1, 2])].into());
     // And then live deltas continue the sequence.
@@ -303,9 +358,17 @@ async fn dashboard_access_control_and_bad_requests() {
     // Websocket handshakes.
     let status = |r: Result<WsClient, _>| r.err().as_ref().and_then(refused_status);
     assert_eq!(status(WsClient::connect(port, None, None).await), Some(401), "no token");
-    assert_eq!(status(WsClient::connect(port, Some(&a.replacen("tf1.A.", "tf1.B.", 1)), None).await), Some(401), "forged token");
+    assert_eq!(
+        status(WsClient::connect(port, Some(&a.replacen("tf1.A.", "tf1.B.", 1)), None).await),
+        Some(401),
+        "forged token"
+    );
     assert_eq!(status(WsClient::connect(port, Some("garbage"), None).await), Some(401), "malformed token");
-    assert_eq!(status(WsClient::connect(port, Some(&a), Some("http://evil.example")).await), Some(403), "foreign origin");
+    assert_eq!(
+        status(WsClient::connect(port, Some(&a), Some("http://evil.example")).await),
+        Some(403),
+        "foreign origin"
+    );
     assert!(WsClient::connect(port, Some(&a), Some(&format!("http://127.0.0.1:{port}"))).await.is_ok(), "own origin");
     assert!(WsClient::connect(port, Some(&a), Some("https://desk.example")).await.is_ok(), "allow-listed origin");
     assert_eq!(labelled(port, "tradeflow_dashboard_handshakes_refused_total").await, Some(vec![3, 1]));
@@ -386,7 +449,10 @@ async fn dashboard_slow_subscriber_is_coalesced_bounded_and_delays_nobody() {
         fast.collect_until(Duration::from_secs(180), |frames| {
             if let Some(f) = frames.last() {
                 for r in rows(f) {
-                    latest.insert(r["symbol"].as_str().unwrap_or_default().to_owned(), r["trade_count"].as_i64().unwrap_or_default());
+                    latest.insert(
+                        r["symbol"].as_str().unwrap_or_default().to_owned(),
+                        r["trade_count"].as_i64().unwrap_or_default(),
+                    );
                 }
             }
             latest.len() == ROWS as usize && latest.values().all(|c| *c == ROUNDS)
@@ -414,12 +480,20 @@ async fn dashboard_slow_subscriber_is_coalesced_bounded_and_delays_nobody() {
         .collect_until(Duration::from_secs(60), |frames| {
             if let Some(f) = frames.last() {
                 for r in rows(f) {
-                    slow_latest.insert(r["symbol"].as_str().unwrap_or_default().to_owned(), r["trade_count"].as_i64().unwrap_or_default());
+                    slow_latest.insert(
+                        r["symbol"].as_str().unwrap_or_default().to_owned(),
+                        r["trade_count"].as_i64().unwrap_or_default(),
+                    );
                 }
             }
             slow_latest.len() == ROWS as usize && slow_latest.values().all(|c| *c == ROUNDS)
         })
         .await;
-    assert!(frames.len() < (ROWS * ROUNDS) as usize / 2, "slow subscriber got {} frames for {} changes", frames.len(), ROWS * ROUNDS);
+    assert!(
+        frames.len() < (ROWS * ROUNDS) as usize / 2,
+        "slow subscriber got {} frames for {} changes",
+        frames.len(),
+        ROWS * ROUNDS
+    );
     let _ = std::fs::remove_dir_all(&d.root);
 }

@@ -13,7 +13,11 @@ const LONG: Duration = Duration::from_secs(120);
 #[tokio::test]
 async fn instances_join_one_leaves_one_dies_one_pauses_and_the_tables_equal_the_oracle() {
     let p = Pipeline::new().await;
-    let mut producer = Service::producer(&["--clients", "1,2,3,4,5,6,7,8", "--rate", "200", "--count", "100000", "--seed", "31"], &p.logs, &p.root);
+    let mut producer = Service::producer(
+        &["--clients", "1,2,3,4,5,6,7,8", "--rate", "200", "--count", "100000", "--seed", "31"],
+        &p.logs,
+        &p.root,
+    );
     let _ingestor = p.start("ingestor", harness::broker::free_port());
     let ports: Vec<u16> = (0..3).map(|_| harness::broker::free_port()).collect();
     let owned = |port: u16| async move { metric(port, "tradeflow_aggregator_partitions_owned").await };
@@ -76,7 +80,11 @@ async fn instances_join_one_leaves_one_dies_one_pauses_and_the_tables_equal_the_
 #[tokio::test]
 async fn a_crash_loop_faster_than_the_session_timeout_then_left_alone_converges() {
     let p = Pipeline::new().await;
-    let mut producer = Service::producer(&["--clients", "1,2,3,4,5,6,7,8", "--rate", "200", "--count", "5000", "--seed", "37"], &p.logs, &p.root);
+    let mut producer = Service::producer(
+        &["--clients", "1,2,3,4,5,6,7,8", "--rate", "200", "--count", "5000", "--seed", "37"],
+        &p.logs,
+        &p.root,
+    );
     let _ingestor = p.start("ingestor", harness::broker::free_port());
     let port = harness::broker::free_port();
     let mut aggregator = p.start("aggregator", port);

@@ -18,11 +18,7 @@ use crate::harness::{self, TestDatabase, TestTopics, TopicReader, eventually};
 async fn consume_n(kafka: &tradeflow_core::kafka::KafkaArgs, topic: &str, n: usize) -> Vec<(String, i32, Vec<u8>)> {
     let mut reader = TopicReader::new(kafka, topic);
     reader.read_n(n, Duration::from_secs(60)).await;
-    reader
-        .records
-        .into_iter()
-        .map(|r| (String::from_utf8(r.key).expect("utf8 key"), r.partition, r.payload))
-        .collect()
+    reader.records.into_iter().map(|r| (String::from_utf8(r.key).expect("utf8 key"), r.partition, r.payload)).collect()
 }
 
 #[tokio::test]

@@ -161,7 +161,10 @@ async fn appends_are_published_as_they_arrive_and_partial_lines_wait_across_a_re
     std::fs::create_dir_all(&s.logs).expect("logs");
     let path = s.file("5", "2026.11.22");
     let line = |i: u32| {
-        format!("Activity Time:2026.11.22 09:30:{:02}.000000001|Symbol:AAPL|Side:B|Price:1.{i:02}|Quantity:{i}|AccountID:CQ01\n", i % 60)
+        format!(
+            "Activity Time:2026.11.22 09:30:{:02}.000000001|Symbol:AAPL|Side:B|Price:1.{i:02}|Quantity:{i}|AccountID:CQ01\n",
+            i % 60
+        )
     };
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("log");
     f.write_all(line(1).as_bytes()).expect("write");
@@ -197,7 +200,8 @@ async fn appends_are_published_as_they_arrive_and_partial_lines_wait_across_a_re
 async fn kill_9_at_random_points_loses_nothing() {
     let s = Setup::new().await;
     // A live producer writing fast while the ingestor is killed and restarted.
-    let producer = Service::producer(&["--clients", "1,2", "--rate", "1000", "--count", "12000", "--seed", "3"], &s.logs, &s.root);
+    let producer =
+        Service::producer(&["--clients", "1,2", "--rate", "1000", "--count", "12000", "--seed", "3"], &s.logs, &s.root);
     let mut producer = producer;
     let mut ingestor = s.ingestor();
     let mut kills = 0;
@@ -210,7 +214,13 @@ async fn kill_9_at_random_points_loses_nothing() {
             let s = &s;
             async move {
                 let n = s.metric("tradeflow_ingestor_lines_published_total").await.unwrap_or(0);
-                if n >= target { Some(true) } else if !producing { Some(false) } else { None }
+                if n >= target {
+                    Some(true)
+                } else if !producing {
+                    Some(false)
+                } else {
+                    None
+                }
             }
         })
         .await;
@@ -250,7 +260,11 @@ async fn rollover_while_down_publishes_both_days() {
     std::fs::OpenOptions::new()
         .append(true)
         .open(&day1)
-        .and_then(|mut f| f.write_all(b"Activity Time:2026.11.21 23:59:59.999999999|Symbol:FB|Side:S|Price:2|Quantity:3|AccountID:CQ02\n"))
+        .and_then(|mut f| {
+            f.write_all(
+                b"Activity Time:2026.11.21 23:59:59.999999999|Symbol:FB|Side:S|Price:2|Quantity:3|AccountID:CQ02\n",
+            )
+        })
         .expect("append day one");
     s.produce(&["--clients", "8", "--count", "200", "--seed", "2", "--start", "2026-11-22T00:00:00", "--rate", "20"]);
     assert!(std::fs::metadata(&day1).expect("day one").len() > before);
@@ -292,7 +306,11 @@ async fn truncated_and_recreated_files_are_read_again_from_the_start() {
     reader.read_n(16, LONG).await;
     let records: Vec<TradeRecord> = reader.records.iter().map(trade_record).collect();
     let by_gen = |g: u32| -> Vec<(String, i64)> {
-        records.iter().filter(|r| r.id.generation == g).map(|r| (r.trade.symbol.to_string(), r.trade.quantity)).collect()
+        records
+            .iter()
+            .filter(|r| r.id.generation == g)
+            .map(|r| (r.trade.symbol.to_string(), r.trade.quantity))
+            .collect()
     };
     assert_eq!(by_gen(0), (1..=5).map(|q| ("AAPL".to_owned(), q)).collect::<Vec<_>>());
     assert_eq!(by_gen(1), (1..=8).map(|q| ("GOOG".to_owned(), q)).collect::<Vec<_>>());
@@ -306,7 +324,9 @@ async fn truncated_and_recreated_files_are_read_again_from_the_start() {
 async fn bad_lines_go_to_the_dead_letter_topic_and_the_rest_is_published() {
     let s = Setup::new().await;
     std::fs::create_dir_all(&s.logs).expect("logs");
-    let good = |q: u32| format!("Activity Time:2026.11.22 10:00:00.1|Symbol:FB|Side:S|Price:5.5|Quantity:{q}|AccountID:CQ03\n");
+    let good = |q: u32| {
+        format!("Activity Time:2026.11.22 10:00:00.1|Symbol:FB|Side:S|Price:5.5|Quantity:{q}|AccountID:CQ03\n")
+    };
     let valid = "Activity Time:2026.11.22 10:00:00.1|Symbol:FB|Side:S|Price:5.5|Quantity:1|AccountID:CQ03";
     let without = |key: &str| valid.split('|').filter(|f| !f.starts_with(key)).collect::<Vec<_>>().join("|");
     let mut bad: Vec<(Vec<u8>, &str)> = vec![
@@ -367,7 +387,8 @@ async fn bad_lines_go_to_the_dead_letter_topic_and_the_rest_is_published() {
     let peak = ingestor.peak_rss_kib().expect("peak rss");
     assert!(peak < 150 * 1024, "ingestor peak memory {peak} KiB: the 10 MB line was held whole?");
     let counted = eventually("dead-letter metrics", Duration::from_secs(30), || async {
-        let n: i64 = harness::http::labelled(s.metrics_port, "tradeflow_ingestor_lines_dead_lettered_total").await?.iter().sum();
+        let n: i64 =
+            harness::http::labelled(s.metrics_port, "tradeflow_ingestor_lines_dead_lettered_total").await?.iter().sum();
         (n == bad.len() as i64).then_some(n as u64)
     })
     .await;
@@ -379,7 +400,8 @@ async fn bad_lines_go_to_the_dead_letter_topic_and_the_rest_is_published() {
 async fn broker_down_for_30_seconds_loses_nothing() {
     let mut broker = KafkaCluster::start(1);
     let s = Setup::on(broker.kafka()).await;
-    let producer = Service::producer(&["--clients", "1,2,3", "--rate", "200", "--count", "8000", "--seed", "9"], &s.logs, &s.root);
+    let producer =
+        Service::producer(&["--clients", "1,2,3", "--rate", "200", "--count", "8000", "--seed", "9"], &s.logs, &s.root);
     let _ingestor = s.ingestor();
     eventually("some lines published", LONG, || async {
         s.metric("tradeflow_ingestor_lines_published_total").await.filter(|&n| n >= 1000).map(|_| ())
@@ -406,7 +428,20 @@ async fn broker_down_for_30_seconds_loses_nothing() {
 #[tokio::test]
 async fn backfill_republishes_a_date_range_with_the_same_identities() {
     let s = Setup::new().await;
-    s.produce(&["--clients", "7", "--rate", "1", "--days", "3", "--seed", "4", "--start", "2026-11-01T23:50:00", "--count", "1800"]);
+    s.produce(&[
+        "--clients",
+        "7",
+        "--rate",
+        "1",
+        "--days",
+        "3",
+        "--seed",
+        "4",
+        "--start",
+        "2026-11-01T23:50:00",
+        "--count",
+        "1800",
+    ]);
     // Live ingest first, to compare identities.
     let mut ingestor = s.ingestor();
     let expected = lines_of(&s.logs);

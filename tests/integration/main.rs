@@ -7,13 +7,13 @@
 
 mod harness;
 
-mod failover;
-mod foundation;
 mod aggregator;
 mod broker_faults;
-mod chaos;
 mod browser;
+mod chaos;
 mod compose;
 mod dashboard;
+mod failover;
+mod foundation;
 mod ingestor;
 mod smoke;

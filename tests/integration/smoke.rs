@@ -71,7 +71,11 @@ async fn dev_script_runs_the_pipeline_and_stops_on_ctrl_c() {
         .unwrap_or_else(|| panic!("no link for client 1 in {banner}"));
 
     // Rows in Postgres, readable by the read-only role.
-    let reader_url = format!("{}/{db}", server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server)).replacen("://postgres@", "://tradeflow_reader@", 1);
+    let reader_url = format!("{}/{db}", server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server)).replacen(
+        "://postgres@",
+        "://tradeflow_reader@",
+        1,
+    );
     eventually("rows in summary_rows", WAIT, || {
         let url = reader_url.clone();
         async move {
@@ -92,7 +96,10 @@ async fn dev_script_runs_the_pipeline_and_stops_on_ctrl_c() {
     ws.send(json!({"op": "subscribe", "client": "1"})).await;
     ws.expect("snapshot", WAIT).await;
     let delta = ws.expect("delta", WAIT).await;
-    assert!(delta["rows"].as_array().is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["client_id"] == "1")), "{delta}");
+    assert!(
+        delta["rows"].as_array().is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["client_id"] == "1")),
+        "{delta}"
+    );
     drop(ws);
 
     // Ctrl-C: everything stops (the services get SIGTERM, flush and exit; the broker goes away).

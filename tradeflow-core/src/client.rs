@@ -25,11 +25,7 @@ impl ClientId {
         let ok = !value.is_empty()
             && value.len() <= MAX_CLIENT_ID_LEN
             && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if ok {
-            Ok(Self(CompactString::from(value)))
-        } else {
-            Err(InvalidClientId { value: value.to_owned() })
-        }
+        if ok { Ok(Self(CompactString::from(value))) } else { Err(InvalidClientId { value: value.to_owned() }) }
     }
 
     pub fn as_str(&self) -> &str {

@@ -47,7 +47,10 @@ impl KafkaArgs {
     /// delayed ACKs: it showed as tens of milliseconds in the end-to-end latency benchmark).
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.brokers).set("broker.address.family", "v4").set("socket.nagle.disable", "true");
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("broker.address.family", "v4")
+            .set("socket.nagle.disable", "true");
         config
     }
 }
@@ -84,10 +87,8 @@ pub enum TopicError {
 /// Returns the names it created.
 pub async fn create_topics(kafka: &KafkaArgs, specs: &[TopicSpec]) -> Result<Vec<String>, TopicError> {
     let admin: AdminClient<DefaultClientContext> = kafka.client_config().create().map_err(TopicError::Client)?;
-    let configs: Vec<Vec<(&str, &str)>> = specs
-        .iter()
-        .map(|s| if s.compacted { vec![("cleanup.policy", "compact")] } else { vec![] })
-        .collect();
+    let configs: Vec<Vec<(&str, &str)>> =
+        specs.iter().map(|s| if s.compacted { vec![("cleanup.policy", "compact")] } else { vec![] }).collect();
     let topics: Vec<NewTopic<'_>> = specs
         .iter()
         .zip(&configs)

@@ -46,7 +46,8 @@ impl Histogram {
     /// Observes the age of a record stamped `timestamp_ms` (Unix ms) as of now; a timestamp in the
     /// future (clock skew between hosts) counts as zero.
     pub fn observe_age_ms(&self, timestamp_ms: i64) {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         self.observe(Duration::from_millis(now.saturating_sub(timestamp_ms).max(0) as u64));
     }
 
@@ -77,7 +78,10 @@ mod tests {
         let (a, b) = (AtomicU64::new(3), AtomicU64::new(0));
         let mut out = String::new();
         samples(&mut out, "p_", &[("a_total", "As.", &a, "counter"), ("b", "Bs.", &b, "gauge")]);
-        assert_eq!(out, "# HELP p_a_total As.\n# TYPE p_a_total counter\np_a_total 3\n# HELP p_b Bs.\n# TYPE p_b gauge\np_b 0\n");
+        assert_eq!(
+            out,
+            "# HELP p_a_total As.\n# TYPE p_a_total counter\np_a_total 3\n# HELP p_b Bs.\n# TYPE p_b gauge\np_b 0\n"
+        );
     }
 
     #[test]
@@ -89,7 +93,10 @@ mod tests {
         h.observe(Duration::from_secs(10)); // beyond the last bound: +Inf only
         let mut out = String::new();
         h.render(&mut out, "x_seconds", "Xs.");
-        assert!(out.starts_with("# HELP x_seconds Xs.\n# TYPE x_seconds histogram\nx_seconds_bucket{le=\"0.001\"} 1\n"), "{out}");
+        assert!(
+            out.starts_with("# HELP x_seconds Xs.\n# TYPE x_seconds histogram\nx_seconds_bucket{le=\"0.001\"} 1\n"),
+            "{out}"
+        );
         assert!(out.contains("x_seconds_bucket{le=\"0.002\"} 1\nx_seconds_bucket{le=\"0.003\"} 2\n"), "{out}");
         assert!(out.contains("x_seconds_bucket{le=\"0.5\"} 2\nx_seconds_bucket{le=\"1\"} 3\n"), "{out}");
         assert!(out.contains("x_seconds_bucket{le=\"5\"} 3\n"), "{out}");

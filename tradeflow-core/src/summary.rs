@@ -82,10 +82,7 @@ impl Position {
 
     /// Adds one trade. On overflow nothing changes.
     pub fn apply(&mut self, trade: &Trade) -> Result<(), Overflow> {
-        let notional = trade
-            .price
-            .checked_mul(Decimal::from(trade.quantity))
-            .ok_or(Overflow { field: "notional" })?;
+        let notional = trade.price.checked_mul(Decimal::from(trade.quantity)).ok_or(Overflow { field: "notional" })?;
         let trade_count = self.trade_count.checked_add(1).ok_or(Overflow { field: "trade_count" })?;
         let (qty, amount) = match trade.side {
             Side::Buy => (&mut self.buy_qty, &mut self.buy_notional),

@@ -80,17 +80,43 @@ pub struct PartitionArgs {
 
 impl Default for PartitionArgs {
     fn default() -> Self {
-        Self { trades_partitions: 12, dlq_partitions: 1, prices_partitions: 3, summaries_partitions: 1, replication_factor: -1 }
+        Self {
+            trades_partitions: 12,
+            dlq_partitions: 1,
+            prices_partitions: 3,
+            summaries_partitions: 1,
+            replication_factor: -1,
+        }
     }
 }
 
 impl PartitionArgs {
     pub fn specs(&self, topics: &Topics) -> Vec<TopicSpec> {
         vec![
-            TopicSpec { name: topics.trades.clone(), partitions: self.trades_partitions, compacted: false, replication: self.replication_factor },
-            TopicSpec { name: topics.trades_dlq.clone(), partitions: self.dlq_partitions, compacted: false, replication: self.replication_factor },
-            TopicSpec { name: topics.prices.clone(), partitions: self.prices_partitions, compacted: true, replication: self.replication_factor },
-            TopicSpec { name: topics.summaries.clone(), partitions: self.summaries_partitions, compacted: true, replication: self.replication_factor },
+            TopicSpec {
+                name: topics.trades.clone(),
+                partitions: self.trades_partitions,
+                compacted: false,
+                replication: self.replication_factor,
+            },
+            TopicSpec {
+                name: topics.trades_dlq.clone(),
+                partitions: self.dlq_partitions,
+                compacted: false,
+                replication: self.replication_factor,
+            },
+            TopicSpec {
+                name: topics.prices.clone(),
+                partitions: self.prices_partitions,
+                compacted: true,
+                replication: self.replication_factor,
+            },
+            TopicSpec {
+                name: topics.summaries.clone(),
+                partitions: self.summaries_partitions,
+                compacted: true,
+                replication: self.replication_factor,
+            },
         ]
     }
 }

@@ -51,9 +51,16 @@ impl KafkaCluster {
     pub fn start(n: usize) -> Self {
         let root = super::temp_dir();
         let nodes: Vec<Node> = (1..=n)
-            .map(|id| Node { id, port: free_port(), controller_port: free_port(), dir: root.join(format!("node{id}")), child: None })
+            .map(|id| Node {
+                id,
+                port: free_port(),
+                controller_port: free_port(),
+                dir: root.join(format!("node{id}")),
+                child: None,
+            })
             .collect();
-        let voters = nodes.iter().map(|n| format!("{}@127.0.0.1:{}", n.id, n.controller_port)).collect::<Vec<_>>().join(",");
+        let voters =
+            nodes.iter().map(|n| format!("{}@127.0.0.1:{}", n.id, n.controller_port)).collect::<Vec<_>>().join(",");
         let cluster_id = cluster_id();
         let mut cluster = Self { root, cluster_id, voters, nodes };
         for i in 0..n {
@@ -113,7 +120,12 @@ impl KafkaCluster {
             let exited = node.child.as_mut().is_none_or(|c| !matches!(c.try_wait(), Ok(None)));
             if exited || Instant::now() >= deadline {
                 let tail: Vec<&str> = text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
-                panic!("Kafka node {} did not start (exited: {exited}); log {}:\n{}", node.id, log.display(), tail.join("\n"));
+                panic!(
+                    "Kafka node {} did not start (exited: {exited}); log {}:\n{}",
+                    node.id,
+                    log.display(),
+                    tail.join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -11,7 +11,11 @@ pub async fn get(port: u16, path: &str) -> Option<String> {
 pub async fn request(port: u16, path: &str, headers: &[&str]) -> Option<(u16, String)> {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
     let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n{extra}\r\n").as_bytes()).await.ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n{extra}\r\n").as_bytes(),
+    )
+    .await
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).await.ok()?;
     let (head, body) = out.split_once("\r\n\r\n")?;

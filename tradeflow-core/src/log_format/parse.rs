@@ -121,9 +121,7 @@ fn non_empty(value: Option<&str>, field: &'static str) -> Result<CompactString, 
 }
 
 fn optional_int<T: std::str::FromStr>(value: Option<&str>, field: &'static str) -> Result<Option<T>, ParseError> {
-    value
-        .map(|v| v.parse::<T>().map_err(|_| ParseError::bad_value(field, v, "not an integer in range")))
-        .transpose()
+    value.map(|v| v.parse::<T>().map_err(|_| ParseError::bad_value(field, v, "not an integer in range"))).transpose()
 }
 
 fn side(value: &str) -> Result<Side, ParseError> {
@@ -152,9 +150,7 @@ fn quantity(value: &str) -> Result<i64, ParseError> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ParseError::bad_value(keys::QUANTITY, value, "expected a non-negative integer"));
     }
-    value
-        .parse::<i64>()
-        .map_err(|_| ParseError::bad_value(keys::QUANTITY, value, "integer out of range"))
+    value.parse::<i64>().map_err(|_| ParseError::bad_value(keys::QUANTITY, value, "integer out of range"))
 }
 
 #[cfg(test)]

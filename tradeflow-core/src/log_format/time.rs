@@ -19,9 +19,7 @@ pub fn parse_activity_time(s: &str) -> Option<NaiveDateTime> {
     let second = digits(&b[17..19])?;
     let nanos = match &b[19..] {
         [] => 0,
-        [b'.', frac @ ..] if (1..=9).contains(&frac.len()) => {
-            digits(frac)? * 10u32.pow(9 - frac.len() as u32)
-        }
+        [b'.', frac @ ..] if (1..=9).contains(&frac.len()) => digits(frac)? * 10u32.pow(9 - frac.len() as u32),
         _ => return None,
     };
     let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
@@ -81,10 +79,7 @@ mod tests {
         let b = parse_activity_time("2026.11.22D09:30:00.123456789").unwrap();
         assert_eq!(a, b);
         assert_eq!(a.to_string(), "2026-11-22 09:30:00.123456789");
-        assert_eq!(
-            parse_activity_time("2026.11.22 09:30:00.5").unwrap().nanosecond(),
-            500_000_000
-        );
+        assert_eq!(parse_activity_time("2026.11.22 09:30:00.5").unwrap().nanosecond(), 500_000_000);
         assert_eq!(parse_activity_time("2026.11.22 09:30:00").unwrap().nanosecond(), 0);
     }
 
