@@ -31,6 +31,22 @@ ensure_chromium() {
 
 # Apache Kafka from Maven Central (SPEC §5): the broker's jars, resolved once by scripts/kafka/pom.xml
 # into the cache outside the checkout; Java and Maven from Debian's packages when missing.
+ensure_rust_lints() { # rustfmt and clippy: components of the toolchain, added through rustup when missing
+  cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1 && return
+  command -v rustup >/dev/null || die "cargo fmt / cargo clippy missing and no rustup to add them"
+  log "adding the rustfmt and clippy components"
+  rustup component add rustfmt clippy
+}
+
+# The house gates: formatting (rustfmt.toml) and clippy with warnings as errors, every target.
+check_house() {
+  ensure_rust_lints
+  log "checking formatting (cargo fmt --check)"
+  cargo fmt --all -- --check || die "the tree is not formatted: run cargo fmt --all"
+  log "checking lints (cargo clippy --all-targets -- -D warnings)"
+  cargo clippy --workspace --all-targets --locked -- -D warnings || die "clippy found warnings (see above)"
+}
+
 ensure_java() {
   command -v java >/dev/null || { log "installing Java (Debian's openjdk-17-jre-headless)"; apt_install openjdk-17-jre-headless; }
 }

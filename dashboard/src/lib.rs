@@ -19,6 +19,7 @@ pub mod live;
 pub mod metrics;
 pub mod protocol;
 pub mod rest;
+pub mod row;
 pub mod server;
 pub mod session;
 pub mod source;

@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use compact_str::CompactString;
 use tradeflow_core::ClientId;
 use tradeflow_core::changelog::SummaryChange;
@@ -20,14 +20,8 @@ use tradeflow_core::price::PriceTick;
 use tradeflow_core::summary::{Mark, SummaryRow};
 
 use crate::metrics::Metrics;
-use crate::subscriber::{Filter, Subscriber};
-
-/// A row's identity within its client: (trade_date, account, symbol).
-pub type RowKey = (NaiveDate, CompactString, CompactString);
-
-pub fn row_key(row: &SummaryRow) -> RowKey {
-    (row.trade_date, row.account_id.clone(), row.symbol.clone())
-}
+use crate::row::{Filter, RowKey, row_key};
+use crate::subscriber::Subscriber;
 
 struct LiveRow {
     row: Arc<SummaryRow>,

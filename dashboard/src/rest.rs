@@ -11,7 +11,7 @@ use tradeflow_core::ClientId;
 use tradeflow_core::summary::{Mark, SummaryRow};
 
 use crate::live::{Live, lock};
-use crate::subscriber::Filter;
+use crate::row::Filter;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

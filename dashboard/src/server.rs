@@ -14,8 +14,8 @@ use warp::{Filter, Reply};
 use crate::access::{Access, Refusal};
 use crate::live::Live;
 use crate::rest::{self, QueryError, SummaryQuery};
+use crate::row::Filter as RowFilter;
 use crate::session::{self, SessionContext};
-use crate::subscriber::Filter as RowFilter;
 
 /// The page and its assets, compiled in (no build step; the image needs no extra files).
 const INDEX_HTML: &str = include_str!("../web/index.html");

@@ -15,7 +15,8 @@ use warp::ws::{Message, WebSocket};
 
 use crate::live::{Live, SharedFeed, Start, lock};
 use crate::protocol::{Frame, Op, Request, View};
-use crate::subscriber::{Batch, Filter, Subscriber};
+use crate::row::Filter;
+use crate::subscriber::{Batch, Subscriber};
 use crate::views;
 
 /// What every session shares.

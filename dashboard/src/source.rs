@@ -81,18 +81,24 @@ pub async fn follow(
 ) -> Result<(), KafkaError> {
     let Some((s, s_parts)) = assign_all(&kafka, &summaries, &shutdown).await? else { return Ok(()) };
     let Some((p, p_parts)) = assign_all(&kafka, &prices, &shutdown).await? else { return Ok(()) };
-    let caught_up = Arc::new(std::sync::Mutex::new((HashSet::<(bool, i32)>::new(), s_parts + p_parts)));
+    let caught_up = Arc::new(std::sync::Mutex::new(CatchUp { reached: HashSet::new(), partitions: s_parts + p_parts }));
     let a = tokio::spawn(consume(s, Kind::Summaries, live.clone(), caught_up.clone(), shutdown.clone()));
     let b = tokio::spawn(consume(p, Kind::Prices, live, caught_up, shutdown));
     let _ = tokio::join!(a, b);
     Ok(())
 }
 
+/// Which (is summaries, partition) pairs have reached their end once, out of how many: ready when all have.
+struct CatchUp {
+    reached: HashSet<(bool, i32)>,
+    partitions: usize,
+}
+
 async fn consume(
     consumer: SourceConsumer,
     kind: Kind,
     live: Arc<Live>,
-    caught_up: Arc<std::sync::Mutex<(HashSet<(bool, i32)>, usize)>>,
+    caught_up: Arc<std::sync::Mutex<CatchUp>>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -127,8 +133,8 @@ async fn consume(
             }
             Err(KafkaError::PartitionEOF(p)) => {
                 let mut c = caught_up.lock().unwrap_or_else(|e| e.into_inner());
-                if c.0.insert((kind == Kind::Summaries, p))
-                    && c.0.len() == c.1
+                if c.reached.insert((kind == Kind::Summaries, p))
+                    && c.reached.len() == c.partitions
                     && live.metrics.ready.swap(1, Relaxed) == 0
                 {
                     tracing::info!("caught up with summaries and prices: ready");

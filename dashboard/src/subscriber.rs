@@ -10,26 +10,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use compact_str::CompactString;
 use tokio::sync::Notify;
 use tradeflow_core::summary::SummaryRow;
 
-use crate::live::{RowKey, row_key};
 use crate::metrics::Metrics;
-
-/// Optional account / symbol filters of a subscription.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Filter {
-    pub account: Option<CompactString>,
-    pub symbol: Option<CompactString>,
-}
-
-impl Filter {
-    pub fn matches(&self, row: &SummaryRow) -> bool {
-        self.account.as_ref().is_none_or(|a| *a == row.account_id)
-            && self.symbol.as_ref().is_none_or(|s| *s == row.symbol)
-    }
-}
+use crate::row::{Filter, RowKey, row_key};
 
 #[derive(Default)]
 struct Outbox {

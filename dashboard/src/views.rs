@@ -6,28 +6,9 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use compact_str::CompactString;
 use rust_decimal::Decimal;
-use serde::Serialize;
 use tradeflow_core::summary::SummaryRow;
 
-use crate::protocol::View;
-
-/// One group of a totals view.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Total {
-    pub trade_date: NaiveDate,
-    /// The symbol (totals_by_symbol) or the account (totals_by_account).
-    pub group: CompactString,
-    pub rows: u64,
-    pub trade_count: i64,
-    pub buy_qty: i64,
-    pub sell_qty: i64,
-    pub net_qty: i128,
-    pub buy_notional: Decimal,
-    pub sell_notional: Decimal,
-    /// Sum over the rows that have a mark; `unmarked_rows` counts the others.
-    pub market_value: Decimal,
-    pub unmarked_rows: u64,
-}
+use crate::protocol::{Total, View};
 
 pub type GroupKey = (NaiveDate, CompactString);
 

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::IngestError;
 use crate::config::IngestorArgs;
 use crate::discovery::scan;
+use crate::error::IngestError;
 use crate::log_file::{LogFile, Shared};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tradeflow_core::log_format::LogFileName;
 
-use crate::IngestError;
 use crate::config::IngestorArgs;
+use crate::error::IngestError;
 use crate::log_file::Shared;
 
 /// Poll interval when file notifications are unavailable.

@@ -18,12 +18,14 @@
 //! - [`publisher`]: the idempotent Kafka producer and its delivery reports.
 //! - [`backfill`]: republish whole historical files and exit.
 //! - [`metrics`]: `/metrics` and `/healthz`.
+//! - [`error`]: what can stop the ingestor.
 
 pub mod ack_window;
 pub mod backfill;
 pub mod config;
 pub mod cursor;
 pub mod discovery;
+pub mod error;
 pub mod line_reader;
 pub mod log_file;
 pub mod metrics;
@@ -36,29 +38,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use config::IngestorArgs;
+pub use error::IngestError;
 
 use crate::cursor::CursorStore;
 use crate::log_file::Shared;
 use crate::metrics::Metrics;
 use crate::publisher::{Publisher, PublisherConfig};
-
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("{path}: {source}")]
-    Io { path: std::path::PathBuf, source: std::io::Error },
-    #[error(transparent)]
-    Cursor(#[from] cursor::CursorError),
-    #[error("Kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("the broker rejected a record: {0}")]
-    Delivery(String),
-    #[error("cannot serve metrics: {0}")]
-    Metrics(std::io::Error),
-    #[error("a file reader task failed: {0}")]
-    Task(String),
-    #[error("invalid configuration: {0}")]
-    Config(String),
-}
 
 /// Runs the ingestor (or the backfill, with `--backfill`) until `shutdown`.
 pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<(), IngestError> {

@@ -190,7 +190,7 @@ mod tests {
         let rest = collect(&mut r, &f);
         assert_eq!(rest[0], (2, vec![b'x'; 10], true));
         assert_eq!(rest[1], (2 + big.len() as u64 + 3, b"b".to_vec(), false));
-        assert_eq!(rest[2].2, true);
+        assert!(rest[2].2);
         assert_eq!(rest[2].1, b"0123456789".to_vec());
         assert_eq!(r.line_offset(), f.metadata().unwrap().len());
     }

@@ -11,9 +11,9 @@ use tradeflow_core::log_format::{LogFileName, parse_line};
 use tradeflow_core::record::{self, TradeId, TradeRecord};
 use tradeflow_core::topics::Topics;
 
-use crate::IngestError;
 use crate::ack_window::AckWindow;
 use crate::cursor::{Cursor, CursorStore, HEAD_BYTES};
+use crate::error::IngestError;
 use crate::line_reader::{Item, LineReader};
 use crate::metrics::Metrics;
 use crate::publisher::{Pending, Publisher, dlq_headers};

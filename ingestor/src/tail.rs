@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tradeflow_core::log_format::LogFileName;
 
-use crate::IngestError;
+use crate::error::IngestError;
 use crate::log_file::{LogFile, Shared};
 
 /// How long shutdown waits for in-flight lines before persisting what was acknowledged.

@@ -55,12 +55,8 @@ fn env_read_by(command: &str) -> BTreeSet<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     let help = String::from_utf8_lossy(&out.stdout);
-    let mut names: BTreeSet<String> = help
-        .split("[env: ")
-        .skip(1)
-        .filter_map(|s| s.split(|c: char| c == '=' || c == ']').next())
-        .map(str::to_owned)
-        .collect();
+    let mut names: BTreeSet<String> =
+        help.split("[env: ").skip(1).filter_map(|s| s.split(['=', ']']).next()).map(str::to_owned).collect();
     names.insert("RUST_LOG".into()); // every command logs through tracing's filter
     names
 }

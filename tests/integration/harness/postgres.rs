@@ -44,12 +44,12 @@ impl Drop for TestDatabase {
             // The pool belongs to the test's runtime (blocked here): leave it, and let
             // DROP … WITH (FORCE) end its sessions. Bounded, so a drop can never hang a test.
             let drop_db = async move {
-                if let Ok(admin) = PgConnectOptions::from_str(&server) {
-                    if let Ok(mut conn) = admin.connect().await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                            .execute(&mut conn)
-                            .await;
-                    }
+                if let Ok(admin) = PgConnectOptions::from_str(&server)
+                    && let Ok(mut conn) = admin.connect().await
+                {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
                 }
             };
             let _ = rt.block_on(async move { tokio::time::timeout(std::time::Duration::from_secs(20), drop_db).await });

@@ -1,0 +1,19 @@
+//! What can stop the ingestor (a bad line never does: it goes to the dead-letter topic).
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Cursor(#[from] crate::cursor::CursorError),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("the broker rejected a record: {0}")]
+    Delivery(String),
+    #[error("cannot serve metrics: {0}")]
+    Metrics(std::io::Error),
+    #[error("a file reader task failed: {0}")]
+    Task(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
