@@ -7,7 +7,7 @@
 # Settings (environment): KAFKA_PORT (9092), TRADE_LOG_CID (1,2,3), TRADEFLOW_STATE (.tradeflow),
 # DASHBOARD_PORT (8080), TRADEFLOW_AUTH_SECRET (generated once into $TRADEFLOW_STATE/auth-secret),
 # TRADEFLOW_DEV_DB (tradeflow_dev), TRADEFLOW_BIN (a built tradeflow binary: skips the release build);
-# every service's own variables (README) pass through.
+# every service's own variables (docs/services.md) pass through.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh

@@ -240,3 +240,50 @@ fn crates_depend_one_way() {
     let binary = workspace_deps(&root.join("Cargo.toml"));
     assert!(binary.contains("tradeflow-core") && SERVICES.iter().all(|s| binary.contains(&format!("tradeflow-{s}"))));
 }
+
+/// GitHub's anchor for a heading: lower case, spaces to '-', punctuation other than '-' and '_' dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_and_docs_link_to_what_exists() {
+    let root = root();
+    let mut docs: Vec<PathBuf> = vec![root.join("README.md")];
+    docs.extend(fs::read_dir(root.join("docs")).into_iter().flatten().flatten().map(|e| e.path()));
+    docs.retain(|p| p.extension().is_some_and(|e| e == "md"));
+    assert!(docs.len() >= 5, "README.md and docs/*.md: found {docs:?}");
+    let mut checked = 0;
+    for doc in &docs {
+        let text = fs::read_to_string(doc).unwrap_or_default();
+        let dir = doc.parent().unwrap_or(&root);
+        for link in text.split("](").skip(1).filter_map(|s| s.split(')').next()) {
+            if link.contains("://") || link.starts_with("mailto:") {
+                continue;
+            }
+            let (file, fragment) = link.split_once('#').unwrap_or((link, ""));
+            let target = if file.is_empty() { doc.clone() } else { dir.join(file) };
+            assert!(target.exists(), "{}: link to {link}: no such file", doc.display());
+            if !fragment.is_empty() {
+                let body = fs::read_to_string(&target).unwrap_or_default();
+                let anchors: BTreeSet<String> = body
+                    .lines()
+                    .filter_map(|l| l.strip_prefix('#'))
+                    .map(|h| anchor(h.trim_start_matches('#')))
+                    .collect();
+                assert!(anchors.contains(fragment), "{}: link to {link}: no such heading", doc.display());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} links checked");
+}

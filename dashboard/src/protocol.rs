@@ -1,4 +1,4 @@
-//! The websocket protocol (JSON text frames; documented in the README).
+//! The websocket protocol (JSON text frames; documented in docs/protocol.md).
 //!
 //! Subscriber → dashboard:
 //! `{"op":"subscribe","client":"7","account":"ACC1"?,"symbol":"AAPL"?,"view":"rows"|"totals_by_symbol"|"totals_by_account"?,"epoch":"…"?,"since":12?}`,

@@ -69,7 +69,7 @@ pub struct PartitionArgs {
     pub prices_partitions: i32,
     /// One: every dashboard reads all of `summaries` and per-row order rides on each change's
     /// offset, so partitions scale nothing here; one batch per produce request instead of twelve
-    /// measured p99 25 vs 91 ms at 10 k trades/s on Apache Kafka (README, latency benchmark).
+    /// measured p99 25 vs 91 ms at 10 k trades/s on Apache Kafka (docs/benchmarks.md, latency).
     #[arg(long, env = "TRADEFLOW_SUMMARIES_PARTITIONS", default_value_t = 1)]
     pub summaries_partitions: i32,
     /// Replicas of every partition; -1 (the default) takes the broker's `default.replication.factor`
