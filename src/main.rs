@@ -22,6 +22,8 @@ enum Command {
     Aggregator(tradeflow_aggregator::AggregatorArgs),
     /// Rebuild whole trade dates from the `trades` topic and replace their rows atomically.
     Backfill(tradeflow_aggregator::backfill::BackfillArgs),
+    /// Snapshot history upkeep once: date partitions around today, and retention (`--history-days`).
+    History(commands::aggregator::HistoryArgs),
     /// Compare the summary rows in Postgres with the oracle of the log files (exit 1 on any difference).
     Verify(commands::aggregator::VerifyArgs),
     /// Publish a random-walk market price feed to `prices`.
@@ -52,6 +54,7 @@ fn main() -> anyhow::Result<()> {
             Command::Aggregator(args) => commands::aggregator::run(args, shutdown).await,
             Command::Backfill(args) => commands::aggregator::backfill(args, shutdown).await,
             Command::Verify(args) => commands::aggregator::verify(args).await,
+            Command::History(args) => commands::aggregator::history(args).await,
             Command::Prices(args) => commands::producer::run_prices(args, shutdown).await,
             Command::Oracle(args) => commands::oracle::run(args),
             Command::Topics(args) => commands::topics::run(args).await,

@@ -15,6 +15,8 @@ pub struct AggregatorArgs {
     pub topics: TopicArgs,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub retention: crate::history::RetentionArgs,
     /// Consumer group of the aggregator instances.
     #[arg(long, env = "TRADEFLOW_AGGREGATOR_GROUP", default_value = "tradeflow-aggregator")]
     pub group_id: String,

@@ -17,12 +17,14 @@
 //!   thread never waits on Postgres except on a rebalance and at shutdown.
 //! - [`marks`]: the latest price per symbol from `prices`.
 //! - [`changelog`]: the `summaries` record.
+//! - [`history`]: history partitions ahead, and retention (`--history-days`).
 //! - [`verify`]: Postgres against the oracle.
 
 pub mod backfill;
 pub mod changelog;
 pub mod config;
 pub mod engine;
+pub mod history;
 pub mod marks;
 pub mod metrics;
 pub mod state;
@@ -57,6 +59,7 @@ pub enum AggregateError {
 pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<(), AggregateError> {
     let topics = config.topics.topics();
     let store = Store::connect(&config.database.database_url, &topics.trades).await?;
+    tokio::spawn(history::keep_up(store.pool.clone(), config.retention.clone(), shutdown.clone()));
     let metrics = Arc::new(Metrics::default());
     let marks_group = format!("{}-marks-{}", config.group_id, std::process::id());
     let marks = marks::follow(&config.kafka, &topics.prices, &marks_group, shutdown.clone())?;

@@ -1,8 +1,13 @@
 //! Postgres: loading a partition's state (and taking ownership with a new fencing epoch), and the
 //! snapshot — changed rows, history, dedupe marks and the next offset in one transaction, written
 //! only while this owner's epoch is still the partition's.
+//!
+//! History is partitioned by trade date: before a snapshot writes a date for the first time in
+//! this process, its partition is created if missing (outside the snapshot transaction, so the
+//! snapshot never holds the table lock that creating a partition takes).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
@@ -40,6 +45,8 @@ pub enum SnapshotOutcome {
 pub struct Store {
     pub pool: PgPool,
     topic: String,
+    /// Trade dates whose history partition this process has made sure of.
+    dated: Arc<Mutex<HashSet<NaiveDate>>>,
 }
 
 pub fn nanos(t: NaiveDateTime) -> i64 {
@@ -54,7 +61,30 @@ impl Store {
     pub async fn connect(url: &str, topic: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new().max_connections(4).connect(url).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, topic: topic.to_owned() })
+        Ok(Self { pool, topic: topic.to_owned(), dated: Arc::default() })
+    }
+
+    /// Makes sure the history partitions of `dates` exist (each checked once per process).
+    async fn ensure_dates(&self, dates: impl IntoIterator<Item = NaiveDate>) -> Result<(), StoreError> {
+        let missing: BTreeSet<NaiveDate> = {
+            let known = self.dated.lock().unwrap_or_else(|e| e.into_inner());
+            dates.into_iter().filter(|d| !known.contains(d)).collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let missing: Vec<NaiveDate> = missing.into_iter().collect();
+        sqlx::query("SELECT summary_history_partition(d) FROM UNNEST($1::date[]) AS u(d)")
+            .bind(&missing)
+            .execute(&self.pool)
+            .await?;
+        self.dated.lock().unwrap_or_else(|e| e.into_inner()).extend(missing);
+        Ok(())
+    }
+
+    /// Forgets which partitions exist (after a write failed: retention may have dropped one).
+    fn forget_dates(&self) {
+        self.dated.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Takes ownership of `partition` (bumping its epoch) and loads its state.
@@ -114,6 +144,15 @@ impl Store {
 
     /// Writes a snapshot job (what changed since the last snapshot), fenced on its owner's epoch.
     pub async fn snapshot(&self, job: &SnapshotJob) -> Result<SnapshotOutcome, StoreError> {
+        self.ensure_dates(job.rows.iter().map(|r| r.key.trade_date)).await?;
+        let outcome = self.snapshot_tx(job).await;
+        if outcome.is_err() {
+            self.forget_dates();
+        }
+        outcome
+    }
+
+    async fn snapshot_tx(&self, job: &SnapshotJob) -> Result<SnapshotOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         let fenced = sqlx::query(
             "UPDATE partition_offsets SET next_offset = $3, updated_at = now()
@@ -161,7 +200,8 @@ impl Store {
     }
 }
 
-/// Writes `cols` into `summary_current` (upsert) and `summary_history` (append) at `now`.
+/// Writes `cols` into `summary_current` (upsert) and `summary_history` (append) at `now`, and
+/// their keys into `summary_keys` (the keys as-of queries probe).
 async fn insert_rows(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     cols: &Columns,
@@ -220,6 +260,18 @@ async fn insert_rows(
             .execute(&mut **tx)
             .await?;
     }
+    sqlx::query(
+        "INSERT INTO summary_keys (trade_date, client_id, account_id, symbol)
+         SELECT * FROM UNNEST($1::date[], $2::text[], $3::text[], $4::text[]) AS u(d, c, a, s)
+         ORDER BY d, c, a, s
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&cols.trade_date)
+    .bind(&cols.client_id)
+    .bind(&cols.account_id)
+    .bind(&cols.symbol)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -232,6 +284,7 @@ impl Store {
         rows: &[(SummaryKey, Position, i32, i64)],
         marks: &HashMap<String, Mark>,
     ) -> Result<usize, StoreError> {
+        self.ensure_dates(rows.iter().map(|(key, ..)| key.trade_date)).await?;
         let mut tx = self.pool.begin().await?;
         match dates {
             Some((from, to)) => {

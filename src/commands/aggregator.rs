@@ -48,3 +48,30 @@ pub async fn backfill(
     );
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    database: tradeflow_aggregator::config::DatabaseArgs,
+    #[command(flatten)]
+    retention: tradeflow_aggregator::history::RetentionArgs,
+}
+
+/// One history upkeep (what the aggregator does hourly): partitions around today, then retention.
+pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(&args.database.database_url).await.context("connecting to Postgres")?;
+    tradeflow_aggregator::store::MIGRATOR.run(&pool).await.context("running the migrations")?;
+    let today = chrono::Utc::now().date_naive();
+    let done = tradeflow_aggregator::history::upkeep(&pool, &args.retention, today).await.context("history upkeep")?;
+    for name in &done.partitions {
+        println!("partition\t{name}");
+    }
+    for date in &done.dropped {
+        println!("dropped\t{date}");
+    }
+    match tradeflow_aggregator::history::cutoff(today, args.retention.history_days) {
+        Some(cutoff) => println!("kept\ttrade dates from {cutoff}; {} dropped", done.dropped.len()),
+        None => println!("kept\tevery trade date (--history-days 0)"),
+    }
+    Ok(())
+}

@@ -15,5 +15,6 @@ mod compose;
 mod dashboard;
 mod failover;
 mod foundation;
+mod history;
 mod ingestor;
 mod smoke;

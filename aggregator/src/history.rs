@@ -1,0 +1,93 @@
+//! Snapshot history upkeep: the date partitions of `summary_history` a snapshot is about to need
+//! are created ahead (yesterday, today and tomorrow, UTC), and with `--history-days N` the
+//! partitions of trade dates more than N days before today are dropped whole — with their keys in
+//! `summary_keys` — while `summary_current` is untouched. The aggregator does this at start and
+//! hourly; `tradeflow history` does it once.
+
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use clap::Args;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::StoreError;
+
+/// How often a running aggregator applies retention and creates partitions ahead.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// `--history-days`: the retention of `summary_history`.
+#[derive(Args, Clone, Debug, Default)]
+pub struct RetentionArgs {
+    /// Keep the snapshot history of trade dates at most this many days before today (UTC); older
+    /// date partitions are dropped whole. 0 keeps every date.
+    #[arg(long, env = "TRADEFLOW_HISTORY_DAYS", default_value_t = 0)]
+    pub history_days: u32,
+}
+
+/// What one upkeep did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Upkeep {
+    /// Partitions made sure of (created or already there).
+    pub partitions: Vec<String>,
+    /// Trade dates whose history was dropped.
+    pub dropped: Vec<NaiveDate>,
+}
+
+/// The first trade date kept when keeping `days` days before `today` (`None`: keep all).
+pub fn cutoff(today: NaiveDate, days: u32) -> Option<NaiveDate> {
+    (days > 0).then(|| today - chrono::Days::new(u64::from(days)))
+}
+
+/// Creates the partitions around `today` and drops the dates before the retention cutoff.
+pub async fn upkeep(pool: &PgPool, retention: &RetentionArgs, today: NaiveDate) -> Result<Upkeep, StoreError> {
+    let around: Vec<NaiveDate> = [today.pred_opt(), Some(today), today.succ_opt()].into_iter().flatten().collect();
+    let partitions: Vec<String> =
+        sqlx::query_scalar("SELECT summary_history_partition(d) FROM UNNEST($1::date[]) AS u(d)")
+            .bind(&around)
+            .fetch_all(pool)
+            .await?;
+    let dropped = match cutoff(today, retention.history_days) {
+        Some(cutoff) => {
+            let mut tx = pool.begin().await?;
+            // Dropping a partition waits for the snapshots writing the table: bounded, retried next time.
+            sqlx::query("SET LOCAL lock_timeout = '10s'").execute(&mut *tx).await?;
+            let dropped =
+                sqlx::query_scalar("SELECT summary_history_drop_before($1)").bind(cutoff).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            dropped
+        }
+        None => Vec::new(),
+    };
+    Ok(Upkeep { partitions, dropped })
+}
+
+/// Runs [`upkeep`] now and every [`UPKEEP_EVERY`] until `shutdown`; failures are logged and retried.
+pub async fn keep_up(pool: PgPool, retention: RetentionArgs, shutdown: CancellationToken) {
+    loop {
+        match upkeep(&pool, &retention, Utc::now().date_naive()).await {
+            Ok(done) if !done.dropped.is_empty() => {
+                tracing::info!(dropped = ?done.dropped, days = retention.history_days, "snapshot history past retention dropped")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "history upkeep failed; retried in an hour"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(UPKEEP_EVERY) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cutoff_keeps_today_and_n_days_before() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        assert_eq!(cutoff(today, 0), None);
+        assert_eq!(cutoff(today, 1), NaiveDate::from_ymd_opt(2026, 11, 25));
+        assert_eq!(cutoff(today, 30), NaiveDate::from_ymd_opt(2026, 10, 27));
+    }
+}
