@@ -1,27 +1,37 @@
-//! `tradeflow backfill --from <date|timestamp|earliest> [--to <date|timestamp>]`: rebuild whole
-//! trade dates from the `trades` topic and replace their rows atomically.
+//! `tradeflow backfill --from <date|timestamp|earliest> [--to <date|timestamp>]`: rebuild trade
+//! dates from the `trades` topic and replace their rows — safely while everything runs.
 //!
-//! It reads every partition from its beginning to its end (as of the start: `partition.eof`),
-//! in one thread per core (each a consumer of its share of the partitions), outside the live
-//! consumer group, applies each trade of the affected dates once (the same identity dedupe as the
-//! live aggregator), then replaces those dates' rows in one transaction.
-//! It does not use offsets-for-times: a record's Kafka timestamp is its publish time, not its trade
-//! date (`ingestor --backfill` republishes a past day with today's timestamps), so it reads the
-//! whole topic: correct whatever the order of publishing, at the cost of reading what retention
-//! keeps. Rebuilding whole dates means a timestamp bound widens to its date. Running it twice leaves the same current rows.
-//! Run it for days the live aggregators no longer receive trades for (or with them stopped):
-//! a live instance that is still changing a rebuilt row would overwrite it at its next snapshot.
+//! **Fenced like an owner.** It takes every partition of `trades` the way a new owner does — a new
+//! epoch in `partition_offsets`, so the live owner's next snapshot is fenced — plus the next rebuild
+//! generation and a lease (renewed while it runs; no aggregator loads the partition until it is
+//! written or the lease lapses). With `E` the partition's end when taken, it reads the partition
+//! from its beginning to `E` and builds, in one pass:
+//! - the rows of the dates in range from scratch (each trade once: the identity dedupe, fresh);
+//! - the other dates' rows as stored, carried forward with the records between the stored offset
+//!   and `E` (so every row of the partition reflects exactly the records before `E`);
+//!
+//! then writes them in one transaction per partition fenced on its epoch (the range's old rows
+//! replaced, dedupe marks, next offset `E`, lease ended) and publishes them to `summaries` with the
+//! new generation, which supersedes every older version on the page. The live owner is told by its
+//! fenced snapshot, loads the partition again, and carries on from `E`. No row is ever written
+//! from two states; a client's rows (one partition) switch in one transaction.
+//!
+//! It reads the whole topic rather than offsets-for-times: a record's Kafka timestamp is its
+//! publish time, not its trade date (`ingestor --backfill` republishes a past day with today's
+//! timestamps). One backfill per topic at a time (a Postgres advisory lock; a second is refused).
+//! `--dry-run` reads without taking anything and prints what would change.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal as _;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, NaiveDateTime};
 use clap::Args;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::{Message as _, Offset};
 use tokio_util::sync::CancellationToken;
@@ -29,9 +39,10 @@ use tradeflow_core::kafka::{EndOfPartitionIsNormal, KafkaArgs};
 use tradeflow_core::record::TradeRecord;
 use tradeflow_core::topics::TopicArgs;
 
-use crate::state::{Applied, PartitionState};
-use crate::store::Store;
-use crate::{AggregateError, marks};
+use crate::AggregateError;
+use crate::changelog::SummaryChange;
+use crate::state::{Applied, FileKey, PartitionState, RowImage, SnapshotJob};
+use crate::store::{Lease, SnapshotOutcome, Store};
 
 /// A backfill bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,9 +89,16 @@ pub struct BackfillArgs {
     /// First trade date (or time, widened to its date), or `earliest` for every date.
     #[arg(long, value_parser = parse_bound)]
     pub from: Bound,
-    /// Last trade date (or time, widened to its date), inclusive; default: the last date seen.
+    /// Last trade date (or time, widened to its date), inclusive; default: no end.
     #[arg(long, value_parser = parse_bound)]
     pub to: Option<Bound>,
+    /// Read and compare only: print the rows that would change, write nothing, take nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds a partition stays held without a renewal (renewed every third of it while the
+    /// backfill runs): how long live owners wait for a backfill that died.
+    #[arg(long, env = "TRADEFLOW_BACKFILL_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..))]
+    pub lease_secs: u64,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -89,44 +107,244 @@ pub struct BackfillReport {
     pub applied: u64,
     pub duplicates: u64,
     pub rows: usize,
+    /// Dry run: rows that would change (added, changed or removed), and by how many trades.
+    pub would_change: Option<(usize, i64)>,
+}
+
+/// One partition as the backfill builds it: the range rebuilt from scratch, the rest carried.
+struct Build {
+    lease: Lease,
+    /// The end read to: everything before it is in the build.
+    end: i64,
+    rebuilt: PartitionState,
+    carried: PartitionState,
+}
+
+impl Build {
+    fn apply(&mut self, offset: i64, record: &TradeRecord, in_range: bool, report: &mut BackfillReport) {
+        let state = if in_range {
+            &mut self.rebuilt
+        } else if offset >= self.lease.next_offset {
+            &mut self.carried
+        } else {
+            return;
+        };
+        match state.apply(offset, record) {
+            Applied::Row(_) => report.applied += 1,
+            Applied::Duplicate => report.duplicates += 1,
+            Applied::Rejected(why) => tracing::error!(reason = %why, "trade rejected"),
+        }
+    }
+
+    /// What the rebuild writes: every rebuilt row, the carried rows that changed, the dedupe marks
+    /// of both (the higher per file), next offset = the end read to.
+    fn job(&self) -> SnapshotJob {
+        let mut rows = Vec::new();
+        for (state, keys) in [
+            (&self.rebuilt, self.rebuilt.rows.keys().cloned().collect::<Vec<_>>()),
+            (&self.carried, self.carried.dirty_rows.iter().cloned().collect()),
+        ] {
+            for key in keys {
+                let Some(position) = state.rows.get(&key) else { continue };
+                let offset = state.row_offsets.get(&key).copied().unwrap_or(self.end);
+                rows.push(RowImage { key, position: position.clone(), mark: None, offset });
+            }
+        }
+        let mut files: HashMap<FileKey, u64> = HashMap::new();
+        let changed = self.carried.dirty_files.iter().filter_map(|f| self.carried.files.get_key_value(f));
+        for (file, max) in self.rebuilt.files.iter().chain(changed) {
+            let at = files.entry(file.clone()).or_insert(*max);
+            *at = (*at).max(*max).max(self.carried.files.get(file).copied().unwrap_or(0));
+        }
+        SnapshotJob {
+            partition: self.lease.partition,
+            epoch: self.lease.epoch,
+            generation: self.lease.generation,
+            next_offset: self.end,
+            rows,
+            files: files.into_iter().collect(),
+        }
+    }
 }
 
 pub async fn run(args: BackfillArgs, shutdown: CancellationToken) -> Result<BackfillReport, AggregateError> {
     let topics = args.topics.topics();
     let store = Store::connect(&args.database.database_url, &topics.trades).await?;
-    let from = args.from.date();
-    let to = args.to.and_then(Bound::date);
+    let (from, to) = (args.from.date(), args.to.and_then(Bound::date));
     let in_range = move |d: NaiveDate| from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t);
-    let kafka = args.kafka.clone();
-    let topic = topics.trades.clone();
-    let cancel = shutdown.clone();
-    let (states, report) = tokio::task::spawn_blocking(move || read_topic(&kafka, &topic, in_range, &cancel))
-        .await
-        .map_err(|e| AggregateError::Thread(e.to_string()))??;
+    let _lock = store.backfill_lock().await?;
+    let partitions = {
+        let (kafka, topic) = (args.kafka.clone(), topics.trades.clone());
+        tokio::task::spawn_blocking(move || topic_partitions(&kafka, &topic))
+            .await
+            .map_err(|e| AggregateError::Thread(e.to_string()))??
+    };
+    let lease = Duration::from_secs(args.lease_secs);
+    // A dry run takes nothing: it reads to the ends it finds and compares with what is stored.
+    let leases = if args.dry_run {
+        let mut leases = Vec::new();
+        for &partition in &partitions {
+            leases.push(Lease { partition, epoch: 0, generation: 0, next_offset: i64::MAX });
+        }
+        leases
+    } else {
+        store.take_leases(&partitions, lease).await?
+    };
+    let renewing = (!args.dry_run).then(|| {
+        let (store, leases, stop) = (store.clone(), leases.clone(), shutdown.child_token());
+        let task = tokio::spawn(renew(store, leases, lease, stop.clone()));
+        (task, stop)
+    });
+    let result = rebuild(&args, &store, &topics, &leases, in_range, from, to, &shutdown).await;
+    if let Some((task, stop)) = renewing {
+        stop.cancel();
+        let _ = task.await;
+    }
+    if result.is_err() && !args.dry_run {
+        // Whatever was not written goes back to the live owners now, not when the lease lapses.
+        if let Err(e) = store.release_leases(&leases).await {
+            tracing::warn!(error = %e, "could not give the partitions back; they return when the lease lapses");
+        }
+    }
+    result
+}
+
+/// Renews the leases every third of their length until `stop`.
+async fn renew(store: Store, leases: Vec<Lease>, lease: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(lease / 3) => {}
+        }
+        if let Err(e) = store.renew_leases(&leases, lease).await {
+            tracing::warn!(error = %e, "lease renewal failed; retried");
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn rebuild(
+    args: &BackfillArgs,
+    store: &Store,
+    topics: &tradeflow_core::topics::Topics,
+    leases: &[Lease],
+    in_range: impl Fn(NaiveDate) -> bool + Copy + Send + Sync + 'static,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    shutdown: &CancellationToken,
+) -> Result<BackfillReport, AggregateError> {
+    // The stored rows, as the leases found them (live owners can no longer write them).
+    let mut builds = Vec::new();
+    for lease in leases {
+        let carried = if args.dry_run { PartitionState::default() } else { store.read_partition(lease).await? };
+        let mut rebuilt = PartitionState::new(lease.partition, lease.epoch, 0);
+        rebuilt.generation = lease.generation;
+        builds.push(Build { lease: *lease, end: 0, rebuilt, carried });
+    }
+    let (kafka, topic, cancel) = (args.kafka.clone(), topics.trades.clone(), shutdown.clone());
+    let (builds, mut report) =
+        tokio::task::spawn_blocking(move || read_topic(&kafka, &topic, builds, in_range, &cancel))
+            .await
+            .map_err(|e| AggregateError::Thread(e.to_string()))??;
     if shutdown.is_cancelled() {
         return Err(AggregateError::Thread("backfill interrupted before writing; nothing changed".into()));
     }
-    let mut rows = Vec::new();
-    let mut last_date = None;
-    for s in &states {
-        for (key, p) in &s.rows {
-            last_date = last_date.max(Some(key.trade_date));
-            let offset = s.row_offsets.get(key).copied().unwrap_or(s.next_offset);
-            rows.push((key.clone(), p.clone(), s.partition, offset));
+    if args.dry_run {
+        let stored = crate::verify::current_rows(&store.pool).await?;
+        let mut changed = 0;
+        let mut trades = 0;
+        let mut rebuilt: HashMap<_, _> = HashMap::new();
+        for b in &builds {
+            rebuilt.extend(b.rebuilt.rows.iter().map(|(k, p)| (k.clone(), p.clone())));
         }
+        for (key, position) in &rebuilt {
+            let before = stored.get(key);
+            if before != Some(position) {
+                changed += 1;
+                trades += position.trade_count - before.map_or(0, |p| p.trade_count);
+                println!(
+                    "would change\t{key:?}\ttrades {} -> {}",
+                    before.map_or(0, |p| p.trade_count),
+                    position.trade_count
+                );
+            }
+        }
+        for (key, before) in stored.iter().filter(|(k, _)| in_range(k.trade_date) && !rebuilt.contains_key(*k)) {
+            changed += 1;
+            trades -= before.trade_count;
+            println!("would remove\t{key:?}\ttrades {}", before.trade_count);
+        }
+        report.would_change = Some((changed, trades));
+        return Ok(report);
     }
-    let dates = match (from, to) {
-        (None, None) => None,
-        (f, t) => Some((f.unwrap_or(NaiveDate::MIN), t.or(last_date).unwrap_or(NaiveDate::MAX))),
-    };
-    let marks = marks::snapshot(&Default::default());
-    let written = store.replace_dates(dates, &rows, &marks).await?;
-    let report = BackfillReport { rows: written, ..report };
-    tracing::info!(?dates, ?report, "backfill replaced the rows");
+    let producer: BaseProducer = args
+        .kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("message.timeout.ms", "0")
+        .create()?;
+    let fault = Fault::from_env();
+    if let Fault::Hold(pause) = fault {
+        tokio::time::sleep(pause).await;
+    }
+    for (written, build) in builds.iter().enumerate() {
+        if fault == Fault::CrashAfter(written) {
+            eprintln!("TRADEFLOW_BACKFILL_FAULT=crash-after:{written}: aborting before the next partition");
+            std::process::abort();
+        }
+        let job = build.job();
+        match store.write_rebuild(&job, from, to).await? {
+            SnapshotOutcome::Committed { rows } => report.rows += rows,
+            _ => {
+                return Err(AggregateError::Thread(format!(
+                    "partition {}: the lease lapsed and its owner took it back before the rebuild was written \
+                     (partitions before it are written; run the backfill again)",
+                    job.partition
+                )));
+            }
+        }
+        // The page is told: the rebuilt rows, in the new generation (superseding older versions).
+        for r in &job.rows {
+            let change =
+                SummaryChange::new(&r.key, &r.position, None, job.partition, r.offset).with_generation(job.generation);
+            let (key, payload) = (r.key.kafka_key(), change.to_json());
+            let mut record = BaseRecord::to(&topics.summaries).key(&key).payload(&payload);
+            while let Err((e, back)) = producer.send(record) {
+                tracing::debug!(error = %e, "summaries queue full; polling");
+                producer.poll(Duration::from_millis(10));
+                record = back;
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60))?;
+    tracing::info!(?from, ?to, ?report, "backfill wrote the rebuilt rows");
     Ok(report)
 }
 
-type ReadResult = Result<(Vec<PartitionState>, BackfillReport), AggregateError>;
+/// Fault injection for tests, `TRADEFLOW_BACKFILL_FAULT`: `hold:MS` waits MS ms after reading,
+/// before writing (holding the lock and the leases); `crash-after:N` aborts the process after
+/// writing N partitions (no cleanup: the leases lapse).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    None,
+    Hold(Duration),
+    CrashAfter(usize),
+}
+
+impl Fault {
+    fn from_env() -> Self {
+        let value = std::env::var("TRADEFLOW_BACKFILL_FAULT").unwrap_or_default();
+        match value.split_once(':') {
+            Some(("hold", ms)) => ms.parse().map_or(Fault::None, |ms| Fault::Hold(Duration::from_millis(ms))),
+            Some(("crash-after", n)) => n.parse().map_or(Fault::None, Fault::CrashAfter),
+            _ => Fault::None,
+        }
+    }
+}
+
+type ReadResult = Result<(Vec<Build>, BackfillReport), AggregateError>;
 
 fn consumer(kafka: &KafkaArgs) -> Result<BaseConsumer<EndOfPartitionIsNormal>, KafkaError> {
     kafka
@@ -137,47 +355,71 @@ fn consumer(kafka: &KafkaArgs) -> Result<BaseConsumer<EndOfPartitionIsNormal>, K
         .create_with_context(EndOfPartitionIsNormal)
 }
 
-/// Reads every partition of `topic` to its end, in one thread per core (each with its own consumer
-/// and a share of the partitions: partitions are independent, so parsing and applying scale).
-fn read_topic(
-    kafka: &KafkaArgs,
-    topic: &str,
-    in_range: impl Fn(NaiveDate) -> bool + Sync,
-    shutdown: &CancellationToken,
-) -> ReadResult {
+fn topic_partitions(kafka: &KafkaArgs, topic: &str) -> Result<Vec<i32>, AggregateError> {
     let metadata = consumer(kafka)?.fetch_metadata(Some(topic), Duration::from_secs(30))?;
     let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     if partitions.is_empty() {
         return Err(KafkaError::MetadataFetch(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition).into());
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, partitions.len());
+    Ok(partitions)
+}
+
+/// Reads every partition of `topic` from its beginning to its end as of now (taken after the
+/// leases, so it is past every stored offset), in one thread per core (each with its own consumer
+/// and a share of the partitions: partitions are independent, so parsing and applying scale).
+fn read_topic(
+    kafka: &KafkaArgs,
+    topic: &str,
+    mut builds: Vec<Build>,
+    in_range: impl Fn(NaiveDate) -> bool + Sync,
+    shutdown: &CancellationToken,
+) -> ReadResult {
+    let probe = consumer(kafka)?;
+    let mut total = 0u64;
+    for b in &mut builds {
+        let (low, high) = probe.fetch_watermarks(topic, b.lease.partition, Duration::from_secs(30))?;
+        b.end = high;
+        total += (high - low).max(0) as u64;
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, builds.len().max(1));
     let records = AtomicU64::new(0);
-    let done = AtomicUsize::new(0);
+    let started = Instant::now();
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
+        let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos} records {per_sec} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} records {per_sec} ETA {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
+    let mut shares: Vec<Vec<Build>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, b) in builds.into_iter().enumerate() {
+        shares[i % threads].push(b);
+    }
     let results = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let mine: Vec<i32> = partitions.iter().copied().skip(t).step_by(threads).collect();
-                let (in_range, records, done) = (&in_range, &records, &done);
-                scope.spawn(move || read_partitions(kafka, topic, &mine, in_range, shutdown, records, done))
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|mine| {
+                let (in_range, records) = (&in_range, &records);
+                scope.spawn(move || read_partitions(kafka, topic, mine, in_range, shutdown, records))
             })
             .collect();
         let mut last_log = Instant::now();
         while !handles.iter().all(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(100));
-            let (n, d) = (records.load(Relaxed), done.load(Relaxed));
+            let n = records.load(Relaxed);
             if let Some(bar) = &bar {
                 bar.set_position(n);
-                bar.set_message(format!("{d} of {} partitions done", partitions.len()));
             } else if last_log.elapsed() >= Duration::from_secs(1) {
-                tracing::info!(records = n, partitions_done = d, "backfill progress");
+                let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                let eta = (total.saturating_sub(n)) as f64 / rate.max(1.0);
+                tracing::info!(
+                    records = n,
+                    of = total,
+                    per_sec = rate as u64,
+                    eta_secs = eta as u64,
+                    "backfill progress"
+                );
                 last_log = Instant::now();
             }
         }
@@ -189,53 +431,66 @@ fn read_topic(
     if let Some(bar) = bar {
         bar.finish();
     }
-    let mut states = Vec::new();
+    let mut builds = Vec::new();
     let mut report = BackfillReport::default();
     for result in results {
-        let (s, r) = result?;
-        states.extend(s);
+        let (b, r) = result?;
+        builds.extend(b);
         report.records += r.records;
         report.applied += r.applied;
         report.duplicates += r.duplicates;
     }
-    Ok((states, report))
+    builds.sort_by_key(|b| b.lease.partition);
+    let secs = started.elapsed().as_secs_f64();
+    tracing::info!(
+        records = report.records,
+        secs,
+        per_sec = (report.records as f64 / secs.max(1e-3)) as u64,
+        "backfill read the topic"
+    );
+    Ok((builds, report))
 }
 
-/// One reader: `partitions` of `topic` from the beginning to their ends.
+/// One reader: its `builds`' partitions from the beginning to their ends.
 fn read_partitions(
     kafka: &KafkaArgs,
     topic: &str,
-    partitions: &[i32],
+    mut builds: Vec<Build>,
     in_range: &(impl Fn(NaiveDate) -> bool + Sync),
     shutdown: &CancellationToken,
     progress: &AtomicU64,
-    done: &AtomicUsize,
 ) -> ReadResult {
-    let consumer = consumer(kafka)?;
-    let mut tpl = TopicPartitionList::new();
-    for &p in partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
-    let mut states: BTreeMap<i32, PartitionState> =
-        partitions.iter().map(|&p| (p, PartitionState::new(p, 0, 0))).collect();
-    let mut at_end: HashSet<i32> = HashSet::new();
     let mut report = BackfillReport::default();
-    while at_end.len() < partitions.len() && !shutdown.is_cancelled() {
+    let mut index: HashMap<i32, usize> = HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for (i, b) in builds.iter().enumerate() {
+        if b.end > 0 {
+            tpl.add_partition_offset(topic, b.lease.partition, Offset::Beginning)?;
+            index.insert(b.lease.partition, i);
+        }
+    }
+    let consumer = consumer(kafka)?;
+    consumer.assign(&tpl)?;
+    let mut pending: HashSet<i32> = index.keys().copied().collect();
+    while !pending.is_empty() && !shutdown.is_cancelled() {
         let Some(result) = consumer.poll(Duration::from_millis(100)) else { continue };
         let m = match result {
             Ok(m) => m,
-            Err(KafkaError::PartitionEOF(p)) => {
-                if at_end.insert(p) {
-                    done.fetch_add(1, Relaxed);
-                }
-                continue;
-            }
+            Err(KafkaError::PartitionEOF(_)) => continue,
             Err(e) => {
                 tracing::warn!(error = %e, "consume error");
                 continue;
             }
         };
+        let Some(&i) = index.get(&m.partition()) else { continue };
+        let build = &mut builds[i];
+        if m.offset() >= build.end {
+            pending.remove(&m.partition());
+            continue;
+        }
+        if m.offset() + 1 >= build.end {
+            pending.remove(&m.partition());
+        }
         report.records += 1;
         if report.records % 1024 == 0 {
             progress.fetch_add(1024, Relaxed); // shared by the readers: not touched per record
@@ -244,18 +499,10 @@ fn read_partitions(
             tracing::error!(partition = m.partition(), offset = m.offset(), "not a trade record; skipped");
             continue;
         };
-        if !in_range(record.trade.trade_date()) {
-            continue;
-        }
-        let Some(state) = states.get_mut(&m.partition()) else { continue };
-        match state.apply(m.offset(), &record) {
-            Applied::Row(_) => report.applied += 1,
-            Applied::Duplicate => report.duplicates += 1,
-            Applied::Rejected(why) => tracing::error!(reason = %why, "trade rejected"),
-        }
+        build.apply(m.offset(), &record, in_range(record.trade.trade_date()), &mut report);
     }
     progress.fetch_add(report.records % 1024, Relaxed);
-    Ok((states.into_values().collect(), report))
+    Ok((builds, report))
 }
 
 #[cfg(test)]

@@ -1,6 +1,10 @@
 //! The consumer loop: a `BaseConsumer` in a thread of its own, so the rebalance callback can load
 //! a partition's state (and its start offset) from Postgres before the partition is assigned, and
 //! snapshot a partition before it is let go.
+//!
+//! A partition a backfill takes while it is assigned here (its snapshot comes back
+//! [`SnapshotOutcome::Rebuilt`]) is paused, loaded again once the backfill has written it, sought
+//! to the stored offset and resumed: the rebuilt rows are where consumption carries on.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -42,6 +46,16 @@ pub struct Engine {
     pub shutdown: CancellationToken,
     /// The background snapshot still being committed, if any (one at a time).
     pub in_flight: Mutex<Option<SnapshotTask>>,
+    /// Assigned partitions a backfill holds: paused, loaded again when it has written them.
+    pub reload: Mutex<Vec<i32>>,
+}
+
+/// What loading a partition came to.
+enum Loaded {
+    State(Box<PartitionState>),
+    /// A backfill holds it: load it again later.
+    Rebuilding,
+    ShuttingDown,
 }
 
 impl Engine {
@@ -50,15 +64,16 @@ impl Engine {
     }
 
     /// Loads a partition, retrying while Postgres is unreachable.
-    fn load(&self, partition: i32) -> Option<PartitionState> {
+    fn load(&self, partition: i32) -> Loaded {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.handle.block_on(self.store.load(partition)) {
-                Ok(s) => return Some(s),
+                Ok(s) => return Loaded::State(Box::new(s)),
+                Err(StoreError::Rebuilding(_)) => return Loaded::Rebuilding,
                 Err(e) => {
                     tracing::error!(partition, error = %e, "cannot load partition state; retrying");
                     if self.shutdown.is_cancelled() {
-                        return None;
+                        return Loaded::ShuttingDown;
                     }
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -117,6 +132,14 @@ impl Engine {
                 );
                 self.metrics.fenced.fetch_add(1, Relaxed);
                 owned.remove(&p);
+            }
+            (Ok(SnapshotOutcome::Rebuilt), Some(_)) => {
+                tracing::info!(
+                    partition = p,
+                    "a backfill is rebuilding this partition; loading it again when it is done"
+                );
+                owned.remove(&p);
+                self.reload.lock().unwrap_or_else(|e| e.into_inner()).push(p);
             }
             (Err(e), Some(state)) => {
                 // Nothing was committed: the job's rows are written by the next snapshot.
@@ -222,8 +245,16 @@ impl ConsumerContext for EngineContext {
         let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let mut held = Vec::new();
                 for &p in &partitions {
-                    let Some(state) = engine.load(p) else { continue };
+                    let state = match engine.load(p) {
+                        Loaded::State(state) => *state,
+                        Loaded::Rebuilding => {
+                            held.push(p);
+                            continue;
+                        }
+                        Loaded::ShuttingDown => continue,
+                    };
                     tracing::info!(
                         partition = p,
                         next_offset = state.next_offset,
@@ -239,6 +270,11 @@ impl ConsumerContext for EngineContext {
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!(error = %e, "assign failed");
                 }
+                if !held.is_empty() {
+                    tracing::info!(partitions = ?held, "assigned while a backfill rebuilds them: paused until it is done");
+                    pause(consumer, &engine.trades_topic, &held, true);
+                    engine.reload.lock().unwrap_or_else(|e| e.into_inner()).extend(held);
+                }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 engine.snapshot(Some(&partitions));
@@ -247,6 +283,7 @@ impl ConsumerContext for EngineContext {
                     owned.remove(p);
                 }
                 drop(owned);
+                engine.reload.lock().unwrap_or_else(|e| e.into_inner()).retain(|p| !partitions.contains(p));
                 tracing::info!(?partitions, "revoked (snapshotted first)");
                 if let Err(e) = consumer.unassign() {
                     tracing::error!(error = %e, "unassign failed");
@@ -269,6 +306,7 @@ pub fn run(
 ) {
     let mut last_snapshot = Instant::now();
     let mut last_lag = Instant::now();
+    let mut last_reload = Instant::now();
     let mut changed: HashMap<SummaryKey, i32> = HashMap::new();
     while !engine.shutdown.is_cancelled() {
         let mut n = 0;
@@ -328,7 +366,8 @@ pub fn run(
                 let Some(state) = owned.get(&p) else { continue };
                 let Some(position) = state.rows.get(&key) else { continue };
                 let offset = state.row_offsets.get(&key).copied().unwrap_or(state.next_offset);
-                let change = SummaryChange::new(&key, position, marks.get(key.symbol.as_str()), p, offset);
+                let change = SummaryChange::new(&key, position, marks.get(key.symbol.as_str()), p, offset)
+                    .with_generation(state.generation);
                 let payload = change.to_json();
                 let k = key.kafka_key();
                 let mut record = BaseRecord::to(&summaries_topic).key(&k).payload(&payload);
@@ -359,6 +398,10 @@ pub fn run(
             last_lag = Instant::now();
         }
         engine.reap(false);
+        if last_reload.elapsed() >= Duration::from_millis(250) {
+            engine.reload_rebuilt(&consumer);
+            last_reload = Instant::now();
+        }
         if last_snapshot.elapsed() >= interval {
             engine.snapshot_in_background();
             last_snapshot = Instant::now();
@@ -369,6 +412,63 @@ pub fn run(
     consumer.unsubscribe();
     let _ = changelog.flush(Duration::from_secs(10));
     tracing::info!("aggregator consumer stopped");
+}
+
+impl Engine {
+    /// Loads again the partitions a backfill held, once it has written them: the consumer is
+    /// paused on them meanwhile, then sought to the stored offset and resumed.
+    fn reload_rebuilt(&self, consumer: &BaseConsumer<EngineContext>) {
+        let waiting: Vec<i32> = std::mem::take(&mut *self.reload.lock().unwrap_or_else(|e| e.into_inner()));
+        if waiting.is_empty() {
+            return;
+        }
+        let assigned: Vec<i32> =
+            consumer.assignment().map(|a| a.elements().iter().map(|e| e.partition()).collect()).unwrap_or_default();
+        let mut still = Vec::new();
+        for p in waiting.into_iter().filter(|p| assigned.contains(p)) {
+            pause(consumer, &self.trades_topic, &[p], true);
+            match self.handle.block_on(self.store.load(p)) {
+                Ok(state) => {
+                    let next = state.next_offset;
+                    tracing::info!(
+                        partition = p,
+                        next_offset = next,
+                        generation = state.generation,
+                        "loaded the rebuilt partition"
+                    );
+                    self.lock().insert(p, state);
+                    self.metrics.rebuilt.fetch_add(1, Relaxed);
+                    if let Err(e) = consumer.seek(&self.trades_topic, p, Offset::Offset(next), Duration::from_secs(10))
+                    {
+                        tracing::warn!(partition = p, error = %e, "seek to the rebuilt offset failed; retrying");
+                        self.lock().remove(&p);
+                        still.push(p);
+                        continue;
+                    }
+                    pause(consumer, &self.trades_topic, &[p], false);
+                }
+                Err(StoreError::Rebuilding(_)) => still.push(p),
+                Err(e) => {
+                    tracing::warn!(partition = p, error = %e, "cannot load the rebuilt partition yet; retrying");
+                    still.push(p);
+                }
+            }
+        }
+        self.reload.lock().unwrap_or_else(|e| e.into_inner()).extend(still);
+        self.metrics.partitions_owned.store(self.lock().len() as u64, Relaxed);
+    }
+}
+
+/// Pauses (or resumes) fetching `partitions` of `topic`.
+fn pause<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, partitions: &[i32], paused: bool) {
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        tpl.add_partition(topic, p);
+    }
+    let result = if paused { consumer.pause(&tpl) } else { consumer.resume(&tpl) };
+    if let Err(e) = result {
+        tracing::warn!(?partitions, paused, error = %e, "pause/resume failed");
+    }
 }
 
 /// The high watermark librdkafka learned from its last fetch of `partition` (no broker request on

@@ -72,6 +72,7 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
         trades_topic: topics.trades.clone(),
         shutdown: shutdown.clone(),
         in_flight: Mutex::default(),
+        reload: Mutex::default(),
     });
     let consumer: BaseConsumer<EngineContext> = config
         .kafka

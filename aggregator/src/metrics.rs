@@ -15,6 +15,7 @@ pub struct Metrics {
     pub snapshot_rows: AtomicU64,
     pub snapshot_micros: AtomicU64,
     pub fenced: AtomicU64,
+    pub rebuilt: AtomicU64,
     pub changes_published: AtomicU64,
     pub partitions_owned: AtomicU64,
     /// Age of each trade record when consumed (now − its Kafka timestamp).
@@ -59,6 +60,12 @@ impl Metrics {
                     "fenced_total",
                     "Snapshots refused because another instance owns the partition.",
                     &self.fenced,
+                    "counter",
+                ),
+                (
+                    "rebuilt_reloads_total",
+                    "Partitions loaded again after a backfill rebuilt them.",
+                    &self.rebuilt,
                     "counter",
                 ),
                 (

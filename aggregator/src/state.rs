@@ -16,6 +16,8 @@ pub struct PartitionState {
     pub partition: i32,
     /// Fencing token: this owner's epoch in `partition_offsets`.
     pub epoch: i64,
+    /// Rebuild generation of the partition (bumped by each backfill): part of a row's version.
+    pub generation: i64,
     /// Next `trades` offset to consume (everything before it is in the state).
     pub next_offset: i64,
     pub rows: HashMap<SummaryKey, Position>,
@@ -35,6 +37,7 @@ pub struct PartitionState {
 pub struct SnapshotJob {
     pub partition: i32,
     pub epoch: i64,
+    pub generation: i64,
     pub next_offset: i64,
     pub rows: Vec<RowImage>,
     pub files: Vec<(FileKey, u64)>,
@@ -110,7 +113,14 @@ impl PartitionState {
             })
             .collect();
         let files = self.dirty_files.drain().filter_map(|f| self.files.get(&f).map(|&max| (f, max))).collect();
-        SnapshotJob { partition: self.partition, epoch: self.epoch, next_offset: self.next_offset, rows, files }
+        SnapshotJob {
+            partition: self.partition,
+            epoch: self.epoch,
+            generation: self.generation,
+            next_offset: self.next_offset,
+            rows,
+            files,
+        }
     }
 
     pub fn snapshot_committed(&mut self, job: &SnapshotJob) {

@@ -30,6 +30,21 @@ pub enum StoreError {
     Timeout(std::time::Duration),
     #[error("stored row is invalid: {0}")]
     Invalid(String),
+    /// A backfill holds the partition (its lease runs until it has written the rebuild).
+    #[error("partition {0} is being rebuilt by a backfill")]
+    Rebuilding(i32),
+    #[error("another backfill of this topic is running (one at a time; it holds the backfill lock)")]
+    BackfillRunning,
+}
+
+/// A backfill's hold on one partition: the epoch it took (fencing the live owner), the rebuild
+/// generation it starts, and the offset the live owner had stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub partition: i32,
+    pub epoch: i64,
+    pub generation: i64,
+    pub next_offset: i64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -39,6 +54,9 @@ pub enum SnapshotOutcome {
     },
     /// Another instance owns the partition now: nothing was written.
     Fenced,
+    /// A backfill took the partition (a newer rebuild generation): nothing was written; the owner
+    /// loads it again once the rebuild is written.
+    Rebuilt,
 }
 
 #[derive(Clone)]
@@ -90,54 +108,28 @@ impl Store {
     /// Takes ownership of `partition` (bumping its epoch) and loads its state.
     pub async fn load(&self, partition: i32) -> Result<PartitionState, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let (next_offset, epoch): (i64, i64) = sqlx::query_as(
+        // A partition a backfill holds (its lease not yet lapsed) is not taken: its epoch stays.
+        let (next_offset, epoch, generation, rebuilding): (i64, i64, i64, bool) = sqlx::query_as(
             "INSERT INTO partition_offsets (topic, partition, next_offset, epoch, updated_at)
              VALUES ($1, $2, 0, 1, now())
-             ON CONFLICT (topic, partition) DO UPDATE SET epoch = partition_offsets.epoch + 1, updated_at = now()
-             RETURNING next_offset, epoch",
+             ON CONFLICT (topic, partition) DO UPDATE SET
+                 epoch = CASE WHEN partition_offsets.rebuild_until > now() THEN partition_offsets.epoch
+                              ELSE partition_offsets.epoch + 1 END,
+                 rebuild_until = CASE WHEN partition_offsets.rebuild_until > now() THEN partition_offsets.rebuild_until END,
+                 updated_at = now()
+             RETURNING next_offset, epoch, generation, coalesce(rebuild_until > now(), false)",
         )
         .bind(&self.topic)
         .bind(partition)
         .fetch_one(&mut *tx)
         .await?;
+        if rebuilding {
+            tx.rollback().await?;
+            return Err(StoreError::Rebuilding(partition));
+        }
         let mut state = PartitionState::new(partition, epoch, next_offset);
-        type Row = (NaiveDate, String, String, String, i64, i64, i64, Decimal, Decimal, Decimal, i64, i64, i64);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT trade_date, client_id, account_id, symbol, trade_count, buy_qty, sell_qty, buy_notional,
-                    sell_notional, last_price, first_trade_at_ns, last_trade_at_ns, source_offset
-             FROM summary_current WHERE source_partition = $1",
-        )
-        .bind(partition)
-        .fetch_all(&mut *tx)
-        .await?;
-        for (date, client, account, symbol, count, buy_qty, sell_qty, buy_n, sell_n, last, first_ns, last_ns, offset) in
-            rows
-        {
-            let client_id = ClientId::parse(&client).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            let key = SummaryKey { trade_date: date, client_id, account_id: account.into(), symbol: symbol.into() };
-            let position = Position {
-                trade_count: count,
-                buy_qty,
-                sell_qty,
-                buy_notional: buy_n,
-                sell_notional: sell_n,
-                last_price: last,
-                first_trade_at: from_nanos(first_ns),
-                last_trade_at: from_nanos(last_ns),
-            };
-            state.row_offsets.insert(key.clone(), offset);
-            state.rows.insert(key, position);
-        }
-        let files: Vec<(String, NaiveDate, i32, i64)> = sqlx::query_as(
-            "SELECT client_id, file_date, generation, max_offset FROM file_progress WHERE source_partition = $1",
-        )
-        .bind(partition)
-        .fetch_all(&mut *tx)
-        .await?;
-        for (client, date, generation, max) in files {
-            let client = ClientId::parse(&client).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            state.files.insert((client, date, generation as u32), max as u64);
-        }
+        state.generation = generation;
+        read_state(&mut tx, &mut state).await?;
         tx.commit().await?;
         Ok(state)
     }
@@ -168,36 +160,97 @@ impl Store {
             == 0;
         if fenced {
             tx.rollback().await?;
-            return Ok(SnapshotOutcome::Fenced);
+            let generation: Option<i64> =
+                sqlx::query_scalar("SELECT generation FROM partition_offsets WHERE topic = $1 AND partition = $2")
+                    .bind(&self.topic)
+                    .bind(job.partition)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            return Ok(if generation.is_some_and(|g| g > job.generation) {
+                SnapshotOutcome::Rebuilt
+            } else {
+                SnapshotOutcome::Fenced
+            });
         }
         let mut cols = Columns::default();
         for r in &job.rows {
             cols.push(&r.key, &r.position, r.mark.as_ref(), job.partition, r.offset);
         }
         insert_rows(&mut tx, &cols, Utc::now()).await?;
-        let (mut f_client, mut f_date, mut f_gen, mut f_max) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for ((client, date, generation), max) in &job.files {
-            f_client.push(client.to_string());
-            f_date.push(*date);
-            f_gen.push(*generation as i32);
-            f_max.push(*max as i64);
-        }
-        sqlx::query(
-            "INSERT INTO file_progress (client_id, file_date, generation, max_offset, source_partition)
-             SELECT c, d, g, m, $5 FROM UNNEST($1::text[], $2::date[], $3::integer[], $4::bigint[]) AS u(c, d, g, m)
-             ON CONFLICT (client_id, file_date, generation) DO UPDATE
-             SET max_offset = EXCLUDED.max_offset, source_partition = EXCLUDED.source_partition",
-        )
-        .bind(&f_client)
-        .bind(&f_date)
-        .bind(&f_gen)
-        .bind(&f_max)
-        .bind(job.partition)
-        .execute(&mut *tx)
-        .await?;
+        write_files(&mut tx, job).await?;
         tx.commit().await?;
         Ok(SnapshotOutcome::Committed { rows: job.rows.len() })
     }
+}
+
+/// Writes a job's dedupe marks into `file_progress`.
+async fn write_files(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job: &SnapshotJob) -> Result<(), StoreError> {
+    let (mut f_client, mut f_date, mut f_gen, mut f_max) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((client, date, generation), max) in &job.files {
+        f_client.push(client.to_string());
+        f_date.push(*date);
+        f_gen.push(*generation as i32);
+        f_max.push(*max as i64);
+    }
+    sqlx::query(
+        "INSERT INTO file_progress (client_id, file_date, generation, max_offset, source_partition)
+         SELECT c, d, g, m, $5 FROM UNNEST($1::text[], $2::date[], $3::integer[], $4::bigint[]) AS u(c, d, g, m)
+         ON CONFLICT (client_id, file_date, generation) DO UPDATE
+         SET max_offset = EXCLUDED.max_offset, source_partition = EXCLUDED.source_partition",
+    )
+    .bind(&f_client)
+    .bind(&f_date)
+    .bind(&f_gen)
+    .bind(&f_max)
+    .bind(job.partition)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Reads a partition's rows and dedupe marks into `state` (within `tx`).
+async fn read_state(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    state: &mut PartitionState,
+) -> Result<(), StoreError> {
+    type Row = (NaiveDate, String, String, String, i64, i64, i64, Decimal, Decimal, Decimal, i64, i64, i64);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT trade_date, client_id, account_id, symbol, trade_count, buy_qty, sell_qty, buy_notional,
+                    sell_notional, last_price, first_trade_at_ns, last_trade_at_ns, source_offset
+             FROM summary_current WHERE source_partition = $1",
+    )
+    .bind(state.partition)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (date, client, account, symbol, count, buy_qty, sell_qty, buy_n, sell_n, last, first_ns, last_ns, offset) in
+        rows
+    {
+        let client_id = ClientId::parse(&client).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let key = SummaryKey { trade_date: date, client_id, account_id: account.into(), symbol: symbol.into() };
+        let position = Position {
+            trade_count: count,
+            buy_qty,
+            sell_qty,
+            buy_notional: buy_n,
+            sell_notional: sell_n,
+            last_price: last,
+            first_trade_at: from_nanos(first_ns),
+            last_trade_at: from_nanos(last_ns),
+        };
+        state.row_offsets.insert(key.clone(), offset);
+        state.rows.insert(key, position);
+    }
+    let files: Vec<(String, NaiveDate, i32, i64)> = sqlx::query_as(
+        "SELECT client_id, file_date, generation, max_offset FROM file_progress WHERE source_partition = $1",
+    )
+    .bind(state.partition)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (client, date, generation, max) in files {
+        let client = ClientId::parse(&client).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        state.files.insert((client, date, generation as u32), max as u64);
+    }
+    Ok(())
 }
 
 /// Writes `cols` into `summary_current` (upsert) and `summary_history` (append) at `now`, and
@@ -275,7 +328,137 @@ async fn insert_rows(
     Ok(())
 }
 
+/// Backfill: one at a time per topic, taking the partitions it rebuilds from their live owners.
 impl Store {
+    /// The topic's backfill lock, held by the returned connection's session (released when it
+    /// closes, also if the process dies); `BackfillRunning` if another backfill holds it.
+    pub async fn backfill_lock(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('tradeflow.backfill:' || $1))")
+            .bind(&self.topic)
+            .fetch_one(&mut *conn)
+            .await?;
+        if !got {
+            return Err(StoreError::BackfillRunning);
+        }
+        // Never back into the pool holding the lock: the session ends with the connection.
+        Ok(conn)
+    }
+
+    /// Takes `partitions` for a rebuild: a new epoch (the live owner's next snapshot is fenced), the
+    /// next rebuild generation, and a lease of `lease` (no aggregator loads them until it lapses).
+    pub async fn take_leases(&self, partitions: &[i32], lease: std::time::Duration) -> Result<Vec<Lease>, StoreError> {
+        let rows: Vec<(i32, i64, i64, i64)> = sqlx::query_as(
+            "INSERT INTO partition_offsets AS o (topic, partition, next_offset, epoch, generation, rebuild_until, updated_at)
+             SELECT $1, p, 0, 1, 1, now() + $3 * interval '1 ms', now() FROM UNNEST($2::integer[]) AS u(p)
+             ON CONFLICT (topic, partition) DO UPDATE SET epoch = o.epoch + 1, generation = o.generation + 1,
+                 rebuild_until = EXCLUDED.rebuild_until, updated_at = now()
+             RETURNING partition, epoch, generation, next_offset",
+        )
+        .bind(&self.topic)
+        .bind(partitions)
+        .bind(lease.as_millis() as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut leases: Vec<Lease> = rows
+            .into_iter()
+            .map(|(partition, epoch, generation, next_offset)| Lease { partition, epoch, generation, next_offset })
+            .collect();
+        leases.sort_by_key(|l| l.partition);
+        Ok(leases)
+    }
+
+    /// Extends the leases still held (by their epoch); returns how many were.
+    pub async fn renew_leases(&self, leases: &[Lease], lease: std::time::Duration) -> Result<u64, StoreError> {
+        let (partitions, epochs): (Vec<i32>, Vec<i64>) = leases.iter().map(|l| (l.partition, l.epoch)).unzip();
+        let renewed = sqlx::query(
+            "UPDATE partition_offsets o SET rebuild_until = now() + $4 * interval '1 ms'
+             FROM UNNEST($2::integer[], $3::bigint[]) AS u(p, e)
+             WHERE o.topic = $1 AND o.partition = u.p AND o.epoch = u.e AND o.rebuild_until IS NOT NULL",
+        )
+        .bind(&self.topic)
+        .bind(&partitions)
+        .bind(&epochs)
+        .bind(lease.as_millis() as i64)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(renewed)
+    }
+
+    /// Gives back the leases still held without writing (the live owners load them again at once).
+    pub async fn release_leases(&self, leases: &[Lease]) -> Result<(), StoreError> {
+        let (partitions, epochs): (Vec<i32>, Vec<i64>) = leases.iter().map(|l| (l.partition, l.epoch)).unzip();
+        sqlx::query(
+            "UPDATE partition_offsets o SET rebuild_until = NULL
+             FROM UNNEST($2::integer[], $3::bigint[]) AS u(p, e)
+             WHERE o.topic = $1 AND o.partition = u.p AND o.epoch = u.e",
+        )
+        .bind(&self.topic)
+        .bind(&partitions)
+        .bind(&epochs)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A partition's stored rows and dedupe marks, as its lease found them (no ownership taken).
+    pub async fn read_partition(&self, lease: &Lease) -> Result<PartitionState, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut state = PartitionState::new(lease.partition, lease.epoch, lease.next_offset);
+        state.generation = lease.generation;
+        read_state(&mut tx, &mut state).await?;
+        tx.commit().await?;
+        Ok(state)
+    }
+
+    /// Writes a partition's rebuild in one transaction fenced on its lease's epoch: the rows of the
+    /// dates `from..=to` (`to` open when `None`) that the partition owns are replaced by `job`'s
+    /// (which also carries the other dates' rows changed since the lease), with the dedupe marks
+    /// and the next offset; the lease ends. `Fenced` if the lease lapsed and an owner took over.
+    pub async fn write_rebuild(
+        &self,
+        job: &SnapshotJob,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<SnapshotOutcome, StoreError> {
+        self.ensure_dates(job.rows.iter().map(|r| r.key.trade_date)).await?;
+        let mut tx = self.pool.begin().await?;
+        let held = sqlx::query(
+            "UPDATE partition_offsets SET next_offset = $3, rebuild_until = NULL, updated_at = now()
+             WHERE topic = $1 AND partition = $2 AND epoch = $4",
+        )
+        .bind(&self.topic)
+        .bind(job.partition)
+        .bind(job.next_offset)
+        .bind(job.epoch)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !held {
+            tx.rollback().await?;
+            return Ok(SnapshotOutcome::Fenced);
+        }
+        sqlx::query(
+            "DELETE FROM summary_current WHERE source_partition = $1
+             AND ($2::date IS NULL OR trade_date >= $2) AND ($3::date IS NULL OR trade_date <= $3)",
+        )
+        .bind(job.partition)
+        .bind(from)
+        .bind(to)
+        .execute(&mut *tx)
+        .await?;
+        let mut cols = Columns::default();
+        for r in &job.rows {
+            cols.push(&r.key, &r.position, r.mark.as_ref(), job.partition, r.offset);
+        }
+        insert_rows(&mut tx, &cols, Utc::now()).await?;
+        write_files(&mut tx, job).await?;
+        tx.commit().await?;
+        Ok(SnapshotOutcome::Committed { rows: job.rows.len() })
+    }
+
     /// Replaces the rows of the trade dates in `dates` (all rows when `None`) with `rows`, in one
     /// transaction (for backfill). Returns the rows written.
     pub async fn replace_dates(

@@ -25,8 +25,9 @@ use crate::subscriber::Subscriber;
 
 struct LiveRow {
     row: Arc<SummaryRow>,
-    /// The `trades` partition and offset the row reflects (its version).
+    /// The `trades` partition, rebuild generation and offset the row reflects (its version).
     partition: i32,
+    generation: i64,
     offset: i64,
 }
 
@@ -172,12 +173,11 @@ impl Live {
     /// Applies one changelog record; returns false when it was an older version than the row held.
     pub fn apply_change(&self, change: SummaryChange) -> bool {
         self.metrics.summaries.fetch_add(1, Relaxed);
-        let SummaryChange { row, partition, offset } = change;
-        let key = row_key(&row);
-        let feed = self.feed(&row.client_id);
+        let key = row_key(&change.row);
+        let feed = self.feed(&change.row.client_id);
         let mut feed = lock(&feed);
         if let Some(held) = feed.rows.get(&key) {
-            if held.partition == partition && held.offset >= offset {
+            if held.partition == change.partition && !change.supersedes(held.generation, held.offset) {
                 self.metrics.stale_versions.fetch_add(1, Relaxed);
                 return false;
             }
@@ -185,17 +185,18 @@ impl Live {
             self.holders
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .entry(row.symbol.clone())
+                .entry(change.row.symbol.clone())
                 .or_default()
-                .insert(row.client_id.clone());
+                .insert(change.row.client_id.clone());
         }
+        let SummaryChange { row, partition, offset, generation } = change;
         // The newer of the aggregator's mark and ours.
         let mark = match (row.mark(), self.mark(&row.symbol)) {
             (Some(a), Some(b)) => Some(if b.at > a.at { b } else { a }),
             (a, b) => a.or(b),
         };
         let row = Arc::new(row.with_mark(mark.as_ref(), Utc::now()));
-        feed.rows.insert(key, LiveRow { row: row.clone(), partition, offset });
+        feed.rows.insert(key, LiveRow { row: row.clone(), partition, generation, offset });
         feed.publish(vec![row], self.resume_window);
         true
     }

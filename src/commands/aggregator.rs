@@ -42,10 +42,16 @@ pub async fn backfill(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let report = tradeflow_aggregator::backfill::run(args, shutdown).await.context("backfill")?;
-    println!(
-        "records read: {}  applied: {}  duplicates dropped: {}  rows written: {}",
-        report.records, report.applied, report.duplicates, report.rows
-    );
+    match report.would_change {
+        Some((rows, trades)) => println!(
+            "dry run: records read: {}  would change {rows} rows ({trades:+} trades); nothing written",
+            report.records
+        ),
+        None => println!(
+            "records read: {}  applied: {}  duplicates dropped: {}  rows written: {}",
+            report.records, report.applied, report.duplicates, report.rows
+        ),
+    }
     Ok(())
 }
 

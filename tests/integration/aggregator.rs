@@ -400,17 +400,49 @@ async fn backfill_rebuilds_days_atomically_and_twice_equals_once() {
         o.rows.retain(|k, _| k.trade_date == date);
         o
     };
-    // One day into empty tables.
-    let out = backfill("2026-11-02", Some("2026-11-02"));
-    assert!(out.contains(&format!("rows written: {}", day("2026-11-02").rows.len())), "{out}");
-    let stored = current_rows(&p.db.pool).await.expect("rows");
-    assert_eq!(compare(&stored, &day("2026-11-02")), vec![]);
-    // Twice equals once.
-    backfill("2026-11-02", Some("2026-11-02"));
-    assert_eq!(compare(&current_rows(&p.db.pool).await.expect("rows"), &day("2026-11-02")), vec![]);
-    // Everything.
+    // Everything, into empty tables (duplicates counted once).
     let out = backfill("earliest", None);
     assert!(out.contains("duplicates dropped: 50"), "{out}");
+    assert!(out.contains(&format!("rows written: {}", oracle.rows.len())), "{out}");
+    p.converges().await;
+    // Wrong rows in Postgres (every trade count off by 1,000): a dry run says what a backfill of
+    // one day would change, and changes nothing.
+    sqlx::query("UPDATE summary_current SET trade_count = trade_count + 1000")
+        .execute(&p.db.pool)
+        .await
+        .expect("corrupt");
+    backfill("2026-11-02", Some("2026-11-02"));
+    let corrupted = current_rows(&p.db.pool).await.expect("rows");
+    let dry = {
+        let mut cmd = std::process::Command::new(harness::tradeflow_bin());
+        cmd.args(["backfill", "--from", "2026-11-01", "--to", "2026-11-01", "--dry-run"]).envs(p.env());
+        let out = cmd.output().expect("dry run");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let day1 = day("2026-11-01").rows.len();
+    assert!(dry.contains(&format!("would change {day1} rows ({:+} trades)", -1000 * day1 as i64)), "{dry}");
+    assert_eq!(current_rows(&p.db.pool).await.expect("rows"), corrupted, "a dry run writes nothing");
+    // The range is rebuilt; the other day is carried as stored (its wrong rows stay wrong).
+    let stored = current_rows(&p.db.pool).await.expect("rows");
+    let mut day2 = stored.clone();
+    day2.retain(|k, _| k.trade_date.to_string() == "2026-11-02");
+    assert_eq!(compare(&day2, &day("2026-11-02")), vec![], "the backfilled day equals the oracle");
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|(k, p)| k.trade_date.to_string() == "2026-11-01"
+                && oracle.rows[*k].trade_count + 1000 == p.trade_count)
+            .count(),
+        day1,
+        "the other day is left as stored"
+    );
+    // Twice equals once.
+    let out = backfill("2026-11-02", Some("2026-11-02"));
+    assert!(out.contains(&format!("rows written: {}", day("2026-11-02").rows.len())), "{out}");
+    assert_eq!(current_rows(&p.db.pool).await.expect("rows"), stored);
+    // Everything again: equal to the oracle.
+    backfill("earliest", None);
     p.converges().await;
     p.cleanup();
 }

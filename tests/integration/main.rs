@@ -8,6 +8,7 @@
 mod harness;
 
 mod aggregator;
+mod backfill;
 mod broker_faults;
 mod browser;
 mod chaos;
