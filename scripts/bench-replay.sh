@@ -4,11 +4,14 @@
 # `tradeflow backfill --from earliest` (read every partition to its end, apply each trade once,
 # replace the rows in Postgres) against `kcat -C` reading the same topic to its end in the same run.
 #
+# BENCH_LIVE=1: an aggregator runs (caught up) during the backfill, which then takes its partitions
+# from it (fenced, leased) and hands them back: the live backfill.
+#
 #   scripts/bench-replay.sh [RECORDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-case "${1:-}" in -h|--help) sed -n '2,7p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,10p' "$0"; exit 0 ;; esac
 
 RECORDS="${1:-10000000}"
 CLIENTS=8
@@ -22,6 +25,7 @@ DB="tradeflow_replay_$$"
 BASE_URL="$DATABASE_URL"
 start_kafka "$WORK/kafka"
 cleanup() {
+  [ -n "${AGG:-}" ] && kill -KILL "$AGG" 2>/dev/null
   { kill -KILL "$KAFKA_PID"; wait "$KAFKA_PID"; } 2>/dev/null || true
   psql "$BASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   stop_throwaway_postgres
@@ -38,19 +42,41 @@ log "writing $RECORDS trade lines ($CLIENTS clients) and publishing them"
 rm -rf "$WORK/logs"
 
 now() { date +%s.%N; }
+LIVE=""
+if [ "${BENCH_LIVE:-0}" = 1 ]; then
+  APORT=$(free_port)
+  "$TF" aggregator --metrics-addr "127.0.0.1:$APORT" --snapshot-interval-ms 1000 >"$WORK/aggregator.log" 2>&1 &
+  AGG=$!
+  metric() { curl -fsS "http://127.0.0.1:$APORT/metrics" 2>/dev/null | awk -v m="$1" '$1 == m { print $2 }'; }
+  log "live: an aggregator consumes the $RECORDS records first"
+  for _ in $(seq 1 1200); do
+    [ "$(metric tradeflow_aggregator_records_total)" = "$RECORDS" ] && break
+    kill -0 "$AGG" 2>/dev/null || die "the aggregator died: $(tail -5 "$WORK/aggregator.log")"
+    sleep 0.5
+  done
+  [ "$(metric tradeflow_aggregator_records_total)" = "$RECORDS" ] || die "the aggregator did not catch up"
+  LIVE=" (live: an aggregator owns every partition)"
+fi
 t0=$(now)
 "$TF" backfill --from earliest >"$WORK/backfill.out" 2>"$WORK/backfill.err"
 t1=$(now)
+if [ -n "$LIVE" ]; then
+  for _ in $(seq 1 120); do [ "$(metric tradeflow_aggregator_partitions_owned)" = 12 ] && break; sleep 0.5; done
+  LIVE="$LIVE; it loaded $(metric tradeflow_aggregator_rebuilt_reloads_total) rebuilt partitions and owns $(metric tradeflow_aggregator_partitions_owned) again"
+  kill "$AGG"; wait "$AGG" 2>/dev/null || true
+fi
 kcat -C -b "$KAFKA_BROKERS" -X broker.address.family=v4 -t trades -o beginning -e -q -f '%o\n' >"$WORK/kcat.out"
 t2=$(now)
 grep -ci "error" "$WORK/backfill.err" >"$WORK/errors" || true
-python3 - "$t0" "$t1" "$t2" "$(cat "$WORK/backfill.out")" "$(wc -l <"$WORK/kcat.out")" "$(cat "$WORK/errors")" <<'PY'
+python3 - "$t0" "$t1" "$t2" "$(cat "$WORK/backfill.out")" "$(wc -l <"$WORK/kcat.out")" "$(cat "$WORK/errors")" "$LIVE" <<'PY'
 import sys
 t0, t1, t2 = map(float, sys.argv[1:4])
-out, kcat_n, errors = sys.argv[4], int(sys.argv[5]), sys.argv[6]
+out, kcat_n, errors, live = sys.argv[4], int(sys.argv[5]), sys.argv[6], sys.argv[7]
 read = int(out.split("records read:")[1].split()[0])
 bf, kc = t1 - t0, t2 - t1
 print("replay: one Apache Kafka node, Postgres, tradeflow and kcat on one 2-core machine")
+if live:
+    print(live.strip(" ()"))
 print(f"tradeflow backfill --from earliest: {read} records in {bf:6.2f} s = {read / bf / 1e3:6.0f} k records/s  ({out.strip()})")
 print(f"kcat -C (to the end, offsets only): {kcat_n} records in {kc:6.2f} s = {kcat_n / kc / 1e3:6.0f} k records/s")
 print(f"ratio tradeflow / kcat: {(read / bf) / (kcat_n / kc):.2f}   error lines logged by backfill: {errors}")
