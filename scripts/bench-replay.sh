@@ -55,7 +55,7 @@ if [ "${BENCH_LIVE:-0}" = 1 ]; then
     sleep 0.5
   done
   [ "$(metric tradeflow_aggregator_records_total)" = "$RECORDS" ] || die "the aggregator did not catch up"
-  LIVE=" (live: an aggregator owns every partition)"
+  LIVE="live: an aggregator owned every partition during the backfill"
 fi
 t0=$(now)
 "$TF" backfill --from earliest >"$WORK/backfill.out" 2>"$WORK/backfill.err"
@@ -76,7 +76,7 @@ read = int(out.split("records read:")[1].split()[0])
 bf, kc = t1 - t0, t2 - t1
 print("replay: one Apache Kafka node, Postgres, tradeflow and kcat on one 2-core machine")
 if live:
-    print(live.strip(" ()"))
+    print(live)
 print(f"tradeflow backfill --from earliest: {read} records in {bf:6.2f} s = {read / bf / 1e3:6.0f} k records/s  ({out.strip()})")
 print(f"kcat -C (to the end, offsets only): {kcat_n} records in {kc:6.2f} s = {kcat_n / kc / 1e3:6.0f} k records/s")
 print(f"ratio tradeflow / kcat: {(read / bf) / (kcat_n / kc):.2f}   error lines logged by backfill: {errors}")

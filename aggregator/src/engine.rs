@@ -403,6 +403,7 @@ pub fn run(
             last_reload = Instant::now();
         }
         if last_snapshot.elapsed() >= interval {
+            engine.check_ownership();
             engine.snapshot_in_background();
             last_snapshot = Instant::now();
         }
@@ -415,6 +416,44 @@ pub fn run(
 }
 
 impl Engine {
+    /// Compares the epochs of the owned partitions with Postgres (one query per snapshot interval),
+    /// so an owner with nothing to snapshot also learns at once that a backfill took a partition
+    /// (a newer generation: loaded again when written) or that another instance did (dropped).
+    fn check_ownership(&self) {
+        if self.lock().is_empty() {
+            return;
+        }
+        let stored = match self.handle.block_on(self.store.epochs()) {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the partitions' epochs; the next snapshot checks them");
+                return;
+            }
+        };
+        let mut owned = self.lock();
+        let lost: Vec<(i32, bool)> = owned
+            .iter()
+            .filter_map(|(p, s)| {
+                let &(epoch, generation) = stored.get(p)?;
+                (epoch != s.epoch).then_some((*p, generation > s.generation))
+            })
+            .collect();
+        for (p, rebuilt) in lost {
+            owned.remove(&p);
+            if rebuilt {
+                tracing::info!(
+                    partition = p,
+                    "a backfill is rebuilding this partition; loading it again when it is done"
+                );
+                self.reload.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+            } else {
+                tracing::warn!(partition = p, "another instance owns this partition now; dropping it");
+                self.metrics.fenced.fetch_add(1, Relaxed);
+            }
+        }
+        self.metrics.partitions_owned.store(owned.len() as u64, Relaxed);
+    }
+
     /// Loads again the partitions a backfill held, once it has written them: the consumer is
     /// paused on them meanwhile, then sought to the stored offset and resumed.
     fn reload_rebuilt(&self, consumer: &BaseConsumer<EngineContext>) {

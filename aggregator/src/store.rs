@@ -100,6 +100,16 @@ impl Store {
         Ok(())
     }
 
+    /// Every partition's stored (epoch, rebuild generation).
+    pub async fn epochs(&self) -> Result<HashMap<i32, (i64, i64)>, StoreError> {
+        let rows: Vec<(i32, i64, i64)> =
+            sqlx::query_as("SELECT partition, epoch, generation FROM partition_offsets WHERE topic = $1")
+                .bind(&self.topic)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(p, e, g)| (p, (e, g))).collect())
+    }
+
     /// Forgets which partitions exist (after a write failed: retention may have dropped one).
     fn forget_dates(&self) {
         self.dated.lock().unwrap_or_else(|e| e.into_inner()).clear();
