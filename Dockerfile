@@ -2,9 +2,10 @@
 # One image, one binary: `tradeflow <subcommand>` runs each service (see docker-compose.yml).
 
 FROM rust:1.95-slim-bookworm AS build
-# librdkafka is built from source (rdkafka's bundled build): it needs a C toolchain, make and zlib.
+# librdkafka is built from source (rdkafka's bundled build): it needs a C toolchain, make and zlib;
+# its TLS is a vendored OpenSSL, built from source too (perl drives OpenSSL's configure).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev python3 \
+ && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev python3 perl \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -25,7 +25,7 @@ DB="tradeflow_replay_$$"
 BASE_URL="$DATABASE_URL"
 start_kafka "$WORK/kafka"
 cleanup() {
-  [ -n "${AGG:-}" ] && kill -KILL "$AGG" 2>/dev/null
+  if [ -n "${AGG:-}" ]; then kill -KILL "$AGG" 2>/dev/null || true; fi
   { kill -KILL "$KAFKA_PID"; wait "$KAFKA_PID"; } 2>/dev/null || true
   psql "$BASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   stop_throwaway_postgres

@@ -8,6 +8,7 @@ use tradeflow_core::oracle::Oracle;
 
 pub async fn run(args: AggregatorArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let brokers = args.kafka.brokers.clone();
+    super::reach_kafka(&args.kafka).await?;
     tradeflow_aggregator::run(args, shutdown).await.with_context(|| format!("aggregator consuming from {brokers}"))
 }
 
@@ -41,6 +42,7 @@ pub async fn backfill(
     args: tradeflow_aggregator::backfill::BackfillArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    super::reach_kafka(&args.kafka).await?;
     let report = tradeflow_aggregator::backfill::run(args, shutdown).await.context("backfill")?;
     match report.would_change {
         Some((rows, trades)) => println!(

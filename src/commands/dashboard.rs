@@ -6,6 +6,7 @@ use tradeflow_dashboard::token::TokenKey;
 
 pub async fn run(args: DashboardArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listen = args.listen;
+    super::reach_kafka(&args.kafka).await?;
     tradeflow_dashboard::run(args, shutdown).await.with_context(|| format!("dashboard on {listen}"))
 }
 

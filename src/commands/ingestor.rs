@@ -6,6 +6,7 @@ pub async fn run(args: IngestorArgs, shutdown: CancellationToken) -> anyhow::Res
     let what = if args.backfill { "backfill" } else { "ingestor" };
     let dir = args.dir.clone();
     let brokers = args.kafka.brokers.clone();
+    super::reach_kafka(&args.kafka).await?;
     tradeflow_ingestor::run(args, shutdown)
         .await
         .with_context(|| format!("{what} reading {} into {brokers}", dir.display()))

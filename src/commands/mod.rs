@@ -4,3 +4,22 @@ pub mod ingestor;
 pub mod oracle;
 pub mod producer;
 pub mod topics;
+
+/// Checks at a command's start that Kafka can be reached with its settings: wrong credentials or an
+/// untrusted certificate stop it with the client's reason; a broker that does not answer in time
+/// is only reported (the service waits for it as it always does).
+pub async fn reach_kafka(kafka: &tradeflow_core::kafka::KafkaArgs) -> anyhow::Result<()> {
+    let args = kafka.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        tradeflow_core::kafka::check_connection(&args, std::time::Duration::from_secs(15))
+    })
+    .await?;
+    match checked {
+        Err(e) if e.fatal => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "Kafka is not answering yet; carrying on (the service retries)");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
+}

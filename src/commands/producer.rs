@@ -15,6 +15,7 @@ pub async fn run(args: ProducerArgs, shutdown: CancellationToken) -> anyhow::Res
 
 pub async fn run_prices(args: PricesArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let brokers = args.kafka.brokers.clone();
+    super::reach_kafka(&args.kafka).await?;
     tradeflow_producer::prices::run(args, shutdown)
         .await
         .with_context(|| format!("price feed publishing to {brokers}"))?;

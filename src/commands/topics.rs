@@ -14,6 +14,7 @@ pub struct TopicsArgs {
 }
 
 pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
+    super::reach_kafka(&args.kafka).await?;
     let specs = args.partitions.specs(&args.topics.topics());
     let created = create_topics(&args.kafka, &specs)
         .await

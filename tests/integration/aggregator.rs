@@ -57,7 +57,11 @@ impl Pipeline {
     }
 
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        // A secured broker's client settings (SASL_SSL tests); none otherwise.
+        let config =
+            self.topics.kafka.kafka_config.as_ref().map(|f| ("KAFKA_CONFIG_FILE", f.path.display().to_string()));
+        let mut env: Vec<(&'static str, String)> = config.into_iter().collect();
+        env.extend(vec![
             ("KAFKA_BROKERS", self.topics.kafka.brokers.clone()),
             ("TRADEFLOW_TOPIC_PREFIX", self.topics.prefix.clone()),
             ("TRADE_LOG_DIR", self.logs.display().to_string()),
@@ -68,7 +72,8 @@ impl Pipeline {
             ("TRADEFLOW_SNAPSHOT_INTERVAL_MS", "200".into()),
             ("TRADEFLOW_SESSION_TIMEOUT_MS", "6000".into()),
             ("RUST_LOG", "info".into()),
-        ]
+        ]);
+        env
     }
 
     /// Starts `tradeflow <what>` (ingestor or aggregator) with its `/metrics` on `metrics_port`.

@@ -18,4 +18,5 @@ mod failover;
 mod foundation;
 mod history;
 mod ingestor;
+mod secure;
 mod smoke;

@@ -26,8 +26,10 @@ async fn dev_script_runs_the_pipeline_and_stops_on_ctrl_c() {
     let (kafka_port, dashboard_port) = (free_port(), free_port());
     let db = harness::unique("tradeflow_smoke_");
     let server = harness::postgres::server_url();
-    let mut child = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/dev.sh"))
+    // As from a terminal: SIGINT at its default disposition (a test run started in the background of
+    // a non-interactive shell inherits it ignored, and bash cannot trap a signal ignored on entry).
+    let mut child = Command::new("env")
+        .args(["--default-signal=INT", "bash", concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/dev.sh")])
         .env("KAFKA_PORT", kafka_port.to_string())
         .env("DASHBOARD_PORT", dashboard_port.to_string())
         .env("TRADEFLOW_STATE", &state)

@@ -1,5 +1,7 @@
 //! Kafka client settings shared by every service, and idempotent topic creation.
 
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -22,6 +24,77 @@ pub struct KafkaArgs {
     /// poll the broker more often.
     #[arg(long, env = "TRADEFLOW_FETCH_WAIT_MS", default_value_t = DEFAULT_FETCH_WAIT_MS)]
     pub fetch_wait_ms: u64,
+    /// A properties file of librdkafka settings for every client (`key=value` lines, `#` comments):
+    /// how to reach a secured cluster, e.g. `security.protocol=SASL_SSL`, `sasl.mechanism=SCRAM-SHA-512`,
+    /// `sasl.username`, `sasl.password`, `ssl.ca.location` (docs/operations.md). Values are never logged.
+    #[arg(long, env = "KAFKA_CONFIG_FILE", value_parser = KafkaConfigFile::read)]
+    pub kafka_config: Option<KafkaConfigFile>,
+    /// One librdkafka setting for every client, `key=value` (repeatable; applied after the file).
+    #[arg(long = "kafka-option", env = "TRADEFLOW_KAFKA_OPTIONS", value_delimiter = ',', hide_env_values = true,
+          value_parser = KafkaOption::parse)]
+    pub kafka_options: Vec<KafkaOption>,
+}
+
+/// One librdkafka property. Its value is redacted in `Debug` (it may be a password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct KafkaOption {
+    pub key: String,
+    pub value: String,
+}
+
+impl fmt::Debug for KafkaOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}=<redacted>", self.key)
+    }
+}
+
+impl KafkaOption {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (key, value) = s.split_once('=').ok_or_else(|| format!("{:?}: expected key=value", redact(s)))?;
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-') {
+            return Err(format!("{key:?}: not a librdkafka property name"));
+        }
+        if MANAGED.contains(&key) {
+            return Err(format!("{key}: set by tradeflow itself (use --brokers for bootstrap.servers)"));
+        }
+        Ok(Self { key: key.to_owned(), value: value.trim().to_owned() })
+    }
+}
+
+/// Settings tradeflow owns: an option may not override them.
+const MANAGED: [&str; 2] = ["bootstrap.servers", "group.id"];
+
+fn redact(s: &str) -> String {
+    s.split_once('=').map_or_else(|| s.chars().take(40).collect(), |(k, _)| format!("{k}=<redacted>"))
+}
+
+/// A librdkafka properties file, read when the flag is parsed (a bad file stops the command at once).
+#[derive(Clone, PartialEq, Eq)]
+pub struct KafkaConfigFile {
+    pub path: PathBuf,
+    pub options: Vec<KafkaOption>,
+}
+
+impl fmt::Debug for KafkaConfigFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaConfigFile").field("path", &self.path).field("options", &self.options).finish()
+    }
+}
+
+impl KafkaConfigFile {
+    pub fn read(path: &str) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+        let mut options = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            options.push(KafkaOption::parse(line).map_err(|e| format!("{path}:{}: {e}", n + 1))?);
+        }
+        Ok(Self { path: PathBuf::from(path), options })
+    }
 }
 
 /// Producer compression codecs librdkafka and the broker both take (`compression.type`).
@@ -32,7 +105,17 @@ pub const DEFAULT_FETCH_WAIT_MS: u64 = 100;
 
 impl KafkaArgs {
     pub fn new(brokers: impl Into<String>) -> Self {
-        Self { brokers: brokers.into(), fetch_wait_ms: DEFAULT_FETCH_WAIT_MS }
+        Self {
+            brokers: brokers.into(),
+            fetch_wait_ms: DEFAULT_FETCH_WAIT_MS,
+            kafka_config: None,
+            kafka_options: vec![],
+        }
+    }
+
+    /// The settings from `--kafka-config` and `--kafka-option`, in the order they apply.
+    pub fn options(&self) -> impl Iterator<Item = &KafkaOption> {
+        self.kafka_config.iter().flat_map(|f| f.options.iter()).chain(&self.kafka_options)
     }
 
     /// [`Self::client_config`] for a consumer: with the fetch wait.
@@ -42,16 +125,94 @@ impl KafkaArgs {
         config
     }
 
-    /// A client config with the bootstrap servers, IPv4 resolution (SPEC §5: the brokers listen and
-    /// advertise on 127.0.0.1) and Nagle off (small produce and fetch requests must not wait for
-    /// delayed ACKs: it showed as tens of milliseconds in the end-to-end latency benchmark).
+    /// A client config with the bootstrap servers and Nagle off (small produce and fetch requests
+    /// must not wait for delayed ACKs: it showed as tens of milliseconds in the end-to-end latency
+    /// benchmark), then the `--kafka-config` file and the `--kafka-option`s (security, tuning).
+    /// Callers set their own settings after this; a tradeflow guarantee (idempotence, acks) is
+    /// therefore not overridable.
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers).set("socket.nagle.disable", "true");
+        for option in self.options() {
+            config.set(&option.key, &option.value);
+        }
         config
-            .set("bootstrap.servers", &self.brokers)
-            .set("broker.address.family", "v4")
-            .set("socket.nagle.disable", "true");
-        config
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach Kafka at {brokers}: {reason}")]
+pub struct ConnectError {
+    pub brokers: String,
+    pub reason: String,
+    /// The settings are wrong (credentials, certificates): retrying cannot help. Otherwise the
+    /// broker did not answer in time (it may be starting).
+    pub fatal: bool,
+}
+
+/// Records the client's errors (librdkafka reports a failed TLS handshake or SASL login there).
+#[derive(Default)]
+struct ErrorRecorder(std::sync::Mutex<Option<(KafkaError, String)>>);
+
+impl rdkafka::ClientContext for ErrorRecorder {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(error = %error, reason, "Kafka client error while connecting");
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((error, reason.to_owned()));
+    }
+
+    // librdkafka reports a failed login or handshake in its log (from its own threads) at once.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        tracing::debug!(?level, fac, log_message, "Kafka client log while connecting");
+        use rdkafka::config::RDKafkaLogLevel as L;
+        if matches!(level, L::Emerg | L::Alert | L::Critical | L::Error) {
+            let error = KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure);
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((error, log_message.to_owned()));
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ErrorRecorder {}
+
+/// Whether a client error means the settings are wrong (credentials, certificates), not that the
+/// broker is briefly away: no retry can fix it.
+fn is_fatal(error: &KafkaError, reason: &str) -> bool {
+    let code = error.rdkafka_error_code();
+    matches!(
+        code,
+        Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed | RDKafkaErrorCode::SSL)
+    ) || reason.contains("SSL handshake failed")
+        || reason.contains("certificate verify failed")
+        || reason.contains("SASL authentication error")
+        || reason.contains("Authentication failed")
+}
+
+/// Connects once and fetches the cluster's metadata within `timeout`, so a wrong password, an
+/// untrusted certificate or an unreachable broker stops a command at its start with the client's
+/// reason (not an endless retry). Blocking: call it off the async runtime.
+pub fn check_connection(kafka: &KafkaArgs, timeout: Duration) -> Result<(), ConnectError> {
+    use rdkafka::consumer::Consumer as _;
+    let fail = |reason: String, fatal: bool| ConnectError { brokers: kafka.brokers.clone(), reason, fatal };
+    let client: rdkafka::consumer::BaseConsumer<ErrorRecorder> =
+        kafka.client_config().create_with_context(ErrorRecorder::default()).map_err(|e| fail(e.to_string(), true))?;
+    let started = std::time::Instant::now();
+    let mut last: Option<(KafkaError, String)> = None;
+    loop {
+        let attempt = client.fetch_metadata(None, Duration::from_millis(500));
+        let _ = client.poll(Duration::from_millis(50)); // serves the client's error events
+        if let Some(seen) = client.context().0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            last = Some(seen);
+        }
+        match (attempt, &last) {
+            (Ok(_), _) => return Ok(()),
+            (Err(_), Some((error, reason))) if is_fatal(error, reason) => {
+                return Err(fail(format!("{error}: {reason}"), true));
+            }
+            (Err(e), seen) if started.elapsed() >= timeout => {
+                let detail = seen.as_ref().map(|(error, reason)| format!(" ({error}: {reason})")).unwrap_or_default();
+                return Err(fail(format!("no metadata within {timeout:?}: {e}{detail}"), false));
+            }
+            _ => {}
+        }
     }
 }
 

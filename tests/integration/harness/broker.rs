@@ -44,11 +44,18 @@ pub struct KafkaCluster {
     cluster_id: String,
     voters: String,
     nodes: Vec<Node>,
+    /// More node.sh arguments for every node (a secured listener).
+    extra: Vec<String>,
 }
 
 impl KafkaCluster {
     /// Starts `n` nodes and waits until every one has started.
     pub fn start(n: usize) -> Self {
+        Self::start_with(n, Vec::new())
+    }
+
+    /// Starts `n` nodes with more node.sh arguments each.
+    pub fn start_with(n: usize, extra: Vec<String>) -> Self {
         let root = super::temp_dir();
         let nodes: Vec<Node> = (1..=n)
             .map(|id| Node {
@@ -62,7 +69,7 @@ impl KafkaCluster {
         let voters =
             nodes.iter().map(|n| format!("{}@127.0.0.1:{}", n.id, n.controller_port)).collect::<Vec<_>>().join(",");
         let cluster_id = cluster_id();
-        let mut cluster = Self { root, cluster_id, voters, nodes };
+        let mut cluster = Self { root, cluster_id, voters, nodes, extra };
         for i in 0..n {
             cluster.spawn(i);
         }
@@ -97,6 +104,7 @@ impl KafkaCluster {
             .args(["--id", &node.id.to_string(), "--port", &node.port.to_string()])
             .args(["--controller-port", &node.controller_port.to_string(), "--voters", &self.voters])
             .args(["--cluster-id", &self.cluster_id, "--replication", &replication])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

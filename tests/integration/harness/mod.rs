@@ -6,6 +6,7 @@ pub mod broker;
 pub mod consume;
 pub mod http;
 pub mod postgres;
+pub mod secure;
 pub mod service;
 pub mod wait;
 pub mod ws;
