@@ -1,18 +1,26 @@
 //! Secured connections for real: the golden pipeline over a SASL_SSL listener of Apache Kafka
-//! (TLS with a CA made in the test, SCRAM-SHA-512), and the clear, fast failures of a wrong
-//! password and of an untrusted certificate.
+//! (TLS with a CA made in the test, SCRAM-SHA-512) and a Postgres that takes TLS connections only
+//! (`sslmode=verify-full` against the test CA), and the clear, fast failures of a wrong password
+//! and of an untrusted certificate.
 
 use std::time::{Duration, Instant};
 
 use crate::aggregator::Pipeline;
+use crate::harness::postgres::ThrowawayPostgres;
 use crate::harness::secure::{SecureKafka, make_ca};
 use crate::harness::{self};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_golden_pipeline_runs_over_sasl_ssl() {
+async fn the_golden_pipeline_runs_over_sasl_ssl_kafka_and_tls_postgres() {
     let secure = SecureKafka::start();
-    let p = Pipeline::on(secure.kafka(), &harness::postgres::server_url()).await;
+    let pg = ThrowawayPostgres::start_tls();
+    let p = Pipeline::on(secure.kafka(), &pg.url()).await;
     assert!(p.env().iter().any(|(k, v)| *k == "KAFKA_CONFIG_FILE" && !v.is_empty()));
+    assert!(p.db.url.contains("sslmode=verify-full"), "{}", p.db.url);
+    // The server refuses plain connections: every session of the run is TLS.
+    let plain = format!("postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable", pg.port);
+    let refused = sqlx::PgPool::connect(&plain).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("no pg_hba.conf entry") || refused.contains("SSL off"), "a plain connection: {refused}");
     p.produce(&[
         "--clients",
         "1,2,3",
@@ -28,6 +36,26 @@ async fn the_golden_pipeline_runs_over_sasl_ssl() {
     let _ingestor = p.start("ingestor", harness::broker::free_port());
     let _aggregator = p.start("aggregator", harness::broker::free_port());
     p.converges().await;
+    let tls_sessions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = current_database() AND s.ssl",
+    )
+    .fetch_one(&p.db.pool)
+    .await
+    .expect("pg_stat_ssl");
+    assert!(tls_sessions >= 1, "the sessions are TLS");
+    // A CA the server's certificate is not signed by: refused, saying why.
+    let other_ca = make_ca(&secure.dir.join("pg-other-ca"));
+    let untrusted =
+        format!("{}&sslrootcert={}", pg.url().split("&sslrootcert").next().unwrap_or_default(), other_ca.display());
+    let out = std::process::Command::new(harness::tradeflow_bin())
+        .args(["verify", "--logs"])
+        .arg(&p.logs)
+        .env("DATABASE_URL", &untrusted)
+        .output()
+        .expect("tradeflow verify");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "verify with an untrusted CA succeeded");
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
     p.cleanup();
 }
 

@@ -28,7 +28,11 @@ impl TestDatabase {
         let mut conn = admin.connect().await.expect("connect to Postgres (DATABASE_URL)");
         sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.expect("create database");
         let options = admin.clone().database(&name);
-        let url = options.to_url_lossy().to_string();
+        // The server's URL with the database's name (not `to_url_lossy`: it writes `sslrootcert` as
+        // "file: PATH", which no parser reads back).
+        let (base, query) = server.split_once('?').map_or((server, None), |(b, q)| (b, Some(q)));
+        let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+        let url = format!("{base}/{name}{}", query.map(|q| format!("?{q}")).unwrap_or_default());
         let pool = PgPoolOptions::new().max_connections(8).connect_with(options).await.expect("connect to test db");
         Self { name, server: server.to_owned(), url, pool }
     }
@@ -63,6 +67,8 @@ pub struct ThrowawayPostgres {
     dir: std::path::PathBuf,
     bindir: std::path::PathBuf,
     pub port: u16,
+    /// With TLS: the CA that signed the server's certificate (clients verify against it).
+    pub ca: Option<std::path::PathBuf>,
 }
 
 fn as_postgres(bin: &std::path::Path) -> std::process::Command {
@@ -79,6 +85,16 @@ fn as_postgres(bin: &std::path::Path) -> std::process::Command {
 
 impl ThrowawayPostgres {
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A server that accepts TLS connections only (`hostssl`), with a certificate for 127.0.0.1
+    /// signed by a CA made here.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
         let mut bindirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
             .expect("Debian's postgresql (scripts/test.sh installs it)")
             .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -98,7 +114,30 @@ impl ThrowawayPostgres {
             .expect("initdb")
             .success();
         assert!(ok, "initdb failed");
-        let pg = Self { dir, bindir, port };
+        let ca = tls.then(|| {
+            let certs = dir.join("certs");
+            let ca = super::secure::make_ca(&certs);
+            super::secure::sign(&certs, "server", "127.0.0.1");
+            let data = dir.join("data");
+            for f in ["server.pem", "server.key"] {
+                std::fs::copy(certs.join(f), data.join(f)).expect("copy certificate");
+            }
+            let _ = std::process::Command::new("chown")
+                .args(["postgres"])
+                .arg(data.join("server.pem"))
+                .arg(data.join("server.key"))
+                .status();
+            let _ = std::process::Command::new("chmod").args(["0600"]).arg(data.join("server.key")).status();
+            // TLS or nothing: a plain connection is refused.
+            let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n";
+            std::fs::write(data.join("pg_hba.conf"), hba).expect("pg_hba.conf");
+            let conf = "ssl = on\nssl_cert_file = 'server.pem'\nssl_key_file = 'server.key'\n";
+            let mut text = std::fs::read_to_string(data.join("postgresql.conf")).expect("postgresql.conf");
+            text.push_str(conf);
+            std::fs::write(data.join("postgresql.conf"), text).expect("postgresql.conf");
+            ca
+        });
+        let pg = Self { dir, bindir, port, ca };
         pg.ctl(&["start"]);
         pg
     }
@@ -120,7 +159,14 @@ impl ThrowawayPostgres {
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        match &self.ca {
+            Some(ca) => format!(
+                "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={}",
+                self.port,
+                ca.display()
+            ),
+            None => format!("postgres://postgres@127.0.0.1:{}/postgres", self.port),
+        }
     }
 
     /// Immediate restart: in-flight transactions are aborted, as in a crash.

@@ -35,6 +35,37 @@ pub fn make_ca(dir: &Path) -> PathBuf {
     dir.join("ca.pem")
 }
 
+/// A key and a certificate for `ip` signed by the CA in `dir`: `NAME.key`, `NAME.pem`.
+pub fn sign(dir: &Path, name: &str, ip: &str) {
+    std::fs::write(dir.join(format!("{name}.ext")), format!("subjectAltName=IP:{ip}\n")).expect("ext");
+    let (key, csr, pem, ext) =
+        (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+    openssl(
+        dir,
+        &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &format!("/CN={ip}")],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    );
+}
+
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -53,42 +84,7 @@ impl SecureKafka {
     pub fn start() -> Self {
         let dir = super::temp_dir().join("tls");
         let ca = make_ca(&dir);
-        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "broker.key",
-                "-out",
-                "broker.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        );
-        openssl(
-            &dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "broker.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "broker.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "san.ext",
-            ],
-        );
+        sign(&dir, "broker", "127.0.0.1");
         let keystore_password = super::unique("ks");
         let pass = format!("pass:{keystore_password}");
         // Legacy PBE: readable by every Java 17 update.
