@@ -1,6 +1,6 @@
 use anyhow::Context as _;
 use clap::Args;
-use tradeflow_core::kafka::{KafkaArgs, create_topics};
+use tradeflow_core::kafka::{KafkaArgs, check_topics, create_topics};
 use tradeflow_core::topics::{PartitionArgs, TopicArgs};
 
 #[derive(Args, Debug)]
@@ -22,6 +22,19 @@ pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
     for spec in &specs {
         let state = if created.contains(&spec.name) { "created" } else { "exists" };
         println!("{state}\t{}\tpartitions={}\tcompacted={}", spec.name, spec.partitions, spec.compacted);
+    }
+    // Topics that existed: do they keep tradeflow's guarantees?
+    let existing: Vec<_> = specs.iter().filter(|s| !created.contains(&s.name)).cloned().collect();
+    let findings = check_topics(&args.kafka, &existing).await.context("checking the existing topics")?;
+    for f in &findings {
+        let level = if f.error { "error" } else { "warning" };
+        println!("{level}\t{}\t{}", f.topic, f.message);
+    }
+    let errors = findings.iter().filter(|f| f.error).count();
+    if errors > 0 {
+        anyhow::bail!(
+            "{errors} existing topic settings break tradeflow's guarantees (see above); fix or recreate those topics"
+        );
     }
     Ok(())
 }

@@ -198,6 +198,53 @@ async fn topics_command_is_idempotent() {
     assert_eq!(metadata, 4);
 }
 
+#[tokio::test]
+async fn topics_command_checks_existing_topics_and_refuses_broken_guarantees() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let prefix = harness::unique("chk") + ".";
+    let run = |prefix: &str, extra: &[&str]| {
+        let out = Command::new(harness::tradeflow_bin())
+            .arg("topics")
+            .args(extra)
+            .env("KAFKA_BROKERS", crate::harness::Broker::shared())
+            .env("TRADEFLOW_TOPIC_PREFIX", prefix)
+            .output()
+            .expect("run tradeflow topics");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // Made by hand, wrongly: `summaries` not compacted, `trades` with 3 partitions.
+    let admin: AdminClient<_> = crate::harness::Broker::kafka().client_config().create().expect("admin");
+    let (summaries, trades) = (format!("{prefix}summaries"), format!("{prefix}trades"));
+    let topics = [
+        NewTopic::new(&summaries, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&trades, 3, TopicReplication::Fixed(1)),
+    ];
+    for result in admin.create_topics(&topics, &AdminOptions::new()).await.expect("create") {
+        result.expect("topic created");
+    }
+    let (ok, stdout, stderr) = run(&prefix, &[]);
+    assert!(!ok, "a non-compacted summaries topic was accepted: {stdout}");
+    assert!(
+        stdout.contains(&format!("error\t{prefix}summaries\tcleanup.policy=delete but it must be compacted")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("warning\t{prefix}trades\t3 partitions, tradeflow creates 12")), "{stdout}");
+    assert!(stderr.contains("break tradeflow's guarantees"), "{stderr}");
+    // Created right, with the production profile's min.insync.replicas asked for: clean.
+    let good = harness::unique("chk") + ".";
+    let (ok, stdout, stderr) = run(&good, &["--min-insync-replicas", "1"]);
+    assert!(ok, "{stdout}{stderr}");
+    let (ok, stdout, _) = run(&good, &["--min-insync-replicas", "1"]);
+    assert!(ok && !stdout.contains("error") && !stdout.contains("warning"), "{stdout}");
+    // Asked for 2 on topics made with 1: a warning, not an error.
+    let (ok, stdout, _) = run(&good, &["--min-insync-replicas", "2"]);
+    assert!(ok && stdout.contains("warning") && stdout.contains("min.insync.replicas=1, asked for 2"), "{stdout}");
+}
+
 fn tempfile_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(harness::unique("tradeflow-test-"));
     std::fs::create_dir_all(&dir).expect("temp dir");

@@ -248,8 +248,21 @@ pub enum TopicError {
 /// Returns the names it created.
 pub async fn create_topics(kafka: &KafkaArgs, specs: &[TopicSpec]) -> Result<Vec<String>, TopicError> {
     let admin: AdminClient<DefaultClientContext> = kafka.client_config().create().map_err(TopicError::Client)?;
-    let configs: Vec<Vec<(&str, &str)>> =
-        specs.iter().map(|s| if s.compacted { vec![("cleanup.policy", "compact")] } else { vec![] }).collect();
+    let min_insync: Vec<String> = specs.iter().map(|s| s.min_insync.to_string()).collect();
+    let configs: Vec<Vec<(&str, &str)>> = specs
+        .iter()
+        .zip(&min_insync)
+        .map(|(s, min)| {
+            let mut config = vec![];
+            if s.compacted {
+                config.push(("cleanup.policy", "compact"));
+            }
+            if s.min_insync > 0 {
+                config.push(("min.insync.replicas", min.as_str()));
+            }
+            config
+        })
+        .collect();
     let topics: Vec<NewTopic<'_>> = specs
         .iter()
         .zip(&configs)
@@ -272,4 +285,65 @@ pub async fn create_topics(kafka: &KafkaArgs, specs: &[TopicSpec]) -> Result<Vec
         }
     }
     Ok(created)
+}
+
+/// How far an existing topic is from what tradeflow would create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicFinding {
+    pub topic: String,
+    /// It breaks a guarantee (the commands refuse to go on); otherwise a warning.
+    pub error: bool,
+    pub message: String,
+}
+
+/// Compares the existing topics with `specs`: cleanup policy (an error when it breaks a guarantee:
+/// a compacted `trades` loses trades, an uncompacted `summaries` or `prices` grows without bound
+/// and makes every dashboard start replay it all), partitions, replication and
+/// `min.insync.replicas` (warnings).
+pub async fn check_topics(kafka: &KafkaArgs, specs: &[TopicSpec]) -> Result<Vec<TopicFinding>, TopicError> {
+    use rdkafka::admin::ResourceSpecifier;
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create().map_err(TopicError::Client)?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let resources: Vec<ResourceSpecifier<'_>> = specs.iter().map(|s| ResourceSpecifier::Topic(&s.name)).collect();
+    let configs = admin.describe_configs(&resources, &options).await.map_err(TopicError::Request)?;
+    let mut findings = Vec::new();
+    for (spec, config) in specs.iter().zip(configs) {
+        let finding = |error: bool, message: String| TopicFinding { topic: spec.name.clone(), error, message };
+        let Ok(config) = config else { continue };
+        let value = |name: &str| config.get(name).and_then(|e| e.value.clone()).unwrap_or_default();
+        let compacted = value("cleanup.policy").split(',').any(|p| p.trim() == "compact");
+        if spec.compacted && !compacted {
+            findings.push(finding(true, format!("cleanup.policy={} but it must be compacted: readers rebuild their state from it, and it would grow without bound", value("cleanup.policy"))));
+        } else if !spec.compacted && compacted {
+            findings.push(finding(
+                true,
+                format!(
+                    "cleanup.policy={} but it must not be compacted: compaction would delete records",
+                    value("cleanup.policy")
+                ),
+            ));
+        }
+        if spec.min_insync > 0 && value("min.insync.replicas") != spec.min_insync.to_string() {
+            findings.push(finding(
+                false,
+                format!("min.insync.replicas={}, asked for {}", value("min.insync.replicas"), spec.min_insync),
+            ));
+        }
+        let metadata =
+            admin.inner().fetch_metadata(Some(&spec.name), Duration::from_secs(30)).map_err(TopicError::Request)?;
+        for topic in metadata.topics().iter().filter(|t| t.error().is_none()) {
+            let partitions = topic.partitions().len() as i32;
+            if partitions > 0 && partitions != spec.partitions {
+                findings.push(finding(false, format!("{partitions} partitions, tradeflow creates {} (the key → partition mapping of existing records stays as it is)", spec.partitions)));
+            }
+            let replicas = topic.partitions().iter().map(|p| p.replicas().len() as i32).min().unwrap_or(0);
+            if spec.replication > 0 && replicas < spec.replication {
+                findings.push(finding(false, format!("replication factor {replicas}, asked for {}", spec.replication)));
+            }
+        }
+    }
+    Ok(findings)
 }

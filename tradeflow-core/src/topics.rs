@@ -56,6 +56,8 @@ pub struct TopicSpec {
     pub compacted: bool,
     /// Replicas per partition; -1: the broker's `default.replication.factor`.
     pub replication: i32,
+    /// `min.insync.replicas` of the topic; -1: the broker's default.
+    pub min_insync: i32,
 }
 
 /// Partition counts: trades 12, trades.dlq 1, prices 3 compacted, summaries 1 compacted.
@@ -76,6 +78,11 @@ pub struct PartitionArgs {
     /// (1 on a single node, 3 on the scripts' three-node cluster).
     #[arg(long, env = "TRADEFLOW_REPLICATION_FACTOR", default_value_t = -1, allow_negative_numbers = true)]
     pub replication_factor: i32,
+    /// `min.insync.replicas` of the topics created (-1: the broker's `min.insync.replicas`). With
+    /// `acks=all`, a write needs this many in-sync copies: 2 with a replication factor of 3 is the
+    /// production profile (docs/operations.md).
+    #[arg(long, env = "TRADEFLOW_MIN_INSYNC_REPLICAS", default_value_t = -1, allow_negative_numbers = true)]
+    pub min_insync_replicas: i32,
 }
 
 impl Default for PartitionArgs {
@@ -86,6 +93,7 @@ impl Default for PartitionArgs {
             prices_partitions: 3,
             summaries_partitions: 1,
             replication_factor: -1,
+            min_insync_replicas: -1,
         }
     }
 }
@@ -98,24 +106,28 @@ impl PartitionArgs {
                 partitions: self.trades_partitions,
                 compacted: false,
                 replication: self.replication_factor,
+                min_insync: self.min_insync_replicas,
             },
             TopicSpec {
                 name: topics.trades_dlq.clone(),
                 partitions: self.dlq_partitions,
                 compacted: false,
                 replication: self.replication_factor,
+                min_insync: self.min_insync_replicas,
             },
             TopicSpec {
                 name: topics.prices.clone(),
                 partitions: self.prices_partitions,
                 compacted: true,
                 replication: self.replication_factor,
+                min_insync: self.min_insync_replicas,
             },
             TopicSpec {
                 name: topics.summaries.clone(),
                 partitions: self.summaries_partitions,
                 compacted: true,
                 replication: self.replication_factor,
+                min_insync: self.min_insync_replicas,
             },
         ]
     }
