@@ -19,8 +19,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/tradeflow --create-home tradeflow \
- && mkdir -p /logs /state \
- && chown tradeflow:tradeflow /logs /state
+ && mkdir -p /logs /state /secrets \
+ && chown tradeflow:tradeflow /logs /state /secrets
 COPY --from=build /usr/local/bin/tradeflow /usr/local/bin/tradeflow
 # The migrations and the dashboard page are compiled into the binary; the sources ride along for
 # operators who want to read them.

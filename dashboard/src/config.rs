@@ -22,6 +22,9 @@ pub struct DashboardArgs {
     /// Secret that signs and checks client tokens (at least 16 bytes; same value for `tradeflow token`).
     #[arg(long, env = "TRADEFLOW_AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,
+    /// A file holding the secret instead (first line; e.g. the one `tradeflow init --auth-secret-file` generates).
+    #[arg(long, env = "TRADEFLOW_AUTH_SECRET_FILE", conflicts_with = "auth_secret")]
+    pub auth_secret_file: Option<std::path::PathBuf>,
     /// Serve every client without tokens. For local use only; the page shows a banner.
     #[arg(long, env = "TRADEFLOW_AUTH_OFF", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub auth_off: bool,
@@ -46,8 +49,23 @@ pub struct TokenArgs {
     #[arg(long, env = "TRADEFLOW_TOKEN_TTL_HOURS", default_value_t = 24)]
     pub ttl_hours: u32,
     /// The dashboard's signing secret.
-    #[arg(long, env = "TRADEFLOW_AUTH_SECRET", hide_env_values = true)]
-    pub auth_secret: String,
+    #[arg(long, env = "TRADEFLOW_AUTH_SECRET", hide_env_values = true, required_unless_present = "auth_secret_file")]
+    pub auth_secret: Option<String>,
+    /// A file holding the secret instead (the dashboard's `--auth-secret-file`).
+    #[arg(long, env = "TRADEFLOW_AUTH_SECRET_FILE", conflicts_with = "auth_secret")]
+    pub auth_secret_file: Option<std::path::PathBuf>,
+}
+
+/// The secret given inline or in a file (its first line, trimmed).
+pub fn read_secret(inline: Option<&str>, file: Option<&std::path::Path>) -> std::io::Result<Option<String>> {
+    match (inline, file) {
+        (Some(s), _) => Ok(Some(s.to_owned())),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)?;
+            Ok(Some(text.lines().next().unwrap_or_default().trim().to_owned()))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// `tradeflow tail`

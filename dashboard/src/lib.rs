@@ -47,6 +47,8 @@ pub enum DashboardError {
     NoSecret,
     #[error("bad --auth-secret: {0}")]
     Secret(#[from] TokenError),
+    #[error("cannot read --auth-secret-file: {0}")]
+    SecretFile(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("bad --database-url: {0}")]
@@ -58,7 +60,9 @@ pub enum DashboardError {
 /// Runs the dashboard until `shutdown` (on a multi-threaded Tokio runtime: metadata requests block
 /// in place).
 pub async fn run(config: DashboardArgs, shutdown: CancellationToken) -> Result<(), DashboardError> {
-    let key = match (&config.auth_secret, config.auth_off) {
+    let secret = config::read_secret(config.auth_secret.as_deref(), config.auth_secret_file.as_deref())
+        .map_err(DashboardError::SecretFile)?;
+    let key = match (&secret, config.auth_off) {
         (_, true) => None,
         (Some(secret), false) => Some(TokenKey::new(secret)?),
         (None, false) => return Err(DashboardError::NoSecret),

@@ -12,6 +12,11 @@ const VERSION: &str = "tf1";
 /// Shortest secret accepted.
 pub const MIN_SECRET_LEN: usize = 16;
 
+/// Secrets that appeared in examples (this project's earlier compose file among them): anyone could
+/// forge tokens with them, so they are refused like a short one.
+pub const EXAMPLE_SECRETS: [&str; 4] =
+    ["local-only-secret-change-me", "change-me-change-me", "0123456789abcdef", "secretsecretsecret"];
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("malformed token (expected tf1.<client>.<expiry>.<signature>)")]
@@ -22,6 +27,10 @@ pub enum TokenError {
     Expired,
     #[error("the auth secret must be at least {MIN_SECRET_LEN} bytes")]
     WeakSecret,
+    #[error(
+        "the auth secret is a published example: anyone could forge tokens with it; generate one (e.g. openssl rand -hex 32)"
+    )]
+    ExampleSecret,
 }
 
 /// Signs and checks tokens.
@@ -40,6 +49,9 @@ impl TokenKey {
     pub fn new(secret: &str) -> Result<Self, TokenError> {
         if secret.len() < MIN_SECRET_LEN {
             return Err(TokenError::WeakSecret);
+        }
+        if EXAMPLE_SECRETS.iter().any(|e| e.eq_ignore_ascii_case(secret.trim())) {
+            return Err(TokenError::ExampleSecret);
         }
         Ok(Self { secret: secret.as_bytes().to_vec() })
     }

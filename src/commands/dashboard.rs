@@ -12,7 +12,11 @@ pub async fn run(args: DashboardArgs, shutdown: CancellationToken) -> anyhow::Re
 
 pub fn token(args: TokenArgs) -> anyhow::Result<()> {
     let client = ClientId::parse(&args.client)?;
-    let key = TokenKey::new(&args.auth_secret).context("TRADEFLOW_AUTH_SECRET / --auth-secret")?;
+    let secret =
+        tradeflow_dashboard::config::read_secret(args.auth_secret.as_deref(), args.auth_secret_file.as_deref())
+            .context("reading --auth-secret-file")?
+            .context("no TRADEFLOW_AUTH_SECRET / --auth-secret or --auth-secret-file")?;
+    let key = TokenKey::new(&secret).context("TRADEFLOW_AUTH_SECRET / --auth-secret")?;
     let expires = chrono::Utc::now().timestamp() + i64::from(args.ttl_hours) * 3600;
     println!("{}", key.sign(&client, expires));
     Ok(())

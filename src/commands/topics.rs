@@ -49,6 +49,37 @@ pub struct InitArgs {
     /// Password for the read-only SQL role `tradeflow_reader` (for `psql` from other hosts; unset: unchanged).
     #[arg(long, env = "TRADEFLOW_READER_PASSWORD", hide_env_values = true)]
     reader_password: Option<String>,
+    /// Make sure this file holds the dashboard's signing secret: a random one is written (mode 0600)
+    /// when it is missing or empty, an existing one is kept (the compose file's secrets volume).
+    #[arg(long, env = "TRADEFLOW_AUTH_SECRET_FILE")]
+    auth_secret_file: Option<std::path::PathBuf>,
+}
+
+/// Writes a random secret (32 bytes from the OS, hex) to `path` unless it already holds one.
+fn ensure_secret_file(path: &std::path::Path) -> anyhow::Result<bool> {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if std::fs::read_to_string(path).is_ok_and(|s| !s.trim().is_empty()) {
+        return Ok(false);
+    }
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).context("reading /dev/urandom")?;
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.write_all(format!("{secret}\n").as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(true)
 }
 
 /// Creates the topics and migrates the snapshot tables (both idempotent), then sets the read-only
@@ -71,6 +102,10 @@ pub async fn init(args: InitArgs) -> anyhow::Result<()> {
         println!("password set\ttradeflow_reader");
     }
     pool.close().await;
+    if let Some(path) = &args.auth_secret_file {
+        let made = ensure_secret_file(path)?;
+        println!("{}\t{}", if made { "secret generated" } else { "secret kept" }, path.display());
+    }
     Ok(())
 }
 

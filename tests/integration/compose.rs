@@ -210,3 +210,32 @@ fn env_example_lists_every_variable_with_its_default() {
         assert_eq!(example.get(name), Some(default), ".env.example must list {name}={default}");
     }
 }
+
+#[test]
+fn compose_publishes_only_on_loopback_and_ships_no_working_secret() {
+    let c = compose();
+    for (name, service) in services(&c) {
+        for port in service["ports"].as_array().into_iter().flatten() {
+            let port = port.as_str().unwrap_or_default();
+            assert!(
+                port.starts_with("${TRADEFLOW_BIND:-127.0.0.1}:"),
+                "{name} publishes {port} beyond loopback by default"
+            );
+        }
+        let env = environment(service);
+        assert!(
+            !env.contains_key("TRADEFLOW_AUTH_SECRET"),
+            "{name} sets an auth secret: {:?}",
+            env.get("TRADEFLOW_AUTH_SECRET")
+        );
+    }
+    let text = std::fs::read_to_string(root().join("docker-compose.yml")).expect("compose file");
+    for example in tradeflow_dashboard::token::EXAMPLE_SECRETS {
+        assert!(!text.contains(example), "the compose file carries the example secret {example}");
+    }
+    // The dashboard reads the secret init generates into the shared volume.
+    let dashboard = environment(&services(&c)["dashboard"]);
+    let init = environment(&services(&c)["init"]);
+    assert_eq!(dashboard.get("TRADEFLOW_AUTH_SECRET_FILE"), init.get("TRADEFLOW_AUTH_SECRET_FILE"));
+    assert!(dashboard.contains_key("TRADEFLOW_AUTH_SECRET_FILE"));
+}

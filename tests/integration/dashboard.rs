@@ -18,7 +18,7 @@ use tradeflow_dashboard::token::TokenKey;
 use crate::harness::broker::free_port;
 use crate::harness::http::{labelled, metric, request};
 use crate::harness::ws::{WsClient, refused_status};
-use crate::harness::{self, Service, TestTopics, eventually};
+use crate::harness::{self, Service, TestDatabase, TestTopics, eventually};
 
 const SECRET: &str = "integration-test-secret-0123456789";
 const WAIT: Duration = Duration::from_secs(30);
@@ -413,6 +413,60 @@ async fn dashboard_access_control_and_bad_requests() {
     assert_eq!(get(format!("/api/summary?client=A&bogus=1&token={a}"), vec![]).await.0, 400);
     drop(ws);
     let _ = std::fs::remove_dir_all(&d.root);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_refuses_a_missing_short_or_example_secret_and_init_generates_one() {
+    let start = |args: &[&str], secret: Option<&str>| {
+        let mut cmd = std::process::Command::new(harness::tradeflow_bin());
+        cmd.arg("dashboard").args(["--listen", "127.0.0.1:0"]).args(args).env_remove("TRADEFLOW_AUTH_SECRET");
+        cmd.env("KAFKA_BROKERS", crate::harness::Broker::shared());
+        if let Some(s) = secret {
+            cmd.env("TRADEFLOW_AUTH_SECRET", s);
+        }
+        let out = cmd.output().expect("tradeflow dashboard");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    for (secret, why) in [
+        (None, "no --auth-secret"),
+        (Some("too-short"), "at least 16 bytes"),
+        (Some("local-only-secret-change-me"), "published example"),
+    ] {
+        let (ok, stderr) = start(&[], secret);
+        assert!(!ok && stderr.contains(why), "{secret:?}: {stderr}");
+    }
+    // `tradeflow init --auth-secret-file` writes a random secret once (0600) and keeps it after.
+    let dir = harness::temp_dir();
+    let file = dir.join("secrets/auth-secret");
+    let db = TestDatabase::create().await;
+    let init = || {
+        let out = std::process::Command::new(harness::tradeflow_bin())
+            .args(["init", "--auth-secret-file"])
+            .arg(&file)
+            .env("KAFKA_BROKERS", crate::harness::Broker::shared())
+            .env("TRADEFLOW_TOPIC_PREFIX", harness::unique("init") + ".")
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .expect("tradeflow init");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(init().contains("secret generated"));
+    let secret = std::fs::read_to_string(&file).expect("secret file");
+    assert_eq!(secret.trim().len(), 64, "32 random bytes, hex");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777, 0o600);
+    assert!(init().contains("secret kept"));
+    assert_eq!(std::fs::read_to_string(&file).expect("secret file"), secret);
+    // The token command and the dashboard take it from the file.
+    let token = std::process::Command::new(harness::tradeflow_bin())
+        .args(["token", "--client", "7", "--auth-secret-file"])
+        .arg(&file)
+        .env_remove("TRADEFLOW_AUTH_SECRET")
+        .output()
+        .expect("tradeflow token");
+    assert!(token.status.success() && String::from_utf8_lossy(&token.stdout).starts_with("tf1.7."));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]
