@@ -67,9 +67,43 @@ impl Access {
     }
 }
 
+impl Access {
+    /// With auth off, a request must name the dashboard itself in `Host` — its listen address,
+    /// `localhost`/`127.0.0.1`/`[::1]` on its port, or a host of an allowed origin — so a page on
+    /// another site cannot reach it through a DNS name rebound to this address. With auth on, the
+    /// token protects the data and any `Host` passes.
+    pub fn check_host(&self, host: Option<&str>, listen: std::net::SocketAddr) -> bool {
+        if !self.auth_off() {
+            return true;
+        }
+        let Some(host) = host.map(str::to_ascii_lowercase) else { return false };
+        let port = listen.port();
+        let own =
+            [listen.to_string(), format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}")];
+        own.contains(&host)
+            || self
+                .allowed_origins
+                .iter()
+                .any(|o| o.split_once("://").is_some_and(|(_, h)| h.trim_end_matches('/').eq_ignore_ascii_case(&host)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_auth_off_only_the_dashboards_own_hosts_pass() {
+        let listen: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let off = Access::new(None, vec!["https://dash.example.com".into()]);
+        assert!(off.check_host(Some("127.0.0.1:8080"), listen));
+        assert!(off.check_host(Some("localhost:8080"), listen));
+        assert!(off.check_host(Some("dash.example.com"), listen));
+        assert!(!off.check_host(Some("evil.example.net:8080"), listen), "a rebound name");
+        assert!(!off.check_host(None, listen));
+        let on = Access::new(Some(TokenKey::new("a-secret-of-enough-bytes").unwrap()), vec![]);
+        assert!(on.check_host(Some("evil.example.net:8080"), listen), "tokens protect the data");
+    }
 
     #[test]
     fn origins() {
@@ -83,7 +117,7 @@ mod tests {
 
     #[test]
     fn entitlement() {
-        let key = TokenKey::new("0123456789abcdef").unwrap();
+        let key = TokenKey::new("entitlement-test-secret").unwrap();
         let seven = ClientId::parse("7").unwrap();
         let eight = ClientId::parse("8").unwrap();
         let token = key.sign(&seven, chrono::Utc::now().timestamp() + 60);

@@ -37,6 +37,8 @@ pub struct DashboardArgs {
     /// Deltas kept per client for resuming subscribers (older resumes get a fresh snapshot).
     #[arg(long, env = "TRADEFLOW_RESUME_WINDOW", default_value_t = 4096)]
     pub resume_window: usize,
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
 }
 
 /// `tradeflow token`

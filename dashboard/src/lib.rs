@@ -15,6 +15,7 @@
 
 pub mod access;
 pub mod config;
+pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod protocol;
@@ -78,14 +79,18 @@ pub async fn run(config: DashboardArgs, shutdown: CancellationToken) -> Result<(
     let live = Arc::new(Live::new(config.resume_window, metrics));
     let listener = listen(config.listen).map_err(|source| DashboardError::Listen { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| DashboardError::Listen { addr: config.listen, source })?;
+    let gate = limits::Gate::new(config.limits.clone());
     let server = Arc::new(Server {
+        listen: addr,
         live: live.clone(),
+        gate: gate.clone(),
         access: Access::new(key.clone(), config.allowed_origins.clone()),
         db,
         sessions: Arc::new(SessionContext {
             live: live.clone(),
             auth_off: key.is_none(),
             max_message_bytes: config.max_message_bytes,
+            gate,
         }),
         shutdown: shutdown.clone(),
     });

@@ -12,6 +12,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::access::{Access, Refusal};
+use crate::limits::Gate;
 use crate::live::Live;
 use crate::rest::{self, QueryError, SummaryQuery};
 use crate::row::Filter as RowFilter;
@@ -27,7 +28,10 @@ const APP_CSS: &str = include_str!("../web/app.css");
 const HARD_MESSAGE_LIMIT: usize = 64 * 1024;
 
 pub struct Server {
+    /// The address the dashboard listens on (its own `Host` when auth is off).
+    pub listen: std::net::SocketAddr,
     pub live: Arc<Live>,
+    pub gate: Arc<Gate>,
     pub access: Access,
     pub db: Option<Arc<PgPool>>,
     pub sessions: Arc<SessionContext>,
@@ -58,6 +62,12 @@ fn refusal(server: &Server, r: &Refusal) -> Response {
     text(status, format!("{r}\n"))
 }
 
+/// A request whose `Host` is not the dashboard's while auth is off.
+#[derive(Debug)]
+struct BadHost(String);
+
+impl warp::reject::Reject for BadHost {}
+
 fn bearer(authorization: Option<&str>) -> Option<&str> {
     authorization.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim)
 }
@@ -82,7 +92,9 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
         }
     });
     let metrics = warp::path!("metrics").and(with()).map(|s: Arc<Server>| {
-        let mut r = text(StatusCode::OK, s.live.metrics.render());
+        let mut body = s.live.metrics.render();
+        s.gate.render(&mut body);
+        let mut r = text(StatusCode::OK, body);
         r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4"));
         r
     });
@@ -126,10 +138,20 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
                         return text(StatusCode::UNAUTHORIZED, format!("{r}\n"));
                     }
                 };
+                let permit = match s.gate.admit(entitled.as_ref().map_or("*", |c| c.as_str())) {
+                    Ok(permit) => permit,
+                    Err(why) => {
+                        tracing::info!(reason = %why, "websocket refused");
+                        return text(StatusCode::TOO_MANY_REQUESTS, format!("{why}\n"));
+                    }
+                };
                 let (ctx, shutdown) = (s.sessions.clone(), s.shutdown.clone());
                 ws.max_message_size(HARD_MESSAGE_LIMIT)
                     .max_frame_size(HARD_MESSAGE_LIMIT)
-                    .on_upgrade(move |socket| session::run(socket, ctx, entitled, shutdown))
+                    .on_upgrade(move |socket| async move {
+                        session::run(socket, ctx, entitled, shutdown).await;
+                        drop(permit);
+                    })
                     .into_response()
             },
         );
@@ -152,17 +174,37 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
             .or(ws)
             .unify(),
     );
-    get.recover(|rejection: warp::Rejection| async move {
-        let r = if rejection.is_not_found() {
-            text(StatusCode::NOT_FOUND, "not found\n")
-        } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-            text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n")
-        } else {
-            text(StatusCode::BAD_REQUEST, format!("{rejection:?}\n"))
-        };
-        Ok::<_, std::convert::Infallible>(r)
-    })
-    .unify()
+    // DNS rebinding: with auth off, only requests naming the dashboard itself.
+    let host = warp::header::optional::<String>("host").and(with()).and_then(
+        |host: Option<String>, s: Arc<Server>| async move {
+            if s.access.check_host(host.as_deref(), s.listen) {
+                Ok(())
+            } else {
+                s.live.metrics.refused_origin.fetch_add(1, Relaxed);
+                Err(warp::reject::custom(BadHost(host.unwrap_or_default())))
+            }
+        },
+    );
+    host.untuple_one()
+        .and(get)
+        .recover(|rejection: warp::Rejection| async move {
+            let r = if let Some(BadHost(host)) = rejection.find::<BadHost>() {
+                text(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    format!(
+                        "Host {host:?} is not this dashboard (auth is off: only its own address and allowed origins)\n"
+                    ),
+                )
+            } else if rejection.is_not_found() {
+                text(StatusCode::NOT_FOUND, "not found\n")
+            } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+                text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n")
+            } else {
+                text(StatusCode::BAD_REQUEST, format!("{rejection:?}\n"))
+            };
+            Ok::<_, std::convert::Infallible>(r)
+        })
+        .unify()
 }
 
 async fn summary(s: &Server, raw_query: &str, authorization: Option<&str>) -> Response {
@@ -186,6 +228,14 @@ async fn summary(s: &Server, raw_query: &str, authorization: Option<&str>) -> Re
     };
     if let Err(r) = s.access.check_client(entitled.as_ref(), &client) {
         return refusal(s, &r);
+    }
+    if !s.gate.rest(client.as_str()) {
+        s.live.metrics.rest_refused.fetch_add(1, Relaxed);
+        let limit = s.gate.limits.rest_per_minute;
+        return text(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("over {limit} requests a minute for client {client}; retry later\n"),
+        );
     }
     s.live.metrics.rest_requests.fetch_add(1, Relaxed);
     let filter = RowFilter { account: query.account.map(Into::into), symbol: query.symbol.map(Into::into) };

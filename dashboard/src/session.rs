@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tradeflow_core::ClientId;
 use warp::ws::{Message, WebSocket};
 
+use crate::limits::{Bucket, Gate};
 use crate::live::{Live, SharedFeed, Start, lock};
 use crate::protocol::{Frame, Op, Request, View};
 use crate::row::Filter;
@@ -24,6 +25,7 @@ pub struct SessionContext {
     pub live: Arc<Live>,
     pub auth_off: bool,
     pub max_message_bytes: usize,
+    pub gate: Arc<Gate>,
 }
 
 /// An active subscription; dropping it unregisters it from its feed.
@@ -62,7 +64,16 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
         return;
     }
     let mut subscription: Option<Subscription> = None;
+    let mut subscribes = Bucket::per_minute(ctx.gate.limits.subscribes_per_minute);
+    // A socket without a subscription is closed after the idle timeout.
+    let mut unsubscribed_since = Some(tokio::time::Instant::now());
     loop {
+        let idle_deadline = async {
+            match unsubscribed_since {
+                Some(since) => tokio::time::sleep_until(since + ctx.gate.idle_timeout()).await,
+                None => std::future::pending().await,
+            }
+        };
         let next_batch = async {
             match &subscription {
                 Some(s) => s.subscriber.next().await,
@@ -74,11 +85,24 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
                 let _ = tx.send(Message::close_with(1001u16, "dashboard shutting down")).await;
                 break;
             }
+            _ = idle_deadline => {
+                ctx.gate.idle_closed.fetch_add(1, Relaxed);
+                let _ = tx.send(Message::close_with(1008u16, "idle: no subscription")).await;
+                break;
+            }
             message = rx.next() => match message {
                 None | Some(Err(_)) => break,
                 Some(Ok(m)) if m.is_close() => break,
                 Some(Ok(m)) if m.is_ping() || m.is_pong() => continue,
-                Some(Ok(m)) => handle(&ctx, entitled.as_ref(), &mut subscription, &m),
+                Some(Ok(m)) => {
+                    let frames = handle(&ctx, entitled.as_ref(), &mut subscription, &mut subscribes, &m);
+                    unsubscribed_since = match (&subscription, unsubscribed_since) {
+                        (Some(_), _) => None,
+                        (None, Some(since)) => Some(since),
+                        (None, None) => Some(tokio::time::Instant::now()),
+                    };
+                    frames
+                }
             },
             batch = next_batch => match (batch, &subscription) {
                 (Some(batch), Some(s)) => vec![render_batch(s, batch)],
@@ -112,6 +136,7 @@ fn handle(
     ctx: &SessionContext,
     entitled: Option<&ClientId>,
     subscription: &mut Option<Subscription>,
+    subscribes: &mut Bucket,
     message: &Message,
 ) -> Vec<String> {
     if message.as_bytes().len() > ctx.max_message_bytes {
@@ -134,6 +159,15 @@ fn handle(
         Op::Unsubscribe => {
             *subscription = None;
             vec![Frame::Unsubscribed {}.to_text()]
+        }
+        Op::Subscribe if !subscribes.take() => {
+            ctx.gate.rate_limited.fetch_add(1, Relaxed);
+            let limit = ctx.gate.limits.subscribes_per_minute;
+            vec![error(
+                ctx,
+                "rate_limited",
+                &format!("over {limit} subscribes a minute on this socket; the current subscription stays"),
+            )]
         }
         Op::Subscribe => subscribe(ctx, entitled, subscription, request),
     }

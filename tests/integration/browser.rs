@@ -95,6 +95,8 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     let browser = eventually("chromedriver to accept a session", WAIT, || {
         let caps = caps.clone();
         let url = format!("http://127.0.0.1:{}", driver.port);
+        // Two rustls providers are linked into the test binary (sqlx's ring, fantoccini's aws-lc-rs).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         async move { ClientBuilder::rustls().ok()?.capabilities(caps).connect(&url).await.ok() }
     })
     .await;

@@ -470,6 +470,84 @@ async fn the_dashboard_refuses_a_missing_short_or_example_secret_and_init_genera
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_flood_from_one_client_is_bounded_and_another_client_is_served_as_usual() {
+    let d = Dash::start(&[
+        "--max-sockets-per-client",
+        "8",
+        "--subscribes-per-minute",
+        "5",
+        "--idle-timeout-secs",
+        "2",
+        "--rest-per-minute",
+        "10",
+    ])
+    .await;
+    let token = d.token("F");
+    // Sockets: 8 for client F, then 429s, quickly.
+    let started = std::time::Instant::now();
+    let mut flood = Vec::new();
+    let mut refused = 0;
+    for _ in 0..40 {
+        match WsClient::connect(d.port, Some(&token), None).await {
+            Ok(ws) => flood.push(ws),
+            Err(e) => {
+                assert_eq!(refused_status(&e), Some(429), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((flood.len(), refused), (8, 32));
+    assert!(started.elapsed() < Duration::from_secs(10), "refusals take {:?}", started.elapsed());
+    // Subscribes on one socket: 5 a minute, the rest get an error frame; the socket stays open.
+    let ws = &mut flood[0];
+    ws.expect("hello", WAIT).await;
+    for _ in 0..20 {
+        ws.send(json!({"op": "subscribe", "client": "F"})).await;
+    }
+    let frames = ws.collect_until(WAIT, |f| f.iter().filter(|f| f["type"] == "error").count() >= 15).await;
+    let limited = frames.iter().filter(|f| f["type"] == "error" && f["code"] == "rate_limited").count();
+    assert_eq!(limited, 15, "{frames:?}");
+    assert_eq!(frames.iter().filter(|f| f["type"] == "snapshot").count(), 5);
+    // Meanwhile another client is served as usual: its change arrives within its normal latency.
+    let mut b = d.connect("B").await;
+    b.send(json!({"op": "subscribe", "client": "B"})).await;
+    b.expect("snapshot", WAIT).await;
+    let sent = std::time::Instant::now();
+    d.change("B", "CQ01", "AAPL", 1, 1).await;
+    let delta = b.expect("delta", WAIT).await;
+    assert_eq!(count_of(&delta, "AAPL"), Some(1));
+    assert!(sent.elapsed() < Duration::from_secs(2), "B's delta took {:?}", sent.elapsed());
+    // A socket that never subscribes is closed after the idle timeout (2 s).
+    let mut idle = WsClient::connect(d.port, Some(&d.token("C")), None).await.expect("connect");
+    idle.expect("hello", WAIT).await;
+    let opened = std::time::Instant::now();
+    assert!(idle.next(Duration::from_secs(10)).await.is_none(), "the idle socket got a frame");
+    assert!(opened.elapsed() >= Duration::from_secs(2) && opened.elapsed() < Duration::from_secs(8));
+    // REST: 10 a minute per client, then 429.
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        let path = format!("/api/summary?client=F&token={token}");
+        statuses.push(request(d.port, &path, &[]).await.expect("rest").0);
+    }
+    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 5, "{statuses:?}");
+    // Every refusal is counted.
+    for (name, at_least) in [
+        ("tradeflow_dashboard_sockets_refused_total", 32),
+        ("tradeflow_dashboard_subscribes_rate_limited_total", 15),
+        ("tradeflow_dashboard_idle_closed_total", 1),
+        ("tradeflow_dashboard_rest_rate_limited_total", 5),
+    ] {
+        assert!(metric(d.port, name).await.is_some_and(|n| n >= at_least), "{name}");
+    }
+    // Sockets closed give their places back.
+    drop(flood);
+    eventually("a socket for F again", WAIT, || async { WsClient::connect(d.port, Some(&token), None).await.ok() })
+        .await;
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn dashboard_with_auth_off_says_so() {
     let d = Dash::start(&["--auth-off"]).await;
     let (status, body) = request(d.port, "/api/config", &[]).await.expect("config");
