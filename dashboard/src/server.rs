@@ -62,6 +62,25 @@ fn refusal(server: &Server, r: &Refusal) -> Response {
     text(status, format!("{r}\n"))
 }
 
+/// The websocket subprotocol the page and `tradeflow tail` offer, the token beside it.
+pub const PROTOCOL: &str = "tradeflow.v1";
+
+/// What a client offered in `Sec-WebSocket-Protocol`.
+struct Subprotocols {
+    tradeflow: bool,
+    token: Option<String>,
+}
+
+impl Subprotocols {
+    fn parse(header: Option<&str>) -> Self {
+        let offered: Vec<&str> = header.unwrap_or_default().split(',').map(str::trim).collect();
+        Self {
+            tradeflow: offered.contains(&PROTOCOL),
+            token: offered.iter().find(|p| p.starts_with("tf1.")).map(|t| (*t).to_owned()),
+        }
+    }
+}
+
 /// A request whose `Host` is not the dashboard's while auth is off.
 #[derive(Debug)]
 struct BadHost(String);
@@ -118,19 +137,26 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
         .and(warp::query::<HashMap<String, String>>().or(warp::any().map(HashMap::new)).unify())
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))
+        .and(warp::header::optional::<String>("sec-websocket-protocol"))
         .and(with())
         .map(
             |ws: warp::ws::Ws,
              query: HashMap<String, String>,
              origin: Option<String>,
              host: Option<String>,
+             protocols: Option<String>,
              s: Arc<Server>| {
                 if let Err(r) = s.access.check_origin(origin.as_deref(), host.as_deref()) {
                     s.live.metrics.refused_origin.fetch_add(1, Relaxed);
                     tracing::info!(reason = %r, "websocket refused");
                     return text(StatusCode::FORBIDDEN, format!("{r}\n"));
                 }
-                let entitled = match s.access.entitle(query.get("token").map(String::as_str)) {
+                // The token: in the `Sec-WebSocket-Protocol` header (the page and `tradeflow tail`
+                // offer `tradeflow.v1` and the token: it stays out of URLs and access logs), or in
+                // `?token=` (kept for older clients).
+                let offered = Subprotocols::parse(protocols.as_deref());
+                let token = offered.token.or_else(|| query.get("token").cloned());
+                let entitled = match s.access.entitle(token.as_deref()) {
                     Ok(e) => e,
                     Err(r) => {
                         s.live.metrics.refused_token.fetch_add(1, Relaxed);
@@ -146,13 +172,21 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
                     }
                 };
                 let (ctx, shutdown) = (s.sessions.clone(), s.shutdown.clone());
-                ws.max_message_size(HARD_MESSAGE_LIMIT)
+                let mut reply = ws
+                    .max_message_size(HARD_MESSAGE_LIMIT)
                     .max_frame_size(HARD_MESSAGE_LIMIT)
                     .on_upgrade(move |socket| async move {
                         session::run(socket, ctx, entitled, shutdown).await;
                         drop(permit);
                     })
-                    .into_response()
+                    .into_response();
+                if offered.tradeflow {
+                    // A browser drops a connection whose server picks none of the offered protocols.
+                    reply
+                        .headers_mut()
+                        .insert(header::SEC_WEBSOCKET_PROTOCOL, header::HeaderValue::from_static(PROTOCOL));
+                }
+                reply
             },
         );
     let get = warp::get().and(

@@ -22,6 +22,8 @@ pub enum TailError {
     View(String),
     #[error("cannot write to stdout: {0}")]
     Stdout(std::io::Error),
+    #[error("bad --url or --token: {0}")]
+    Connect(String),
 }
 
 /// Where a resumed subscription continues.
@@ -35,10 +37,7 @@ pub async fn run(args: TailArgs, shutdown: CancellationToken) -> Result<(), Tail
     if !["rows", "totals_by_symbol", "totals_by_account"].contains(&args.view.as_str()) {
         return Err(TailError::View(args.view));
     }
-    let url = match &args.token {
-        Some(t) => format!("{}{}token={t}", args.url, if args.url.contains('?') { '&' } else { '?' }),
-        None => args.url.clone(),
-    };
+    let url = args.url.clone();
     let mut position = Position::default();
     let mut frames = 0u64;
     let mut backoff = Duration::from_millis(250);
@@ -70,7 +69,26 @@ async fn session(
     frames: &mut u64,
     shutdown: &CancellationToken,
 ) -> Result<bool, Option<TailError>> {
-    let (mut ws, _) = match tokio_tungstenite::connect_async(url).await {
+    // The token as a subprotocol (a header), as the page sends it: never in the URL.
+    let request = {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request = match url.into_client_request() {
+            Ok(r) => r,
+            Err(e) => return Err(Some(TailError::Connect(e.to_string()))),
+        };
+        let offered = match &args.token {
+            Some(t) => format!("tradeflow.v1, {t}"),
+            None => "tradeflow.v1".to_owned(),
+        };
+        match offered.parse() {
+            Ok(value) => {
+                request.headers_mut().insert("sec-websocket-protocol", value);
+            }
+            Err(_) => return Err(Some(TailError::Connect("the token is not a valid header value".into()))),
+        }
+        request
+    };
+    let (mut ws, _) = match tokio_tungstenite::connect_async(request).await {
         Ok(ok) => ok,
         Err(tungstenite::Error::Http(response)) => {
             let status = response.status().as_u16();

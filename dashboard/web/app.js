@@ -168,8 +168,9 @@ function connect() {
   clearTimeout(state.retryTimer);
   if (state.ws) { state.ws.onclose = null; state.ws.close(); }
   const proto = location.protocol === "https:" ? "wss" : "ws";
-  const query = state.token ? `?token=${encodeURIComponent(state.token)}` : "";
-  const ws = new WebSocket(`${proto}://${location.host}/ws${query}`);
+  // The token travels as a subprotocol (a header), not in the URL: it stays out of access logs.
+  const protocols = state.token ? ["tradeflow.v1", state.token] : ["tradeflow.v1"];
+  const ws = new WebSocket(`${proto}://${location.host}/ws`, protocols);
   state.ws = ws;
   setBadge("reconnecting", state.seq === null ? "connecting" : "reconnecting");
   ws.onopen = () => {

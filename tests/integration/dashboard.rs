@@ -548,6 +548,34 @@ async fn a_flood_from_one_client_is_bounded_and_another_client_is_served_as_usua
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_token_travels_in_a_subprotocol_header_not_the_url() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let d = Dash::start(&[]).await;
+    let connect = |token: String| {
+        let port = d.port;
+        async move {
+            let mut request = format!("ws://127.0.0.1:{port}/ws").into_client_request().expect("request");
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", format!("tradeflow.v1, {token}").parse().expect("header"));
+            tokio_tungstenite::connect_async(request).await
+        }
+    };
+    let (mut ws, response) = connect(d.token("7")).await.expect("a token in the header is accepted");
+    assert_eq!(response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()), Some("tradeflow.v1"));
+    use futures::StreamExt as _;
+    let hello = ws.next().await.expect("hello").expect("frame");
+    let hello: Value = serde_json::from_str(hello.to_text().expect("text")).expect("json");
+    assert_eq!((hello["type"].as_str(), hello["client"].as_str()), (Some("hello"), Some("7")));
+    let forged = format!("{}x", d.token("7"));
+    match connect(forged).await {
+        Ok(_) => panic!("a forged token was accepted"),
+        Err(refused) => assert_eq!(refused_status(&refused), Some(401)),
+    }
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn dashboard_with_auth_off_says_so() {
     let d = Dash::start(&["--auth-off"]).await;
     let (status, body) = request(d.port, "/api/config", &[]).await.expect("config");
