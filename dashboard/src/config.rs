@@ -20,6 +20,7 @@ pub struct DashboardArgs {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
     /// Secret that signs and checks client tokens (at least 16 bytes; same value for `tradeflow token`).
+    /// For rotation, a key ring: `kid:secret` entries separated by commas, the first signing.
     #[arg(long, env = "TRADEFLOW_AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,
     /// A file holding the secret instead (first line; e.g. the one `tradeflow init --auth-secret-file` generates).
@@ -58,13 +59,15 @@ pub struct TokenArgs {
     pub auth_secret_file: Option<std::path::PathBuf>,
 }
 
-/// The secret given inline or in a file (its first line, trimmed).
+/// The secret given inline or in a file (every non-empty line: one secret, or `kid:secret` entries
+/// of a key ring, the first signing).
 pub fn read_secret(inline: Option<&str>, file: Option<&std::path::Path>) -> std::io::Result<Option<String>> {
     match (inline, file) {
         (Some(s), _) => Ok(Some(s.to_owned())),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path)?;
-            Ok(Some(text.lines().next().unwrap_or_default().trim().to_owned()))
+            let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            Ok(Some(lines.join(",")))
         }
         (None, None) => Ok(None),
     }

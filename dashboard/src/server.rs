@@ -76,7 +76,7 @@ impl Subprotocols {
         let offered: Vec<&str> = header.unwrap_or_default().split(',').map(str::trim).collect();
         Self {
             tradeflow: offered.contains(&PROTOCOL),
-            token: offered.iter().find(|p| p.starts_with("tf1.")).map(|t| (*t).to_owned()),
+            token: offered.iter().find(|p| p.starts_with("tf1.") || p.starts_with("tf2.")).map(|t| (*t).to_owned()),
         }
     }
 }

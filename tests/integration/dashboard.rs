@@ -576,6 +576,23 @@ async fn the_token_travels_in_a_subprotocol_header_not_the_url() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_secret_rotated_into_a_key_ring_keeps_old_tokens_working() {
+    let (old, new) = ("k1:rotation-test-secret-one", "k2:rotation-test-secret-two");
+    // Rotated: the new key first (it signs), the old one kept (it verifies).
+    let d = Dash::start(&["--auth-secret", &format!("{new},{old}")]).await;
+    let seven = ClientId::parse("7").expect("client");
+    let expires = Utc::now().timestamp() + 3600;
+    let sign = |spec: &str| TokenKey::new(spec).expect("key").sign(&seven, expires);
+    for (which, token) in [("issued before the rotation", sign(old)), ("issued after", sign(&format!("{new},{old}")))] {
+        let mut ws = WsClient::connect(d.port, Some(&token), None).await.unwrap_or_else(|e| panic!("{which}: {e}"));
+        assert_eq!(ws.expect("hello", WAIT).await["client"], "7", "{which}");
+    }
+    let retired = WsClient::connect(d.port, Some(&sign("k0:rotation-test-secret-zero")), None).await;
+    assert_eq!(retired.err().as_ref().and_then(refused_status), Some(401), "a retired key's token");
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn dashboard_with_auth_off_says_so() {
     let d = Dash::start(&["--auth-off"]).await;
     let (status, body) = request(d.port, "/api/config", &[]).await.expect("config");
