@@ -34,6 +34,8 @@ enum Command {
     Topics(commands::topics::TopicsArgs),
     /// Create the topics and migrate the snapshot tables (idempotent): run once before the services.
     Init(commands::topics::InitArgs),
+    /// Generate the deployment's secrets once (dashboard signing secret, Postgres passwords) into a directory.
+    Secrets(commands::secrets::SecretsArgs),
     /// Serve the live web view: the page, the websocket protocol, `/api/summary`.
     Dashboard(tradeflow_dashboard::DashboardArgs),
     /// Print a signed token entitling its bearer to one client's rows on the dashboard.
@@ -59,6 +61,7 @@ fn main() -> anyhow::Result<()> {
             Command::Oracle(args) => commands::oracle::run(args),
             Command::Topics(args) => commands::topics::run(args).await,
             Command::Init(args) => commands::topics::init(args).await,
+            Command::Secrets(args) => commands::secrets::run(args),
             Command::Dashboard(args) => commands::dashboard::run(args, shutdown).await,
             Command::Token(args) => commands::dashboard::token(args),
             Command::Tail(args) => commands::dashboard::tail(args, shutdown).await,

@@ -169,7 +169,8 @@ impl Build {
 
 pub async fn run(args: BackfillArgs, shutdown: CancellationToken) -> Result<BackfillReport, AggregateError> {
     let topics = args.topics.topics();
-    let store = Store::connect(&args.database.database_url, &topics.trades).await?;
+    let url = args.database.url().map_err(AggregateError::PasswordFile)?;
+    let store = Store::connect(&url, &topics.trades).await?;
     let (from, to) = (args.from.date(), args.to.and_then(Bound::date));
     let in_range = move |d: NaiveDate| from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t);
     let _lock = store.backfill_lock().await?;

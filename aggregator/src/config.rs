@@ -45,4 +45,24 @@ pub struct DatabaseArgs {
     /// Postgres holding the snapshot tables (the aggregator and backfill migrate it at start).
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub database_url: String,
+    /// A file holding the password for `--database-url` (instead of writing it into the URL; the
+    /// compose file's generated one). Its first line is used.
+    #[arg(long, env = "DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<std::path::PathBuf>,
+}
+
+impl DatabaseArgs {
+    /// The URL to connect with: `--database-url` with the password file's password, if one is given.
+    pub fn url(&self) -> std::io::Result<String> {
+        match &self.database_password_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)?;
+                Ok(tradeflow_core::database::with_password(
+                    &self.database_url,
+                    text.lines().next().unwrap_or_default().trim(),
+                ))
+            }
+            None => Ok(self.database_url.clone()),
+        }
+    }
 }

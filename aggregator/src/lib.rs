@@ -54,11 +54,14 @@ pub enum AggregateError {
     Metrics(std::io::Error),
     #[error("the consumer thread failed: {0}")]
     Thread(String),
+    #[error("cannot read --database-password-file: {0}")]
+    PasswordFile(std::io::Error),
 }
 
 pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<(), AggregateError> {
     let topics = config.topics.topics();
-    let store = Store::connect(&config.database.database_url, &topics.trades).await?;
+    let url = config.database.url().map_err(AggregateError::PasswordFile)?;
+    let store = Store::connect(&url, &topics.trades).await?;
     tokio::spawn(history::keep_up(store.pool.clone(), config.retention.clone(), shutdown.clone()));
     let metrics = Arc::new(Metrics::default());
     let marks_group = format!("{}-marks-{}", config.group_id, std::process::id());

@@ -19,6 +19,9 @@ pub struct DashboardArgs {
     /// Postgres with the snapshot tables, for `/api/summary?as_of=…` (without it, as-of queries get 503).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+    /// A file holding the password for `--database-url` (its first line).
+    #[arg(long, env = "DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<std::path::PathBuf>,
     /// Secret that signs and checks client tokens (at least 16 bytes; same value for `tradeflow token`).
     /// For rotation, a key ring: `kid:secret` entries separated by commas, the first signing.
     #[arg(long, env = "TRADEFLOW_AUTH_SECRET", hide_env_values = true)]

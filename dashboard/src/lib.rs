@@ -71,7 +71,14 @@ pub async fn run(config: DashboardArgs, shutdown: CancellationToken) -> Result<(
     if key.is_none() {
         tracing::warn!("auth is OFF: every client's rows are visible to anyone who can reach the dashboard");
     }
-    let db = match &config.database_url {
+    let database_url = match (&config.database_url, &config.database_password_file) {
+        (Some(url), Some(file)) => {
+            let text = std::fs::read_to_string(file).map_err(DashboardError::SecretFile)?;
+            Some(tradeflow_core::database::with_password(url, text.lines().next().unwrap_or_default().trim()))
+        }
+        (url, _) => url.clone(),
+    };
+    let db = match &database_url {
         Some(url) => Some(Arc::new(sqlx::postgres::PgPoolOptions::new().max_connections(4).connect_lazy(url)?)),
         None => None,
     };

@@ -28,7 +28,8 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     for dir in &args.logs {
         oracle.apply_dir(dir).with_context(|| format!("oracle of {}", dir.display()))?;
     }
-    let pool = sqlx::PgPool::connect(&args.database.database_url).await.context("connecting to Postgres")?;
+    let url = args.database.url().context("reading --database-password-file")?;
+    let pool = sqlx::PgPool::connect(&url).await.context("connecting to Postgres")?;
     let stored = tradeflow_aggregator::verify::current_rows(&pool).await.context("reading summary_current")?;
     let diffs = tradeflow_aggregator::verify::compare(&stored, &oracle);
     for d in &diffs {
@@ -67,7 +68,8 @@ pub struct HistoryArgs {
 
 /// One history upkeep (what the aggregator does hourly): partitions around today, then retention.
 pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
-    let pool = sqlx::PgPool::connect(&args.database.database_url).await.context("connecting to Postgres")?;
+    let url = args.database.url().context("reading --database-password-file")?;
+    let pool = sqlx::PgPool::connect(&url).await.context("connecting to Postgres")?;
     tradeflow_aggregator::store::MIGRATOR.run(&pool).await.context("running the migrations")?;
     let today = chrono::Utc::now().date_naive();
     let done = tradeflow_aggregator::history::upkeep(&pool, &args.retention, today).await.context("history upkeep")?;

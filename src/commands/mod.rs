@@ -3,6 +3,7 @@ pub mod dashboard;
 pub mod ingestor;
 pub mod oracle;
 pub mod producer;
+pub mod secrets;
 pub mod topics;
 
 /// Checks at a command's start that Kafka can be reached with its settings: wrong credentials or an

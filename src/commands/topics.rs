@@ -49,44 +49,20 @@ pub struct InitArgs {
     /// Password for the read-only SQL role `tradeflow_reader` (for `psql` from other hosts; unset: unchanged).
     #[arg(long, env = "TRADEFLOW_READER_PASSWORD", hide_env_values = true)]
     reader_password: Option<String>,
+    /// The read-only role's password from a file instead (its first line; `tradeflow secrets` makes one).
+    #[arg(long, env = "TRADEFLOW_READER_PASSWORD_FILE", conflicts_with = "reader_password")]
+    reader_password_file: Option<std::path::PathBuf>,
     /// Make sure this file holds the dashboard's signing secret: a random one is written (mode 0600)
-    /// when it is missing or empty, an existing one is kept (the compose file's secrets volume).
+    /// when it is missing or empty, an existing one is kept.
     #[arg(long, env = "TRADEFLOW_AUTH_SECRET_FILE")]
     auth_secret_file: Option<std::path::PathBuf>,
-}
-
-/// Writes a random secret (32 bytes from the OS, hex) to `path` unless it already holds one.
-fn ensure_secret_file(path: &std::path::Path) -> anyhow::Result<bool> {
-    use std::io::{Read as _, Write as _};
-    use std::os::unix::fs::OpenOptionsExt as _;
-    if std::fs::read_to_string(path).is_ok_and(|s| !s.trim().is_empty()) {
-        return Ok(false);
-    }
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).context("reading /dev/urandom")?;
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    file.write_all(format!("{secret}\n").as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(true)
 }
 
 /// Creates the topics and migrates the snapshot tables (both idempotent), then sets the read-only
 /// role's password when given.
 pub async fn init(args: InitArgs) -> anyhow::Result<()> {
     run(args.topics).await?;
-    let url = &args.database.database_url;
+    let url = &args.database.url().context("reading --database-password-file")?;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(std::time::Duration::from_secs(30))
@@ -95,7 +71,19 @@ pub async fn init(args: InitArgs) -> anyhow::Result<()> {
         .with_context(|| format!("connecting to {}", redact(url)))?;
     tradeflow_aggregator::store::MIGRATOR.run(&pool).await.context("running the migrations")?;
     println!("migrated\t{}", redact(url));
-    if let Some(password) = args.reader_password.filter(|p| !p.is_empty()) {
+    let from_file = match &args.reader_password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    if let Some(password) = args.reader_password.or(from_file).filter(|p| !p.is_empty()) {
         // ALTER ROLE takes no bind parameters: quote the literal (doubling single quotes).
         let sql = format!("ALTER ROLE tradeflow_reader PASSWORD '{}'", password.replace('\'', "''"));
         sqlx::raw_sql(&sql).execute(&pool).await.context("setting the tradeflow_reader password")?;
@@ -103,7 +91,7 @@ pub async fn init(args: InitArgs) -> anyhow::Result<()> {
     }
     pool.close().await;
     if let Some(path) = &args.auth_secret_file {
-        let made = ensure_secret_file(path)?;
+        let made = super::secrets::ensure_secret_file(path, 0o600)?;
         println!("{}\t{}", if made { "secret generated" } else { "secret kept" }, path.display());
     }
     Ok(())

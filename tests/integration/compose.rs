@@ -113,7 +113,7 @@ fn compose_services_run_real_subcommands_with_settings_they_read() {
         assert!(service["build"].is_string() || service["build"].is_object(), "{name} builds the image");
     }
     let expected: BTreeSet<String> =
-        ["init", "producer", "prices", "ingestor", "aggregator", "dashboard"].map(String::from).into();
+        ["secrets", "init", "producer", "prices", "ingestor", "aggregator", "dashboard"].map(String::from).into();
     assert_eq!(seen, expected, "every service of the pipeline runs");
 }
 
@@ -153,7 +153,9 @@ fn compose_aggregator_scales_and_startup_is_ordered() {
     for key in ["container_name", "ports", "hostname"] {
         assert!(agg.get(key).is_none(), "aggregator must not fix {key} (it runs with --scale aggregator=N)");
     }
-    for (name, service) in s.iter().filter(|(n, sv)| is_tradeflow(sv) && *n != "init") {
+    // First the secrets (Postgres reads its password from them), then init, then the services.
+    assert_eq!(s["postgres"]["depends_on"]["secrets"]["condition"], "service_completed_successfully");
+    for (name, service) in s.iter().filter(|(n, sv)| is_tradeflow(sv) && !["init", "secrets"].contains(&n.as_str())) {
         assert_eq!(
             service["depends_on"]["init"]["condition"], "service_completed_successfully",
             "{name} waits for init"
@@ -233,9 +235,24 @@ fn compose_publishes_only_on_loopback_and_ships_no_working_secret() {
     for example in tradeflow_dashboard::token::EXAMPLE_SECRETS {
         assert!(!text.contains(example), "the compose file carries the example secret {example}");
     }
-    // The dashboard reads the secret init generates into the shared volume.
+    // Every secret comes from the files the `secrets` service generates: no password in a URL or
+    // with a default.
+    let secrets = &services(&c)["secrets"];
+    assert_eq!(secrets["command"], serde_json::json!(["secrets", "--dir", "/secrets"]));
+    for (name, service) in services(&c) {
+        for (var, value) in environment(service) {
+            assert!(!var.contains("PASSWORD") || var.ends_with("_FILE"), "{name} sets {var}={value}");
+            if var == "DATABASE_URL" {
+                let userinfo =
+                    value.split("://").nth(1).and_then(|r| r.split_once('@')).map(|(u, _)| u).unwrap_or_default();
+                assert!(!userinfo.contains(':'), "{name}: a password in {value}");
+            }
+        }
+    }
     let dashboard = environment(&services(&c)["dashboard"]);
-    let init = environment(&services(&c)["init"]);
-    assert_eq!(dashboard.get("TRADEFLOW_AUTH_SECRET_FILE"), init.get("TRADEFLOW_AUTH_SECRET_FILE"));
-    assert!(dashboard.contains_key("TRADEFLOW_AUTH_SECRET_FILE"));
+    assert_eq!(dashboard.get("TRADEFLOW_AUTH_SECRET_FILE").map(String::as_str), Some("/secrets/auth-secret"));
+    assert_eq!(
+        environment(&services(&c)["postgres"]).get("POSTGRES_PASSWORD_FILE").map(String::as_str),
+        Some("/secrets/postgres-password")
+    );
 }

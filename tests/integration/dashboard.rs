@@ -466,6 +466,40 @@ async fn the_dashboard_refuses_a_missing_short_or_example_secret_and_init_genera
         .output()
         .expect("tradeflow token");
     assert!(token.status.success() && String::from_utf8_lossy(&token.stdout).starts_with("tf1.7."));
+    // `tradeflow secrets --dir` (the compose file's first step): three secrets, generated once.
+    let secrets = dir.join("volume");
+    let run = || {
+        let out = std::process::Command::new(harness::tradeflow_bin())
+            .args(["secrets", "--dir"])
+            .arg(&secrets)
+            .output()
+            .expect("tradeflow secrets");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(run().matches("generated").count(), 3);
+    let before: Vec<String> = ["auth-secret", "postgres-password", "reader-password"]
+        .iter()
+        .map(|f| std::fs::read_to_string(secrets.join(f)).expect("secret"))
+        .collect();
+    assert!(before.iter().all(|s| s.trim().len() == 64) && before[0] != before[1] && before[1] != before[2]);
+    assert_eq!(run().matches("kept").count(), 3);
+    assert_eq!(std::fs::metadata(secrets.join("auth-secret")).expect("meta").permissions().mode() & 0o777, 0o600);
+    // A service takes the Postgres password from its file (DATABASE_PASSWORD_FILE).
+    let out = std::process::Command::new(harness::tradeflow_bin())
+        .arg("history")
+        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_PASSWORD_FILE", secrets.join("postgres-password"))
+        .output()
+        .expect("tradeflow history");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let missing = std::process::Command::new(harness::tradeflow_bin())
+        .arg("history")
+        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_PASSWORD_FILE", secrets.join("no-such-file"))
+        .output()
+        .expect("tradeflow history");
+    assert!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("--database-password-file"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -16,6 +16,7 @@
 
 pub mod changelog;
 pub mod client;
+pub mod database;
 pub mod http;
 pub mod kafka;
 pub mod log_format;
