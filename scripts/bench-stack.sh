@@ -47,8 +47,10 @@ start_stack() {
   until curl -sf "http://127.0.0.1:$dport/readyz" >/dev/null; do
     [ "$SECONDS" -lt "$deadline" ] || die "dashboard not ready"; sleep 0.2
   done
-  # Warm-up (not reported): the consumer group settles, rows and feeds exist, connections are hot.
-  "$BENCH" --logs "$dir/logs" --ws "$WS" --seconds 3 --label warm-up --rate 1000 --clients 10 --subscribers 10 >/dev/null
+  # Warm-up (not reported): the consumer group settles, rows and feeds exist, connections are hot;
+  # BENCH_WARMUP="SECONDS RATE" (default "3 1000") — the soak warms the broker's JIT at its own rate.
+  local warm=(${BENCH_WARMUP:-3 1000})
+  "$BENCH" --logs "$dir/logs" --ws "$WS" --seconds "${warm[0]}" --label warm-up --rate "${warm[1]}" --clients 10 --subscribers 10 >/dev/null
 }
 
 run() { "$BENCH" --logs "$TRADE_LOG_DIR" --ws "$WS" --seconds "$SECONDS_PER_RUN" --window-secs "${BENCH_WINDOW:-0}" "$@"; }

@@ -15,6 +15,7 @@
 
 pub mod access;
 pub mod config;
+pub mod http;
 pub mod limits;
 pub mod live;
 pub mod metrics;
@@ -105,7 +106,8 @@ pub async fn run(config: DashboardArgs, shutdown: CancellationToken) -> Result<(
     let source =
         tokio::spawn(source::follow(config.kafka.clone(), topics.summaries, topics.prices, live, shutdown.clone()));
     tracing::info!(url = %format!("http://{addr}/"), auth = key.is_some(), "dashboard listening");
-    warp::serve(server::routes(server)).incoming(listener).graceful(shutdown.clone().cancelled_owned()).run().await;
+    let header_timeout = std::time::Duration::from_secs(config.limits.handshake_timeout_secs.max(1));
+    http::serve(server::routes(server), listener, header_timeout, shutdown.clone()).await;
     shutdown.cancel();
     match source.await {
         Ok(result) => result?,

@@ -17,7 +17,7 @@ pub struct LimitArgs {
     /// Websockets open at once, in total.
     #[arg(long, env = "TRADEFLOW_MAX_SOCKETS", default_value_t = 10_000)]
     pub max_sockets: usize,
-    /// Websockets open at once per client (per token's client; all of them count as one with auth off).
+    /// Websockets open at once per client (the token's client; with auth off only the total applies).
     #[arg(long, env = "TRADEFLOW_MAX_SOCKETS_PER_CLIENT", default_value_t = 64)]
     pub max_sockets_per_client: usize,
     /// Subscribes a socket may send per minute (each costs a snapshot), bursts of up to that many.
@@ -26,6 +26,9 @@ pub struct LimitArgs {
     /// Seconds a socket may stay open without a subscription (after connecting or unsubscribing).
     #[arg(long, env = "TRADEFLOW_IDLE_TIMEOUT_SECS", default_value_t = 30)]
     pub idle_timeout_secs: u64,
+    /// Seconds a connection may take to send its request head (the websocket handshake included).
+    #[arg(long, env = "TRADEFLOW_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
+    pub handshake_timeout_secs: u64,
     /// REST requests per client per minute (`/api/summary`; as-of queries reach Postgres).
     #[arg(long, env = "TRADEFLOW_REST_PER_MINUTE", default_value_t = 120)]
     pub rest_per_minute: u32,
@@ -38,6 +41,7 @@ impl Default for LimitArgs {
             max_sockets_per_client: 64,
             subscribes_per_minute: 30,
             idle_timeout_secs: 30,
+            handshake_timeout_secs: 10,
             rest_per_minute: 120,
         }
     }
@@ -85,17 +89,19 @@ pub struct Gate {
 /// A socket's place under the limits, given back when dropped.
 pub struct Permit {
     gate: Arc<Gate>,
-    client: String,
+    client: Option<String>,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         let mut open = self.gate.open.lock().unwrap_or_else(|e| e.into_inner());
         open.0 = open.0.saturating_sub(1);
-        if let Some(n) = open.1.get_mut(&self.client) {
+        if let Some(client) = &self.client
+            && let Some(n) = open.1.get_mut(client)
+        {
             *n -= 1;
             if *n == 0 {
-                open.1.remove(&self.client);
+                open.1.remove(client);
             }
         }
     }
@@ -114,24 +120,27 @@ impl Gate {
         })
     }
 
-    /// A socket for `client`, or why not.
-    pub fn admit(self: &Arc<Self>, client: &str) -> Result<Permit, String> {
+    /// A socket for `client` (`None` with auth off: no client is known, only the total applies),
+    /// or why not.
+    pub fn admit(self: &Arc<Self>, client: Option<&str>) -> Result<Permit, String> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let mine = open.1.get(client).copied().unwrap_or(0);
+        let mine = client.map_or(0, |c| open.1.get(c).copied().unwrap_or(0));
         let refusal = if open.0 >= self.limits.max_sockets {
             Some(format!("the dashboard has {} sockets open, its limit", open.0))
-        } else if mine >= self.limits.max_sockets_per_client {
-            Some(format!("client {client} has {mine} sockets open, the limit per client"))
         } else {
-            None
+            client
+                .filter(|_| mine >= self.limits.max_sockets_per_client)
+                .map(|client| format!("client {client} has {mine} sockets open, the limit per client"))
         };
         if let Some(why) = refusal {
             self.refused_sockets.fetch_add(1, Relaxed);
             return Err(why);
         }
         open.0 += 1;
-        *open.1.entry(client.to_owned()).or_default() += 1;
-        Ok(Permit { gate: self.clone(), client: client.to_owned() })
+        if let Some(client) = client {
+            *open.1.entry(client.to_owned()).or_default() += 1;
+        }
+        Ok(Permit { gate: self.clone(), client: client.map(str::to_owned) })
     }
 
     /// One REST request of `client`: false when over its rate.
@@ -190,13 +199,13 @@ mod tests {
     #[test]
     fn sockets_are_bounded_per_client_and_in_total_and_given_back() {
         let gate = Gate::new(LimitArgs { max_sockets: 3, max_sockets_per_client: 2, ..LimitArgs::default() });
-        let a1 = gate.admit("a").expect("a1");
-        let _a2 = gate.admit("a").expect("a2");
-        assert!(gate.admit("a").is_err(), "a third for a");
-        let _b1 = gate.admit("b").expect("b1");
-        assert!(gate.admit("c").is_err(), "a fourth in total");
+        let a1 = gate.admit(Some("a")).expect("a1");
+        let _a2 = gate.admit(Some("a")).expect("a2");
+        assert!(gate.admit(Some("a")).is_err(), "a third for a");
+        let _b1 = gate.admit(Some("b")).expect("b1");
+        assert!(gate.admit(Some("c")).is_err(), "a fourth in total");
         drop(a1);
-        assert!(gate.admit("c").is_ok(), "a socket given back");
+        assert!(gate.admit(None).is_ok(), "a socket given back (auth off: the total only)");
         assert_eq!(gate.refused_sockets.load(Relaxed), 2);
     }
 

@@ -164,7 +164,7 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
                         return text(StatusCode::UNAUTHORIZED, format!("{r}\n"));
                     }
                 };
-                let permit = match s.gate.admit(entitled.as_ref().map_or("*", |c| c.as_str())) {
+                let permit = match s.gate.admit(entitled.as_ref().map(|c| c.as_str())) {
                     Ok(permit) => permit,
                     Err(why) => {
                         tracing::info!(reason = %why, "websocket refused");

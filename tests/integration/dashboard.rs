@@ -627,6 +627,27 @@ async fn a_secret_rotated_into_a_key_ring_keeps_old_tokens_working() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_connection_that_never_finishes_its_request_head_is_cut() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let d = Dash::start(&["--handshake-timeout-secs", "1"]).await;
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", d.port)).await.expect("connect");
+    slow.write_all(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.expect("half a request head");
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut buf)).await;
+    let elapsed = started.elapsed();
+    match read {
+        Ok(Ok(n)) => assert!(n == 0 || String::from_utf8_lossy(&buf[..n]).contains("408"), "{:?}", &buf[..n]),
+        Ok(Err(_)) => {} // reset: cut as well
+        Err(_) => panic!("the half-open handshake was still open after 10 s"),
+    }
+    assert!(elapsed < Duration::from_secs(5), "cut after {elapsed:?}");
+    // A complete request on a fresh connection is served as usual.
+    assert_eq!(request(d.port, "/healthz", &[]).await.map(|(s, _)| s), Some(200));
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn dashboard_with_auth_off_says_so() {
     let d = Dash::start(&["--auth-off"]).await;
     let (status, body) = request(d.port, "/api/config", &[]).await.expect("config");
