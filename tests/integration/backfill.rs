@@ -157,6 +157,34 @@ async fn a_backfill_killed_midway_leaves_the_rows_and_a_second_run_completes() {
             .expect("partitions");
     assert!(partitions_with_rows.len() >= 3, "{partitions_with_rows:?}");
 
+    // kill -9 while it holds every partition (after reading, before writing): nothing is written,
+    // the leases lapse (3 s) and the live aggregator takes its partitions back.
+    let mut held = std::process::Command::new(harness::tradeflow_bin());
+    held.args(["backfill", "--from", "earliest"])
+        .envs(p.env())
+        .env("TRADEFLOW_BACKFILL_LEASE_SECS", "3")
+        .env("TRADEFLOW_BACKFILL_FAULT", "hold:60000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut held = held.spawn().expect("backfill");
+    eventually("the backfill to hold every partition", LONG, || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM partition_offsets WHERE rebuild_until > now()")
+            .fetch_one(&p.db.pool)
+            .await
+            .ok()?;
+        (n == 12).then_some(())
+    })
+    .await;
+    held.kill().expect("kill -9"); // SIGKILL
+    let _ = held.wait();
+    assert_eq!(current_rows(&p.db.pool).await.expect("rows"), before, "a killed backfill changed rows");
+    eventually("the aggregator to own every partition after the kill", LONG, || async {
+        (metric(port, "tradeflow_aggregator_partitions_owned").await? == 12
+            && metric(port, "tradeflow_aggregator_rebuilt_reloads_total").await? >= 1)
+            .then_some(())
+    })
+    .await;
+
     // Killed after writing one partition (partitions are written in order, 0 first).
     let out = backfill(&p, &["--from", "earliest"], &[("TRADEFLOW_BACKFILL_FAULT", "crash-after:1")]);
     assert!(!out.status.success(), "{}", text(&out));
