@@ -27,6 +27,7 @@ DASHBOARD_PORT="${DASHBOARD_PORT:-8080}"
 CLIENTS="${TRADE_LOG_CID:-1,2,3}"
 mkdir -p "$STATE/logs" "$STATE/broker"
 
+ensure_build_tools
 ensure_kafka
 ensure_postgres
 # The snapshot tables live in their own database. Without --durable every run starts with a fresh

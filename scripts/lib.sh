@@ -31,6 +31,16 @@ ensure_chromium() {
 
 # Apache Kafka from Maven Central (SPEC §5): the broker's jars, resolved once by scripts/kafka/pom.xml
 # into the cache outside the checkout; Java and Maven from Debian's packages when missing.
+ensure_build_tools() { # make and perl build librdkafka and its vendored OpenSSL; the openssl CLI makes the tests' certificates
+  local missing=()
+  command -v make >/dev/null || missing+=(make)
+  perl -MIPC::Cmd -MFindBin -e1 2>/dev/null || missing+=(perl)
+  command -v openssl >/dev/null || missing+=(openssl)
+  [ ${#missing[@]} -eq 0 ] && return
+  log "installing ${missing[*]} (Debian packages)"
+  apt_install "${missing[@]}"
+}
+
 ensure_rust_lints() { # rustfmt and clippy: components of the toolchain, added through rustup when missing
   cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1 && return
   command -v rustup >/dev/null || die "cargo fmt / cargo clippy missing and no rustup to add them"

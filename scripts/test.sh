@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The test suite: checks formatting and lints (fails on either), installs what is missing (Apache
-# Kafka's jars, Java, Postgres, Chromium), starts a Kafka node for the run, then runs every test.
+# The test suite: checks formatting and lints (fails on either), installs what is missing (make,
+# perl and openssl, Apache Kafka's jars, Java, Postgres, Chromium), starts a Kafka node for the run, then runs every test.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
+ensure_build_tools
 check_house
 ensure_kafka
 ensure_postgres

@@ -111,6 +111,19 @@ pub struct BackfillReport {
     pub would_change: Option<(usize, i64)>,
 }
 
+/// The trade dates a backfill rebuilds: `from..=to`, either end open.
+#[derive(Clone, Copy, Debug)]
+pub struct Dates {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+impl Dates {
+    pub fn contains(self, d: NaiveDate) -> bool {
+        self.from.is_none_or(|f| d >= f) && self.to.is_none_or(|t| d <= t)
+    }
+}
+
 /// One partition as the backfill builds it: the range rebuilt from scratch, the rest carried.
 struct Build {
     lease: Lease,
@@ -171,8 +184,7 @@ pub async fn run(args: BackfillArgs, shutdown: CancellationToken) -> Result<Back
     let topics = args.topics.topics();
     let url = args.database.url().map_err(AggregateError::PasswordFile)?;
     let store = Store::connect(&url, &topics.trades).await?;
-    let (from, to) = (args.from.date(), args.to.and_then(Bound::date));
-    let in_range = move |d: NaiveDate| from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t);
+    let dates = Dates { from: args.from.date(), to: args.to.and_then(Bound::date) };
     let _lock = store.backfill_lock().await?;
     let partitions = {
         let (kafka, topic) = (args.kafka.clone(), topics.trades.clone());
@@ -196,7 +208,7 @@ pub async fn run(args: BackfillArgs, shutdown: CancellationToken) -> Result<Back
         let task = tokio::spawn(renew(store, leases, lease, stop.clone()));
         (task, stop)
     });
-    let result = rebuild(&args, &store, &topics, &leases, in_range, from, to, &shutdown).await;
+    let result = rebuild(&args, &store, &topics, &leases, dates, &shutdown).await;
     if let Some((task, stop)) = renewing {
         stop.cancel();
         let _ = task.await;
@@ -223,15 +235,12 @@ async fn renew(store: Store, leases: Vec<Lease>, lease: Duration, stop: Cancella
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn rebuild(
     args: &BackfillArgs,
     store: &Store,
     topics: &tradeflow_core::topics::Topics,
     leases: &[Lease],
-    in_range: impl Fn(NaiveDate) -> bool + Copy + Send + Sync + 'static,
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
+    dates: Dates,
     shutdown: &CancellationToken,
 ) -> Result<BackfillReport, AggregateError> {
     // The stored rows, as the leases found them (live owners can no longer write them).
@@ -243,10 +252,9 @@ async fn rebuild(
         builds.push(Build { lease: *lease, end: 0, rebuilt, carried });
     }
     let (kafka, topic, cancel) = (args.kafka.clone(), topics.trades.clone(), shutdown.clone());
-    let (builds, mut report) =
-        tokio::task::spawn_blocking(move || read_topic(&kafka, &topic, builds, in_range, &cancel))
-            .await
-            .map_err(|e| AggregateError::Thread(e.to_string()))??;
+    let (builds, mut report) = tokio::task::spawn_blocking(move || read_topic(&kafka, &topic, builds, dates, &cancel))
+        .await
+        .map_err(|e| AggregateError::Thread(e.to_string()))??;
     if shutdown.is_cancelled() {
         return Err(AggregateError::Thread("backfill interrupted before writing; nothing changed".into()));
     }
@@ -270,7 +278,7 @@ async fn rebuild(
                 );
             }
         }
-        for (key, before) in stored.iter().filter(|(k, _)| in_range(k.trade_date) && !rebuilt.contains_key(*k)) {
+        for (key, before) in stored.iter().filter(|(k, _)| dates.contains(k.trade_date) && !rebuilt.contains_key(*k)) {
             changed += 1;
             trades -= before.trade_count;
             println!("would remove\t{key:?}\ttrades {}", before.trade_count);
@@ -295,7 +303,7 @@ async fn rebuild(
             std::process::abort();
         }
         let job = build.job();
-        match store.write_rebuild(&job, from, to).await? {
+        match store.write_rebuild(&job, dates.from, dates.to).await? {
             SnapshotOutcome::Committed { rows } => report.rows += rows,
             _ => {
                 return Err(AggregateError::Thread(format!(
@@ -320,7 +328,7 @@ async fn rebuild(
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(60))?;
-    tracing::info!(?from, ?to, ?report, "backfill wrote the rebuilt rows");
+    tracing::info!(?dates, ?report, "backfill wrote the rebuilt rows");
     Ok(report)
 }
 
@@ -372,7 +380,7 @@ fn read_topic(
     kafka: &KafkaArgs,
     topic: &str,
     mut builds: Vec<Build>,
-    in_range: impl Fn(NaiveDate) -> bool + Sync,
+    dates: Dates,
     shutdown: &CancellationToken,
 ) -> ReadResult {
     let probe = consumer(kafka)?;
@@ -401,8 +409,8 @@ fn read_topic(
         let handles: Vec<_> = shares
             .into_iter()
             .map(|mine| {
-                let (in_range, records) = (&in_range, &records);
-                scope.spawn(move || read_partitions(kafka, topic, mine, in_range, shutdown, records))
+                let records = &records;
+                scope.spawn(move || read_partitions(kafka, topic, mine, dates, shutdown, records))
             })
             .collect();
         let mut last_log = Instant::now();
@@ -457,7 +465,7 @@ fn read_partitions(
     kafka: &KafkaArgs,
     topic: &str,
     mut builds: Vec<Build>,
-    in_range: &(impl Fn(NaiveDate) -> bool + Sync),
+    dates: Dates,
     shutdown: &CancellationToken,
     progress: &AtomicU64,
 ) -> ReadResult {
@@ -477,7 +485,12 @@ fn read_partitions(
         let Some(result) = consumer.poll(Duration::from_millis(100)) else { continue };
         let m = match result {
             Ok(m) => m,
-            Err(KafkaError::PartitionEOF(_)) => continue,
+            // The end of what the partition holds now (at or past `end`, which was its end when
+            // taken): done, also when retention left it with fewer records than `end` suggests.
+            Err(KafkaError::PartitionEOF(p)) => {
+                pending.remove(&p);
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "consume error");
                 continue;
@@ -500,7 +513,7 @@ fn read_partitions(
             tracing::error!(partition = m.partition(), offset = m.offset(), "not a trade record; skipped");
             continue;
         };
-        build.apply(m.offset(), &record, in_range(record.trade.trade_date()), &mut report);
+        build.apply(m.offset(), &record, dates.contains(record.trade.trade_date()), &mut report);
     }
     progress.fetch_add(report.records % 1024, Relaxed);
     Ok((builds, report))

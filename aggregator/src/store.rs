@@ -146,18 +146,34 @@ impl Store {
 
     /// Writes a snapshot job (what changed since the last snapshot), fenced on its owner's epoch.
     pub async fn snapshot(&self, job: &SnapshotJob) -> Result<SnapshotOutcome, StoreError> {
+        self.write_job(job, None).await
+    }
+
+    /// Writes a job in one transaction, fenced on its epoch: the partition's next offset (ending a
+    /// backfill's lease: an owner that loaded the partition holds none), with `replace` the rows of
+    /// those dates the partition owns deleted first (a rebuild), the job's rows, history and keys,
+    /// and the dedupe marks.
+    async fn write_job(
+        &self,
+        job: &SnapshotJob,
+        replace: Option<(Option<NaiveDate>, Option<NaiveDate>)>,
+    ) -> Result<SnapshotOutcome, StoreError> {
         self.ensure_dates(job.rows.iter().map(|r| r.key.trade_date)).await?;
-        let outcome = self.snapshot_tx(job).await;
+        let outcome = self.write_job_tx(job, replace).await;
         if outcome.is_err() {
             self.forget_dates();
         }
         outcome
     }
 
-    async fn snapshot_tx(&self, job: &SnapshotJob) -> Result<SnapshotOutcome, StoreError> {
+    async fn write_job_tx(
+        &self,
+        job: &SnapshotJob,
+        replace: Option<(Option<NaiveDate>, Option<NaiveDate>)>,
+    ) -> Result<SnapshotOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let fenced = sqlx::query(
-            "UPDATE partition_offsets SET next_offset = $3, updated_at = now()
+        let held = sqlx::query(
+            "UPDATE partition_offsets SET next_offset = $3, rebuild_until = NULL, updated_at = now()
              WHERE topic = $1 AND partition = $2 AND epoch = $4",
         )
         .bind(&self.topic)
@@ -167,9 +183,10 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected()
-            == 0;
-        if fenced {
+            == 1;
+        if !held {
             tx.rollback().await?;
+            // Taken by a backfill (a newer rebuild generation) or by another instance?
             let generation: Option<i64> =
                 sqlx::query_scalar("SELECT generation FROM partition_offsets WHERE topic = $1 AND partition = $2")
                     .bind(&self.topic)
@@ -181,6 +198,17 @@ impl Store {
             } else {
                 SnapshotOutcome::Fenced
             });
+        }
+        if let Some((from, to)) = replace {
+            sqlx::query(
+                "DELETE FROM summary_current WHERE source_partition = $1
+                 AND ($2::date IS NULL OR trade_date >= $2) AND ($3::date IS NULL OR trade_date <= $3)",
+            )
+            .bind(job.partition)
+            .bind(from)
+            .bind(to)
+            .execute(&mut *tx)
+            .await?;
         }
         let mut cols = Columns::default();
         for r in &job.rows {
@@ -432,72 +460,7 @@ impl Store {
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
     ) -> Result<SnapshotOutcome, StoreError> {
-        self.ensure_dates(job.rows.iter().map(|r| r.key.trade_date)).await?;
-        let mut tx = self.pool.begin().await?;
-        let held = sqlx::query(
-            "UPDATE partition_offsets SET next_offset = $3, rebuild_until = NULL, updated_at = now()
-             WHERE topic = $1 AND partition = $2 AND epoch = $4",
-        )
-        .bind(&self.topic)
-        .bind(job.partition)
-        .bind(job.next_offset)
-        .bind(job.epoch)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !held {
-            tx.rollback().await?;
-            return Ok(SnapshotOutcome::Fenced);
-        }
-        sqlx::query(
-            "DELETE FROM summary_current WHERE source_partition = $1
-             AND ($2::date IS NULL OR trade_date >= $2) AND ($3::date IS NULL OR trade_date <= $3)",
-        )
-        .bind(job.partition)
-        .bind(from)
-        .bind(to)
-        .execute(&mut *tx)
-        .await?;
-        let mut cols = Columns::default();
-        for r in &job.rows {
-            cols.push(&r.key, &r.position, r.mark.as_ref(), job.partition, r.offset);
-        }
-        insert_rows(&mut tx, &cols, Utc::now()).await?;
-        write_files(&mut tx, job).await?;
-        tx.commit().await?;
-        Ok(SnapshotOutcome::Committed { rows: job.rows.len() })
-    }
-
-    /// Replaces the rows of the trade dates in `dates` (all rows when `None`) with `rows`, in one
-    /// transaction (for backfill). Returns the rows written.
-    pub async fn replace_dates(
-        &self,
-        dates: Option<(NaiveDate, NaiveDate)>,
-        rows: &[(SummaryKey, Position, i32, i64)],
-        marks: &HashMap<String, Mark>,
-    ) -> Result<usize, StoreError> {
-        self.ensure_dates(rows.iter().map(|(key, ..)| key.trade_date)).await?;
-        let mut tx = self.pool.begin().await?;
-        match dates {
-            Some((from, to)) => {
-                sqlx::query("DELETE FROM summary_current WHERE trade_date BETWEEN $1 AND $2")
-                    .bind(from)
-                    .bind(to)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM summary_current").execute(&mut *tx).await?;
-            }
-        }
-        let mut cols = Columns::default();
-        for (key, p, partition, offset) in rows {
-            cols.push(key, p, marks.get(key.symbol.as_str()), *partition, *offset);
-        }
-        insert_rows(&mut tx, &cols, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(rows.len())
+        self.write_job(job, Some((from, to))).await
     }
 }
 

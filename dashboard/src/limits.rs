@@ -147,7 +147,11 @@ impl Gate {
     pub fn rest(&self, client: &str) -> bool {
         let mut rest = self.rest.lock().unwrap_or_else(|e| e.into_inner());
         if rest.len() > 100_000 {
-            rest.retain(|_, b| b.tokens < b.capacity); // forget the clients that are back to full
+            // Forget the clients quiet for a minute: their buckets have refilled.
+            rest.retain(|_, b| b.at.elapsed() < Duration::from_secs(60));
+            if rest.len() > 100_000 {
+                rest.clear(); // memory stays bounded; the limit restarts for everyone
+            }
         }
         let ok =
             rest.entry(client.to_owned()).or_insert_with(|| Bucket::per_minute(self.limits.rest_per_minute)).take();

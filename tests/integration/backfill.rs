@@ -20,13 +20,37 @@ use crate::harness::{self, Service, eventually};
 
 const LONG: Duration = Duration::from_secs(120);
 
-fn backfill(p: &Pipeline, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+/// `tradeflow backfill ARGS` on the pipeline's topics and database, leases of 3 s.
+fn command(p: &Pipeline, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
     let mut cmd = std::process::Command::new(harness::tradeflow_bin());
     cmd.arg("backfill").args(args).envs(p.env()).env("TRADEFLOW_BACKFILL_LEASE_SECS", "3");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run tradeflow backfill")
+    cmd
+}
+
+fn backfill(p: &Pipeline, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    command(p, args, env).output().expect("run tradeflow backfill")
+}
+
+/// Starts a backfill that holds the lock and every partition for `ms` after reading, and waits
+/// until it holds them.
+async fn holding(p: &Pipeline, args: &[&str], ms: u32) -> std::process::Child {
+    let child = command(p, args, &[("TRADEFLOW_BACKFILL_FAULT", &format!("hold:{ms}"))])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("backfill");
+    eventually("the backfill to hold every partition", LONG, || async {
+        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM partition_offsets WHERE rebuild_until > now()")
+            .fetch_one(&p.db.pool)
+            .await
+            .ok()?;
+        (held == 12).then_some(())
+    })
+    .await;
+    child
 }
 
 fn text(out: &std::process::Output) -> String {
@@ -159,22 +183,7 @@ async fn a_backfill_killed_midway_leaves_the_rows_and_a_second_run_completes() {
 
     // kill -9 while it holds every partition (after reading, before writing): nothing is written,
     // the leases lapse (3 s) and the live aggregator takes its partitions back.
-    let mut held = std::process::Command::new(harness::tradeflow_bin());
-    held.args(["backfill", "--from", "earliest"])
-        .envs(p.env())
-        .env("TRADEFLOW_BACKFILL_LEASE_SECS", "3")
-        .env("TRADEFLOW_BACKFILL_FAULT", "hold:60000")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut held = held.spawn().expect("backfill");
-    eventually("the backfill to hold every partition", LONG, || async {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM partition_offsets WHERE rebuild_until > now()")
-            .fetch_one(&p.db.pool)
-            .await
-            .ok()?;
-        (n == 12).then_some(())
-    })
-    .await;
+    let mut held = holding(&p, &["--from", "earliest"], 60_000).await;
     held.kill().expect("kill -9"); // SIGKILL
     let _ = held.wait();
     assert_eq!(current_rows(&p.db.pool).await.expect("rows"), before, "a killed backfill changed rows");
@@ -238,22 +247,7 @@ async fn two_backfills_at_once_are_refused_not_interleaved() {
     let _aggregator = p.start("aggregator", harness::broker::free_port());
     p.converges().await;
     // The first holds the backfill lock for 8 s after reading; the second starts meanwhile.
-    let mut first = std::process::Command::new(harness::tradeflow_bin());
-    first
-        .args(["backfill", "--from", "2026-11-20", "--to", "2026-11-20"])
-        .envs(p.env())
-        .env("TRADEFLOW_BACKFILL_FAULT", "hold:8000")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let first = first.spawn().expect("first backfill");
-    eventually("the first backfill to hold the partitions", LONG, || async {
-        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM partition_offsets WHERE rebuild_until > now()")
-            .fetch_one(&p.db.pool)
-            .await
-            .ok()?;
-        (held == 12).then_some(())
-    })
-    .await;
+    let first = holding(&p, &["--from", "2026-11-20", "--to", "2026-11-20"], 8_000).await;
     let second = backfill(&p, &["--from", "2026-11-19", "--to", "2026-11-21"], &[]);
     assert!(!second.status.success(), "the second backfill ran alongside: {}", text(&second));
     assert!(text(&second).contains("another backfill of this topic is running"), "{}", text(&second));

@@ -243,43 +243,22 @@ async fn dashboard_snapshot_then_ordered_deltas_shared_views_ticks_and_tail() {
     assert!(read >= 1 && ages >= read, "summary ages {ages} vs summaries read {read}");
 
     // The terminal tail speaks the same protocol.
-    let out = std::process::Command::new(harness::tradeflow_bin())
-        .args([
-            "tail",
-            "--client",
-            "A",
-            "--frames",
-            "2",
-            "--url",
-            &format!("ws://127.0.0.1:{}/ws", d.port),
-            "--token",
-            &d.token("A"),
-        ])
-        .output()
-        .expect("run tail");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let url = format!("ws://127.0.0.1:{}/ws", d.port);
+    let tail = |view: &str| {
+        let out = std::process::Command::new(harness::tradeflow_bin())
+            .args(["tail", "--client", "A", "--frames", "2", "--view", view, "--url", &url, "--token", &d.token("A")])
+            .output()
+            .expect("run tail");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    let stdout = tail("rows");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
     assert!(lines[0].contains("hello auth=true client=A"), "{stdout}");
     assert!(lines[1].contains("snapshot client=A") && lines[1].contains("ACC1 AAPL n=11 net=110"), "{stdout}");
-    let out = std::process::Command::new(harness::tradeflow_bin())
-        .args([
-            "tail",
-            "--client",
-            "A",
-            "--frames",
-            "2",
-            "--view",
-            "totals_by_account",
-            "--url",
-            &format!("ws://127.0.0.1:{}/ws", d.port),
-            "--token",
-            &d.token("A"),
-        ])
-        .output()
-        .expect("run tail");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = tail("totals_by_account");
     assert!(stdout.contains("view totals_by_account") && stdout.contains("ACC2 rows=1 n=3"), "{stdout}");
     let _ = std::fs::remove_dir_all(&d.root);
 }

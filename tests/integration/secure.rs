@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use crate::aggregator::Pipeline;
+use crate::harness;
 use crate::harness::postgres::ThrowawayPostgres;
 use crate::harness::secure::{SecureKafka, make_ca};
-use crate::harness::{self};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_golden_pipeline_runs_over_sasl_ssl_kafka_and_tls_postgres() {
