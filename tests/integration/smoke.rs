@@ -20,6 +20,36 @@ fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
 }
 
+/// If the test fails: shows what dev.sh printed and the tail of every service's log, then stops the
+/// script's whole process group (broker included) so nothing outlives the test.
+struct OnFailure {
+    pid: u32,
+    state: std::path::PathBuf,
+    output: Arc<Mutex<String>>,
+}
+
+impl Drop for OnFailure {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        eprintln!("--- dev.sh stderr ---\n{}", self.output.lock().unwrap_or_else(|e| e.into_inner()));
+        let logs = std::fs::read_dir(&self.state).into_iter().flatten().flatten().map(|e| e.path());
+        for path in logs.filter(|p| p.extension().is_some_and(|e| e == "log")) {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            eprintln!("--- {} (last {} lines) ---", path.display(), tail.len());
+            tail.iter().rev().for_each(|l| eprintln!("{l}"));
+        }
+        let broker_log = self.state.join("broker/kafka.log");
+        let text = std::fs::read_to_string(&broker_log).unwrap_or_default();
+        let warnings: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+        eprintln!("--- {}: its last 30 WARN/ERROR lines ---", broker_log.display());
+        warnings.iter().skip(warnings.len().saturating_sub(30)).for_each(|l| eprintln!("{l}"));
+        let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", self.pid)]).status();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_script_runs_the_pipeline_and_stops_on_ctrl_c() {
     let state = harness::temp_dir();
@@ -57,6 +87,7 @@ async fn dev_script_runs_the_pipeline_and_stops_on_ctrl_c() {
         }
     });
     let text = || output.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let _on_failure = OnFailure { pid, state: state.clone(), output: output.clone() };
 
     // The banner: the dashboard URL, a link with a token per client, the read-only psql line.
     let banner = eventually("dev.sh to print its banner", WAIT, || {
@@ -80,7 +111,9 @@ async fn dev_script_runs_the_pipeline_and_stops_on_ctrl_c() {
     );
     eventually("rows in summary_rows", WAIT, || {
         let url = reader_url.clone();
+        let exited = child.try_wait().ok().flatten();
         async move {
+            assert!(exited.is_none(), "dev.sh exited before rows reached Postgres: {exited:?}");
             let pool = sqlx::PgPool::connect(&url).await.ok()?;
             let n: i64 = sqlx::query_scalar("SELECT count(*) FROM summary_rows").fetch_one(&pool).await.ok()?;
             pool.close().await;
