@@ -67,6 +67,7 @@ measure() {
 
 # The services' metrics and every process's CPU time, before and after the measured load.
 scrape() {
+  curl -sf "http://$ING_METRICS/metrics" >"$WORK/ing.$1" || true
   curl -sf "http://$AGG_METRICS/metrics" >"$WORK/agg.$1" || true
   curl -sf "http://$DASH_METRICS/metrics" >"$WORK/dash.$1" || true
   local pg
@@ -77,8 +78,11 @@ scrape() {
 
 # Where the time goes (the freshness histograms over the measured load), and who used the CPU.
 report() {
-  hop_quantiles "trades hop (ingestor produce → aggregator)" "$WORK/agg.before" "$WORK/agg.after" tradeflow_aggregator_record_age_seconds
-  hop_quantiles "summaries hop (changelog produce → dashboard)" "$WORK/dash.before" "$WORK/dash.after" tradeflow_dashboard_summary_age_seconds
+  hop_quantiles "1 append → produce (ingestor)" "$WORK/ing.before" "$WORK/ing.after" tradeflow_ingestor_fill_age_seconds
+  hop_quantiles "2 trades hop (produce → aggregator reads)" "$WORK/agg.before" "$WORK/agg.after" tradeflow_aggregator_record_age_seconds
+  hop_quantiles "3 aggregation (read → changelog produce)" "$WORK/agg.before" "$WORK/agg.after" tradeflow_aggregator_apply_seconds
+  hop_quantiles "4 summaries hop (produce → dashboard reads)" "$WORK/dash.before" "$WORK/dash.after" tradeflow_dashboard_summary_age_seconds
+  hop_quantiles "5 fan-out (applied → frame written)" "$WORK/dash.before" "$WORK/dash.after" tradeflow_dashboard_fanout_seconds
   python3 - "$WORK/cpu.before" "$WORK/cpu.after" "$(getconf CLK_TCK)" <<'PY'
 import sys
 b, a = (list(map(float, open(p).read().split())) for p in sys.argv[1:3])

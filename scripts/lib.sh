@@ -170,10 +170,18 @@ ensure_psql() {
 
 pg_ok() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
 
-# Sets DATABASE_URL: the given one if reachable, else the local server, else a throwaway cluster.
+# Sets DATABASE_URL: the given one (it must answer within 30 s), else a local server on 5432, else a
+# throwaway cluster.
 ensure_postgres() {
   ensure_psql
-  if [ -n "${DATABASE_URL:-}" ] && pg_ok "$DATABASE_URL"; then
+  if [ -n "${DATABASE_URL:-}" ]; then
+    # A given server is used or refused, never silently replaced by another (a busy server, out of
+    # connection slots for a moment, would otherwise get a stranger's tables written elsewhere).
+    local deadline=$((SECONDS + 30)) error
+    until error=$(psql "$DATABASE_URL" -Atqc 'select 1' 2>&1 >/dev/null); do
+      [ "$SECONDS" -lt "$deadline" ] || die "DATABASE_URL is set but Postgres does not answer there: $error"
+      sleep 1
+    done
     log "Postgres: DATABASE_URL"; export DATABASE_URL; return
   fi
   local local_url="postgres://postgres@127.0.0.1:5432/postgres"
@@ -205,7 +213,7 @@ start_throwaway_postgres() {
   fi
   "${as[@]}" "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust >/dev/null
   "${as[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400" start >/dev/null
   THROWAWAY_PG="$dir"; PG_BINDIR="$bindir"; PG_AS=("${as[@]}")
   DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"; export DATABASE_URL
   log "Postgres: throwaway cluster in $dir on port $port"
@@ -226,16 +234,19 @@ hop_quantiles() {
 import sys
 label, before, after, name = sys.argv[1:5]
 def buckets(path):
-    out = []
+    out, total = [], 0.0
     try:
         for line in open(path):
             if line.startswith(name + '_bucket{le="'):
                 le = line.split('"')[1]
                 out.append((float("inf") if le == "+Inf" else float(le), int(float(line.split()[-1]))))
+            elif line.startswith(name + "_sum "):
+                total = float(line.split()[-1])
     except OSError:
         pass
-    return out
-b, a = dict(buckets(before)), buckets(after)
+    return out, total
+(b, b_sum), (a, a_sum) = buckets(before), buckets(after)
+b = dict(b)
 diff = [(le, n - b.get(le, 0)) for le, n in a]
 total = diff[-1][1] if diff else 0
 def q(p):
@@ -243,7 +254,8 @@ def q(p):
         if total and n >= p * total:
             return "> 5 s" if le == float("inf") else f"≤ {le * 1000:g} ms"
     return "-"
-print(f"  {label:<44} {total:>9} records  p50 {q(0.5):>10}  p99 {q(0.99):>10}")
+mean = f"{(a_sum - b_sum) / total * 1000:.2f} ms" if total else "-"
+print(f"  {label:<46} {total:>9} obs.  mean {mean:>9}  p50 {q(0.5):>10}  p99 {q(0.99):>10}")
 PY
 }
 

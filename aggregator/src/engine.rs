@@ -310,6 +310,7 @@ pub fn run(
     let mut changed: HashMap<SummaryKey, i32> = HashMap::new();
     while !engine.shutdown.is_cancelled() {
         let mut n = 0;
+        let mut batch_read_at = Instant::now();
         while n < BATCH {
             let timeout = if n == 0 { Duration::from_millis(20) } else { Duration::ZERO };
             let Some(result) = consumer.poll(timeout) else { break };
@@ -321,6 +322,9 @@ pub fn run(
                 }
             };
             n += 1;
+            if n == 1 {
+                batch_read_at = Instant::now();
+            }
             if let Some(ts) = m.timestamp().to_millis() {
                 engine.metrics.record_age.observe_age_ms(ts);
             }
@@ -381,6 +385,7 @@ pub fn run(
                         }
                     }
                 }
+                engine.metrics.apply_latency.observe(batch_read_at.elapsed()); // first: never fewer than changes
                 engine.metrics.changes_published.fetch_add(1, Relaxed);
             }
         }

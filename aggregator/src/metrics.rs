@@ -20,6 +20,8 @@ pub struct Metrics {
     pub partitions_owned: AtomicU64,
     /// Age of each trade record when consumed (now − its Kafka timestamp).
     pub record_age: tradeflow_core::metrics::Histogram,
+    /// A batch's first record read → each row change it caused handed to the changelog producer.
+    pub apply_latency: tradeflow_core::metrics::Histogram,
 }
 
 impl Metrics {
@@ -81,6 +83,11 @@ impl Metrics {
             &mut out,
             "tradeflow_aggregator_record_age_seconds",
             "Age of each trade record when consumed: now minus its Kafka timestamp (the ingestor's linger plus the broker hop).",
+        );
+        self.apply_latency.render(
+            &mut out,
+            "tradeflow_aggregator_apply_seconds",
+            "From reading a batch's first trade record to handing each row change it caused to the changelog producer.",
         );
         tradeflow_core::metrics::header(
             &mut out,

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub ready: AtomicU64,
     /// Age of each summary change when read (now − its Kafka timestamp).
     pub summary_age: tradeflow_core::metrics::Histogram,
+    /// A row change offered to a subscriber's outbox → the frame carrying it written to the socket.
+    pub fanout: tradeflow_core::metrics::Histogram,
 }
 
 impl Metrics {
@@ -87,6 +89,11 @@ impl Metrics {
             &mut out,
             "tradeflow_dashboard_summary_age_seconds",
             "Age of each summary change when read: now minus its Kafka timestamp (the changelog's linger plus the broker hop).",
+        );
+        self.fanout.render(
+            &mut out,
+            "tradeflow_dashboard_fanout_seconds",
+            "From a row change offered to a subscriber (just after it was read and applied) to the frame carrying it written to the websocket; one observation per frame, timed from its oldest change.",
         );
         tradeflow_core::metrics::header(
             &mut out,

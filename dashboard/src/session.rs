@@ -80,6 +80,7 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
                 None => std::future::pending().await,
             }
         };
+        let mut offered_at = None;
         let frames = tokio::select! {
             _ = shutdown.cancelled() => {
                 let _ = tx.send(Message::close_with(1001u16, "dashboard shutting down")).await;
@@ -105,7 +106,10 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
                 }
             },
             batch = next_batch => match (batch, &subscription) {
-                (Some(batch), Some(s)) => vec![render_batch(s, batch)],
+                (Some(batch), Some(s)) => {
+                    offered_at = Some(batch.since);
+                    vec![render_batch(s, batch)]
+                }
                 _ => continue,
             },
         };
@@ -118,6 +122,9 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
         }
         if failed {
             break;
+        }
+        if let Some(since) = offered_at {
+            ctx.live.metrics.fanout.observe(since.elapsed());
         }
     }
 }

@@ -21,6 +21,8 @@ struct Outbox {
     rows: BTreeMap<RowKey, Arc<SummaryRow>>,
     /// Sequence number of the newest delta merged into `rows`.
     seq: u64,
+    /// When the oldest pending row was offered (for the fan-out histogram).
+    since: Option<std::time::Instant>,
     closed: bool,
 }
 
@@ -28,6 +30,8 @@ struct Outbox {
 pub struct Batch {
     pub seq: u64,
     pub rows: Vec<Arc<SummaryRow>>,
+    /// When its oldest row was offered.
+    pub since: std::time::Instant,
 }
 
 pub struct Subscriber {
@@ -61,6 +65,7 @@ impl Subscriber {
             }
             if matched {
                 outbox.seq = seq;
+                outbox.since.get_or_insert_with(std::time::Instant::now);
             }
         }
         if coalesced > 0 {
@@ -81,7 +86,8 @@ impl Subscriber {
                 }
                 if !outbox.rows.is_empty() {
                     let rows = std::mem::take(&mut outbox.rows).into_values().collect();
-                    return Some(Batch { seq: outbox.seq, rows });
+                    let since = outbox.since.take().unwrap_or_else(std::time::Instant::now);
+                    return Some(Batch { seq: outbox.seq, rows, since });
                 }
             }
             self.notify.notified().await;

@@ -224,6 +224,7 @@ impl LogFile {
                 let bytes = self.reader.bytes(range.clone());
                 match parse_line(bytes) {
                     Ok(trade) => {
+                        let activity_time = trade.activity_time;
                         let id = TradeId {
                             client: self.name.client.clone(),
                             date: self.name.date,
@@ -234,6 +235,7 @@ impl LogFile {
                         TradeRecord { id, trade }.write_json(&mut self.scratch);
                         let p = pending(&self.window, false);
                         shared.publisher.send(&shared.topics.trades, client, &self.scratch, None, p).await?;
+                        shared.metrics.fill_age.observe_age_of(activity_time);
                         return Ok(());
                     }
                     Err(e) => (bytes, (e.to_string(), e.code(), bytes.len() as u64, false)),

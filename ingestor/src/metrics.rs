@@ -18,6 +18,8 @@ pub struct Metrics {
     dead_lettered: Mutex<BTreeMap<&'static str, u64>>,
     bytes_behind: Mutex<BTreeMap<String, u64>>,
     publish_latency: tradeflow_core::metrics::Histogram,
+    /// A fill's activity time → its record handed to the producer (the first hop).
+    pub fill_age: tradeflow_core::metrics::Histogram,
 }
 
 impl Metrics {
@@ -81,6 +83,13 @@ impl Metrics {
             &mut out,
             "tradeflow_ingestor_publish_latency_seconds",
             "From handing a record to the producer to the broker's acknowledgement.",
+        );
+        self.fill_age.render(
+            &mut out,
+            "tradeflow_ingestor_fill_age_seconds",
+            "Age of each fill when its record is handed to the producer: now minus its activity time (read as UTC). \
+             Where lines are written as their activity time passes (SPEC), this is append → produce: noticing the \
+             append, reading, parsing and encoding.",
         );
         out
     }

@@ -197,6 +197,10 @@ async fn kill_9_of_the_aggregator_loses_and_double_counts_nothing() {
         // Every consumed record's age is observed (freshness), duplicates included.
         let ages = metric(port, "tradeflow_aggregator_record_age_seconds_count").await;
         assert!(ages.is_some_and(|n| n >= target), "record ages observed: {ages:?}, records ≥ {target}");
+        // And every row change published has its aggregation time observed.
+        let changes = metric(port, "tradeflow_aggregator_changes_published_total").await.unwrap_or(0);
+        let applied = metric(port, "tradeflow_aggregator_apply_seconds_count").await.unwrap_or(0);
+        assert!(changes >= 1 && applied >= changes, "apply times {applied} vs changes published {changes}");
         aggregator.kill9();
         aggregator = p.start("aggregator", port);
     }

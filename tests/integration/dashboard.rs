@@ -241,6 +241,11 @@ async fn dashboard_snapshot_then_ordered_deltas_shared_views_ticks_and_tail() {
     let read = metric(d.port, "tradeflow_dashboard_summaries_total").await.unwrap_or(0);
     let ages = metric(d.port, "tradeflow_dashboard_summary_age_seconds_count").await.unwrap_or(0);
     assert!(read >= 1 && ages >= read, "summary ages {ages} vs summaries read {read}");
+    // Every delta frame written has its fan-out time observed (snapshots and hello frames are not).
+    eventually("a fan-out time observed", WAIT, || async {
+        metric(d.port, "tradeflow_dashboard_fanout_seconds_count").await.filter(|n| *n >= 1)
+    })
+    .await;
 
     // The terminal tail speaks the same protocol.
     let url = format!("ws://127.0.0.1:{}/ws", d.port);
