@@ -1,5 +1,6 @@
 //! Parse and render throughput on realistic lines (the producer's template and distribution).
-//! `cargo bench -p tradeflow-core --bench log_format` prints lines/s and MB/s per core.
+//! `cargo bench -p tradeflow-core --bench log_format` prints lines/s and MB/s per core, and the
+//! trade record's JSON decode (hand-written and serde_json) in records/s.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -8,7 +9,8 @@ use chrono::NaiveDate;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rust_decimal::Decimal;
 use tradeflow_core::log_format::{parse_line, render_line_into};
-use tradeflow_core::{Side, Trade};
+use tradeflow_core::record::{TradeId, TradeRecord};
+use tradeflow_core::{ClientId, Side, Trade};
 
 const SYMBOLS: [&str; 5] = ["BANKNIFTY", "AAPL", "AMZN", "FB", "GOOG"];
 const ACCOUNTS: [&str; 3] = ["CQ01", "CQ02", "CQ03"];
@@ -64,6 +66,34 @@ fn bench(c: &mut Criterion) {
                 render_line_into(black_box(t), &mut buf);
             }
             black_box(&buf);
+        })
+    });
+    // A trade record's JSON as it travels on `trades`, read back: the replay path's per-record cost.
+    let records: Vec<Vec<u8>> = trades
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let id = TradeId {
+                client: ClientId::parse("client_7").expect("valid"),
+                date: t.activity_time.date(),
+                generation: 0,
+                offset: i as u64 * 290,
+            };
+            TradeRecord { id, trade: t.clone() }.to_json()
+        })
+        .collect();
+    group.bench_function("record decode records/s", |b| {
+        b.iter(|| {
+            for r in &records {
+                let _ = black_box(TradeRecord::from_json(black_box(r)));
+            }
+        })
+    });
+    group.bench_function("record decode by serde_json records/s", |b| {
+        b.iter(|| {
+            for r in &records {
+                let _ = black_box(serde_json::from_slice::<TradeRecord>(black_box(r)));
+            }
         })
     });
     group.throughput(Throughput::Bytes(bytes as u64));
