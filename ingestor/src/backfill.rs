@@ -62,6 +62,9 @@ pub async fn run(
             }
             let before = file.read_offset();
             let n = file.pump(shared).await?;
+            if file.stale() {
+                return Err(IngestError::RewrittenDuringBackfill(file.name.to_string()));
+            }
             report.lines += n as u64;
             let moved = file.read_offset() - before;
             published += moved;

@@ -16,4 +16,8 @@ pub enum IngestError {
     Task(String),
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error(
+        "{0} was rewritten while the backfill read it (nothing of its new content was published): run the backfill again"
+    )]
+    RewrittenDuringBackfill(String),
 }

@@ -82,7 +82,7 @@ impl Metrics {
         self.publish_latency.render(
             &mut out,
             "tradeflow_ingestor_publish_latency_seconds",
-            "From handing a record to the producer to the broker's acknowledgement.",
+            "From handing a record to the producer to the broker's acknowledgement (timed from the start of its chunk: the lines of one read).",
         );
         self.fill_age.render(
             &mut out,

@@ -57,6 +57,9 @@ pub async fn tail(
             file.persist(&shared)?;
             last_persist = Instant::now();
         }
+        if file.stale() {
+            continue; // rewritten under the last read: a new generation at once
+        }
         let acks = file.window.clone();
         let in_flight = acks.in_flight() > 0;
         let pending = in_flight || file.unpersisted();

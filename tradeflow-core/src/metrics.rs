@@ -51,11 +51,10 @@ impl Histogram {
         self.observe(Duration::from_millis(now.saturating_sub(timestamp_ms).max(0) as u64));
     }
 
-    /// Observes the age of `t`, a UTC time without a zone (a fill's activity time), as of now; a
-    /// time in the future counts as zero.
-    pub fn observe_age_of(&self, t: chrono::NaiveDateTime) {
-        let age = chrono::Utc::now().naive_utc().signed_duration_since(t);
-        self.observe(age.to_std().unwrap_or(Duration::ZERO));
+    /// Observes the age of `t`, a UTC time without a zone (a fill's activity time), as of `now`
+    /// (UTC); a time in the future counts as zero.
+    pub fn observe_age_at(&self, now: chrono::NaiveDateTime, t: chrono::NaiveDateTime) {
+        self.observe(now.signed_duration_since(t).to_std().unwrap_or(Duration::ZERO));
     }
 
     pub fn count(&self) -> u64 {
