@@ -20,7 +20,7 @@ source scripts/bench-stack.sh
 # on each change's offset, so its partition count scales nothing (docs/benchmarks.md).
 SUMMARY_PARTS="${BENCH_SUMMARIES_PARTITIONS:-1}"
 echo "end-to-end latency: line appended → websocket frame (ingestor, Apache Kafka, aggregator, dashboard on one 2-core machine)"
-echo "linger: ingestor ${TRADEFLOW_INGESTOR_LINGER_MS:-5} ms, changelog ${TRADEFLOW_CHANGELOG_LINGER_MS:-2} ms; partitions: trades ${BENCH_PARTITIONS:-12}, summaries $SUMMARY_PARTS; a fresh stack per load"
+echo "linger: ingestor ${TRADEFLOW_INGESTOR_LINGER_MS:-5} ms, changelog ${TRADEFLOW_CHANGELOG_LINGER_MS:-5} ms; partitions: trades ${BENCH_PARTITIONS:-12}, summaries $SUMMARY_PARTS; a fresh stack per load"
 for load in ${BENCH_LOADS:-1k 10k fanout}; do
   case "$load" in
     1k) measure --label "1k trades/s" --rate 1000 --clients 10 --subscribers 10 ;;

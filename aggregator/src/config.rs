@@ -24,9 +24,9 @@ pub struct AggregatorArgs {
     #[arg(long, env = "TRADEFLOW_SNAPSHOT_INTERVAL_MS", default_value_t = 10_000)]
     pub snapshot_interval_ms: u64,
     /// Linger of the `summaries` producer in ms: fewer, larger batches (less broker work per
-    /// change) for at most that much added latency (docs/benchmarks.md: 2 ms halved the `summaries`
-    /// hop in a soak against 5 ms, for 5 % more of a core at the broker).
-    #[arg(long, env = "TRADEFLOW_CHANGELOG_LINGER_MS", default_value_t = 2)]
+    /// change) for at most that much added latency (docs/benchmarks.md: 2 ms halves the `summaries`
+    /// hop, but its soaks did not hold p99 ≤ 20 ms in every minute as 5 ms did).
+    #[arg(long, env = "TRADEFLOW_CHANGELOG_LINGER_MS", default_value_t = 5)]
     pub changelog_linger_ms: u64,
     /// Compression of the `summaries` batches.
     #[arg(long, env = "TRADEFLOW_CHANGELOG_COMPRESSION", default_value = "lz4",
