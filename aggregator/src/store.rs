@@ -75,9 +75,19 @@ pub fn from_nanos(ns: i64) -> NaiveDateTime {
     DateTime::from_timestamp_nanos(ns).naive_utc()
 }
 
+/// See [`Store::connect`]: longer than any pause between a snapshot's statements, short beside
+/// the 120 s a test (or an operator) would wait for a takeover.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "10s";
+
 impl Store {
     pub async fn connect(url: &str, topic: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new().max_connections(4).connect(url).await?;
+        // An owner paused mid-snapshot (a stopped process, a frozen VM) would hold its row locks
+        // until it resumed, and the instance taking its partitions over would wait on them for as
+        // long: Postgres ends a transaction left idle this long, and the takeover goes on.
+        let options = url
+            .parse::<sqlx::postgres::PgConnectOptions>()?
+            .options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_TIMEOUT)]);
+        let pool = PgPoolOptions::new().max_connections(4).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool, topic: topic.to_owned(), dated: Arc::default() })
     }
