@@ -10,8 +10,18 @@ export TRADEFLOW_CACHE KAFKA_LIBS
 log() { printf '[tradeflow] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# A loopback port free now, drawn below Linux's ephemeral range (32768–60999), which outgoing
+# connections also draw from: a port from bind(0) can be taken by a client before its service binds it.
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  python3 -c '
+import random, socket
+while True:
+    p = random.randrange(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); s.close(); print(p); break
+    except OSError:
+        s.close()'
 }
 
 apt_install() { # packages…

@@ -10,11 +10,17 @@ use std::time::{Duration, Instant};
 use tradeflow_core::kafka::{KafkaArgs, create_topics};
 use tradeflow_core::topics::{PartitionArgs, Topics};
 
+/// A loopback port free now, for a service the test starts next. Drawn below Linux's ephemeral
+/// range (32768–60999): a port the kernel hands out for `bind(0)` is also handed to outgoing
+/// connections, and one of the suite's hundreds of client connections took such a port between
+/// this check and a service's bind (CI: "cannot serve metrics: Address already in use").
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    loop {
+        let port = 20_000 + (uuid::Uuid::new_v4().as_u128() % 12_000) as u16;
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// How long a node may take to start (the JVM and KRaft share two cores with the tests).
