@@ -48,6 +48,10 @@ pub struct Engine {
     pub in_flight: Mutex<Option<SnapshotTask>>,
     /// Assigned partitions a backfill holds: paused, loaded again when it has written them.
     pub reload: Mutex<Vec<i32>>,
+    /// Partitions just loaded, whose rows the consuming loop publishes once: a previous owner that
+    /// died or was fenced with changes still queued for `summaries` lost them, and a row that never
+    /// changes again (a closed trade date) would stay missing on every dashboard.
+    pub republish: Mutex<Vec<i32>>,
 }
 
 /// What loading a partition came to.
@@ -255,6 +259,7 @@ impl ConsumerContext for EngineContext {
                         }
                         Loaded::ShuttingDown => continue,
                     };
+                    engine.republish.lock().unwrap_or_else(|e| e.into_inner()).push(p);
                     tracing::info!(
                         partition = p,
                         next_offset = state.next_offset,
@@ -360,6 +365,15 @@ pub fn run(
                 Applied::Rejected(why) => {
                     engine.metrics.rejected.fetch_add(1, Relaxed);
                     tracing::error!(partition = p, offset, reason = %why, "trade rejected");
+                }
+            }
+        }
+        let republish = std::mem::take(&mut *engine.republish.lock().unwrap_or_else(|e| e.into_inner()));
+        if !republish.is_empty() {
+            let owned = engine.lock();
+            for p in republish {
+                for key in owned.get(&p).map(|s| s.rows.keys()).into_iter().flatten() {
+                    changed.insert(key.clone(), p);
                 }
             }
         }

@@ -76,6 +76,7 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
         shutdown: shutdown.clone(),
         in_flight: Mutex::default(),
         reload: Mutex::default(),
+        republish: Mutex::default(),
     });
     let consumer: BaseConsumer<EngineContext> = config
         .kafka
