@@ -2,8 +2,9 @@
 # Ingest benchmark: publishes a pre-generated file set (1 M lines by default) to a local Apache Kafka
 # with `tradeflow ingestor --backfill` (the live read → parse → JSON → idempotent publish path,
 # exiting when every line is acknowledged), and, as the peer, pushes the same bytes as raw lines
-# with `kcat -P -l`, uncompressed and lz4-compressed like the ingestor. ROUNDS rounds (default 3),
-# each on fresh topics, interleaved; prints every round and the medians.
+# with `kcat -P -l`, uncompressed and lz4-compressed like the ingestor. A warm-up round (the broker's
+# JVM compiles its hot paths), then ROUNDS rounds (default 5), each on fresh topics, interleaved;
+# prints every round and the medians.
 #
 #   scripts/bench-ingest.sh [LINES]     LINGER_MS=n sets the ingestor's linger (default: its own)
 set -euo pipefail
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 LINES="${1:-1000000}"
-ROUNDS="${ROUNDS:-3}"
+ROUNDS="${ROUNDS:-5}"
 CLIENTS=8
 PER_CLIENT=$((LINES / CLIENTS))
 
@@ -37,14 +38,19 @@ kcat_push() { # PREFIX [kcat args…]
   for f in "$WORK"/logs/*.log; do kcat -P -b "$KAFKA_BROKERS" -X broker.address.family=v4 -t "${prefix}trades" "$@" -l "$f"; done
 }
 : >"$WORK/times"
-for r in $(seq 1 "$ROUNDS"); do
+for r in $(seq 0 "$ROUNDS"); do
   for p in tf kcat kcatlz4; do TRADEFLOW_TOPIC_PREFIX="r$r.$p." "$TF" topics >/dev/null; done
   t=$(timed env TRADEFLOW_TOPIC_PREFIX="r$r.tf." ${LINGER_MS:+TRADEFLOW_INGESTOR_LINGER_MS=$LINGER_MS} \
       "$TF" ingestor --backfill --from 2026-11-20 --dir "$WORK/logs" --state-dir "$WORK/state" 2>/dev/null)
   echo "tradeflow $t" >>"$WORK/times"
   echo "kcat $(timed kcat_push "r$r.kcat.")" >>"$WORK/times"
   echo "kcat-lz4 $(timed kcat_push "r$r.kcatlz4." -z lz4)" >>"$WORK/times"
-  log "round $r: $(tail -3 "$WORK/times" | tr '\n' ' ')"
+  if [ "$r" = 0 ]; then
+    log "warm-up round (not counted): $(tail -3 "$WORK/times" | tr '\n' ' ')"
+    : >"$WORK/times"
+  else
+    log "round $r: $(tail -3 "$WORK/times" | tr '\n' ' ')"
+  fi
 done
 
 python3 - "$LINES" "$BYTES" "$WORK/times" "$KCAT_LIBRDKAFKA" <<'PY'

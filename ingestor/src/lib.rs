@@ -16,6 +16,7 @@
 //! - [`ack_window`]: acknowledgements → the offset the cursor may move to.
 //! - [`cursor`]: the durable cursor store.
 //! - [`publisher`]: the idempotent Kafka producer and its delivery reports.
+//! - [`topic_handle`]: the trades topic's librdkafka handle and the raw produce call on it.
 //! - [`backfill`]: republish whole historical files and exit.
 //! - [`metrics`]: `/metrics` and `/healthz`.
 //! - [`error`]: what can stop the ingestor.
@@ -31,6 +32,7 @@ pub mod log_file;
 pub mod metrics;
 pub mod publisher;
 pub mod tail;
+pub mod topic_handle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +57,7 @@ pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<()
             queue_kb: config.queue_kb,
             compression: config.compression.clone(),
         },
+        &config.topics.topics(),
         metrics.clone(),
     )?;
     let shared = Arc::new(Shared {
@@ -64,6 +67,10 @@ pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<()
         store: CursorStore::open(&config.state_dir)?,
         max_line_bytes: config.max_line_bytes,
     });
+    let warm = shared.clone();
+    tokio::task::spawn_blocking(move || warm.publisher.warm_up(Duration::from_secs(2)))
+        .await
+        .map_err(|e| IngestError::Config(format!("producer warm-up: {e}")))?;
     if config.backfill {
         let report = backfill::run(&config, &shared, &shutdown).await?;
         tracing::info!(?report, "backfill done");

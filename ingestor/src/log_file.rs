@@ -260,7 +260,7 @@ impl LogFile {
                         self.scratch.clear();
                         TradeRecord { id, trade }.write_json(&mut self.scratch);
                         let p = pending(&self.window, false);
-                        shared.publisher.send(&shared.topics.trades, client, &self.scratch, None, p).await?;
+                        shared.publisher.send_trade(client, &self.scratch, p).await?;
                         self.activity_times.push(activity_time);
                         return Ok(());
                     }
@@ -297,7 +297,7 @@ impl LogFile {
             (record::DLQ_TRUNCATED, if truncated { "true" } else { "false" }),
         ]);
         let p = pending(&self.window, true);
-        shared.publisher.send(&shared.topics.trades_dlq, client, raw, Some(headers), p).await?;
+        shared.publisher.send_dead_letter(client, raw, headers, p).await?;
         Ok(())
     }
 

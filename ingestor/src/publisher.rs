@@ -1,18 +1,23 @@
 //! The Kafka side: an idempotent producer (`acks=all`, Java-compatible murmur2 partitioning) whose
-//! delivery reports feed each file's [`AckWindow`]. When the producer's queue is full, `send`
+//! delivery reports feed each file's [`AckWindow`]. When the producer's queue is full, a send
 //! waits: reading pauses and memory stays bounded while the broker is slow or down.
+//!
+//! Trades are produced through a topic handle made once ([`TopicHandle`]); dead letters, which
+//! carry headers, through rust-rdkafka's `send`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, IntoOpaque as _};
 use tradeflow_core::kafka::KafkaArgs;
+use tradeflow_core::topics::Topics;
 
 use crate::ack_window::AckWindow;
 use crate::metrics::Metrics;
+use crate::topic_handle::TopicHandle;
 
 /// What a delivery report needs to find its line.
 pub struct Pending {
@@ -49,6 +54,10 @@ impl ProducerContext for AckContext {
 }
 
 pub struct Publisher {
+    /// Declared before the producer: destroyed first, as librdkafka requires.
+    trades: TopicHandle,
+    trades_name: String,
+    dead_letters: String,
     producer: ThreadedProducer<AckContext>,
 }
 
@@ -60,8 +69,13 @@ pub struct PublisherConfig {
 }
 
 impl Publisher {
-    pub fn new(kafka: &KafkaArgs, config: &PublisherConfig, metrics: Arc<Metrics>) -> Result<Self, KafkaError> {
-        let producer = kafka
+    pub fn new(
+        kafka: &KafkaArgs,
+        config: &PublisherConfig,
+        topics: &Topics,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, KafkaError> {
+        let producer: ThreadedProducer<AckContext> = kafka
             .client_config()
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -75,30 +89,77 @@ impl Publisher {
             .set("message.timeout.ms", "0")
             .set("compression.type", &config.compression)
             .create_with_context(AckContext { metrics })?;
-        Ok(Self { producer })
+        let trades = TopicHandle::new(producer.client(), &topics.trades)?;
+        Ok(Self { trades, trades_name: topics.trades.clone(), dead_letters: topics.trades_dlq.clone(), producer })
     }
 
-    /// Hands one record to the producer, waiting while its queue is full.
-    pub async fn send(
+    /// Asks for the trades topic's metadata on the producer's own connection, twice. librdkafka
+    /// requests the idempotent producer's id when a metadata response arrives and otherwise only
+    /// every 500 ms; the first response comes from the bootstrap address before the broker it
+    /// names is connected, so without this every start held its first records for half a second
+    /// (seen in librdkafka's `eos` debug log: "No brokers available for Idempotent producer").
+    /// Blocking; errors are only logged (the connection check before reported them, and the
+    /// producer retries on its own).
+    pub fn warm_up(&self, timeout: Duration) {
+        for _ in 0..2 {
+            if let Err(e) = self.producer.client().fetch_metadata(Some(&self.trades_name), timeout) {
+                tracing::debug!(error = %e, "no metadata for the trades topic yet");
+                return;
+            }
+        }
+    }
+
+    /// Hands one trade record to the producer, waiting while its queue is full.
+    pub async fn send_trade(&self, key: &[u8], payload: &[u8], pending: Pending) -> Result<(), KafkaError> {
+        let mut pending = Box::new(pending);
+        let mut backoff = QueueFullBackoff::new();
+        loop {
+            match self.produce_trade(key, payload, pending) {
+                Ok(()) => return Ok(()),
+                Err((RDKafkaErrorCode::QueueFull, returned)) => {
+                    pending = returned;
+                    backoff.wait().await;
+                }
+                Err((code, _)) => return Err(KafkaError::MessageProduction(code)),
+            }
+        }
+    }
+
+    /// One produce call on the trades topic's handle; the opaque back when it fails.
+    fn produce_trade(
         &self,
-        topic: &str,
         key: &[u8],
         payload: &[u8],
-        headers: Option<OwnedHeaders>,
+        pending: Box<Pending>,
+    ) -> Result<(), (RDKafkaErrorCode, Box<Pending>)> {
+        let opaque = pending.into_ptr();
+        // SAFETY: the handle was made on this producer's client, which is alive.
+        match unsafe { self.trades.produce(self.producer.client().native_ptr(), key, payload, opaque) } {
+            RDKafkaErrorCode::NoError => Ok(()),
+            // SAFETY: the failed call did not take `opaque`; it is reclaimed exactly once.
+            code => Err((code, unsafe { Box::<Pending>::from_ptr(opaque) })),
+        }
+    }
+
+    /// Hands one dead letter (with its headers) to the producer, waiting while its queue is full.
+    pub async fn send_dead_letter(
+        &self,
+        key: &[u8],
+        payload: &[u8],
+        headers: OwnedHeaders,
         pending: Pending,
     ) -> Result<(), KafkaError> {
-        let mut record = BaseRecord::with_opaque_to(topic, Box::new(pending)).key(key).payload(payload);
-        if let Some(h) = headers {
-            record = record.headers(h);
-        }
-        let mut backoff = Duration::from_micros(200);
+        let mut record = BaseRecord::with_opaque_to(&self.dead_letters, Box::new(pending))
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        let mut backoff = QueueFullBackoff::new();
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     record = returned;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(50));
+                    backoff.wait().await;
                 }
                 Err((e, _)) => return Err(e),
             }
@@ -108,6 +169,20 @@ impl Publisher {
     /// Waits up to `timeout` for every queued record to be delivered.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer.flush(timeout)
+    }
+}
+
+/// How long a send waits for room in a full producer queue: short at first, doubling to 50 ms.
+struct QueueFullBackoff(Duration);
+
+impl QueueFullBackoff {
+    fn new() -> Self {
+        Self(Duration::from_micros(200))
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_millis(50));
     }
 }
 
