@@ -38,6 +38,9 @@ pub struct LogFile {
     scratch: Vec<u8>,
     /// The activity times of the chunk being published (for the fill-age histogram).
     activity_times: Vec<chrono::NaiveDateTime>,
+    /// Whether lines feed the fill-age histogram: live reading only (a backfill's lines are old
+    /// by design, and would all land in its +Inf bucket).
+    ages_fills: bool,
     /// Found rewritten just after a read (whose bytes were then not published): why.
     stale: Option<&'static str>,
 }
@@ -120,6 +123,7 @@ impl LogFile {
             window: Arc::new(AckWindow::new(offset)),
             scratch: Vec::with_capacity(1024),
             activity_times: Vec::new(),
+            ages_fills: !from_start,
             stale: None,
         }))
     }
@@ -176,6 +180,7 @@ impl LogFile {
             window: Arc::new(AckWindow::new(0)),
             scratch: self.scratch,
             activity_times: self.activity_times,
+            ages_fills: self.ages_fills,
             stale: None,
         })
     }
@@ -261,7 +266,9 @@ impl LogFile {
                         TradeRecord { id, trade }.write_json(&mut self.scratch);
                         let p = pending(&self.window, false);
                         shared.publisher.send_trade(client, &self.scratch, p).await?;
-                        self.activity_times.push(activity_time);
+                        if self.ages_fills {
+                            self.activity_times.push(activity_time);
+                        }
                         return Ok(());
                     }
                     Err(e) => (bytes, (e.to_string(), e.code(), bytes.len() as u64, false)),

@@ -29,10 +29,12 @@ pub struct KafkaArgs {
     /// `sasl.username`, `sasl.password`, `ssl.ca.location` (docs/operations.md). Values are never logged.
     #[arg(long, env = "KAFKA_CONFIG_FILE", value_parser = KafkaConfigFile::read)]
     pub kafka_config: Option<KafkaConfigFile>,
-    /// One librdkafka setting for every client, `key=value` (repeatable; applied after the file).
-    #[arg(long = "kafka-option", env = "TRADEFLOW_KAFKA_OPTIONS", value_delimiter = ',', hide_env_values = true,
-          value_parser = KafkaOption::parse)]
-    pub kafka_options: Vec<KafkaOption>,
+    /// A librdkafka setting for every client, `key=value` (repeatable; applied after the file).
+    /// Several in one value are separated by commas, a comma starting a new one only before
+    /// another `key=`: `debug=broker,eos` is one setting, `linger.ms=2,acks=all` two.
+    #[arg(long = "kafka-option", env = "TRADEFLOW_KAFKA_OPTIONS", hide_env_values = true,
+          value_parser = KafkaOptions::parse)]
+    pub kafka_options: Vec<KafkaOptions>,
 }
 
 /// One librdkafka property. Its value is redacted in `Debug` (it may be a password).
@@ -60,6 +62,34 @@ impl KafkaOption {
         }
         Ok(Self { key: key.to_owned(), value: value.trim().to_owned() })
     }
+}
+
+/// The settings of one `--kafka-option` value (see the flag's help for how commas split them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaOptions(pub Vec<KafkaOption>);
+
+impl KafkaOptions {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut parts: Vec<String> = Vec::new();
+        for piece in s.split(',') {
+            match parts.last_mut() {
+                Some(last) if !starts_a_setting(piece) => {
+                    last.push(',');
+                    last.push_str(piece);
+                }
+                _ => parts.push(piece.to_owned()),
+            }
+        }
+        parts.iter().map(|p| KafkaOption::parse(p)).collect::<Result<_, _>>().map(Self)
+    }
+}
+
+/// Whether `piece` begins with a property name and `=`.
+fn starts_a_setting(piece: &str) -> bool {
+    piece.split_once('=').is_some_and(|(key, _)| {
+        let key = key.trim();
+        !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    })
 }
 
 /// Settings tradeflow owns: an option may not override them.
@@ -121,7 +151,7 @@ impl KafkaArgs {
 
     /// The settings from `--kafka-config` and `--kafka-option`, in the order they apply.
     pub fn options(&self) -> impl Iterator<Item = &KafkaOption> {
-        self.kafka_config.iter().flat_map(|f| f.options.iter()).chain(&self.kafka_options)
+        self.kafka_config.iter().flat_map(|f| f.options.iter()).chain(self.kafka_options.iter().flat_map(|o| &o.0))
     }
 
     /// [`Self::client_config`] for a consumer: with the fetch wait, and a short back-off when its
@@ -369,10 +399,25 @@ mod tests {
         assert_eq!(config.get("fetch.queue.backoff.ms"), Some("10"));
         assert_eq!(config.get("fetch.wait.max.ms"), Some("100"));
         let tuned = KafkaArgs {
-            kafka_options: vec![KafkaOption::parse("fetch.queue.backoff.ms=200").unwrap()],
+            kafka_options: vec![KafkaOptions::parse("fetch.queue.backoff.ms=200").unwrap()],
             ..KafkaArgs::new("127.0.0.1:1")
         };
         assert_eq!(tuned.consumer_config().get("fetch.queue.backoff.ms"), Some("200"));
         assert_eq!(tuned.client_config().get("socket.nagle.disable"), Some("true"));
+    }
+
+    #[test]
+    fn a_comma_starts_a_new_setting_only_before_another_key() {
+        let pairs =
+            |s: &str| KafkaOptions::parse(s).map(|o| o.0.into_iter().map(|o| (o.key, o.value)).collect::<Vec<_>>());
+        let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(pairs("debug=broker,eos"), Ok(vec![kv("debug", "broker,eos")]));
+        assert_eq!(pairs("linger.ms=2,acks=all"), Ok(vec![kv("linger.ms", "2"), kv("acks", "all")]));
+        assert_eq!(
+            pairs("debug=eos,broker,sasl.username=a,b"),
+            Ok(vec![kv("debug", "eos,broker"), kv("sasl.username", "a,b")])
+        );
+        assert!(pairs("broker,eos").is_err(), "no key at all");
+        assert!(pairs("linger.ms=2,bootstrap.servers=x:1").is_err(), "a managed setting stays refused");
     }
 }
