@@ -37,9 +37,12 @@ kcat_push() { # PREFIX [kcat args…]
   local prefix=$1; shift
   for f in "$WORK"/logs/*.log; do kcat -P -b "$KAFKA_BROKERS" -X broker.address.family=v4 -t "${prefix}trades" "$@" -l "$f"; done
 }
-: >"$WORK/times"
+# Every round's topics first: a run must not share the broker with partitions still being created.
 for r in $(seq 0 "$ROUNDS"); do
   for p in tf kcat kcatlz4; do TRADEFLOW_TOPIC_PREFIX="r$r.$p." "$TF" topics >/dev/null; done
+done
+: >"$WORK/times"
+for r in $(seq 0 "$ROUNDS"); do
   t=$(timed env TRADEFLOW_TOPIC_PREFIX="r$r.tf." ${LINGER_MS:+TRADEFLOW_INGESTOR_LINGER_MS=$LINGER_MS} \
       "$TF" ingestor --backfill --from 2026-11-20 --dir "$WORK/logs" --state-dir "$WORK/state" 2>/dev/null)
   echo "tradeflow $t" >>"$WORK/times"

@@ -82,6 +82,18 @@ fn bench(c: &mut Criterion) {
             TradeRecord { id, trade: t.clone() }.to_json()
         })
         .collect();
+    // The ingest path's per-line cost after parsing: the record's JSON.
+    let with_ids: Vec<TradeRecord> = records.iter().map(|r| TradeRecord::from_json(r).expect("round trip")).collect();
+    let mut out = Vec::with_capacity(1024);
+    group.bench_function("record encode records/s", |b| {
+        b.iter(|| {
+            for r in &with_ids {
+                out.clear();
+                black_box(r).write_json(&mut out);
+                black_box(&out);
+            }
+        })
+    });
     group.bench_function("record decode records/s", |b| {
         b.iter(|| {
             for r in &records {
