@@ -312,7 +312,9 @@ pub fn run(
     let mut last_snapshot = Instant::now();
     let mut last_lag = Instant::now();
     let mut last_reload = Instant::now();
-    let mut changed: HashMap<SummaryKey, i32> = HashMap::new();
+    // Rows to publish: their partition, and whether a trade changed them (else: republished by a
+    // new owner, counted apart and not in the aggregation-time histogram).
+    let mut changed: HashMap<SummaryKey, (i32, bool)> = HashMap::new();
     while !engine.shutdown.is_cancelled() {
         let mut n = 0;
         let mut batch_read_at = Instant::now();
@@ -357,7 +359,7 @@ pub fn run(
             engine.metrics.records.fetch_add(1, Relaxed);
             match state.apply(offset, &record) {
                 Applied::Row(key) => {
-                    changed.insert(key, p);
+                    changed.insert(key, (p, true));
                 }
                 Applied::Duplicate => {
                     engine.metrics.duplicates.fetch_add(1, Relaxed);
@@ -373,14 +375,14 @@ pub fn run(
             let owned = engine.lock();
             for p in republish {
                 for key in owned.get(&p).map(|s| s.rows.keys()).into_iter().flatten() {
-                    changed.insert(key.clone(), p);
+                    changed.entry(key.clone()).or_insert((p, false));
                 }
             }
         }
         if !changed.is_empty() {
             let marks = marks::snapshot(&engine.marks);
             let owned = engine.lock();
-            for (key, p) in changed.drain() {
+            for (key, (p, traded)) in changed.drain() {
                 let Some(state) = owned.get(&p) else { continue };
                 let Some(position) = state.rows.get(&key) else { continue };
                 let offset = state.row_offsets.get(&key).copied().unwrap_or(state.next_offset);
@@ -399,8 +401,12 @@ pub fn run(
                         }
                     }
                 }
-                engine.metrics.apply_latency.observe(batch_read_at.elapsed()); // first: never fewer than changes
-                engine.metrics.changes_published.fetch_add(1, Relaxed);
+                if traded {
+                    engine.metrics.apply_latency.observe(batch_read_at.elapsed()); // first: never fewer than changes
+                    engine.metrics.changes_published.fetch_add(1, Relaxed);
+                } else {
+                    engine.metrics.rows_republished.fetch_add(1, Relaxed);
+                }
             }
         }
         changelog.poll(Duration::ZERO);

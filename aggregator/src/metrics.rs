@@ -17,6 +17,8 @@ pub struct Metrics {
     pub fenced: AtomicU64,
     pub rebuilt: AtomicU64,
     pub changes_published: AtomicU64,
+    /// Rows a new owner published as it loaded them (its predecessor may have died with them unsent).
+    pub rows_republished: AtomicU64,
     pub partitions_owned: AtomicU64,
     /// Age of each trade record when consumed (now − its Kafka timestamp).
     pub record_age: tradeflow_core::metrics::Histogram,
@@ -72,8 +74,14 @@ impl Metrics {
                 ),
                 (
                     "changes_published_total",
-                    "Summary rows published to the changelog.",
+                    "Summary rows changed by trades and published to the changelog.",
                     &self.changes_published,
+                    "counter",
+                ),
+                (
+                    "rows_republished_total",
+                    "Summary rows published again as this instance was assigned their partition (a predecessor may have died with them unsent).",
+                    &self.rows_republished,
                     "counter",
                 ),
                 ("partitions_owned", "Partitions this instance owns.", &self.partitions_owned, "gauge"),

@@ -78,7 +78,13 @@ impl Pipeline {
 
     /// Starts `tradeflow <what>` (ingestor or aggregator) with its `/metrics` on `metrics_port`.
     pub fn start(&self, what: &str, metrics_port: u16) -> Service {
+        self.start_with(what, metrics_port, &[])
+    }
+
+    /// [`Self::start`] with more environment (later settings win).
+    pub fn start_with(&self, what: &str, metrics_port: u16, extra: &[(&'static str, &str)]) -> Service {
         let mut env = self.env();
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         let var =
             if what == "ingestor" { "TRADEFLOW_INGESTOR_METRICS_ADDR" } else { "TRADEFLOW_AGGREGATOR_METRICS_ADDR" };
         env.push((var, format!("127.0.0.1:{metrics_port}")));
@@ -170,6 +176,80 @@ async fn golden_pipeline_equals_the_oracle_and_streams_changes() {
                     .all(|(k, pos)| latest.get(&k.kafka_key()).is_some_and(|c| c.row.trade_count == pos.trade_count))
         })
         .await;
+    p.cleanup();
+}
+
+/// The newest version of every row on the changelog, by its Kafka key.
+fn latest_changes(records: &[harness::Record]) -> HashMap<String, SummaryChange> {
+    let mut latest: HashMap<String, SummaryChange> = HashMap::new();
+    for r in records {
+        let c = SummaryChange::from_json(&r.payload).expect("a summary change");
+        let k = String::from_utf8_lossy(&r.key).to_string();
+        if latest.get(&k).is_none_or(|old| old.offset <= c.offset) {
+            latest.insert(k, c);
+        }
+    }
+    latest
+}
+
+/// An owner that dies with row changes it never published leaves them only in Postgres; a closed
+/// trade date's rows never change again, so without more they would be missing from the changelog
+/// (and every dashboard) for good. The next owner publishes every row it loads. Here the first
+/// owner's changelog linger is ten minutes, so it publishes nothing before it is killed.
+#[tokio::test]
+async fn a_new_owner_publishes_the_rows_its_predecessor_died_with_unsent() {
+    let p = Pipeline::new().await;
+    // Two trade dates: 30 s before midnight and 30 s after.
+    p.produce(&[
+        "--clients",
+        "1,2",
+        "--count",
+        "600",
+        "--seed",
+        "43",
+        "--start",
+        "2026-11-20T23:59:30",
+        "--rate",
+        "10",
+    ]);
+    let _ingestor = p.start("ingestor", harness::broker::free_port());
+    let port_a = harness::broker::free_port();
+    let mut a = p.start_with("aggregator", port_a, &[("TRADEFLOW_CHANGELOG_LINGER_MS", "600000")]);
+    p.converges().await;
+    let stored = current_rows(&p.db.pool).await.expect("rows");
+    assert!(stored.keys().any(|k| k.trade_date.to_string() == "2026-11-20"), "a row of the closed date");
+    assert!(stored.keys().any(|k| k.trade_date.to_string() == "2026-11-21"), "a row of the next date");
+    // A has changes queued for the changelog, none sent.
+    let queued = metric(port_a, "tradeflow_aggregator_changes_published_total").await.unwrap_or(0);
+    assert!(queued > 0, "A handed no change to its changelog producer");
+    let watcher: rdkafka::consumer::BaseConsumer = p.topics.kafka.client_config().create().expect("consumer");
+    let (_, high) =
+        rdkafka::consumer::Consumer::fetch_watermarks(&watcher, &p.topics.topics.summaries, 0, Duration::from_secs(10))
+            .expect("watermarks");
+    assert_eq!(high, 0, "A's changes were meant to stay in its producer's queue");
+    a.kill9();
+    // B takes every partition over (after A's session expires) and publishes every row it loads.
+    let port_b = harness::broker::free_port();
+    let _b = p.start("aggregator", port_b);
+    let mut reader = TopicReader::new(&p.topics.kafka, &p.topics.topics.summaries);
+    reader
+        .read_until("every stored row on the changelog", LONG, |records| {
+            let latest = latest_changes(records);
+            latest.len() == stored.len()
+                && stored.iter().all(|(k, pos)| {
+                    latest.get(&k.kafka_key()).is_some_and(|c| {
+                        c.row.trade_count == pos.trade_count
+                            && c.row.buy_qty == pos.buy_qty
+                            && c.row.sell_notional == pos.sell_notional
+                    })
+                })
+        })
+        .await;
+    // Counted as republished, not as changes by trades (B consumed no trade: A had snapshotted all).
+    let republished = metric(port_b, "tradeflow_aggregator_rows_republished_total").await.unwrap_or(0);
+    assert!(republished >= stored.len() as u64, "{republished} rows republished, {} stored", stored.len());
+    assert_eq!(metric(port_b, "tradeflow_aggregator_changes_published_total").await, Some(0));
+    assert_eq!(metric(port_b, "tradeflow_aggregator_apply_seconds_count").await, Some(0));
     p.cleanup();
 }
 
