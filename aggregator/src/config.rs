@@ -44,7 +44,12 @@ pub struct AggregatorArgs {
 #[derive(Args, Clone, Debug)]
 pub struct DatabaseArgs {
     /// Postgres holding the snapshot tables (the aggregator and backfill migrate it at start).
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     pub database_url: String,
     /// A file holding the password for `--database-url` (instead of writing it into the URL; the
     /// compose file's generated one). Its first line is used.

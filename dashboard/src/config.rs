@@ -17,7 +17,7 @@ pub struct DashboardArgs {
     #[arg(long, env = "TRADEFLOW_DASHBOARD_ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Postgres with the snapshot tables, for `/api/summary?as_of=…` (without it, as-of queries get 503).
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// A file holding the password for `--database-url` (its first line).
     #[arg(long, env = "DATABASE_PASSWORD_FILE")]

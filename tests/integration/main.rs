@@ -12,6 +12,7 @@ mod backfill;
 mod broker_faults;
 mod browser;
 mod chaos;
+mod cli;
 mod compose;
 mod dashboard;
 mod failover;
