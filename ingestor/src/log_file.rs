@@ -41,8 +41,8 @@ pub struct LogFile {
     /// Whether lines feed the fill-age histogram: live reading only (a backfill's lines are old
     /// by design, and would all land in its +Inf bucket).
     ages_fills: bool,
-    /// Found rewritten just after a read (whose bytes were then not published): why.
-    stale: Option<&'static str>,
+    /// Found rewritten just after a read (whose bytes were then not published).
+    stale: bool,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
@@ -124,14 +124,14 @@ impl LogFile {
             scratch: Vec::with_capacity(1024),
             activity_times: Vec::new(),
             ages_fills: !from_start,
-            stale: None,
+            stale: false,
         }))
     }
 
     /// Why the file must be read again from the start (a new generation), if it must.
     pub fn replaced(&mut self) -> Result<Option<&'static str>, IngestError> {
-        if let Some(why) = self.stale.take() {
-            return Ok(Some(why));
+        if std::mem::take(&mut self.stale) {
+            return Ok(Some("rewritten"));
         }
         let on_disk = match std::fs::metadata(&self.path) {
             Ok(m) => m,
@@ -181,16 +181,16 @@ impl LogFile {
             scratch: self.scratch,
             activity_times: self.activity_times,
             ages_fills: self.ages_fills,
-            stale: None,
+            stale: false,
         })
     }
 
-    /// Saves the cursor if the acknowledged offset moved (or `force`).
     /// Whether acknowledged progress has not been saved yet.
     pub fn unpersisted(&self) -> bool {
         self.window.acked_offset() != self.persisted_offset
     }
 
+    /// Saves the cursor if the acknowledged offset moved; the first delivery failure, if any.
     pub fn persist(&mut self, shared: &Shared) -> Result<(), IngestError> {
         if let Some(f) = self.window.failure() {
             return Err(IngestError::Delivery(f));
@@ -219,7 +219,7 @@ impl LogFile {
         // the read means the bytes read are the old file's; otherwise publish nothing and start a
         // new generation (`replaced` says so next).
         if !items.is_empty() && !starts_with(&self.file, &self.cursor.head_bytes()).map_err(io_err(&self.path))? {
-            self.stale = Some("rewritten");
+            self.stale = true;
             return Ok(0);
         }
         shared.metrics.lines_read.fetch_add(items.len() as u64, Relaxed);
@@ -313,13 +313,14 @@ impl LogFile {
         self.reader.read_offset()
     }
 
-    /// Whether everything in the file up to its current size has been read.
     /// Found rewritten after a read: [`Self::replaced`] starts its new generation.
     pub fn stale(&self) -> bool {
-        self.stale.is_some()
+        self.stale
     }
 
+    /// Whether everything in the file up to its current size has been read (or it was found
+    /// rewritten: nothing more is read from this generation).
     pub fn caught_up(&self) -> bool {
-        self.stale.is_some() || self.file.metadata().map(|m| m.len() <= self.reader.read_offset()).unwrap_or(true)
+        self.stale || self.file.metadata().map(|m| m.len() <= self.reader.read_offset()).unwrap_or(true)
     }
 }
