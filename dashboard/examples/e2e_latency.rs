@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::NaiveDate;
 use clap::Parser;
 use futures::{SinkExt as _, StreamExt as _};
 use rust_decimal::Decimal;
@@ -50,7 +51,9 @@ struct Args {
     window_secs: u64,
 }
 
-type RowId = (usize, usize); // (client index, symbol index)
+/// A summary row: (client index, symbol index, trade date). A run that crosses midnight UTC starts
+/// new rows (the trades' activity times carry the new date), whose counts start again at 1.
+type RowId = (usize, usize, NaiveDate);
 
 /// Append instants per row, indexed by trade_count − 1.
 #[derive(Default)]
@@ -97,21 +100,19 @@ async fn subscribe(
     appends: Arc<Appends>,
     target: Arc<Mutex<HashMap<RowId, usize>>>,
     mut target_set: tokio::sync::watch::Receiver<bool>,
-    symbols: usize,
     ready: tokio::sync::mpsc::Sender<()>,
     started: Arc<Mutex<Option<Instant>>>,
     window: Duration,
 ) -> Subscriber {
     let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect to the dashboard");
     ws.send(Message::text(json!({"op": "subscribe", "client": client}).to_string())).await.expect("subscribe");
-    let mut seen: HashMap<usize, usize> = HashMap::new();
+    let mut seen: HashMap<RowId, usize> = HashMap::new();
     let mut out = Subscriber { latencies: Vec::new(), frames: Vec::new() };
     let mut signalled = false;
-    let done = |seen: &HashMap<usize, usize>| {
+    let done = |seen: &HashMap<RowId, usize>| {
         let target = target.lock().unwrap_or_else(|e| e.into_inner());
         !target.is_empty()
-            && (0..symbols)
-                .all(|s| seen.get(&s).copied().unwrap_or(0) >= target.get(&(c, s)).copied().unwrap_or(usize::MAX))
+            && target.iter().filter(|(row, _)| row.0 == c).all(|(row, n)| seen.get(row).copied().unwrap_or(0) >= *n)
     };
     loop {
         let m = tokio::select! {
@@ -144,11 +145,13 @@ async fn subscribe(
             else {
                 continue;
             };
+            let Some(date) = r["trade_date"].as_str().and_then(|d| d.parse::<NaiveDate>().ok()) else { continue };
+            let row = (c, s, date);
             let count = r["trade_count"].as_u64().unwrap_or(0) as usize;
-            let last = seen.entry(s).or_insert(0);
+            let last = seen.entry(row).or_insert(0);
             if count > *last {
                 let rows = appends.rows.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(times) = rows.get(&(c, s)) {
+                if let Some(times) = rows.get(&row) {
                     for t in &times[*last..count.min(times.len())] {
                         let w = load_started.map_or(0, |s| window_of(s, *t, window));
                         out.latencies.push((w, now.saturating_duration_since(*t).as_micros() as u64));
@@ -185,7 +188,6 @@ async fn main() {
             appends.clone(),
             target.clone(),
             target_rx.clone(),
-            args.symbols,
             ready_tx.clone(),
             load_started.clone(),
             window,
@@ -203,7 +205,7 @@ async fn main() {
         })
         .collect();
     let rows = args.clients * args.symbols;
-    let mut counts = vec![0usize; rows];
+    let mut counts: HashMap<RowId, usize> = HashMap::new();
     let mut next_row = 0usize;
     let mut line = Vec::with_capacity(512);
     let mut batches: Vec<Vec<u8>> = vec![Vec::new(); args.clients];
@@ -225,8 +227,9 @@ async fn main() {
             let row = next_row % rows;
             next_row += 1;
             let (c, s) = (row / args.symbols, row % args.symbols);
+            let at = chrono::Utc::now().naive_utc();
             let trade = Trade::from_template(
-                chrono::Utc::now().naive_utc(),
+                at,
                 &symbol(s),
                 Side::Buy,
                 Decimal::new(10025, 2),
@@ -236,8 +239,10 @@ async fn main() {
             line.clear();
             render_line_into(&trade, &mut line);
             batches[c].extend_from_slice(&line);
-            counts[row] += 1;
-            pending.push(((c, s), counts[row]));
+            let id = (c, s, at.date());
+            let count = counts.entry(id).or_insert(0);
+            *count += 1;
+            pending.push((id, *count));
         }
         let now = Instant::now();
         {
@@ -257,9 +262,7 @@ async fn main() {
     let load_secs = started.elapsed().as_secs_f64();
     {
         let mut t = target.lock().unwrap_or_else(|e| e.into_inner());
-        for (row, n) in counts.iter().enumerate() {
-            t.insert((row / args.symbols, row % args.symbols), *n);
-        }
+        t.extend(counts.iter().map(|(row, n)| (*row, *n)));
     }
     let _ = target_tx.send(true);
     let mut samples: Vec<(u32, u64)> = Vec::new();
