@@ -228,14 +228,7 @@ async fn main() {
             next_row += 1;
             let (c, s) = (row / args.symbols, row % args.symbols);
             let at = chrono::Utc::now().naive_utc();
-            let trade = Trade::from_template(
-                at,
-                &symbol(s),
-                Side::Buy,
-                Decimal::new(10025, 2),
-                1,
-                "ACC1",
-            );
+            let trade = Trade::from_template(at, &symbol(s), Side::Buy, Decimal::new(10025, 2), 1, "ACC1");
             line.clear();
             render_line_into(&trade, &mut line);
             batches[c].extend_from_slice(&line);

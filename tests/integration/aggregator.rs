@@ -154,10 +154,8 @@ async fn golden_pipeline_equals_the_oracle_and_streams_changes() {
     // Every row is on the changelog; the newest version of each row equals the snapshot row.
     let stored = current_rows(&p.db.pool).await.expect("rows");
     let mut reader = TopicReader::new(&p.topics.kafka, &p.topics.topics.summaries);
-    let mut latest: HashMap<String, SummaryChange> = HashMap::new();
     reader
         .read_until("every row on the changelog", LONG, |records| {
-            latest.clear();
             for r in records {
                 let c = SummaryChange::from_json(&r.payload).expect("a summary change");
                 assert_eq!(
@@ -165,11 +163,8 @@ async fn golden_pipeline_equals_the_oracle_and_streams_changes() {
                     format!("{}|{}|{}|{}", c.row.trade_date, c.row.client_id, c.row.account_id, c.row.symbol)
                         .as_bytes()
                 );
-                let k = String::from_utf8_lossy(&r.key).to_string();
-                if latest.get(&k).is_none_or(|old| old.offset <= c.offset) {
-                    latest.insert(k, c);
-                }
             }
+            let latest = latest_changes(records);
             latest.len() == stored.len()
                 && stored
                     .iter()
