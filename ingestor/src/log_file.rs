@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use tradeflow_core::log_format::{LogFileName, parse_line};
-use tradeflow_core::record::{self, TradeId, TradeRecord};
+use tradeflow_core::log_format::{LogFileName, parse_line_ref};
+use tradeflow_core::record::{self, TradeId, write_record_json};
 use tradeflow_core::topics::Topics;
 
 use crate::ack_window::AckWindow;
@@ -253,7 +253,7 @@ impl LogFile {
         let (raw, error) = match item {
             Item::Line { range, .. } => {
                 let bytes = self.reader.bytes(range.clone());
-                match parse_line(bytes) {
+                match parse_line_ref(bytes) {
                     Ok(trade) => {
                         let activity_time = trade.activity_time;
                         let id = TradeId {
@@ -263,7 +263,7 @@ impl LogFile {
                             offset,
                         };
                         self.scratch.clear();
-                        TradeRecord { id, trade }.write_json(&mut self.scratch);
+                        write_record_json(&id, &trade, &mut self.scratch);
                         let p = pending(&self.window, false);
                         shared.publisher.send_trade(client, &self.scratch, p).await?;
                         if self.ages_fills {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rust_decimal::Decimal;
-use tradeflow_core::log_format::{parse_line, render_line_into};
-use tradeflow_core::record::{TradeId, TradeRecord};
+use tradeflow_core::log_format::{parse_line, parse_line_ref, render_line_into};
+use tradeflow_core::record::{TradeId, TradeRecord, write_record_json};
 use tradeflow_core::{ClientId, Side, Trade};
 
 const SYMBOLS: [&str; 5] = ["BANKNIFTY", "AAPL", "AMZN", "FB", "GOOG"];
@@ -82,6 +82,36 @@ fn bench(c: &mut Criterion) {
             TradeRecord { id, trade: t.clone() }.to_json()
         })
         .collect();
+    // The ingestor's per-line work: a line to its record's JSON (borrowing the line's text).
+    let id = TradeId {
+        client: ClientId::parse("client_7").expect("valid"),
+        date: trades[0].activity_time.date(),
+        generation: 0,
+        offset: 0,
+    };
+    let mut rec = Vec::with_capacity(1024);
+    group.bench_function("line to record lines/s", |b| {
+        b.iter(|| {
+            for l in &lines {
+                rec.clear();
+                if let Ok(t) = parse_line_ref(black_box(l)) {
+                    write_record_json(&id, &t, &mut rec);
+                }
+                black_box(&rec);
+            }
+        })
+    });
+    group.bench_function("line to record via an owned Trade lines/s", |b| {
+        b.iter(|| {
+            for l in &lines {
+                rec.clear();
+                if let Ok(trade) = parse_line(black_box(l)) {
+                    TradeRecord { id: id.clone(), trade }.write_json(&mut rec);
+                }
+                black_box(&rec);
+            }
+        })
+    });
     // The ingest path's per-line cost after parsing: the record's JSON.
     let with_ids: Vec<TradeRecord> = records.iter().map(|r| TradeRecord::from_json(r).expect("round trip")).collect();
     let mut out = Vec::with_capacity(1024);

@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::client::ClientId;
-use crate::trade::Trade;
+use crate::trade::{Trade, TradeRef};
 
 mod decode;
 
@@ -51,43 +51,9 @@ impl TradeRecord {
     }
 
     /// Appends the JSON of this record: what `serde_json` would write, field for field, but
-    /// without its formatting machinery (this is on the ingestor's per-line path).
+    /// without its formatting machinery.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        let id = &self.id;
-        out.extend_from_slice(b"{\"id\":{\"client\":");
-        json_str(out, id.client.as_str());
-        out.extend_from_slice(b",\"date\":\"");
-        write_date(out, id.date);
-        out.extend_from_slice(b"\",\"generation\":");
-        out.extend_from_slice(itoa::Buffer::new().format(id.generation).as_bytes());
-        out.extend_from_slice(b",\"offset\":");
-        out.extend_from_slice(itoa::Buffer::new().format(id.offset).as_bytes());
-        out.extend_from_slice(b"},\"trade\":{");
-        let t = &self.trade;
-        let mut w = Fields { out, first: true };
-        w.int("order_no", t.order_no);
-        w.key("activity_time");
-        w.out.push(b'"');
-        write_iso_time(w.out, &t.activity_time);
-        w.out.push(b'"');
-        w.int("fill_number", t.fill_number);
-        w.str("response_type", t.response_type.as_deref());
-        w.int("order_id", t.order_id);
-        w.str("symbol", Some(&t.symbol));
-        w.str("side", Some(t.side.as_str()));
-        w.key("price");
-        w.out.push(b'"');
-        write_decimal(w.out, &t.price);
-        w.out.push(b'"');
-        w.int("quantity", Some(t.quantity));
-        w.str("account_id", Some(&t.account_id));
-        w.int("error_code", t.error_code);
-        w.int("timestamp", t.timestamp);
-        w.str("exchange_order_id", t.exchange_order_id.as_deref());
-        w.str("child_response_type", t.child_response_type.as_deref());
-        w.str("duration", t.duration.as_deref());
-        w.str("exch_ts", t.exch_ts.as_deref());
-        out.extend_from_slice(b"}}");
+        write_record_json(&self.id, &self.trade.borrowed(), out);
     }
 
     /// Reads a record: what [`write_json`](Self::write_json) writes by a hand-written reader (the
@@ -98,6 +64,44 @@ impl TradeRecord {
             None => serde_json::from_slice(bytes),
         }
     }
+}
+
+/// Appends the JSON of the record of `trade` with identity `id`: [`TradeRecord::write_json`]
+/// without owning the trade (the ingestor's per-line path).
+pub fn write_record_json(id: &TradeId, t: &TradeRef<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"id\":{\"client\":");
+    json_str(out, id.client.as_str());
+    out.extend_from_slice(b",\"date\":\"");
+    write_date(out, id.date);
+    out.extend_from_slice(b"\",\"generation\":");
+    out.extend_from_slice(itoa::Buffer::new().format(id.generation).as_bytes());
+    out.extend_from_slice(b",\"offset\":");
+    out.extend_from_slice(itoa::Buffer::new().format(id.offset).as_bytes());
+    out.extend_from_slice(b"},\"trade\":{");
+    let mut w = Fields { out, first: true };
+    w.int("order_no", t.order_no);
+    w.key("activity_time");
+    w.out.push(b'"');
+    write_iso_time(w.out, &t.activity_time);
+    w.out.push(b'"');
+    w.int("fill_number", t.fill_number);
+    w.str("response_type", t.response_type);
+    w.int("order_id", t.order_id);
+    w.str("symbol", Some(t.symbol));
+    w.str("side", Some(t.side.as_str()));
+    w.key("price");
+    w.out.push(b'"');
+    write_decimal(w.out, &t.price);
+    w.out.push(b'"');
+    w.int("quantity", Some(t.quantity));
+    w.str("account_id", Some(t.account_id));
+    w.int("error_code", t.error_code);
+    w.int("timestamp", t.timestamp);
+    w.str("exchange_order_id", t.exchange_order_id);
+    w.str("child_response_type", t.child_response_type);
+    w.str("duration", t.duration);
+    w.str("exch_ts", t.exch_ts);
+    out.extend_from_slice(b"}}");
 }
 
 struct Fields<'a> {
@@ -258,6 +262,10 @@ mod tests {
         };
         let fast = record.to_json();
         assert_eq!(TradeRecord::from_json(&fast).unwrap(), record);
+        // The ingestor's path (borrowed parse, then the record) writes the same bytes.
+        let mut borrowed = Vec::new();
+        write_record_json(&record.id, &crate::log_format::parse_line_ref(line.as_bytes()).unwrap(), &mut borrowed);
+        assert_eq!(borrowed, fast);
         let a: serde_json::Value = serde_json::from_slice(&fast).unwrap();
         let b = serde_json::to_value(&record).unwrap();
         assert_eq!(a["id"], b["id"]);

@@ -68,7 +68,74 @@ pub struct Trade {
     pub exch_ts: Option<CompactString>,
 }
 
+/// A [`Trade`] borrowing its text fields from the line it was parsed from: the ingestor's per-line
+/// path parses into this and writes the record from it, copying no string on the way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TradeRef<'a> {
+    pub order_no: Option<i64>,
+    pub activity_time: NaiveDateTime,
+    pub fill_number: Option<i64>,
+    pub response_type: Option<&'a str>,
+    pub order_id: Option<i64>,
+    pub symbol: &'a str,
+    pub side: Side,
+    pub price: Decimal,
+    pub quantity: i64,
+    pub account_id: &'a str,
+    pub error_code: Option<i32>,
+    pub timestamp: Option<i64>,
+    pub exchange_order_id: Option<&'a str>,
+    pub child_response_type: Option<&'a str>,
+    pub duration: Option<&'a str>,
+    pub exch_ts: Option<&'a str>,
+}
+
+impl TradeRef<'_> {
+    pub fn to_trade(&self) -> Trade {
+        Trade {
+            order_no: self.order_no,
+            activity_time: self.activity_time,
+            fill_number: self.fill_number,
+            response_type: self.response_type.map(CompactString::from),
+            order_id: self.order_id,
+            symbol: self.symbol.into(),
+            side: self.side,
+            price: self.price,
+            quantity: self.quantity,
+            account_id: self.account_id.into(),
+            error_code: self.error_code,
+            timestamp: self.timestamp,
+            exchange_order_id: self.exchange_order_id.map(CompactString::from),
+            child_response_type: self.child_response_type.map(CompactString::from),
+            duration: self.duration.map(CompactString::from),
+            exch_ts: self.exch_ts.map(CompactString::from),
+        }
+    }
+}
+
 impl Trade {
+    /// This trade as a [`TradeRef`].
+    pub fn borrowed(&self) -> TradeRef<'_> {
+        TradeRef {
+            order_no: self.order_no,
+            activity_time: self.activity_time,
+            fill_number: self.fill_number,
+            response_type: self.response_type.as_deref(),
+            order_id: self.order_id,
+            symbol: &self.symbol,
+            side: self.side,
+            price: self.price,
+            quantity: self.quantity,
+            account_id: &self.account_id,
+            error_code: self.error_code,
+            timestamp: self.timestamp,
+            exchange_order_id: self.exchange_order_id.as_deref(),
+            child_response_type: self.child_response_type.as_deref(),
+            duration: self.duration.as_deref(),
+            exch_ts: self.exch_ts.as_deref(),
+        }
+    }
+
     /// A trade with the constant fields of the SPEC §1 template line (what the mock feed writes)
     /// and the six varying ones given.
     pub fn from_template(

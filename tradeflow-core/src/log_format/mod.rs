@@ -2,7 +2,7 @@
 //! one file per client per day named `tradeLog_client<CID>.<YYYY.MM.DD>.log`.
 //!
 //! - [`parse_line`] splits each field at its first `:`, casts per the mapping spec and names the
-//!   field and value on failure ([`ParseError`]).
+//!   field and value on failure ([`ParseError`]); [`parse_line_ref`] the same, borrowing the text.
 //! - [`render_line`] writes the exact line format (the producer's template).
 //! - [`LogFileName`] parses and formats file names.
 
@@ -15,7 +15,7 @@ mod time;
 
 pub use error::ParseError;
 pub use file_name::{InvalidFileName, LogFileName};
-pub use parse::parse_line;
+pub use parse::{parse_line, parse_line_ref};
 pub use render::{render_line, render_line_into};
 pub use time::{parse_activity_time, render_activity_time_into};
 

@@ -1,13 +1,12 @@
 //! Line → [`Trade`]: split at `|`, each field at its first `:`, then rename and cast.
 
-use compact_str::CompactString;
 use rust_decimal::Decimal;
 
 use super::error::{ParseError, excerpt};
 use super::fields::Fields;
 use super::keys;
 use super::time::parse_activity_time;
-use crate::trade::{Side, Trade};
+use crate::trade::{Side, Trade, TradeRef};
 
 /// The raw values of one line, borrowed, before casting.
 #[derive(Default)]
@@ -35,6 +34,11 @@ struct RawFields<'a> {
 /// Unknown keys are ignored, a missing optional key is `None`, and anything else that is not
 /// exactly the mapping spec is a [`ParseError`] naming the field and the bad value.
 pub fn parse_line(line: &[u8]) -> Result<Trade, ParseError> {
+    parse_line_ref(line).map(|t| t.to_trade())
+}
+
+/// [`parse_line`] into a [`TradeRef`] borrowing the line's text (the same checks, the same errors).
+pub fn parse_line_ref(line: &[u8]) -> Result<TradeRef<'_>, ParseError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text = std::str::from_utf8(line).map_err(|e| ParseError::InvalidUtf8 { at: e.valid_up_to() })?;
     if text.is_empty() {
@@ -79,7 +83,7 @@ fn split_fields(text: &str) -> Result<RawFields<'_>, ParseError> {
     Ok(raw)
 }
 
-fn cast(raw: &RawFields<'_>) -> Result<Trade, ParseError> {
+fn cast<'a>(raw: &RawFields<'a>) -> Result<TradeRef<'a>, ParseError> {
     let activity_time = required(raw.activity_time, keys::ACTIVITY_TIME)?;
     let activity_time = parse_activity_time(activity_time).ok_or_else(|| {
         ParseError::bad_value(
@@ -88,11 +92,11 @@ fn cast(raw: &RawFields<'_>) -> Result<Trade, ParseError> {
             "expected YYYY.MM.DD HH:MM:SS.fffffffff (space or 'D' before the time)",
         )
     })?;
-    Ok(Trade {
+    Ok(TradeRef {
         order_no: optional_int(raw.order_no, keys::ORDER_NO)?,
         activity_time,
         fill_number: optional_int(raw.fill_number, keys::FILL_NUMBER)?,
-        response_type: raw.response_type.map(CompactString::from),
+        response_type: raw.response_type,
         order_id: optional_int(raw.order_id, keys::ORDER_ID)?,
         symbol: non_empty(raw.symbol, keys::SYMBOL)?,
         side: side(required(raw.side, keys::SIDE)?)?,
@@ -101,10 +105,10 @@ fn cast(raw: &RawFields<'_>) -> Result<Trade, ParseError> {
         account_id: non_empty(raw.account_id, keys::ACCOUNT_ID)?,
         error_code: optional_int(raw.error_code, keys::ERROR_CODE)?,
         timestamp: optional_int(raw.timestamp, keys::TIMESTAMP)?,
-        exchange_order_id: raw.exchange_order_id.map(CompactString::from),
-        child_response_type: raw.child_response_type.map(CompactString::from),
-        duration: raw.duration.map(CompactString::from),
-        exch_ts: raw.exch_ts.map(CompactString::from),
+        exchange_order_id: raw.exchange_order_id,
+        child_response_type: raw.child_response_type,
+        duration: raw.duration,
+        exch_ts: raw.exch_ts,
     })
 }
 
@@ -112,12 +116,12 @@ fn required<'a>(value: Option<&'a str>, field: &'static str) -> Result<&'a str, 
     value.ok_or(ParseError::MissingField { field })
 }
 
-fn non_empty(value: Option<&str>, field: &'static str) -> Result<CompactString, ParseError> {
+fn non_empty<'a>(value: Option<&'a str>, field: &'static str) -> Result<&'a str, ParseError> {
     let value = required(value, field)?;
     if value.is_empty() {
         return Err(ParseError::bad_value(field, value, "must not be empty"));
     }
-    Ok(CompactString::from(value))
+    Ok(value)
 }
 
 fn optional_int<T: std::str::FromStr>(value: Option<&str>, field: &'static str) -> Result<Option<T>, ParseError> {

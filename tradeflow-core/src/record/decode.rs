@@ -365,6 +365,13 @@ mod tests {
             prop_assert_eq!(TradeRecord::from_json(&json).ok(), Some(r));
         }
 
+        /// A trade borrowed and owned again is the same trade (the ingestor writes records from
+        /// the borrowed form).
+        #[test]
+        fn borrowed_trades_own_back_the_same(t in trade()) {
+            prop_assert_eq!(t.borrowed().to_trade(), t);
+        }
+
         /// On damaged input it accepts nothing serde would not decode to the same record.
         #[test]
         fn never_disagrees_with_serde(t in trade(), edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..4)) {
