@@ -131,7 +131,7 @@ async fn report_progress(
                 None => break,
                 Some(Ok(Ok(()))) => {}
                 Some(Ok(Err(e))) => return Err(e),
-                Some(Err(e)) => return Err(IngestError::Config(format!("a backfill reader panicked: {e}"))),
+                Some(Err(e)) => return Err(IngestError::Task(format!("backfill reader: {e}"))),
             },
             _ = tick.tick() => {
                 let bytes = progress.bytes.load(Relaxed);

@@ -70,7 +70,7 @@ pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<()
     let warm = shared.clone();
     tokio::task::spawn_blocking(move || warm.publisher.warm_up(Duration::from_secs(2)))
         .await
-        .map_err(|e| IngestError::Config(format!("producer warm-up: {e}")))?;
+        .map_err(|e| IngestError::Task(format!("producer warm-up: {e}")))?;
     if config.backfill {
         let report = backfill::run(&config, &shared, &shutdown).await?;
         tracing::info!(?report, "backfill done");

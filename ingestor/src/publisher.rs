@@ -103,7 +103,7 @@ impl Publisher {
     /// every 500 ms; the first response comes from the bootstrap address before the broker it
     /// names is connected, so without this every start held its first records for half a second
     /// (librdkafka's `eos` debug log: "No brokers available for Idempotent producer"). With it,
-    /// and connections made at once, the id comes 3–5 ms after start on a local broker.
+    /// and connections made at once, the id came 3–11 ms after start on a local broker.
     /// Blocking; errors are only logged (the connection check before reported them, and the
     /// producer retries on its own).
     pub fn warm_up(&self, timeout: Duration) {

@@ -94,9 +94,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for l in &lines {
                 rec.clear();
-                if let Ok(t) = parse_line_ref(black_box(l)) {
-                    write_record_json(&id, &t, &mut rec);
-                }
+                let t = parse_line_ref(black_box(l)).expect("rendered lines parse");
+                write_record_json(&id, &t, &mut rec);
                 black_box(&rec);
             }
         })
@@ -105,9 +104,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for l in &lines {
                 rec.clear();
-                if let Ok(trade) = parse_line(black_box(l)) {
-                    TradeRecord { id: id.clone(), trade }.write_json(&mut rec);
-                }
+                let trade = parse_line(black_box(l)).expect("rendered lines parse");
+                TradeRecord { id: id.clone(), trade }.write_json(&mut rec);
                 black_box(&rec);
             }
         })

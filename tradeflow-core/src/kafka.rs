@@ -54,7 +54,7 @@ impl KafkaOption {
     pub fn parse(s: &str) -> Result<Self, String> {
         let (key, value) = s.split_once('=').ok_or_else(|| format!("{:?}: expected key=value", redact(s)))?;
         let key = key.trim();
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-') {
+        if !is_property_name(key) {
             return Err(format!("{key:?}: not a librdkafka property name"));
         }
         if MANAGED.contains(&key) {
@@ -86,10 +86,12 @@ impl KafkaOptions {
 
 /// Whether `piece` begins with a property name and `=`.
 fn starts_a_setting(piece: &str) -> bool {
-    piece.split_once('=').is_some_and(|(key, _)| {
-        let key = key.trim();
-        !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
-    })
+    piece.split_once('=').is_some_and(|(key, _)| is_property_name(key.trim()))
+}
+
+/// Whether `key` looks like a librdkafka property name (`linger.ms`, `sasl.username`, …).
+fn is_property_name(key: &str) -> bool {
+    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
 }
 
 /// Settings tradeflow owns: an option may not override them.
