@@ -32,6 +32,8 @@ enum Command {
     Oracle(commands::oracle::OracleArgs),
     /// Create the topics (idempotent) with their partition counts and compaction.
     Topics(commands::topics::TopicsArgs),
+    /// After a deliberate recreate of `trades`: move stored offsets that do not belong to its log to the log start.
+    RebaseOffsets(commands::rebase::RebaseArgs),
     /// Create the topics and migrate the snapshot tables (idempotent): run once before the services.
     Init(commands::topics::InitArgs),
     /// Generate the deployment's secrets once (dashboard signing secret, Postgres passwords) into a directory.
@@ -60,6 +62,7 @@ fn main() -> anyhow::Result<()> {
             Command::Prices(args) => commands::producer::run_prices(args, shutdown).await,
             Command::Oracle(args) => commands::oracle::run(args),
             Command::Topics(args) => commands::topics::run(args).await,
+            Command::RebaseOffsets(args) => commands::rebase::run(args).await,
             Command::Init(args) => commands::topics::init(args).await,
             Command::Secrets(args) => commands::secrets::run(args),
             Command::Dashboard(args) => commands::dashboard::run(args, shutdown).await,

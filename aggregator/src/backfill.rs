@@ -176,6 +176,7 @@ impl Build {
             next_offset: self.end,
             rows,
             files: files.into_iter().collect(),
+            quarantined: Vec::new(),
         }
     }
 }

@@ -25,8 +25,10 @@ use tradeflow_core::summary::SummaryKey;
 use crate::changelog::SummaryChange;
 use crate::marks::{self, Marks};
 use crate::metrics::Metrics;
+use crate::offset_check::{self, OffsetMismatch};
+use crate::refused::{Reason, Refusal, RefusedSink};
 use crate::state::{Applied, PartitionState, SnapshotJob};
-use crate::store::{SnapshotOutcome, Store, StoreError};
+use crate::store::{DataError, SnapshotOutcome, Store, StoreError};
 
 /// A background snapshot: each job with its outcome.
 pub type SnapshotTask = JoinHandle<Vec<(SnapshotJob, Result<SnapshotOutcome, StoreError>)>>;
@@ -42,6 +44,8 @@ pub struct Engine {
     pub owned: Mutex<HashMap<i32, PartitionState>>,
     pub marks: Marks,
     pub metrics: Arc<Metrics>,
+    /// Where refused records and rows are set aside (`trades.refused`).
+    pub refused: RefusedSink,
     pub trades_topic: String,
     pub shutdown: CancellationToken,
     /// The background snapshot still being committed, if any (one at a time).
@@ -52,6 +56,12 @@ pub struct Engine {
     /// died or was fenced with changes still queued for `summaries` lost them, and a row that never
     /// changes again (a closed trade date) would stay missing on every dashboard.
     pub republish: Mutex<Vec<i32>>,
+    /// Assigned partitions not consumed because their stored offset does not belong to the log
+    /// ([`offset_check`]): paused until it does (`tradeflow rebase-offsets`).
+    pub mismatched: Mutex<HashMap<i32, OffsetMismatch>>,
+    /// A client of its own for `ListOffsets` (watermarks) — not the consumer, whose rebalance
+    /// callback asks them.
+    pub offsets_client: offset_check::LogOffsets,
 }
 
 /// What loading a partition came to.
@@ -87,19 +97,78 @@ impl Engine {
     }
 
     /// One bounded snapshot attempt (a pool waiting on a vanished server must not hang anything).
-    async fn commit(&self, job: &SnapshotJob) -> Result<SnapshotOutcome, StoreError> {
+    /// It first waits until the refusals queued so far are on `trades.refused` (a snapshot never
+    /// moves a partition past a refused record that is not set aside). Rows Postgres refuses (a
+    /// data error: [`DataError`]) are found, set aside and quarantined ([`Self::quarantine`]), and
+    /// the rest is committed in the same attempt. Counts failures for `/readyz`.
+    async fn commit(&self, job: &mut SnapshotJob) -> Result<SnapshotOutcome, StoreError> {
         let started = Instant::now();
-        let outcome = tokio::time::timeout(SNAPSHOT_ATTEMPT_TIMEOUT, self.store.snapshot(job))
-            .await
-            .unwrap_or(Err(StoreError::Timeout(SNAPSHOT_ATTEMPT_TIMEOUT)));
-        if let Ok(SnapshotOutcome::Committed { rows }) = outcome {
-            let n = self.metrics.snapshots.fetch_add(1, Relaxed) + 1;
-            crash_point(n);
-            self.metrics.snapshot_rows.fetch_add(rows as u64, Relaxed);
-            self.metrics.snapshot_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
-            tracing::debug!(partition = job.partition, rows, next_offset = job.next_offset, "snapshot");
+        let outcome = match self.refused.delivered(SNAPSHOT_ATTEMPT_TIMEOUT).await {
+            Ok(()) => self.attempt(job).await,
+            Err(e) => Err(e.into()),
+        };
+        let outcome = match outcome {
+            Err(e) if DataError::of_store(&e).is_some() && !job.rows.is_empty() => match self.quarantine(job).await {
+                Ok(true) => self.attempt(job).await,
+                Ok(false) => Err(e),
+                Err(probe) => Err(probe),
+            },
+            other => other,
+        };
+        match &outcome {
+            Ok(SnapshotOutcome::Committed { rows }) => {
+                let n = self.metrics.snapshots.fetch_add(1, Relaxed) + 1;
+                crash_point(n);
+                self.metrics.snapshot_failures_consecutive.store(0, Relaxed);
+                self.metrics.snapshot_rows.fetch_add(*rows as u64, Relaxed);
+                self.metrics.snapshot_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+                tracing::debug!(partition = job.partition, rows, next_offset = job.next_offset, "snapshot");
+            }
+            Ok(_) => {}
+            Err(e) => self.metrics.snapshot_failed(&format!("partition {}: {e}", job.partition)),
         }
         outcome
+    }
+
+    async fn attempt(&self, job: &SnapshotJob) -> Result<SnapshotOutcome, StoreError> {
+        tokio::time::timeout(SNAPSHOT_ATTEMPT_TIMEOUT, self.store.snapshot(job))
+            .await
+            .unwrap_or(Err(StoreError::Timeout(SNAPSHOT_ATTEMPT_TIMEOUT)))
+    }
+
+    /// The snapshot of `job` failed with a data error: finds the rows Postgres refuses, sets each
+    /// aside on `trades.refused` (its key, its image as a `summaries` change, the SQLSTATE and
+    /// message), waits until they are delivered, and moves them from the job's rows to its
+    /// quarantined keys. `false` when no row is refused alone (the error was elsewhere).
+    async fn quarantine(&self, job: &mut SnapshotJob) -> Result<bool, StoreError> {
+        let refused = tokio::time::timeout(SNAPSHOT_ATTEMPT_TIMEOUT, self.store.refused_rows(job))
+            .await
+            .unwrap_or(Err(StoreError::Timeout(SNAPSHOT_ATTEMPT_TIMEOUT)))?;
+        if refused.is_empty() {
+            return Ok(false);
+        }
+        for (i, error) in &refused {
+            let r = &job.rows[*i];
+            let image = SummaryChange::new(&r.key, &r.position, r.mark.as_ref(), job.partition, r.offset)
+                .with_generation(job.generation)
+                .to_json();
+            self.refused.send(&Refusal {
+                reason: Reason::PostgresRefused,
+                detail: format!("Postgres refused the row: {} (SQLSTATE {})", error.message, error.sqlstate),
+                partition: job.partition,
+                offset: r.offset,
+                trade_id: None,
+                row_key: Some(r.key.kafka_key()),
+                sqlstate: Some(error.sqlstate.clone()),
+                value: &image,
+            });
+        }
+        self.refused.delivered(SNAPSHOT_ATTEMPT_TIMEOUT).await?;
+        for (i, _) in refused.iter().rev() {
+            let r = job.rows.remove(*i);
+            job.quarantined.push((r.key, r.offset));
+        }
+        Ok(true)
     }
 
     /// Takes a snapshot job from every partition in `partitions` (all owned when `None`) with
@@ -127,7 +196,10 @@ impl Engine {
         let p = job.partition;
         let state = owned.get_mut(&p).filter(|s| s.epoch == job.epoch);
         match (outcome, state) {
-            (Ok(SnapshotOutcome::Committed { .. }), Some(state)) => state.snapshot_committed(&job),
+            (Ok(SnapshotOutcome::Committed { .. }), Some(state)) => {
+                state.snapshot_committed(&job);
+                state.quarantine(&job);
+            }
             (Ok(SnapshotOutcome::Fenced), Some(_)) => {
                 tracing::warn!(
                     partition = p,
@@ -172,8 +244,8 @@ impl Engine {
         let engine = self.clone();
         *slot = Some(self.handle.spawn(async move {
             let mut results = Vec::with_capacity(jobs.len());
-            for job in jobs {
-                let outcome = engine.commit(&job).await;
+            for mut job in jobs {
+                let outcome = engine.commit(&mut job).await;
                 results.push((job, outcome));
             }
             results
@@ -212,10 +284,10 @@ impl Engine {
         self.reap(true);
         let call_started = Instant::now();
         let mut jobs = self.take_jobs(partitions).into_iter();
-        while let Some(job) = jobs.next() {
+        while let Some(mut job) = jobs.next() {
             let mut backoff = Duration::from_millis(100);
             let outcome = loop {
-                match self.handle.block_on(self.commit(&job)) {
+                match self.handle.block_on(self.commit(&mut job)) {
                     Err(e) if !(self.shutdown.is_cancelled() && call_started.elapsed() > Duration::from_secs(30)) => {
                         tracing::error!(partition = job.partition, error = %e, "snapshot failed; retrying");
                         std::thread::sleep(backoff);
@@ -250,6 +322,7 @@ impl ConsumerContext for EngineContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let mut held = Vec::new();
+                let mut mismatched = Vec::new();
                 for &p in &partitions {
                     let state = match engine.load(p) {
                         Loaded::State(state) => *state,
@@ -259,6 +332,12 @@ impl ConsumerContext for EngineContext {
                         }
                         Loaded::ShuttingDown => continue,
                     };
+                    if let Err(why) = engine.offsets_belong(p, state.next_offset) {
+                        engine.refuse_offsets(p, why);
+                        mismatched.push(p);
+                        let _ = tpl.set_partition_offset(&engine.trades_topic, p, Offset::Offset(state.next_offset));
+                        continue;
+                    }
                     engine.republish.lock().unwrap_or_else(|e| e.into_inner()).push(p);
                     tracing::info!(
                         partition = p,
@@ -275,6 +354,9 @@ impl ConsumerContext for EngineContext {
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!(error = %e, "assign failed");
                 }
+                if !mismatched.is_empty() {
+                    pause(consumer, &engine.trades_topic, &mismatched, true);
+                }
                 if !held.is_empty() {
                     tracing::info!(partitions = ?held, "assigned while a backfill rebuilds them: paused until it is done");
                     pause(consumer, &engine.trades_topic, &held, true);
@@ -289,6 +371,9 @@ impl ConsumerContext for EngineContext {
                 }
                 drop(owned);
                 engine.reload.lock().unwrap_or_else(|e| e.into_inner()).retain(|p| !partitions.contains(p));
+                for p in &partitions {
+                    engine.offsets_accepted(*p);
+                }
                 tracing::info!(?partitions, "revoked (snapshotted first)");
                 if let Err(e) = consumer.unassign() {
                     tracing::error!(error = %e, "unassign failed");
@@ -336,26 +421,34 @@ pub fn run(
                 engine.metrics.record_age.observe_age_ms(ts);
             }
             let (p, offset) = (m.partition(), m.offset());
-            let record = match m.payload().map(TradeRecord::from_json) {
-                Some(Ok(r)) => r,
-                other => {
-                    let why = match other {
-                        Some(Err(e)) => e.to_string(),
-                        _ => "empty payload".into(),
-                    };
-                    tracing::error!(partition = p, offset, error = %why, "not a trade record; skipped (it stays in the topic)");
-                    engine.metrics.malformed.fetch_add(1, Relaxed);
-                    if let Some(s) = engine.lock().get_mut(&p) {
-                        s.next_offset = s.next_offset.max(offset + 1);
-                    }
-                    continue;
-                }
-            };
             let mut owned = engine.lock();
             let Some(state) = owned.get_mut(&p) else { continue };
             if offset < state.next_offset {
                 continue;
             }
+            let record = match m.payload().map(TradeRecord::from_json) {
+                Some(Ok(r)) => r,
+                other => {
+                    let why = match other {
+                        Some(Err(e)) => format!("not a trade record: {e}"),
+                        _ => "not a trade record: empty payload".into(),
+                    };
+                    state.next_offset = offset + 1;
+                    drop(owned);
+                    engine.metrics.malformed.fetch_add(1, Relaxed);
+                    engine.refused.send(&Refusal {
+                        reason: Reason::Undecodable,
+                        detail: why,
+                        partition: p,
+                        offset,
+                        trade_id: None,
+                        row_key: None,
+                        sqlstate: None,
+                        value: m.payload().unwrap_or_default(),
+                    });
+                    continue;
+                }
+            };
             engine.metrics.records.fetch_add(1, Relaxed);
             match state.apply(offset, &record) {
                 Applied::Row(key) => {
@@ -365,8 +458,19 @@ pub fn run(
                     engine.metrics.duplicates.fetch_add(1, Relaxed);
                 }
                 Applied::Rejected(why) => {
+                    drop(owned);
                     engine.metrics.rejected.fetch_add(1, Relaxed);
-                    tracing::error!(partition = p, offset, reason = %why, "trade rejected");
+                    let key = SummaryKey::of(&record.id.client, &record.trade);
+                    engine.refused.send(&Refusal {
+                        reason: Reason::Unappliable,
+                        detail: why,
+                        partition: p,
+                        offset,
+                        trade_id: Some(record.id.to_string()),
+                        row_key: Some(key.kafka_key()),
+                        sqlstate: None,
+                        value: m.payload().unwrap_or_default(),
+                    });
                 }
             }
         }
@@ -413,13 +517,28 @@ pub fn run(
         if last_lag.elapsed() >= Duration::from_secs(1) {
             // Cached watermarks from fetch responses: no broker round trip.
             let owned: Vec<(i32, i64)> = engine.lock().iter().map(|(p, s)| (*p, s.next_offset)).collect();
-            let mut lag = engine.metrics.lag.lock().unwrap_or_else(|e| e.into_inner());
-            lag.clear();
-            for (p, next) in owned {
-                if let Some(high) = cached_high_watermark(&consumer, &engine.trades_topic, p) {
-                    lag.insert(p, (high - next).max(0));
+            let mut below = Vec::new();
+            {
+                let mut lag = engine.metrics.lag.lock().unwrap_or_else(|e| e.into_inner());
+                lag.clear();
+                for (p, next) in owned {
+                    if let Some(high) = cached_high_watermark(&consumer, &engine.trades_topic, p) {
+                        lag.insert(p, (high - next).max(0));
+                        if high < next {
+                            below.push(p);
+                        }
+                    }
+                }
+                // Not consumed for an offsets mismatch: the whole log is lag.
+                for (p, why) in engine.mismatched.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                    lag.insert(*p, why.log_len());
                 }
             }
+            // The log ends below what was applied: the topic was replaced under us?
+            for p in below {
+                engine.recheck_owned(&consumer, p);
+            }
+            engine.recheck_mismatched(&consumer);
             last_lag = Instant::now();
         }
         engine.reap(false);
@@ -437,6 +556,7 @@ pub fn run(
     engine.snapshot(None);
     consumer.unsubscribe();
     let _ = changelog.flush(Duration::from_secs(10));
+    engine.refused.flush(Duration::from_secs(10));
     tracing::info!("aggregator consumer stopped");
 }
 
@@ -519,6 +639,90 @@ impl Engine {
             }
         }
         self.reload.lock().unwrap_or_else(|e| e.into_inner()).extend(still);
+        self.metrics.partitions_owned.store(self.lock().len() as u64, Relaxed);
+    }
+}
+
+/// Offsets and the log ([`offset_check`]).
+impl Engine {
+    /// Checks a stored next offset against `partition`'s log on the broker. A log whose offsets
+    /// cannot be read passes (logged): consumption's own errors say more.
+    fn offsets_belong(&self, partition: i32, stored: i64) -> Result<(), OffsetMismatch> {
+        match self.offsets_client.get(&self.trades_topic, partition) {
+            Ok((low, high)) => offset_check::check(stored, low, high),
+            Err(e) => {
+                tracing::warn!(partition, error = %e, "cannot read the log's offsets to check the stored offset");
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a mismatch: logged, counted, shown by `/readyz`; the caller pauses the partition.
+    fn refuse_offsets(&self, partition: i32, why: OffsetMismatch) {
+        tracing::error!(partition, reason = %why, "stored offset does not belong to the log: partition not consumed");
+        self.metrics.offsets_mismatch.lock().unwrap_or_else(|e| e.into_inner()).insert(partition, why.to_string());
+        self.mismatched.lock().unwrap_or_else(|e| e.into_inner()).insert(partition, why);
+    }
+
+    fn offsets_accepted(&self, partition: i32) {
+        self.metrics.offsets_mismatch.lock().unwrap_or_else(|e| e.into_inner()).remove(&partition);
+        self.mismatched.lock().unwrap_or_else(|e| e.into_inner()).remove(&partition);
+    }
+
+    /// An owned partition whose cached high watermark is below its next offset: asks the broker,
+    /// and on a mismatch snapshots what was applied, lets the state go and pauses the partition.
+    fn recheck_owned(&self, consumer: &BaseConsumer<EngineContext>, partition: i32) {
+        let Some(next) = self.lock().get(&partition).map(|s| s.next_offset) else { return };
+        if let Err(why) = self.offsets_belong(partition, next) {
+            pause(consumer, &self.trades_topic, &[partition], true);
+            self.snapshot(Some(&[partition]));
+            self.lock().remove(&partition);
+            self.refuse_offsets(partition, why);
+            self.metrics.partitions_owned.store(self.lock().len() as u64, Relaxed);
+        }
+    }
+
+    /// Mismatched partitions whose stored offset belongs to the log again (rebased): loaded (a
+    /// new epoch), sought to the stored offset and resumed.
+    fn recheck_mismatched(&self, consumer: &BaseConsumer<EngineContext>) {
+        let waiting: Vec<i32> = self.mismatched.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
+        for p in waiting {
+            // Read first, take ownership (a new epoch) only once it passes.
+            match self.handle.block_on(self.store.stored_offset(p)) {
+                Ok(stored) => {
+                    if let Err(why) = self.offsets_belong(p, stored.unwrap_or(0)) {
+                        self.mismatched.lock().unwrap_or_else(|e| e.into_inner()).insert(p, why);
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(partition = p, error = %e, "cannot read the stored offset; retrying");
+                    continue;
+                }
+            }
+            let state = match self.handle.block_on(self.store.load(p)) {
+                Ok(state) => state,
+                Err(e) => {
+                    tracing::debug!(partition = p, error = %e, "cannot load the mismatched partition; retrying");
+                    continue;
+                }
+            };
+            if let Err(why) = self.offsets_belong(p, state.next_offset) {
+                self.mismatched.lock().unwrap_or_else(|e| e.into_inner()).insert(p, why);
+                continue;
+            }
+            let next = state.next_offset;
+            tracing::info!(partition = p, next_offset = next, "the stored offset belongs to the log now: consuming");
+            self.lock().insert(p, state);
+            if let Err(e) = consumer.seek(&self.trades_topic, p, Offset::Offset(next), Duration::from_secs(10)) {
+                tracing::warn!(partition = p, error = %e, "seek to the rebased offset failed; retrying");
+                self.lock().remove(&p);
+                continue;
+            }
+            self.offsets_accepted(p);
+            self.republish.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+            pause(consumer, &self.trades_topic, &[p], false);
+        }
         self.metrics.partitions_owned.store(self.lock().len() as u64, Relaxed);
     }
 }

@@ -15,7 +15,11 @@
 //! - [`engine`]: the consumer thread, rebalance handling, changelog, snapshot timer. A periodic
 //!   snapshot copies what changed (a consistent cut) and commits it on a task, so the consumer
 //!   thread never waits on Postgres except on a rebalance and at shutdown.
-//! - [`marks`]: the latest price per symbol from `prices`.
+//! - [`offset_check`]: stored offsets that do not belong to the `trades` log (a recreated topic)
+//!   stop the partition loudly instead of being reset silently.
+//! - [`refused`]: records and rows the aggregator refuses, set aside on `trades.refused` (the
+//!   partition goes on).
+//! - [`marks`]: the latest price per symbol from `prices` (ticks checked by `PriceTick::check`).
 //! - [`changelog`]: the `summaries` record.
 //! - [`history`]: history partitions ahead, and retention (`--history-days`).
 //! - [`verify`]: Postgres against the oracle.
@@ -27,6 +31,8 @@ pub mod engine;
 pub mod history;
 pub mod marks;
 pub mod metrics;
+pub mod offset_check;
+pub mod refused;
 pub mod state;
 pub mod store;
 pub mod verify;
@@ -65,18 +71,21 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
     tokio::spawn(history::keep_up(store.pool.clone(), config.retention.clone(), shutdown.clone()));
     let metrics = Arc::new(Metrics::default());
     let marks_group = format!("{}-marks-{}", config.group_id, std::process::id());
-    let marks = marks::follow(&config.kafka, &topics.prices, &marks_group, shutdown.clone())?;
+    let marks = marks::follow(&config.kafka, &topics.prices, &marks_group, metrics.clone(), shutdown.clone())?;
     let engine = Arc::new(Engine {
         store,
         handle: tokio::runtime::Handle::current(),
         owned: Mutex::default(),
         marks,
         metrics: metrics.clone(),
+        refused: refused::RefusedSink::new(&config.kafka, &topics.trades_refused, &topics.trades, metrics.clone())?,
         trades_topic: topics.trades.clone(),
         shutdown: shutdown.clone(),
         in_flight: Mutex::default(),
         reload: Mutex::default(),
         republish: Mutex::default(),
+        mismatched: Mutex::default(),
+        offsets_client: offset_check::LogOffsets::new(&config.kafka)?,
     });
     let consumer: BaseConsumer<EngineContext> = config
         .kafka
@@ -101,14 +110,18 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
     let render = {
         let metrics = metrics.clone();
         move |path: &str| match path {
-            "/metrics" => Some(metrics.render()),
-            "/healthz" => Some("ok\n".to_owned()),
+            "/metrics" => Some((200, metrics.render())),
+            "/healthz" => Some((200, "ok\n".to_owned())),
+            "/readyz" => Some(match metrics.readiness() {
+                Ok(()) => (200, "ready\n".to_owned()),
+                Err(reasons) => (503, reasons),
+            }),
             _ => None,
         }
     };
     let listener = tokio::net::TcpListener::bind(config.metrics_addr).await.map_err(AggregateError::Metrics)?;
     tracing::info!(metrics = %listener.local_addr().map_err(AggregateError::Metrics)?, group = %config.group_id, "aggregator running");
-    tokio::spawn(tradeflow_core::http::serve_get(listener, render, shutdown.clone()));
+    tokio::spawn(tradeflow_core::http::serve_get_with_status(listener, render, shutdown.clone()));
     let interval = Duration::from_millis(config.snapshot_interval_ms.max(10));
     let summaries = topics.summaries.clone();
     let thread_engine = engine.clone();

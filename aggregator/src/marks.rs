@@ -1,5 +1,8 @@
 //! The latest mark of every symbol, read from `prices` (all partitions, from the beginning: the
-//! topic is compacted) by every instance.
+//! topic is compacted) by every instance. A tick moves a mark only if [`PriceTick::check`] passes
+//! at this host's clock (dated at most 5 s ahead, a price in 0..=10^9): a refused tick is logged
+//! with its partition and offset and counted in `tradeflow_aggregator_price_ticks_refused_total`,
+//! so one tick from the future cannot freeze a mark.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -10,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tradeflow_core::kafka::KafkaArgs;
 use tradeflow_core::price::PriceTick;
 use tradeflow_core::summary::Mark;
+
+use crate::metrics::Metrics;
 
 pub type Marks = Arc<RwLock<HashMap<String, Mark>>>;
 
@@ -22,6 +27,7 @@ pub fn follow(
     kafka: &KafkaArgs,
     topic: &str,
     group: &str,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<Marks, rdkafka::error::KafkaError> {
     let consumer: StreamConsumer = kafka
@@ -42,13 +48,22 @@ pub fn follow(
             match m {
                 Ok(m) => match m.payload().map(PriceTick::from_json) {
                     Some(Ok(tick)) => {
+                        if let Err(why) = tick.check(chrono::Utc::now()) {
+                            metrics.count_tick_refused(why.code());
+                            tracing::warn!(symbol = %tick.symbol, price = %tick.price, at = %tick.at, partition = m.partition(), offset = m.offset(), reason = %why, "price tick refused");
+                            continue;
+                        }
+                        metrics.price_ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let mut map = marks.write().unwrap_or_else(|e| e.into_inner());
                         let newer = map.get(tick.symbol.as_str()).is_none_or(|old| old.at <= tick.at);
                         if newer {
                             map.insert(tick.symbol.to_string(), Mark { price: tick.price, at: tick.at });
                         }
                     }
-                    Some(Err(e)) => tracing::warn!(error = %e, offset = m.offset(), "bad price tick skipped"),
+                    Some(Err(e)) => {
+                        metrics.count_tick_refused("undecodable");
+                        tracing::warn!(error = %e, partition = m.partition(), offset = m.offset(), "bad price tick skipped");
+                    }
                     None => {}
                 },
                 Err(e) => tracing::warn!(error = %e, "prices consumer error"),

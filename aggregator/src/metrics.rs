@@ -1,7 +1,15 @@
-//! Aggregator metrics (Prometheus text).
+//! Aggregator metrics (Prometheus text) and readiness (`/readyz`).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::refused::Reason;
+
+/// Snapshots failing this many times in a row turn `/readyz` red (5: at the default 10 s
+/// interval, about 50 s of progress not persisted; a broker or database blip heals well before).
+pub const SNAPSHOT_FAILURES_RED: u64 = 5;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -20,6 +28,22 @@ pub struct Metrics {
     /// Rows a new owner published as it loaded them (its predecessor may have died with them unsent).
     pub rows_republished: AtomicU64,
     pub partitions_owned: AtomicU64,
+    /// Records set aside on `trades.refused`, by reason.
+    pub refused: Mutex<BTreeMap<Reason, u64>>,
+    /// Refusals the producer would not queue (logged only).
+    pub refused_unsent: AtomicU64,
+    /// Price ticks that moved (or confirmed) a mark.
+    pub price_ticks: AtomicU64,
+    /// Price ticks refused by `PriceTick::check`, by its reason code.
+    pub ticks_refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// Snapshot attempts that failed since the last one that committed.
+    pub snapshot_failures_consecutive: AtomicU64,
+    pub snapshot_failures_total: AtomicU64,
+    /// The last snapshot failure's reason (shown by `/readyz` when red).
+    pub snapshot_last_error: Mutex<String>,
+    /// Partitions not consumed because their stored offset does not belong to the topic's log
+    /// (`offset_check`), with the reason.
+    pub offsets_mismatch: Mutex<BTreeMap<i32, String>>,
     /// Age of each trade record when consumed (now − its Kafka timestamp).
     pub record_age: tradeflow_core::metrics::Histogram,
     /// A batch's first record read → each row change it caused handed to the changelog producer.
@@ -27,6 +51,37 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    pub fn count_refused(&self, reason: Reason) {
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()).entry(reason).or_default() += 1;
+    }
+
+    pub fn count_tick_refused(&self, code: &'static str) {
+        *self.ticks_refused.lock().unwrap_or_else(|e| e.into_inner()).entry(code).or_default() += 1;
+    }
+
+    /// A snapshot attempt failed with `error`.
+    pub fn snapshot_failed(&self, error: &str) {
+        self.snapshot_failures_total.fetch_add(1, Relaxed);
+        self.snapshot_failures_consecutive.fetch_add(1, Relaxed);
+        *self.snapshot_last_error.lock().unwrap_or_else(|e| e.into_inner()) = error.to_owned();
+    }
+
+    /// `/readyz`: `Ok` when ready; else every reason it is not, one per line — snapshots failing
+    /// [`SNAPSHOT_FAILURES_RED`] or more times in a row, a partition whose stored offset does not
+    /// belong to the topic.
+    pub fn readiness(&self) -> Result<(), String> {
+        let mut reasons = String::new();
+        let failures = self.snapshot_failures_consecutive.load(Relaxed);
+        if failures >= SNAPSHOT_FAILURES_RED {
+            let last = self.snapshot_last_error.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(reasons, "snapshots failing: {failures} in a row; last: {last}");
+        }
+        for (p, why) in self.offsets_mismatch.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(reasons, "partition {p} not consumed: {why}");
+        }
+        if reasons.is_empty() { Ok(()) } else { Err(reasons) }
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         tradeflow_core::metrics::samples(
@@ -42,13 +97,13 @@ impl Metrics {
                 ),
                 (
                     "rejected_total",
-                    "Trades that would overflow a row (left in the topic, logged).",
+                    "Trades that would overflow a row or lose precision (set aside on trades.refused).",
                     &self.rejected,
                     "counter",
                 ),
                 (
                     "malformed_total",
-                    "Records on trades that are not trade records (left in the topic, logged).",
+                    "Records on trades that are not trade records (set aside on trades.refused).",
                     &self.malformed,
                     "counter",
                 ),
@@ -97,10 +152,61 @@ impl Metrics {
             "tradeflow_aggregator_apply_seconds",
             "From reading a batch's first trade record to handing each row change it caused to the changelog producer.",
         );
+        tradeflow_core::metrics::samples(
+            &mut out,
+            "tradeflow_aggregator_",
+            &[
+                (
+                    "snapshot_failures_consecutive",
+                    "Snapshot attempts failed since the last commit (/readyz is red from 5).",
+                    &self.snapshot_failures_consecutive,
+                    "gauge",
+                ),
+                ("snapshot_failures_total", "Snapshot attempts that failed.", &self.snapshot_failures_total, "counter"),
+                ("price_ticks_total", "Price ticks accepted from prices.", &self.price_ticks, "counter"),
+                (
+                    "refused_unsent_total",
+                    "Refusals the producer would not queue for trades.refused (logged only).",
+                    &self.refused_unsent,
+                    "counter",
+                ),
+            ],
+        );
+        tradeflow_core::metrics::header(
+            &mut out,
+            "tradeflow_aggregator_refused_total",
+            "Records set aside on trades.refused, by reason code (undecodable, unappliable, postgres_refused).",
+            "counter",
+        );
+        {
+            let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+            for reason in Reason::ALL {
+                let n = refused.get(&reason).copied().unwrap_or(0);
+                let _ = writeln!(out, "tradeflow_aggregator_refused_total{{reason=\"{}\"}} {n}", reason.code());
+            }
+        }
+        tradeflow_core::metrics::header(
+            &mut out,
+            "tradeflow_aggregator_price_ticks_refused_total",
+            "Price ticks refused (future beyond 5 s, negative or absurd price), by reason.",
+            "counter",
+        );
+        for (code, n) in self.ticks_refused.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(out, "tradeflow_aggregator_price_ticks_refused_total{{reason=\"{code}\"}} {n}");
+        }
+        tradeflow_core::metrics::header(
+            &mut out,
+            "tradeflow_aggregator_offsets_mismatch",
+            "1 per partition not consumed because its stored offset does not belong to the topic's log (recreated or truncated topic).",
+            "gauge",
+        );
+        for p in self.offsets_mismatch.lock().unwrap_or_else(|e| e.into_inner()).keys() {
+            let _ = writeln!(out, "tradeflow_aggregator_offsets_mismatch{{partition=\"{p}\"}} 1");
+        }
         tradeflow_core::metrics::header(
             &mut out,
             "tradeflow_aggregator_consumer_lag",
-            "Records on trades not yet applied, per owned partition.",
+            "Records on trades not yet applied, per owned partition (a partition not consumed for an offsets mismatch: its whole log).",
             "gauge",
         );
         for (p, lag) in self.lag.lock().unwrap_or_else(|e| e.into_inner()).iter() {

@@ -41,6 +41,10 @@ pub struct SnapshotJob {
     pub next_offset: i64,
     pub rows: Vec<RowImage>,
     pub files: Vec<(FileKey, u64)>,
+    /// Rows Postgres refused (set aside on `trades.refused`): deleted from `summary_current` by
+    /// the same transaction, so the stored rows never hold what the state no longer has.
+    /// With the `trades` offset (exclusive) of the image that was refused.
+    pub quarantined: Vec<(SummaryKey, i64)>,
 }
 
 /// One row as a snapshot writes it.
@@ -120,6 +124,7 @@ impl PartitionState {
             next_offset: self.next_offset,
             rows,
             files,
+            quarantined: Vec::new(),
         }
     }
 
@@ -132,6 +137,19 @@ impl PartitionState {
     pub fn snapshot_failed(&mut self, job: SnapshotJob) {
         self.dirty_rows.extend(job.rows.into_iter().map(|r| r.key));
         self.dirty_files.extend(job.files.into_iter().map(|(f, _)| f));
+    }
+
+    /// A committed job set `job.quarantined` aside: each row leaves the state unless a trade
+    /// changed it after the job's cut (then it is still dirty, and the next snapshot refuses the
+    /// newer image — holding every trade of the older one — again).
+    pub fn quarantine(&mut self, job: &SnapshotJob) {
+        for (key, offset) in &job.quarantined {
+            if self.row_offsets.get(key) == Some(offset) {
+                self.rows.remove(key);
+                self.row_offsets.remove(key);
+                self.dirty_rows.remove(key);
+            }
+        }
     }
 
     /// Everything dirty (when a snapshot's outcome is unknown).

@@ -35,6 +35,9 @@ pub enum StoreError {
     Rebuilding(i32),
     #[error("another backfill of this topic is running (one at a time; it holds the backfill lock)")]
     BackfillRunning,
+    /// Refusals sent before the snapshot are not on `trades.refused` yet: the snapshot waits.
+    #[error(transparent)]
+    Undelivered(#[from] crate::refused::Undelivered),
 }
 
 /// A backfill's hold on one partition: the epoch it took (fencing the live owner), the rebuild
@@ -118,6 +121,15 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.into_iter().map(|(p, e, g)| (p, (e, g))).collect())
+    }
+
+    /// A partition's stored next offset (no ownership taken); `None` before its first owner.
+    pub async fn stored_offset(&self, partition: i32) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT next_offset FROM partition_offsets WHERE topic = $1 AND partition = $2")
+            .bind(&self.topic)
+            .bind(partition)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Forgets which partitions exist (after a write failed: retention may have dropped one).
@@ -220,6 +232,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        if !job.quarantined.is_empty() {
+            delete_rows(&mut tx, &job.quarantined).await?;
+        }
         let mut cols = Columns::default();
         for r in &job.rows {
             cols.push(&r.key, &r.position, r.mark.as_ref(), job.partition, r.offset);
@@ -228,6 +243,103 @@ impl Store {
         write_files(&mut tx, job).await?;
         tx.commit().await?;
         Ok(SnapshotOutcome::Committed { rows: job.rows.len() })
+    }
+}
+
+/// Deletes the quarantined rows' keys from `summary_current` (their history stays: it is what was
+/// true then). A key Postgres cannot even compare (a NUL byte in it) was never stored: its
+/// data error is passed over, inside a savepoint.
+async fn delete_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    keys: &[(SummaryKey, i64)],
+) -> Result<(), StoreError> {
+    for (k, _) in keys {
+        sqlx::query("SAVEPOINT quarantine").execute(&mut **tx).await?;
+        let deleted = sqlx::query(
+            "DELETE FROM summary_current WHERE trade_date = $1 AND client_id = $2 AND account_id = $3 AND symbol = $4",
+        )
+        .bind(k.trade_date)
+        .bind(k.client_id.as_str())
+        .bind(k.account_id.as_str())
+        .bind(k.symbol.as_str())
+        .execute(&mut **tx)
+        .await;
+        match deleted {
+            Ok(_) => sqlx::query("RELEASE SAVEPOINT quarantine").execute(&mut **tx).await?,
+            Err(e) if DataError::of(&e).is_some() => {
+                sqlx::query("ROLLBACK TO SAVEPOINT quarantine").execute(&mut **tx).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+    }
+    Ok(())
+}
+
+/// A value Postgres refuses (SQLSTATE class 22, data exception, or 23, integrity constraint
+/// violation): retrying cannot help, setting the row aside can. Any other error (a connection,
+/// a timeout, a lock) is retried as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataError {
+    pub sqlstate: String,
+    pub message: String,
+}
+
+impl DataError {
+    pub fn of(e: &sqlx::Error) -> Option<Self> {
+        let db = e.as_database_error()?;
+        let code = db.code()?;
+        (code.starts_with("22") || code.starts_with("23"))
+            .then(|| Self { sqlstate: code.into_owned(), message: db.message().to_owned() })
+    }
+
+    pub fn of_store(e: &StoreError) -> Option<Self> {
+        match e {
+            StoreError::Db(e) => Self::of(e),
+            _ => None,
+        }
+    }
+}
+
+impl Store {
+    /// The rows of `job` Postgres refuses, each with its error: bisects the job's rows inside one
+    /// transaction (each probe in a savepoint rolled back), which is then rolled back — nothing is
+    /// written. Empty when every row goes in alone (the failure was elsewhere). O(k log n)
+    /// statements for k refused rows among n.
+    pub async fn refused_rows(&self, job: &SnapshotJob) -> Result<Vec<(usize, DataError)>, StoreError> {
+        self.ensure_dates(job.rows.iter().map(|r| r.key.trade_date)).await?;
+        let mut tx = self.pool.begin().await?;
+        let mut refused = Vec::new();
+        let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+        ranges.push(0..job.rows.len());
+        let now = Utc::now();
+        while let Some(range) = ranges.pop() {
+            if range.is_empty() {
+                continue;
+            }
+            let mut cols = Columns::default();
+            for r in &job.rows[range.clone()] {
+                cols.push(&r.key, &r.position, r.mark.as_ref(), job.partition, r.offset);
+            }
+            sqlx::query("SAVEPOINT probe").execute(&mut *tx).await?;
+            let result = insert_rows(&mut tx, &cols, now).await;
+            sqlx::query("ROLLBACK TO SAVEPOINT probe").execute(&mut *tx).await?;
+            match result {
+                Ok(()) => {}
+                Err(e) => {
+                    let Some(data) = DataError::of_store(&e) else { return Err(e) };
+                    if range.len() == 1 {
+                        refused.push((range.start, data));
+                    } else {
+                        let mid = range.start + range.len() / 2;
+                        ranges.push(mid..range.end);
+                        ranges.push(range.start..mid);
+                    }
+                }
+            }
+        }
+        tx.rollback().await?;
+        refused.sort_by_key(|(i, _)| *i);
+        Ok(refused)
     }
 }
 

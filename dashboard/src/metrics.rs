@@ -17,6 +17,8 @@ pub struct Metrics {
     pub summaries: AtomicU64,
     pub stale_versions: AtomicU64,
     pub price_ticks: AtomicU64,
+    /// Price ticks refused by `PriceTick::check` (dated too far ahead, a negative or absurd price).
+    pub price_ticks_refused: AtomicU64,
     pub bad_records: AtomicU64,
     pub rest_requests: AtomicU64,
     pub rest_refused: AtomicU64,
@@ -69,6 +71,12 @@ impl Metrics {
                     "counter",
                 ),
                 ("price_ticks_total", "Price ticks applied.", &self.price_ticks, "counter"),
+                (
+                    "price_ticks_refused_total",
+                    "Price ticks refused: dated more than 5 s ahead of this host's clock, or a price outside 0..=10^9 (logged with partition and offset).",
+                    &self.price_ticks_refused,
+                    "counter",
+                ),
                 (
                     "bad_records_total",
                     "Records on summaries or prices that could not be decoded (logged with their offset).",

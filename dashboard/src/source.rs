@@ -1,6 +1,7 @@
 //! Reads `summaries` and `prices` — every partition, from the beginning (both are compacted) —
 //! into [`Live`]. No consumer group: each dashboard instance reads everything, so several run side
-//! by side. Ready once both topics have been read to the end they had at start.
+//! by side. Ready once both topics have been read to the end they had at start. A price tick
+//! moves a mark only if `PriceTick::check` passes at this host's clock (the aggregator's rule).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -123,7 +124,14 @@ async fn consume(
                         }
                     },
                     Kind::Prices => match PriceTick::from_json(payload) {
-                        Ok(tick) => live.apply_tick(tick),
+                        // Time from outside is checked (one rule with the aggregator's marks).
+                        Ok(tick) => match tick.check(chrono::Utc::now()) {
+                            Ok(()) => live.apply_tick(tick),
+                            Err(why) => {
+                                live.metrics.price_ticks_refused.fetch_add(1, Relaxed);
+                                tracing::warn!(symbol = %tick.symbol, price = %tick.price, at = %tick.at, partition = m.partition(), offset = m.offset(), reason = %why, "price tick refused");
+                            }
+                        },
                         Err(e) => {
                             live.metrics.bad_records.fetch_add(1, Relaxed);
                             tracing::warn!(error = %e, topic = m.topic(), partition = m.partition(), offset = m.offset(), "undecodable price tick skipped");

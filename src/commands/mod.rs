@@ -3,6 +3,7 @@ pub mod dashboard;
 pub mod ingestor;
 pub mod oracle;
 pub mod producer;
+pub mod rebase;
 pub mod secrets;
 pub mod topics;
 

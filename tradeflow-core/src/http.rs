@@ -13,6 +13,15 @@ pub async fn serve_get<F>(listener: TcpListener, render: F, shutdown: Cancellati
 where
     F: Fn(&str) -> Option<String> + Send + Sync + 'static,
 {
+    serve_get_with_status(listener, move |path: &str| render(path).map(|body| (200, body)), shutdown).await
+}
+
+/// [`serve_get`] where `render` also chooses the status: `(200 | 503, body)` (a `/readyz` that
+/// turns red); any other code is answered as 500.
+pub async fn serve_get_with_status<F>(listener: TcpListener, render: F, shutdown: CancellationToken)
+where
+    F: Fn(&str) -> Option<(u16, String)> + Send + Sync + 'static,
+{
     let render = std::sync::Arc::new(render);
     loop {
         let (mut stream, _) = tokio::select! {
@@ -41,7 +50,9 @@ where
                 (Some("GET"), Some(target)) => {
                     let path = target.split('?').next().unwrap_or(target);
                     match render(path) {
-                        Some(body) => ("200 OK", body),
+                        Some((200, body)) => ("200 OK", body),
+                        Some((503, body)) => ("503 Service Unavailable", body),
+                        Some((_, body)) => ("500 Internal Server Error", body),
                         None => ("404 Not Found", "not found\n".to_owned()),
                     }
                 }

@@ -5,6 +5,11 @@ use clap::Args;
 
 pub const TRADES: &str = "trades";
 pub const TRADES_DLQ: &str = "trades.dlq";
+/// Dead letters of the aggregator: records on `trades` it refuses (not a trade record, a trade
+/// that cannot be applied exactly, a row Postgres refuses), with the identity, a reason code and
+/// the reason in headers and the raw payload (or the row image) as value. `trades.dlq` holds the
+/// ingestor's bad lines; this one holds what got past the edge and was refused downstream.
+pub const TRADES_REFUSED: &str = "trades.refused";
 pub const PRICES: &str = "prices";
 pub const SUMMARIES: &str = "summaries";
 
@@ -13,6 +18,7 @@ pub const SUMMARIES: &str = "summaries";
 pub struct Topics {
     pub trades: String,
     pub trades_dlq: String,
+    pub trades_refused: String,
     pub prices: String,
     pub summaries: String,
 }
@@ -22,6 +28,7 @@ impl Topics {
         Self {
             trades: format!("{prefix}{TRADES}"),
             trades_dlq: format!("{prefix}{TRADES_DLQ}"),
+            trades_refused: format!("{prefix}{TRADES_REFUSED}"),
             prices: format!("{prefix}{PRICES}"),
             summaries: format!("{prefix}{SUMMARIES}"),
         }
@@ -60,11 +67,13 @@ pub struct TopicSpec {
     pub min_insync: i32,
 }
 
-/// Partition counts: trades 12, trades.dlq 1, prices 3 compacted, summaries 1 compacted.
+/// Partition counts: trades 12, trades.dlq and trades.refused 1, prices 3 compacted, summaries 1
+/// compacted.
 #[derive(Args, Clone, Debug)]
 pub struct PartitionArgs {
     #[arg(long, env = "TRADEFLOW_TRADES_PARTITIONS", default_value_t = 12)]
     pub trades_partitions: i32,
+    /// Partitions of each dead-letter topic (`trades.dlq`, `trades.refused`).
     #[arg(long, env = "TRADEFLOW_DLQ_PARTITIONS", default_value_t = 1)]
     pub dlq_partitions: i32,
     #[arg(long, env = "TRADEFLOW_PRICES_PARTITIONS", default_value_t = 3)]
@@ -110,6 +119,13 @@ impl PartitionArgs {
             },
             TopicSpec {
                 name: topics.trades_dlq.clone(),
+                partitions: self.dlq_partitions,
+                compacted: false,
+                replication: self.replication_factor,
+                min_insync: self.min_insync_replicas,
+            },
+            TopicSpec {
+                name: topics.trades_refused.clone(),
                 partitions: self.dlq_partitions,
                 compacted: false,
                 replication: self.replication_factor,

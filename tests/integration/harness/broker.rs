@@ -240,7 +240,7 @@ impl TestTopics {
         let prefix = super::unique("t") + ".";
         let topics = Topics::with_prefix(&prefix);
         let created = create_topics(&kafka, &partitions.specs(&topics)).await.expect("create topics");
-        assert_eq!(created.len(), 4, "fresh topics must all be created: {created:?}");
+        assert_eq!(created.len(), 5, "fresh topics must all be created: {created:?}");
         Self { prefix, topics, kafka, partitions }
     }
 
