@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite: checks formatting and lints (fails on either), installs what is missing (make,
-# perl and openssl, Apache Kafka's jars, Java, Postgres, Chromium), starts a Kafka node for the run, then runs every test.
+# perl and openssl, Apache Kafka's jars, Java, Postgres, Chromium), starts a Kafka node for the run, then runs every test,
+# then the compose check (scripts/compose-check.sh: Docker, Compose and the images it needs are installed or built).
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,3 +37,9 @@ awk -v v="$KAFKA_VERSION" '/Running tests\/integration\/main.rs/ { it = 1 } it &
 # One closing line over every test binary (cargo's last line is a doc-test binary's, often empty).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "tradeflow: %d passed, %d failed\n", p, f }' "$RUN_DIR/cargo-test.log"
+# The compose check (docker compose up for real, on stand-in images; the alert rules' promtool tests),
+# around the binary cargo test built: the full suite only, unless TRADEFLOW_SKIP_COMPOSE=1.
+if [ $# -eq 0 ] && [ "${TRADEFLOW_SKIP_COMPOSE:-0}" != 1 ]; then
+  log "running the compose check (scripts/compose-check.sh)"
+  COMPOSE_BINARY=target/debug/tradeflow bash scripts/compose-check.sh
+fi

@@ -397,6 +397,8 @@ pub fn run(
     let mut last_snapshot = Instant::now();
     let mut last_lag = Instant::now();
     let mut last_reload = Instant::now();
+    // The Kafka timestamp (ms) of the last record consumed per partition: the lag in seconds.
+    let mut last_consumed_ms: HashMap<i32, i64> = HashMap::new();
     // Rows to publish: their partition, and whether a trade changed them (else: republished by a
     // new owner, counted apart and not in the aggregation-time histogram).
     let mut changed: HashMap<SummaryKey, (i32, bool)> = HashMap::new();
@@ -419,6 +421,7 @@ pub fn run(
             }
             if let Some(ts) = m.timestamp().to_millis() {
                 engine.metrics.record_age.observe_age_ms(ts);
+                last_consumed_ms.insert(m.partition(), ts);
             }
             let (p, offset) = (m.partition(), m.offset());
             let mut owned = engine.lock();
@@ -517,13 +520,23 @@ pub fn run(
         if last_lag.elapsed() >= Duration::from_secs(1) {
             // Cached watermarks from fetch responses: no broker round trip.
             let owned: Vec<(i32, i64)> = engine.lock().iter().map(|(p, s)| (*p, s.next_offset)).collect();
+            last_consumed_ms.retain(|p, _| owned.iter().any(|(o, _)| o == p));
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
             let mut below = Vec::new();
             {
                 let mut lag = engine.metrics.lag.lock().unwrap_or_else(|e| e.into_inner());
+                let mut lag_seconds = engine.metrics.lag_seconds.lock().unwrap_or_else(|e| e.into_inner());
                 lag.clear();
+                lag_seconds.clear();
                 for (p, next) in owned {
                     if let Some(high) = cached_high_watermark(&consumer, &engine.trades_topic, p) {
-                        lag.insert(p, (high - next).max(0));
+                        let behind = (high - next).max(0);
+                        lag.insert(p, behind);
+                        if let Some(s) = crate::metrics::lag_seconds(behind, last_consumed_ms.get(&p).copied(), now_ms) {
+                            lag_seconds.insert(p, s);
+                        }
                         if high < next {
                             below.push(p);
                         }

@@ -15,6 +15,9 @@ pub const SNAPSHOT_FAILURES_RED: u64 = 5;
 pub struct Metrics {
     /// Consumer lag per owned partition: high watermark (as learned from fetches) − next offset.
     pub lag: std::sync::Mutex<std::collections::BTreeMap<i32, i64>>,
+    /// Consumer lag in seconds per owned partition ([`lag_seconds`]); absent for a partition with
+    /// records waiting from which this instance has consumed none yet.
+    pub lag_seconds: std::sync::Mutex<std::collections::BTreeMap<i32, f64>>,
     pub records: AtomicU64,
     pub duplicates: AtomicU64,
     pub rejected: AtomicU64,
@@ -212,6 +215,53 @@ impl Metrics {
         for (p, lag) in self.lag.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(out, "tradeflow_aggregator_consumer_lag{{partition=\"{p}\"}} {lag}");
         }
+        tradeflow_core::metrics::header(
+            &mut out,
+            "tradeflow_aggregator_consumer_lag_seconds",
+            "How far behind in time, per owned partition: now minus the Kafka timestamp of the last record consumed while records wait; 0 when none waits.",
+            "gauge",
+        );
+        for (p, seconds) in self.lag_seconds.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(out, "tradeflow_aggregator_consumer_lag_seconds{{partition=\"{p}\"}} {seconds:.3}");
+        }
         out
+    }
+}
+
+/// How far behind in time a partition's consumer is, in seconds: 0 when no record waits (`behind`,
+/// high watermark − next offset, ≤ 0); else now − the Kafka timestamp of the last record consumed
+/// from it (`last_consumed_ms`, `now_ms`: milliseconds since the Unix epoch), never negative. The
+/// timestamp is the producer's (the ingestor's CreateTime), so clocks of different hosts skew it.
+/// While the consumer is stuck the value grows with the wall clock; while it drains a backlog it is
+/// the age of the record it is at. `None` when records wait but none has been consumed (their age
+/// is unknown without fetching one).
+pub fn lag_seconds(behind: i64, last_consumed_ms: Option<i64>, now_ms: i64) -> Option<f64> {
+    if behind <= 0 {
+        return Some(0.0);
+    }
+    last_consumed_ms.map(|ts| now_ms.saturating_sub(ts).max(0) as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_in_seconds_is_the_age_of_the_last_consumed_record_while_records_wait() {
+        assert_eq!(lag_seconds(0, Some(1_000), 61_000), Some(0.0), "caught up: 0 however old the last record");
+        assert_eq!(lag_seconds(-3, None, 61_000), Some(0.0));
+        assert_eq!(lag_seconds(5, Some(1_000), 61_500), Some(60.5));
+        assert_eq!(lag_seconds(5, Some(70_000), 61_000), Some(0.0), "a timestamp ahead of this clock: 0");
+        assert_eq!(lag_seconds(5, None, 61_000), None, "records wait, none consumed: unknown");
+    }
+
+    #[test]
+    fn lag_in_seconds_is_rendered_per_partition() {
+        let m = Metrics::default();
+        m.lag_seconds.lock().unwrap().extend([(0, 0.0), (7, 12.25)]);
+        let text = m.render();
+        assert!(text.contains("# TYPE tradeflow_aggregator_consumer_lag_seconds gauge"), "{text}");
+        assert!(text.contains("tradeflow_aggregator_consumer_lag_seconds{partition=\"0\"} 0.000\n"), "{text}");
+        assert!(text.contains("tradeflow_aggregator_consumer_lag_seconds{partition=\"7\"} 12.250\n"), "{text}");
     }
 }

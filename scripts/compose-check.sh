@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# The compose check: `docker compose up` executed for real, with the project's own Dockerfile and
+# docker-compose.yml (issue 27). Prints each step it checked; exits non-zero on the first that fails;
+# removes its containers, networks and volumes (and stops the Docker engine if it started one) on exit.
+#
+#   scripts/compose-check.sh
+#
+# What it installs when missing: Debian's docker.io (and starts dockerd when none answers), Compose v2
+# built from the Go module proxy (needs Go ≥ 1.24 on PATH), debootstrap. No container registry is
+# reachable from the project's machines (SPEC §5): every image the compose file and the Dockerfile name
+# that is not present is built locally as a STAND-IN of the same name and tag (tests/compose/standins/;
+# a Debian base from debootstrap, then Debian's packages and Apache Kafka's jars from Maven Central).
+# Cached under ~/.cache/tradeflow/compose (Compose, the debootstrap base); a second run is fast.
+#
+# Environment:
+#   COMPOSE_FULL_BUILD=1   build the tradeflow image with the Dockerfile's full build (release compile in
+#                          the container, ~10+ minutes); default: the `prebuilt` target around the binary
+#                          the test run built (COMPOSE_BINARY, default target/debug/tradeflow, built when missing)
+#   COMPOSE_KEEP=1         leave the last stack running (for a look around); `docker compose -p
+#                          tradeflow-check down -v` removes it
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+COMPOSE_VERSION=v2.40.3
+CACHE="$TRADEFLOW_CACHE/compose"
+STANDINS=tests/compose/standins
+export COMPOSE_PROJECT_NAME=tradeflow-check TRADEFLOW_IMAGE_TAG=check
+export DOCKER_CONFIG="$CACHE/docker-config" DOCKER_BUILDKIT=0 COMPOSE_BAKE=false
+export COMPOSE_FILE=docker-compose.yml
+IMAGE="tradeflow:$TRADEFLOW_IMAGE_TAG"
+STARTED=$SECONDS
+mkdir -p "$CACHE"
+
+ok() { printf '[compose-check] ok: %s\n' "$*" >&2; }
+step() { printf '[compose-check] %s\n' "$*" >&2; }
+dc() { docker compose "$@"; }
+
+# wait_until DESCRIPTION SECONDS COMMAND… → polls COMMAND every second until it succeeds; dies at the deadline.
+wait_until() {
+  local what=$1 deadline=$((SECONDS + $2)); shift 2
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || { "$@" >&2 || true; die "timed out waiting for: $what"; }
+    sleep 1
+  done
+}
+
+# --- the engine and Compose ----------------------------------------------------------------------
+
+DOCKERD_PID=""
+ensure_docker() {
+  command -v dockerd >/dev/null || { log "installing docker.io (Debian package)"; apt_install docker.io; }
+  command -v debootstrap >/dev/null || { log "installing debootstrap (Debian package)"; apt_install debootstrap; }
+  if ! docker info >/dev/null 2>&1; then
+    step "starting dockerd (log: $CACHE/dockerd.log)"
+    setsid dockerd >"$CACHE/dockerd.log" 2>&1 &
+    DOCKERD_PID=$!
+    wait_until "dockerd to answer" 60 docker info
+  fi
+  ok "Docker engine $(docker version --format '{{.Server.Version}}')"
+}
+
+ensure_compose() {
+  local bin="$CACHE/docker-compose-$COMPOSE_VERSION"
+  if [ ! -x "$bin" ]; then
+    command -v go >/dev/null || die "Compose is built from the Go module proxy: Go ≥ 1.24 is needed on PATH"
+    step "building Compose $COMPOSE_VERSION from the Go module proxy (first time only)"
+    local dir build
+    # Built inside its own module directory: `go install …@version` refuses a module with `exclude` directives.
+    dir=$(cd "$CACHE" && GOFLAGS=-mod=mod go mod download -json "github.com/docker/compose/v2@$COMPOSE_VERSION" |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+    build=$(mktemp -d "$CACHE/compose-src.XXXXXX")
+    cp -r "$dir/." "$build" && chmod -R u+w "$build"
+    (cd "$build" && go build -trimpath -o "$bin.tmp" \
+      -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION" ./cmd)
+    mv "$bin.tmp" "$bin" && rm -rf "$build"
+  fi
+  mkdir -p "$DOCKER_CONFIG/cli-plugins"
+  ln -sf "$bin" "$DOCKER_CONFIG/cli-plugins/docker-compose"
+  ok "$(docker compose version)"
+}
+
+# --- images: the project's, and stand-ins for those no registry can give ---------------------------
+
+# is_standin IMAGE → true when IMAGE is absent or one of ours (a real image, pulled or loaded, is kept).
+needs_standin() {
+  local label
+  label=$(docker image inspect --format '{{index .Config.Labels "org.tradeflow.standin"}}' "$1" 2>/dev/null) || return 0
+  [ -n "$label" ]
+}
+
+# The base of every stand-in: Debian bookworm from debootstrap (minbase), configured as the official
+# image is (debuerreotype): no services started by package scripts, apt lists cleaned, no docs.
+ensure_debian_base() {
+  needs_standin debian:bookworm-slim || { ok "debian:bookworm-slim: the real image"; return; }
+  local tarball="$CACHE/debian-bookworm-minbase.tar"
+  if [ ! -f "$tarball" ]; then
+    step "debootstrap: Debian bookworm minbase (first time only)"
+    local root
+    root=$(mktemp -d "$CACHE/rootfs.XXXXXX")
+    debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >"$CACHE/debootstrap.log" 2>&1 ||
+      die "debootstrap failed (log: $CACHE/debootstrap.log)"
+    cat >"$root/etc/apt/sources.list.d/debian.sources" <<'EOF'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    rm -f "$root/etc/apt/sources.list"
+    printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d" && chmod 0755 "$root/usr/sbin/policy-rc.d"
+    printf 'APT::Install-Recommends "false";\nAcquire::Languages "none";\n' >"$root/etc/apt/apt.conf.d/docker-minimal"
+    rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/apt/"*.bin "$root/var/cache/apt/archives/"*.deb \
+      "$root/usr/share/doc/"* "$root/usr/share/man/"*
+    tar --numeric-owner -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$root"
+  fi
+  docker import --change 'CMD ["bash"]' \
+    --change 'LABEL org.tradeflow.standin="debian:bookworm-slim (debootstrap minbase, scripts/compose-check.sh)"' \
+    "$tarball" debian:bookworm-slim >/dev/null
+  ok "debian:bookworm-slim: stand-in from debootstrap"
+}
+
+# build_standin IMAGE CONTEXT_DIR → docker build (the classic builder's layer cache makes a rebuild quick).
+build_standin() {
+  local image=$1 context=$2
+  needs_standin "$image" || { ok "$image: the real image"; return; }
+  docker build -q -t "$image" "$context" >/dev/null 2>"$RUN_DIR/build.err" || { cat "$RUN_DIR/build.err" >&2; die "building the stand-in $image failed"; }
+  ok "$image: stand-in ($(docker image inspect --format '{{index .Config.Labels "org.tradeflow.standin"}}' "$image"))"
+}
+
+ensure_kafka_standin() {
+  local image tools ctx
+  image=$(sed -n 's/^ *image: \(apache\/kafka:.*\)$/\1/p' docker-compose.yml)
+  needs_standin "$image" || { ok "$image: the real image"; return; }
+  ensure_kafka # the broker's jars (Maven Central), as the native runs use
+  tools="$CACHE/kafka-tools-$KAFKA_VERSION"
+  if [ ! -f "$tools/.complete" ]; then
+    command -v mvn >/dev/null || apt_install maven
+    rm -rf "$tools"
+    mvn -q -B -Dstyle.color=never -f "$STANDINS/kafka/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$tools" >&2 || die "fetching kafka-tools' jars failed"
+    touch "$tools/.complete"
+  fi
+  ctx="$RUN_DIR/kafka-context"
+  mkdir -p "$ctx/libs"
+  cp "$STANDINS/kafka/"{Dockerfile,run,tool} scripts/kafka/log4j2.properties "$ctx/"
+  cp "$KAFKA_LIBS/"*.jar "$ctx/libs/" && cp -n "$tools/"*.jar "$ctx/libs/"
+  build_standin "$image" "$ctx"
+}
+
+ensure_rust_standin() {
+  local image=rust:1.95-slim-bookworm toolchain ctx
+  needs_standin "$image" || { ok "$image: the real image"; return; }
+  toolchain=$(rustc +1.95.0 --print sysroot) || die "the rust stand-in carries the host's Rust 1.95.0 toolchain: rustup toolchain install 1.95.0"
+  ctx="$RUN_DIR/rust-context"
+  mkdir -p "$ctx"
+  cp "$STANDINS/rust/Dockerfile" "$ctx/"
+  cp -a "$toolchain/." "$ctx/toolchain" && rm -rf "$ctx/toolchain/share/doc"
+  build_standin "$image" "$ctx"
+}
+
+ensure_tradeflow_image() {
+  local start=$SECONDS
+  if [ "${COMPOSE_FULL_BUILD:-0}" = 1 ]; then
+    ensure_rust_standin
+    step "building $IMAGE with the Dockerfile's full build (release compile in the container)"
+    docker build -t "$IMAGE" . >"$RUN_DIR/docker-build.log" 2>&1 || { tail -40 "$RUN_DIR/docker-build.log" >&2; die "docker build failed"; }
+    ok "$IMAGE: full build in $((SECONDS - start)) s"
+  else
+    local binary=${COMPOSE_BINARY:-target/debug/tradeflow}
+    [ -x "$binary" ] || { step "building $binary"; cargo build --locked --bin tradeflow; }
+    docker build -q --target prebuilt --build-arg "TRADEFLOW_BINARY=$binary" -t "$IMAGE" . >/dev/null 2>"$RUN_DIR/build.err" ||
+      { cat "$RUN_DIR/build.err" >&2; die "docker build --target prebuilt failed"; }
+    ok "$IMAGE: the Dockerfile's prebuilt target around $binary ($((SECONDS - start)) s)"
+  fi
+}
+
+# --- the run -------------------------------------------------------------------------------------
+
+cleanup() {
+  local rc=$?
+  if [ "${COMPOSE_KEEP:-0}" != 1 ] && docker info >/dev/null 2>&1; then
+    [ "$rc" = 0 ] || { dc ps -a >&2 || true; dc logs --tail 30 >&2 || true; }
+    dc down -v --remove-orphans >/dev/null 2>&1 || true
+  fi
+  if [ -n "$DOCKERD_PID" ]; then
+    kill -TERM "$DOCKERD_PID" 2>/dev/null || true
+    wait "$DOCKERD_PID" 2>/dev/null || true
+  fi
+  rm -rf "$RUN_DIR"
+  [ "$rc" = 0 ] && log "compose check passed in $((SECONDS - STARTED)) s" || log "compose check FAILED (exit $rc)"
+}
+
+# The host ports the compose file publishes: its defaults when free (CI), else free ones.
+choose_ports() {
+  local var default
+  for var in DASHBOARD_HOST_PORT:8080 POSTGRES_HOST_PORT:55432 KAFKA_HOST_PORT:29092; do
+    default=${var#*:}; var=${var%%:*}
+    if [ -z "${!var:-}" ]; then
+      if (exec 3<>"/dev/tcp/127.0.0.1/$default") 2>/dev/null; then
+        export "$var"="$(free_port)"; step "port $default is taken: $var=${!var}"
+      else
+        export "$var"="$default"
+      fi
+    fi
+  done
+}
+
+reader_sql() { # SQL → its result, as the read-only role on the published port
+  PGPASSWORD="$READER_PASSWORD" psql -h 127.0.0.1 -p "$POSTGRES_HOST_PORT" -U tradeflow_reader -d tradeflow -Atqc "$1"
+}
+traded() { reader_sql 'select coalesce(sum(trade_count), 0) from summary_current'; }
+traded_more_than() { [ "$(traded 2>/dev/null || echo 0)" -gt "$1" ]; }
+one_shot_done() { # SERVICE → exited 0
+  [ "$(docker inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$(dc ps -a -q "$1")" 2>/dev/null)" = "exited 0" ]
+}
+
+# verify_oracle WHAT: stop the producer, wait until `tradeflow verify` (in a container, on the logs
+# volume) finds Postgres equal to the oracle of the logs, start the producer again.
+verify_oracle() {
+  dc stop producer >/dev/null 2>&1
+  wait_until "the rows to equal the oracle of the logs ($1)" 180 \
+    dc run --rm --no-deps -T -v "${COMPOSE_PROJECT_NAME}_trade-logs:/logs:ro" aggregator verify --logs /logs
+  ok "$1: rows equal the oracle of the logs volume ($(dc run --rm --no-deps -T -v "${COMPOSE_PROJECT_NAME}_trade-logs:/logs:ro" aggregator verify --logs /logs 2>/dev/null | tail -1))"
+  dc start producer >/dev/null 2>&1
+}
+
+group_members_with_partitions() { # → how many aggregator instances own partitions of `trades`
+  dc exec -T kafka /opt/kafka/bin/kafka-consumer-groups.sh --bootstrap-server localhost:9092 \
+    --describe --group tradeflow-aggregator --members 2>/dev/null | awk '$1 == "tradeflow-aggregator" && $NF > 0' | wc -l
+}
+three_members() { [ "$(group_members_with_partitions)" = 3 ]; }
+
+main() {
+  RUN_DIR=$(mktemp -d /tmp/tradeflow-compose-check.XXXXXX)
+  trap cleanup EXIT
+  ensure_psql
+  ensure_docker
+  ensure_compose
+  ensure_debian_base
+  ensure_kafka_standin
+  build_standin "$(sed -n 's/^ *image: \(postgres:.*\)$/\1/p' docker-compose.yml)" "$STANDINS/postgres"
+  ensure_tradeflow_image
+  choose_ports
+
+  dc config -q && ok "docker compose config: the compose file is valid"
+  dc down -v --remove-orphans >/dev/null 2>&1 || true
+  step "docker compose up -d (from clean)"
+  dc up -d --quiet-pull 2>&1 | tail -3 >&2
+  wait_until "init to complete" 180 one_shot_done init
+  ok "secrets and init completed (topics, migrations, the read-only role)"
+  READER_PASSWORD=$(dc exec -T dashboard cat /secrets/reader-password)
+  wait_until "rows in Postgres" 120 traded_more_than 0
+  ok "rows reach Postgres on 127.0.0.1:$POSTGRES_HOST_PORT as tradeflow_reader ($(traded) trades so far)"
+
+  local page token frame
+  page=$(curl -fsS "http://127.0.0.1:$DASHBOARD_HOST_PORT/") || die "the dashboard does not serve its page"
+  grep -qi '<html' <<<"$page" || die "the dashboard's page is not HTML"
+  ok "the dashboard serves its page on 127.0.0.1:$DASHBOARD_HOST_PORT"
+  token=$(dc exec -T dashboard tradeflow token --client 1) || die "docker compose exec dashboard tradeflow token --client 1 failed"
+  frame=$(docker run --rm --network host "$IMAGE" tail --client 1 --json --frames 2 \
+    --url "ws://127.0.0.1:$DASHBOARD_HOST_PORT/ws" --token "$token") || die "no websocket frame with the token"
+  grep -q '"snapshot"' <<<"$frame" || die "no snapshot frame after the hello: $frame"
+  ok "a websocket snapshot for client 1 with a token from \`tradeflow token\`"
+
+  step "docker compose up -d --scale aggregator=3"
+  dc up -d --scale aggregator=3 2>&1 | tail -1 >&2
+  wait_until "three aggregators owning partitions" 120 three_members
+  ok "the group rebalanced: 3 aggregator instances own partitions of trades"
+  verify_oracle "after --scale aggregator=3"
+
+  local victim before
+  victim=$(dc ps -q aggregator | head -1)
+  before=$(traded)
+  docker kill --signal KILL "$victim" >/dev/null
+  wait_until "trades to go on after the kill" 60 traded_more_than "$before"
+  dc restart aggregator >/dev/null 2>&1
+  [ "$(dc ps -q --status running aggregator | wc -l)" = 3 ] || die "docker compose restart aggregator did not bring back 3 instances"
+  ok "killed one aggregator (SIGKILL), trades went on, docker compose restart aggregator: 3 running again"
+  verify_oracle "after the kill and restart"
+
+  before=$(traded)
+  dc down >/dev/null 2>&1
+  ok "docker compose down (volumes kept)"
+  dc up -d postgres >/dev/null 2>&1
+  wait_until "Postgres back" 60 traded
+  [ "$(traded)" -ge "$before" ] || die "rows lost across down/up: $(traded) trades < $before"
+  ok "after down and up: Postgres still holds the $before trades"
+  dc up -d >/dev/null 2>&1
+  wait_until "init to complete again" 180 one_shot_done init
+  wait_until "new trades after up" 120 traded_more_than "$before"
+  verify_oracle "after down and up"
+
+  dc down -v >/dev/null 2>&1
+  [ -z "$(docker volume ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME")" ] ||
+    die "docker compose down -v left volumes behind"
+  dc up -d postgres >/dev/null 2>&1
+  READER_PASSWORD=""
+  wait_until "Postgres after down -v" 60 dc exec -T postgres pg_isready -U tradeflow -d tradeflow
+  [ "$(dc exec -T postgres psql -U tradeflow -d tradeflow -Atqc "select to_regclass('summary_current') is null")" = t ] ||
+    die "after down -v the database still has its tables"
+  ok "docker compose down -v cleared it (no volumes left; a fresh database after up)"
+  dc down -v >/dev/null 2>&1
+}
+
+main "$@"
