@@ -19,5 +19,6 @@ mod failover;
 mod foundation;
 mod history;
 mod ingestor;
+mod odd_input;
 mod secure;
 mod smoke;
