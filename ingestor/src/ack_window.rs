@@ -11,9 +11,11 @@ use tokio::sync::Notify;
 struct State {
     /// Sequence number of `entries[0]`.
     base: u64,
-    /// (end offset of the line, acknowledged?) in registration order.
-    entries: VecDeque<(u64, bool)>,
+    /// (end offset of the line, CRC-32 of the file up to it, acknowledged?) in registration order.
+    entries: VecDeque<(u64, u32, bool)>,
     acked_offset: u64,
+    /// CRC-32 of the file's bytes before `acked_offset`.
+    acked_crc: u32,
     failure: Option<String>,
 }
 
@@ -25,8 +27,9 @@ pub struct AckWindow {
 }
 
 impl AckWindow {
-    pub fn new(acked_offset: u64) -> Self {
-        Self { state: Mutex::new(State { acked_offset, ..State::default() }), changed: Notify::new() }
+    /// A window whose lines before `acked_offset` (whose bytes hash to `acked_crc`) are acknowledged.
+    pub fn new(acked_offset: u64, acked_crc: u32) -> Self {
+        Self { state: Mutex::new(State { acked_offset, acked_crc, ..State::default() }), changed: Notify::new() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -34,10 +37,11 @@ impl AckWindow {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers the line ending at `end_offset`; returns its sequence number.
-    pub fn register(&self, end_offset: u64) -> u64 {
+    /// Registers the line ending at `end_offset`, the file's bytes up to it hashing to `crc`;
+    /// returns its sequence number.
+    pub fn register(&self, end_offset: u64, crc: u32) -> u64 {
         let mut s = self.lock();
-        s.entries.push_back((end_offset, false));
+        s.entries.push_back((end_offset, crc, false));
         s.base + s.entries.len() as u64 - 1
     }
 
@@ -45,13 +49,14 @@ impl AckWindow {
         let mut s = self.lock();
         let Some(i) = seq.checked_sub(s.base) else { return };
         if let Some(entry) = s.entries.get_mut(i as usize) {
-            entry.1 = true;
+            entry.2 = true;
         }
         let mut moved = false;
-        while let Some(&(end, true)) = s.entries.front() {
+        while let Some(&(end, crc, true)) = s.entries.front() {
             s.entries.pop_front();
             s.base += 1;
             s.acked_offset = end;
+            s.acked_crc = crc;
             moved = true;
         }
         drop(s);
@@ -67,6 +72,12 @@ impl AckWindow {
 
     pub fn acked_offset(&self) -> u64 {
         self.lock().acked_offset
+    }
+
+    /// The acknowledged offset and the CRC-32 of the file's bytes before it.
+    pub fn acked(&self) -> (u64, u32) {
+        let s = self.lock();
+        (s.acked_offset, s.acked_crc)
     }
 
     pub fn in_flight(&self) -> usize {
@@ -100,20 +111,20 @@ mod tests {
 
     #[test]
     fn moves_only_over_contiguous_acks() {
-        let w = AckWindow::new(100);
-        let a = w.register(110);
-        let b = w.register(120);
-        let c = w.register(130);
+        let w = AckWindow::new(100, 7);
+        let a = w.register(110, 1);
+        let b = w.register(120, 2);
+        let c = w.register(130, 3);
         w.ack(b);
         assert_eq!(w.acked_offset(), 100);
         w.ack(a);
-        assert_eq!(w.acked_offset(), 120);
+        assert_eq!(w.acked(), (120, 2));
         assert_eq!(w.in_flight(), 1);
         w.ack(c);
         assert_eq!(w.acked_offset(), 130);
         w.ack(c); // a duplicate ack is harmless
         assert_eq!(w.acked_offset(), 130);
-        let d = w.register(140);
+        let d = w.register(140, 4);
         assert_eq!(d, 3);
         w.ack(d);
         assert_eq!((w.acked_offset(), w.in_flight()), (140, 0));

@@ -25,9 +25,6 @@ pub struct IngestorArgs {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub topics: TopicArgs,
-    /// Longest line published whole; a longer one is dead-lettered, cut at this many bytes.
-    #[arg(long, env = "TRADEFLOW_MAX_LINE_BYTES", default_value_t = 64 * 1024)]
-    pub max_line_bytes: usize,
     /// `/metrics` and `/healthz` listen here (port 0: any free port).
     #[arg(long, env = "TRADEFLOW_INGESTOR_METRICS_ADDR", default_value = "127.0.0.1:9101")]
     pub metrics_addr: SocketAddr,
@@ -66,7 +63,6 @@ impl IngestorArgs {
             state_dir: state_dir.into(),
             kafka,
             topics: TopicArgs::default(),
-            max_line_bytes: 64 * 1024,
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             poll_ms: 500,
             queue_kb: 64 * 1024,

@@ -1,6 +1,8 @@
 //! The durable per-file cursor: which file (client, date, the file's identity on disk and its
-//! head), which generation, and the byte offset up to which every line has been acknowledged by
-//! the broker. Saved crash-safely: temp file, fsync, rename, fsync of the directory.
+//! head), which generation, the byte offset up to which every line has been acknowledged by the
+//! broker, and the proof of the bytes before that offset (their CRC-32): a file rewritten in place
+//! that keeps its head is still found out (the issue 23 case 3). Saved crash-safely: temp file,
+//! fsync, rename, fsync of the directory.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -24,11 +26,15 @@ pub struct Cursor {
     pub ino: u64,
     /// The first bytes of the file (up to HEAD_BYTES), hex.
     pub head: String,
+    /// CRC-32 of the file's bytes before `offset`; `None` in cursors saved before it existed
+    /// (they are proven by their head once, then get one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_crc32: Option<u32>,
 }
 
 impl Cursor {
     pub fn new(name: &LogFileName, generation: u32, dev: u64, ino: u64) -> Self {
-        Self { file: name.to_string(), generation, offset: 0, dev, ino, head: String::new() }
+        Self { file: name.to_string(), generation, offset: 0, dev, ino, head: String::new(), prefix_crc32: Some(0) }
     }
 
     pub fn head_bytes(&self) -> Vec<u8> {
@@ -99,6 +105,25 @@ impl CursorStore {
     }
 }
 
+/// CRC-32 of the first `len` bytes of `file`; `None` when the file is shorter. Reads in 1 MiB
+/// blocks (once per file at start: about a millisecond per MiB).
+pub fn prefix_crc32(file: &File, len: u64) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::FileExt as _;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; (len.min(1 << 20)) as usize];
+    let mut at = 0u64;
+    while at < len {
+        let want = ((len - at) as usize).min(buf.len());
+        let n = file.read_at(&mut buf[..want], at)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(Some(hasher.finalize()))
+}
+
 fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -132,5 +157,23 @@ mod tests {
         assert_eq!(names.len(), 1, "no temp files left: {names:?}");
         std::fs::write(dir.path().join("state").join(format!("{name}.cursor")), b"{oops").unwrap();
         assert!(matches!(store.load(&name), Err(CursorError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn old_cursors_without_a_hash_still_load() {
+        let old = r#"{"file":"tradeLog_client7.2026.11.22.log","generation":1,"offset":5,"dev":1,"ino":2,"head":"41"}"#;
+        let c: Cursor = serde_json::from_str(old).unwrap();
+        assert_eq!((c.offset, c.prefix_crc32), (5, None));
+    }
+
+    #[test]
+    fn prefix_crc_is_the_crc_of_the_bytes_before_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"hello\nworld\n").unwrap();
+        let f = File::open(&path).unwrap();
+        assert_eq!(prefix_crc32(&f, 6).unwrap(), Some(crc32fast::hash(b"hello\n")));
+        assert_eq!(prefix_crc32(&f, 0).unwrap(), Some(0));
+        assert_eq!(prefix_crc32(&f, 13).unwrap(), None);
     }
 }

@@ -12,7 +12,9 @@
 //!
 //! - [`discovery`]: finds files (inotify, rescans) and runs a [`tail`] task per file.
 //! - [`log_file`]: one file's cursor, reader and acknowledgement window; publishing its lines.
-//! - [`line_reader`]: complete lines only, over-long lines cut at the cap in bounded memory.
+//! - [`line_reader`]: the edge contract's framing (docs/edge.md), incremental: complete lines only,
+//!   a BOM skipped, NUL runs reported, over-long lines refused in bounded memory, and each piece
+//!   with the CRC-32 of the file up to its end (the cursor's proof).
 //! - [`ack_window`]: acknowledgements → the offset the cursor may move to.
 //! - [`cursor`]: the durable cursor store.
 //! - [`publisher`]: the idempotent Kafka producer and its delivery reports.
@@ -65,7 +67,7 @@ pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<()
         metrics: metrics.clone(),
         topics: config.topics.topics(),
         store: CursorStore::open(&config.state_dir)?,
-        max_line_bytes: config.max_line_bytes,
+        max_line_bytes: tradeflow_core::edge::MAX_LINE_BYTES,
     });
     let warm = shared.clone();
     tokio::task::spawn_blocking(move || warm.publisher.warm_up(Duration::from_secs(2)))

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use tradeflow_core::log_format::{LogFileName, parse_line_ref};
+use tradeflow_core::edge::DEAD_LETTER_VALUE_MAX;
+use tradeflow_core::log_format::{LogFileName, ParseError, parse_line_ref};
 use tradeflow_core::record::{self, TradeId, write_record_json};
 use tradeflow_core::topics::Topics;
 
 use crate::ack_window::AckWindow;
-use crate::cursor::{Cursor, CursorStore, HEAD_BYTES};
+use crate::cursor::{Cursor, CursorStore, HEAD_BYTES, prefix_crc32};
 use crate::error::IngestError;
 use crate::line_reader::{Item, LineReader};
 use crate::metrics::Metrics;
@@ -24,6 +25,7 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub topics: Topics,
     pub store: CursorStore,
+    /// The line cap: [`tradeflow_core::edge::MAX_LINE_BYTES`] (the oracle's), smaller in tests.
     pub max_line_bytes: usize,
 }
 
@@ -43,6 +45,41 @@ pub struct LogFile {
     ages_fills: bool,
     /// Found rewritten just after a read (whose bytes were then not published).
     stale: bool,
+    /// The last line read: offset, length with its `\n`, CRC-32 of those bytes. Checked again on
+    /// every wake-up, so a rewrite in place that keeps the head is also seen live when it changes
+    /// the bytes where the last line was (one short read per wake-up).
+    last_line: Option<(u64, usize, u32)>,
+}
+
+/// Opens `path` for reading only if it is a regular file, without blocking: a directory, FIFO,
+/// socket or device named like a log file is an error for that file alone (a FIFO's open would
+/// otherwise wait for a writer, and shutdown with it).
+fn open_regular(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let not_regular = || std::io::Error::other("not a regular file (a directory, FIFO, socket or device?)");
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    // It may have been replaced between the check and the open.
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    Ok(file)
+}
+
+/// Whether `file` is the one `cursor` describes: its bytes before the cursor hash to the stored
+/// CRC-32 (a cursor saved before the CRC existed: its head matches, and it gets its CRC now).
+fn proves(file: &File, cursor: &mut Cursor) -> std::io::Result<bool> {
+    let crc = prefix_crc32(file, cursor.offset)?;
+    match cursor.prefix_crc32 {
+        Some(stored) => Ok(crc == Some(stored)),
+        None if starts_with(file, &cursor.head_bytes())? && crc.is_some() => {
+            cursor.prefix_crc32 = crc;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
@@ -81,7 +118,7 @@ impl LogFile {
         shared: &Shared,
         from_start: bool,
     ) -> Result<Option<Self>, IngestError> {
-        let file = match File::open(&path) {
+        let file = match open_regular(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path)(e)),
@@ -89,18 +126,18 @@ impl LogFile {
         let meta = file.metadata().map_err(io_err(&path))?;
         let mut cursor = match shared.store.load(&name)? {
             None => Cursor::new(&name, 0, meta.dev(), meta.ino()),
-            Some(c) => {
+            Some(mut c) => {
                 let same = c.dev == meta.dev()
                     && c.ino == meta.ino()
                     && meta.len() >= c.offset
-                    && starts_with(&file, &c.head_bytes()).map_err(io_err(&path))?;
+                    && proves(&file, &mut c).map_err(io_err(&path))?;
                 if same {
                     c
                 } else {
                     let fresh = Cursor::new(&name, c.generation + 1, meta.dev(), meta.ino());
                     if !from_start {
                         tracing::warn!(file = %name, generation = fresh.generation,
-                            "file is not the one the cursor describes (replaced or truncated while stopped); reading it from the start");
+                            "file is not the one the cursor describes (replaced, truncated or rewritten while stopped); reading it from the start");
                         shared.metrics.truncations.fetch_add(1, Relaxed);
                         shared.store.save(&name, &fresh)?;
                     }
@@ -110,8 +147,10 @@ impl LogFile {
         };
         if from_start {
             cursor.offset = 0;
+            cursor.prefix_crc32 = Some(0);
         }
         let offset = cursor.offset;
+        let crc = cursor.prefix_crc32.unwrap_or(0);
         tracing::info!(file = %name, generation = cursor.generation, offset, "reading");
         Ok(Some(Self {
             name,
@@ -119,12 +158,13 @@ impl LogFile {
             file,
             persisted_offset: offset,
             cursor,
-            reader: LineReader::new(offset, shared.max_line_bytes),
-            window: Arc::new(AckWindow::new(offset)),
+            reader: LineReader::new(offset, crc, shared.max_line_bytes),
+            window: Arc::new(AckWindow::new(offset, crc)),
             scratch: Vec::with_capacity(1024),
             activity_times: Vec::new(),
             ages_fills: !from_start,
             stale: false,
+            last_line: None,
         }))
     }
 
@@ -150,6 +190,15 @@ impl LogFile {
         if !starts_with(&self.file, &head).map_err(io_err(&self.path))? {
             return Ok(Some("rewritten"));
         }
+        if let Some((offset, len, crc)) = self.last_line {
+            let mut buf = vec![0u8; len];
+            match self.file.read_exact_at(&mut buf, offset) {
+                Ok(()) if crc32fast::hash(&buf) == crc => {}
+                Ok(()) => return Ok(Some("rewritten")),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(Some("rewritten")),
+                Err(e) => return Err(io_err(&self.path)(e)),
+            }
+        }
         if head.len() < HEAD_BYTES && ours.len() > head.len() as u64 {
             let mut buf = vec![0u8; (ours.len() as usize).min(HEAD_BYTES)];
             if self.file.read_exact_at(&mut buf, 0).is_ok() && buf.starts_with(&head) {
@@ -166,7 +215,7 @@ impl LogFile {
         self.window.drained().await.map_err(IngestError::Delivery)?;
         self.persist(shared)?;
         shared.metrics.truncations.fetch_add(1, Relaxed);
-        let file = File::open(&self.path).map_err(io_err(&self.path))?;
+        let file = open_regular(&self.path).map_err(io_err(&self.path))?;
         let meta = file.metadata().map_err(io_err(&self.path))?;
         let cursor = Cursor::new(&self.name, self.cursor.generation + 1, meta.dev(), meta.ino());
         shared.store.save(&self.name, &cursor)?;
@@ -176,12 +225,13 @@ impl LogFile {
             file,
             cursor,
             persisted_offset: 0,
-            reader: LineReader::new(0, shared.max_line_bytes),
-            window: Arc::new(AckWindow::new(0)),
+            reader: LineReader::new(0, 0, shared.max_line_bytes),
+            window: Arc::new(AckWindow::new(0, 0)),
             scratch: self.scratch,
             activity_times: self.activity_times,
             ages_fills: self.ages_fills,
             stale: false,
+            last_line: None,
         })
     }
 
@@ -195,9 +245,10 @@ impl LogFile {
         if let Some(f) = self.window.failure() {
             return Err(IngestError::Delivery(f));
         }
-        let acked = self.window.acked_offset();
+        let (acked, crc) = self.window.acked();
         if acked != self.persisted_offset || self.cursor.offset != acked {
             self.cursor.offset = acked;
+            self.cursor.prefix_crc32 = Some(crc);
             shared.store.save(&self.name, &self.cursor)?;
             self.persisted_offset = acked;
         }
@@ -222,7 +273,13 @@ impl LogFile {
             self.stale = true;
             return Ok(0);
         }
-        shared.metrics.lines_read.fetch_add(items.len() as u64, Relaxed);
+        if let Some(Item::Line { offset, range, .. }) = items.iter().rev().find(|i| matches!(i, Item::Line { .. })) {
+            // The line and its `\n` (the reader keeps a line's bytes and the byte after it).
+            let bytes = self.reader.bytes(range.start..range.end + 1);
+            self.last_line = Some((*offset, bytes.len(), crc32fast::hash(bytes)));
+        }
+        let lines = items.iter().filter(|i| !matches!(i, Item::NulRun { .. })).count();
+        shared.metrics.lines_read.fetch_add(lines as u64, Relaxed);
         // The clocks are read once per chunk, not per line (they were a tenth of the ingest path).
         let sent = Instant::now();
         self.activity_times.clear();
@@ -241,16 +298,14 @@ impl LogFile {
 
     async fn publish(&mut self, item: &Item, sent: Instant, shared: &Shared) -> Result<(), IngestError> {
         let client = self.name.client.as_str().as_bytes();
-        let offset = match item {
-            Item::Line { offset, .. } | Item::TooLong { offset, .. } => *offset,
-        };
+        let offset = item.offset();
         let pending = |window: &Arc<AckWindow>, dead_letter| Pending {
             window: window.clone(),
-            seq: window.register(item.end()),
+            seq: window.register(item.end(), item.crc()),
             sent,
             dead_letter,
         };
-        let (raw, error) = match item {
+        let (raw, reason, code, len): (&[u8], String, &'static str, u64) = match item {
             Item::Line { range, .. } => {
                 let bytes = self.reader.bytes(range.clone());
                 match parse_line_ref(bytes) {
@@ -271,29 +326,28 @@ impl LogFile {
                         }
                         return Ok(());
                     }
-                    Err(e) => (bytes, (e.to_string(), e.code(), bytes.len() as u64, false)),
+                    Err(e) => (bytes, e.to_string(), e.code(), bytes.len() as u64),
                 }
             }
-            Item::TooLong { head, len, .. } => (
-                head.as_slice(),
-                (
-                    format!(
-                        "line of {len} bytes is longer than the {}-byte cap; the value holds its first bytes",
-                        shared.max_line_bytes
-                    ),
-                    "line_too_long",
-                    *len,
-                    true,
-                ),
-            ),
+            Item::TooLong { head, len, .. } => {
+                let e = ParseError::LineTooLong { len: *len, max: shared.max_line_bytes };
+                (head.as_slice(), e.to_string(), e.code(), *len)
+            }
+            Item::NulRun { len, .. } => {
+                shared.metrics.nul_run(*len);
+                (&[], format!("run of {len} NUL bytes skipped where a line would start"), "nul_run", *len)
+            }
         };
-        let (reason, code, line_len, truncated) = error;
-        tracing::warn!(file = %self.name, offset, reason = %reason, "bad line sent to the dead-letter topic");
+        // The whole line when it fits a record (every bad line under the cap does), else its head;
+        // `tradeflow.offset` and `tradeflow.line_len` point at the whole line in the file.
+        let raw = &raw[..raw.len().min(DEAD_LETTER_VALUE_MAX)];
+        let truncated = (raw.len() as u64) < len && code != "nul_run";
+        tracing::warn!(file = %self.name, offset, len, reason = %reason, "sent to the dead-letter topic");
         shared.metrics.dead_lettered(code);
         let file = self.name.to_string();
         let offset_s = offset.to_string();
         let generation = self.cursor.generation.to_string();
-        let line_len = line_len.to_string();
+        let line_len = len.to_string();
         let headers = dlq_headers(&[
             (record::DLQ_FILE, &file),
             (record::DLQ_OFFSET, &offset_s),

@@ -15,6 +15,13 @@ pub struct Metrics {
     pub lines_published: AtomicU64,
     pub bytes_read: AtomicU64,
     pub truncations: AtomicU64,
+    /// NUL runs skipped where a line would start, and their bytes.
+    pub nul_runs: AtomicU64,
+    pub nul_bytes: AtomicU64,
+    /// Failed attempts to open or read a file (each is retried with backoff).
+    pub file_errors: AtomicU64,
+    /// Files that cannot be read right now.
+    unreadable: Mutex<BTreeMap<String, String>>,
     dead_lettered: Mutex<BTreeMap<&'static str, u64>>,
     bytes_behind: Mutex<BTreeMap<String, u64>>,
     publish_latency: tradeflow_core::metrics::Histogram,
@@ -25,6 +32,30 @@ pub struct Metrics {
 impl Metrics {
     pub fn dead_lettered(&self, reason_code: &'static str) {
         *self.dead_lettered.lock().unwrap_or_else(|e| e.into_inner()).entry(reason_code).or_default() += 1;
+    }
+
+    pub fn nul_run(&self, len: u64) {
+        self.nul_runs.fetch_add(1, Relaxed);
+        self.nul_bytes.fetch_add(len, Relaxed);
+    }
+
+    /// `file` cannot be read (`why`), or can again (`None`).
+    pub fn set_unreadable(&self, file: &str, why: Option<String>) {
+        let mut map = self.unreadable.lock().unwrap_or_else(|e| e.into_inner());
+        match why {
+            Some(why) => {
+                self.file_errors.fetch_add(1, Relaxed);
+                map.insert(file.to_owned(), why);
+            }
+            None => {
+                map.remove(file);
+            }
+        }
+    }
+
+    /// The files that cannot be read right now, with why.
+    pub fn unreadable(&self) -> BTreeMap<String, String> {
+        self.unreadable.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn dead_lettered_total(&self) -> u64 {
@@ -61,6 +92,25 @@ impl Metrics {
             "Files found truncated, rewritten or recreated (re-read from the start).",
             self.truncations.load(Relaxed),
         );
+        counter(
+            "tradeflow_ingestor_nul_runs_total",
+            "Runs of NUL bytes skipped where a line would start (each also dead-lettered with its offset and length).",
+            self.nul_runs.load(Relaxed),
+        );
+        counter("tradeflow_ingestor_nul_bytes_total", "Bytes of those NUL runs.", self.nul_bytes.load(Relaxed));
+        counter(
+            "tradeflow_ingestor_file_errors_total",
+            "Failed attempts to open or read a log file (a directory, FIFO, no permission…); each retried with backoff.",
+            self.file_errors.load(Relaxed),
+        );
+        let unreadable = self.unreadable();
+        tradeflow_core::metrics::header(
+            &mut out,
+            "tradeflow_ingestor_unreadable_files",
+            "Files named like trade logs that cannot be read right now (the others keep flowing).",
+            "gauge",
+        );
+        let _ = writeln!(out, "tradeflow_ingestor_unreadable_files {}", unreadable.len());
         tradeflow_core::metrics::header(
             &mut out,
             "tradeflow_ingestor_lines_dead_lettered_total",

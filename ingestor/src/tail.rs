@@ -35,6 +35,8 @@ pub async fn tail(
             _ = tokio::time::sleep(poll) => {}
         }
     };
+    // Readable (again): no longer reported as unreadable.
+    shared.metrics.set_unreadable(&name.to_string(), None);
     let mut last_persist = Instant::now();
     while !shutdown.is_cancelled() {
         if let Some(why) = file.replaced()? {

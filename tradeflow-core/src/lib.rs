@@ -3,6 +3,8 @@
 //! The facts every tradeflow service agrees on (see `SPEC.md` in the shared folder):
 //!
 //! - [`trade`]: the typed [`Trade`](trade::Trade) of the mapping spec, with [`ClientId`](client::ClientId).
+//! - [`edge`]: the edge contract (characters, lengths, precision, ranges) every part applies;
+//!   [`exact`]: decimal sums and products that refuse instead of rounding.
 //! - [`log_format`]: the `Key:Value|…` trade-log line (parser and renderer) and the
 //!   `tradeLog_client<CID>.<YYYY.MM.DD>.log` file name.
 //! - [`summary`]: the per-(trade_date, client, account, symbol) summary row and its math.
@@ -17,6 +19,8 @@
 pub mod changelog;
 pub mod client;
 pub mod database;
+pub mod edge;
+pub mod exact;
 pub mod http;
 pub mod kafka;
 pub mod log_format;

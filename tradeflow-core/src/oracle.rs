@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::client::ClientId;
+use crate::edge::MAX_LINE_BYTES;
+use crate::log_format::framing::{Piece, frames};
 use crate::log_format::{LogFileName, parse_line};
 use crate::summary::{Position, SummaryKey};
 
@@ -22,8 +24,12 @@ pub struct Oracle {
     pub rows: BTreeMap<SummaryKey, Position>,
     /// Complete lines seen.
     pub lines: u64,
-    /// Lines that failed to parse (or would overflow a row): excluded from `rows`.
+    /// Lines that failed to parse, were over the line cap, or would overflow a row (or make its
+    /// sums round): excluded from `rows`.
     pub bad_lines: u64,
+    /// Runs of NUL bytes skipped where a line would start, and their bytes (framing, `docs/edge.md`).
+    pub nul_runs: u64,
+    pub nul_bytes: u64,
     /// Bytes after the last `\n` of a file: not yet a line, so not counted.
     pub partial_bytes: u64,
 }
@@ -57,14 +63,26 @@ impl Oracle {
         applied
     }
 
-    /// Applies every complete line of `contents` (a log file's bytes).
+    /// Applies every complete line of `contents` (a log file's bytes from offset 0), framed as
+    /// the ingestor frames them ([`crate::log_format::framing`]): a BOM at the start and NUL runs
+    /// are skipped, a line over [`MAX_LINE_BYTES`] is a bad line.
     pub fn apply_contents(&mut self, client: &ClientId, contents: &[u8]) {
-        let mut rest = contents;
-        while let Some(end) = memchr::memchr(b'\n', rest) {
-            self.apply_line(client, &rest[..end]);
-            rest = &rest[end + 1..];
+        for piece in frames(contents, MAX_LINE_BYTES) {
+            match piece {
+                Piece::Line { line, .. } => {
+                    self.apply_line(client, line);
+                }
+                Piece::TooLong { .. } => {
+                    self.lines += 1;
+                    self.bad_lines += 1;
+                }
+                Piece::NulRun { len, .. } => {
+                    self.nul_runs += 1;
+                    self.nul_bytes += len;
+                }
+                Piece::Partial { len, .. } => self.partial_bytes += len,
+            }
         }
-        self.partial_bytes += rest.len() as u64;
     }
 
     /// Applies every trade log file in `dir` (other files are ignored).
@@ -125,5 +143,25 @@ mod tests {
         assert_eq!((aapl.trade_count, aapl.net_qty()), (2, 1));
         assert_eq!(aapl.buy_notional.to_string(), "21.0");
         assert_eq!(aapl.last_price.to_string(), "11");
+    }
+
+    const LINE: &str = "Activity Time:2026.11.22 09:30:00.1|Symbol:AAPL|Side:B|Price:1|Quantity:2|AccountID:CQ01";
+
+    /// The cases 4, 7 and 9 as the oracle sees them (the ingestor's reader is held to the
+    /// same framing in its own tests).
+    #[test]
+    fn bom_nul_runs_and_long_lines_frame_as_the_ingestor_does() {
+        let client = ClientId::parse("7").unwrap();
+        let mut o = Oracle::new();
+        let mut bytes = b"\xEF\xBB\xBFOrderNo:5|".to_vec();
+        bytes.extend_from_slice(format!("{LINE}\n").as_bytes());
+        bytes.resize(bytes.len() + 98_000, 0);
+        bytes.extend_from_slice(format!("{LINE}\n").as_bytes());
+        // A valid line of 70 KB (an unknown field carries the bulk) counts; one over the cap does not.
+        bytes.extend_from_slice(format!("{LINE}|Note:{}\n", "n".repeat(70_000)).as_bytes());
+        bytes.extend_from_slice(format!("{LINE}|Note:{}\n", "n".repeat(MAX_LINE_BYTES)).as_bytes());
+        o.apply_contents(&client, &bytes);
+        assert_eq!((o.lines, o.bad_lines, o.nul_runs, o.nul_bytes, o.partial_bytes), (4, 1, 1, 98_000, 0));
+        assert_eq!(o.rows.values().next().unwrap().trade_count, 3);
     }
 }

@@ -36,6 +36,26 @@ impl fmt::Display for TradeId {
     }
 }
 
+/// Why a `trades` record cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("not a trade record: {0}")]
+    Json(serde_json::Error),
+    #[error("trade outside the edge contract: {0}")]
+    Edge(crate::log_format::ParseError),
+}
+
+impl RecordError {
+    /// A short, stable code: `invalid_record` for JSON that is not a trade record, else the
+    /// contract rule's [`ParseError::code`](crate::log_format::ParseError::code).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RecordError::Json(_) => "invalid_record",
+            RecordError::Edge(e) => e.code(),
+        }
+    }
+}
+
 /// The value of a record on `trades`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TradeRecord {
@@ -57,12 +77,28 @@ impl TradeRecord {
     }
 
     /// Reads a record: what [`write_json`](Self::write_json) writes by a hand-written reader (the
-    /// replay path reads every record), anything else by `serde_json`, with the same result.
+    /// replay path reads every record), anything else by `serde_json`, with the same result; then
+    /// the edge contract ([`crate::edge::check_trade`]): a record whose trade breaks it is an
+    /// error, as its line would have been a bad line.
+    ///
+    /// Errors: [`RecordError::Json`] (not a trade record), [`RecordError::Edge`] (outside the
+    /// contract); [`RecordError::code`] is a stable label for metrics and dead-letter headers.
+    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+        let record = match decode::decode(bytes) {
+            Some(record) => record,
+            None => serde_json::from_slice(bytes).map_err(RecordError::Json)?,
+        };
+        crate::edge::check_trade(&record.trade.borrowed()).map_err(RecordError::Edge)?;
+        Ok(record)
+    }
+
+    /// [`decode`](Self::decode) with its error as a `serde_json::Error` (its message names the
+    /// broken rule).
     pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        match decode::decode(bytes) {
-            Some(record) => Ok(record),
-            None => serde_json::from_slice(bytes),
-        }
+        Self::decode(bytes).map_err(|e| match e {
+            RecordError::Json(e) => e,
+            RecordError::Edge(e) => <serde_json::Error as serde::de::Error>::custom(format!("edge contract: {e}")),
+        })
     }
 }
 
@@ -250,7 +286,7 @@ mod tests {
 
     #[test]
     fn fast_json_reads_back_and_matches_serde() {
-        let line = "OrderNo:16000000000001|Activity Time:2026.11.22 09:30:00.123456789|FillNumber:600110663|ResponseType:TRADE_CONFIRM|OrderID:1|Symbol:A\"\\B\u{1}é|Side:B|Price:123.45|Quantity:42|AccountID:CQ01|ErrorCode:-3|TimeStamp:1633924085|Exchange_Order_Id:483425880054544049 6|ChildResponseType:NULL_RESPONSE_MIDDLE|Duration:GTC|ExchTs:33959 25290703";
+        let line = "OrderNo:16000000000001|Activity Time:2026.11.22 09:30:00.123456789|FillNumber:600110663|ResponseType:TRADE_CONFIRM|OrderID:1|Symbol:A\"\\Bé|Side:B|Price:123.45|Quantity:42|AccountID:CQ01|ErrorCode:-3|TimeStamp:1633924085|Exchange_Order_Id:483425880054544049 6|ChildResponseType:NULL_RESPONSE_MIDDLE|Duration:GTC|ExchTs:33959 25290703";
         let record = TradeRecord {
             id: TradeId {
                 client: ClientId::parse("7").unwrap(),

@@ -11,6 +11,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use crate::client::ClientId;
+use crate::exact::{checked_exact_add, checked_exact_mul};
 use crate::trade::{Side, Trade};
 
 /// Decimal places of `avg_buy_price` / `avg_sell_price`.
@@ -43,9 +44,12 @@ impl SummaryKey {
     }
 }
 
-/// Applying a trade would overflow the row's counters: the trade is rejected, the row unchanged.
+/// Applying a trade would overflow the row's counters, or a notional would need more digits than
+/// `rust_decimal` holds (it would round): the trade is refused, the row unchanged. Money is exact
+/// (SPEC §3); the edge contract ([`crate::edge`]) keeps one line from ever getting here, the row's
+/// sums are guarded by [`crate::exact`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("applying the trade would overflow {field} of the summary row")]
+#[error("applying the trade would overflow or lose precision in {field} of the summary row")]
 pub struct Overflow {
     pub field: &'static str,
 }
@@ -80,16 +84,17 @@ impl Position {
         Ok(p)
     }
 
-    /// Adds one trade. On overflow nothing changes.
+    /// Adds one trade. On overflow or a notional that would round nothing changes.
     pub fn apply(&mut self, trade: &Trade) -> Result<(), Overflow> {
-        let notional = trade.price.checked_mul(Decimal::from(trade.quantity)).ok_or(Overflow { field: "notional" })?;
+        let notional =
+            checked_exact_mul(trade.price, Decimal::from(trade.quantity)).ok_or(Overflow { field: "notional" })?;
         let trade_count = self.trade_count.checked_add(1).ok_or(Overflow { field: "trade_count" })?;
         let (qty, amount) = match trade.side {
             Side::Buy => (&mut self.buy_qty, &mut self.buy_notional),
             Side::Sell => (&mut self.sell_qty, &mut self.sell_notional),
         };
         let new_qty = qty.checked_add(trade.quantity).ok_or(Overflow { field: "qty" })?;
-        let new_amount = amount.checked_add(notional).ok_or(Overflow { field: "notional" })?;
+        let new_amount = checked_exact_add(*amount, notional).ok_or(Overflow { field: "notional" })?;
         *qty = new_qty;
         *amount = new_amount;
         self.trade_count = trade_count;
@@ -297,5 +302,25 @@ mod tests {
         let before = p.clone();
         assert_eq!(p.apply(&trade("2026.11.22 09:30:01", Side::Buy, "1", 1)), Err(Overflow { field: "qty" }));
         assert_eq!(p, before);
+    }
+
+    /// The case 8: rust_decimal alone stored 1000012.2122221122222222112222 (rounded).
+    /// The edge contract refuses such a price on a line; the summary refuses it too.
+    #[test]
+    fn a_notional_or_sum_that_would_round_is_refused_and_changes_nothing() {
+        let price = "0.1234567890123456789012345678";
+        assert_eq!(
+            Position::first(&trade("2026.11.22 09:30:00", Side::Buy, price, 99)),
+            Err(Overflow { field: "notional" })
+        );
+        let mut p = Position::first(&trade("2026.11.22 09:30:00", Side::Buy, price, 1)).unwrap();
+        let before = p.clone();
+        // 1000000.1134567890123456789012345678 needs more than 96 bits: refused, not rounded.
+        assert_eq!(
+            p.apply(&trade("2026.11.22 09:30:01", Side::Buy, "999999.99", 1)),
+            Err(Overflow { field: "notional" })
+        );
+        assert_eq!(p, before);
+        assert!(Overflow { field: "notional" }.to_string().contains("lose precision"));
     }
 }

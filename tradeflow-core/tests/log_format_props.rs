@@ -7,11 +7,23 @@ use rust_decimal::Decimal;
 use tradeflow_core::log_format::{parse_line, render_line};
 use tradeflow_core::{Side, Trade};
 
-/// Strings the format can carry: no `|`, `\n`, `\r`.
+/// Strings the edge contract allows (docs/edge.md): no `|`, no control character (C0, DEL, C1);
+/// at most 24 characters (keys are cut to their 32-byte limit by `key`).
 fn text(min: usize) -> impl Strategy<Value = CompactString> {
-    proptest::string::string_regex(&format!("[^|\\r\\n]{{{min},24}}"))
+    proptest::string::string_regex(&format!("[^|\\x00-\\x1f\\x7f-\\x{{9f}}]{{{min},24}}"))
         .expect("valid regex")
         .prop_map(CompactString::from)
+}
+
+/// A `Symbol` or `AccountID`: `text`, cut to the contract's 32 bytes on a character boundary.
+fn key() -> impl Strategy<Value = CompactString> {
+    text(1).prop_map(|s| {
+        let mut end = s.len().min(tradeflow_core::edge::MAX_KEY_BYTES);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        CompactString::from(&s[..end])
+    })
 }
 
 fn activity_time() -> impl Strategy<Value = NaiveDateTime> {
@@ -25,8 +37,10 @@ fn activity_time() -> impl Strategy<Value = NaiveDateTime> {
     )
 }
 
+/// Prices the contract allows: below 10^10, at most 8 places.
 fn price() -> impl Strategy<Value = Decimal> {
-    (0i64..i64::MAX, 0u32..=12).prop_map(|(m, scale)| Decimal::new(m, scale))
+    (0u32..=8)
+        .prop_flat_map(|scale| (0i64..10_000_000_000 * 10i64.pow(scale)).prop_map(move |m| Decimal::new(m, scale)))
 }
 
 prop_compose! {
@@ -36,11 +50,11 @@ prop_compose! {
         fill_number in proptest::option::of(any::<i64>()),
         response_type in proptest::option::of(text(0)),
         order_id in proptest::option::of(any::<i64>()),
-        symbol in text(1),
+        symbol in key(),
         side in prop_oneof![Just(Side::Buy), Just(Side::Sell)],
         price in price(),
-        quantity in 0i64..=i64::MAX,
-        account_id in text(1),
+        quantity in 0i64..=tradeflow_core::edge::MAX_QUANTITY,
+        account_id in key(),
         error_code in proptest::option::of(any::<i32>()),
         timestamp in proptest::option::of(any::<i64>()),
         exchange_order_id in proptest::option::of(text(0)),

@@ -18,6 +18,20 @@ pub enum ParseError {
     DuplicateField { field: &'static str },
     #[error("field {field} has bad value {value:?}: {reason}")]
     BadValue { field: &'static str, value: String, reason: &'static str },
+    /// The edge contract: no C0, DEL or C1 control character anywhere in a line or a string.
+    #[error("{field} holds control character U+{code_point:04X} at byte {at} (the edge contract allows none)")]
+    ControlCharacter { field: String, at: usize, code_point: u32 },
+    #[error("field {field} is {len} bytes long; the edge contract allows at most {max}")]
+    FieldTooLong { field: &'static str, len: usize, max: usize },
+    #[error("Price {value:?} has more than {max} decimal places (the edge contract; nothing is rounded)")]
+    PriceTooPrecise { value: String, max: u32 },
+    #[error("Price {value:?} has more than {max_digits} integer digits (the edge contract)")]
+    PriceTooLarge { value: String, max_digits: u32 },
+    #[error("Quantity {value} is above the edge contract's limit of {max}")]
+    QuantityTooLarge { value: i64, max: i64 },
+    /// Framing: the line is longer than the cap (it is refused whole, never cut into lines).
+    #[error("line of {len} bytes is longer than the {max}-byte cap")]
+    LineTooLong { len: u64, max: usize },
 }
 
 impl ParseError {
@@ -30,6 +44,12 @@ impl ParseError {
             ParseError::MissingField { .. } => "missing_field",
             ParseError::DuplicateField { .. } => "duplicate_field",
             ParseError::BadValue { .. } => "bad_value",
+            ParseError::ControlCharacter { .. } => "control_character",
+            ParseError::FieldTooLong { .. } => "field_too_long",
+            ParseError::PriceTooPrecise { .. } => "price_too_precise",
+            ParseError::PriceTooLarge { .. } => "price_too_large",
+            ParseError::QuantityTooLarge { .. } => "quantity_too_large",
+            ParseError::LineTooLong { .. } => "line_too_long",
         }
     }
 

@@ -3,17 +3,20 @@
 //!
 //! - [`parse_line`] splits each field at its first `:`, casts per the mapping spec and names the
 //!   field and value on failure ([`ParseError`]); [`parse_line_ref`] the same, borrowing the text.
+//! - [`framing`]: what is a line (BOM, NUL runs, the cap), shared by the ingestor and the oracle.
 //! - [`render_line`] writes the exact line format (the producer's template).
 //! - [`LogFileName`] parses and formats file names.
 
 mod error;
 mod fields;
 mod file_name;
+pub mod framing;
 mod parse;
 mod render;
 mod time;
 
 pub use error::ParseError;
+pub(crate) use error::excerpt;
 pub use file_name::{InvalidFileName, LogFileName};
 pub use parse::{parse_line, parse_line_ref};
 pub use render::{render_line, render_line_into};

@@ -6,6 +6,7 @@ use super::error::{ParseError, excerpt};
 use super::fields::Fields;
 use super::keys;
 use super::time::parse_activity_time;
+use crate::edge;
 use crate::trade::{Side, Trade, TradeRef};
 
 /// The raw values of one line, borrowed, before casting.
@@ -44,8 +45,23 @@ pub fn parse_line_ref(line: &[u8]) -> Result<TradeRef<'_>, ParseError> {
     if text.is_empty() {
         return Err(ParseError::Empty);
     }
+    if let Some((at, code_point)) = edge::first_control(line) {
+        return Err(ParseError::ControlCharacter { field: field_at(text, at), at, code_point });
+    }
     let raw = split_fields(text)?;
     cast(&raw)
+}
+
+/// Names the field holding byte `at` of `text`: its key (escaped), or "the key …" when `at` is in
+/// the key itself.
+fn field_at(text: &str, at: usize) -> String {
+    let start = text[..at].rfind('|').map_or(0, |i| i + 1);
+    let end = text[at..].find('|').map_or(text.len(), |i| at + i);
+    let field = &text[start..end];
+    match field.find(':') {
+        Some(colon) if start + colon < at => excerpt(&field[..colon]).escape_debug().to_string(),
+        _ => format!("the key of field {:?}", excerpt(field)),
+    }
 }
 
 fn split_fields(text: &str) -> Result<RawFields<'_>, ParseError> {
@@ -96,19 +112,19 @@ fn cast<'a>(raw: &RawFields<'a>) -> Result<TradeRef<'a>, ParseError> {
         order_no: optional_int(raw.order_no, keys::ORDER_NO)?,
         activity_time,
         fill_number: optional_int(raw.fill_number, keys::FILL_NUMBER)?,
-        response_type: raw.response_type,
+        response_type: text(raw.response_type, keys::RESPONSE_TYPE)?,
         order_id: optional_int(raw.order_id, keys::ORDER_ID)?,
-        symbol: non_empty(raw.symbol, keys::SYMBOL)?,
+        symbol: key_field(raw.symbol, keys::SYMBOL)?,
         side: side(required(raw.side, keys::SIDE)?)?,
         price: price(required(raw.price, keys::PRICE)?)?,
         quantity: quantity(required(raw.quantity, keys::QUANTITY)?)?,
-        account_id: non_empty(raw.account_id, keys::ACCOUNT_ID)?,
+        account_id: key_field(raw.account_id, keys::ACCOUNT_ID)?,
         error_code: optional_int(raw.error_code, keys::ERROR_CODE)?,
         timestamp: optional_int(raw.timestamp, keys::TIMESTAMP)?,
-        exchange_order_id: raw.exchange_order_id,
-        child_response_type: raw.child_response_type,
-        duration: raw.duration,
-        exch_ts: raw.exch_ts,
+        exchange_order_id: text(raw.exchange_order_id, keys::EXCHANGE_ORDER_ID)?,
+        child_response_type: text(raw.child_response_type, keys::CHILD_RESPONSE_TYPE)?,
+        duration: text(raw.duration, keys::DURATION)?,
+        exch_ts: text(raw.exch_ts, keys::EXCH_TS)?,
     })
 }
 
@@ -116,11 +132,14 @@ fn required<'a>(value: Option<&'a str>, field: &'static str) -> Result<&'a str, 
     value.ok_or(ParseError::MissingField { field })
 }
 
-fn non_empty<'a>(value: Option<&'a str>, field: &'static str) -> Result<&'a str, ParseError> {
+fn key_field<'a>(value: Option<&'a str>, field: &'static str) -> Result<&'a str, ParseError> {
     let value = required(value, field)?;
-    if value.is_empty() {
-        return Err(ParseError::bad_value(field, value, "must not be empty"));
-    }
+    edge::check_key(field, value)?;
+    Ok(value)
+}
+
+fn text<'a>(value: Option<&'a str>, field: &'static str) -> Result<Option<&'a str>, ParseError> {
+    edge::check_text(field, value)?;
     Ok(value)
 }
 
@@ -146,6 +165,7 @@ fn price(value: &str) -> Result<Decimal, ParseError> {
     if !plain {
         return Err(ParseError::bad_value(keys::PRICE, value, "expected a non-negative decimal like 123.45"));
     }
+    edge::check_price_text(value)?;
     Decimal::from_str_exact(value)
         .map_err(|_| ParseError::bad_value(keys::PRICE, value, "decimal out of range or too precise"))
 }
@@ -154,7 +174,10 @@ fn quantity(value: &str) -> Result<i64, ParseError> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ParseError::bad_value(keys::QUANTITY, value, "expected a non-negative integer"));
     }
-    value.parse::<i64>().map_err(|_| ParseError::bad_value(keys::QUANTITY, value, "integer out of range"))
+    let quantity =
+        value.parse::<i64>().map_err(|_| ParseError::bad_value(keys::QUANTITY, value, "integer out of range"))?;
+    edge::check_quantity(quantity)?;
+    Ok(quantity)
 }
 
 #[cfg(test)]
