@@ -32,6 +32,7 @@ pub mod history;
 pub mod marks;
 pub mod metrics;
 pub mod offset_check;
+pub mod refusal;
 pub mod refused;
 pub mod state;
 pub mod store;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::refused::Reason;
+use crate::refusal::Reason;
 
 /// Snapshots failing this many times in a row turn `/readyz` red (5: at the default 10 s
 /// interval, about 50 s of progress not persisted; a broker or database blip heals well before).

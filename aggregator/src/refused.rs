@@ -24,6 +24,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, Threa
 use tradeflow_core::kafka::KafkaArgs;
 
 use crate::metrics::Metrics;
+pub use crate::refusal::{Reason, Refusal};
 
 /// Header: the reason code (the table above). Same name as on `trades.dlq`.
 pub const REASON_CODE: &str = "tradeflow.reason_code";
@@ -41,40 +42,6 @@ pub const TRADE_ID: &str = "tradeflow.trade_id";
 pub const ROW_KEY: &str = "tradeflow.row_key";
 /// Header: Postgres's SQLSTATE, for `postgres_refused`.
 pub const SQLSTATE: &str = "tradeflow.sqlstate";
-
-/// Why a record was refused: the `tradeflow.reason_code` header and the label of
-/// `tradeflow_aggregator_refused_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Reason {
-    Undecodable,
-    Unappliable,
-    PostgresRefused,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 3] = [Reason::Undecodable, Reason::Unappliable, Reason::PostgresRefused];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Undecodable => "undecodable",
-            Self::Unappliable => "unappliable",
-            Self::PostgresRefused => "postgres_refused",
-        }
-    }
-}
-
-/// One refused item: its identity, the reason, and the bytes to keep.
-#[derive(Debug)]
-pub struct Refusal<'a> {
-    pub reason: Reason,
-    pub detail: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub trade_id: Option<String>,
-    pub row_key: Option<String>,
-    pub sqlstate: Option<String>,
-    pub value: &'a [u8],
-}
 
 /// The producer of `trades.refused` (idempotent, delivery retried without end: a refusal is never
 /// dropped; while it is undelivered, snapshots wait and fail, which `/readyz` shows).

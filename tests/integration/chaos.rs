@@ -53,6 +53,7 @@ enum Fault {
     KillBroker(usize),
     RestartPostgres,
     BadLines,
+    OddValues,
     LongLine,
     TruncateAndRewrite,
     DeleteAndRecreate,
@@ -70,6 +71,7 @@ impl Fault {
             Fault::KillBroker(_) => "kill -9 broker node",
             Fault::RestartPostgres => "Postgres immediate restart",
             Fault::BadLines => "malformed lines",
+            Fault::OddValues => "odd values (control characters, NUL, long fields, limits, duplicate/missing keys)",
             Fault::LongLine => "over-long line",
             Fault::TruncateAndRewrite => "file truncated and rewritten",
             Fault::DeleteAndRecreate => "file deleted and recreated",
@@ -92,6 +94,7 @@ fn schedule(rng: &mut ChaCha8Rng, window: Duration) -> Vec<(Duration, Fault)> {
         Fault::KillBroker(rng.random_range(0..3)),
         Fault::RestartPostgres,
         Fault::BadLines,
+        Fault::OddValues,
         Fault::LongLine,
         Fault::TruncateAndRewrite,
         Fault::DeleteAndRecreate,
@@ -116,6 +119,38 @@ fn schedule(rng: &mut ChaCha8Rng, window: Duration) -> Vec<(Duration, Fault)> {
         faults.into_iter().map(|f| (lead + Duration::from_millis(rng.random_range(0..span.max(1))), f)).collect();
     timed.sort();
     timed
+}
+
+/// Adversarial trade lines (issue 23): control characters, NUL, over-long and non-ASCII fields,
+/// numbers at their limits, duplicate and missing keys — each a template line with one field
+/// changed. Which of them the parser refuses is the edge contract's business.
+fn odd_lines() -> Vec<Vec<u8>> {
+    let mut template = Vec::new();
+    let trade = Trade::from_template(Utc::now().naive_utc(), "AAPL", Side::Buy, Decimal::new(12345, 2), 7, "CQ01");
+    render_line_into(&trade, &mut template);
+    let template = String::from_utf8(template).expect("a rendered line is UTF-8");
+    let template = template.trim_end_matches('\n');
+    let with = |from: &str, to: &str| template.replacen(from, to, 1).into_bytes();
+    let long_symbol = format!("Symbol:{}", "S".repeat(1000));
+    let long_account = format!("AccountID:{}", "A".repeat(300));
+    let max = format!("Quantity:{}", i64::MAX);
+    vec![
+        with("Symbol:AAPL", "Symbol:AA\u{1}PL"),
+        with("Symbol:AAPL", "Symbol:AA\0PL"),
+        with("AccountID:CQ01", "AccountID:CQ\t01"),
+        with("Symbol:AAPL", &long_symbol),
+        with("AccountID:CQ01", &long_account),
+        with("Symbol:AAPL", "Symbol:ÄÖÜ€"),
+        with("Price:123.45", "Price:0.1234567890123456789012345678"),
+        with("Price:123.45", "Price:79228162514264337593543950336"),
+        with("Quantity:7", "Quantity:9223372036854775808"),
+        with("Symbol:AAPL", "Symbol:MAXQ"),
+        String::from_utf8_lossy(&with("Symbol:AAPL", "Symbol:MAXQ")).replacen("Quantity:7", &max, 1).into_bytes(),
+        String::from_utf8_lossy(&with("Symbol:AAPL", "Symbol:MAXQ")).replacen("Quantity:7", &max, 1).into_bytes(),
+        format!("{template}|Symbol:FB").into_bytes(),
+        with("|Quantity:7", ""),
+        with("Side:B", "Side:"),
+    ]
 }
 
 /// The IANA zone whose local midnight passed most recently, and a `--start` 20 s before that
@@ -347,6 +382,30 @@ impl World {
         append(&path, &out);
     }
 
+    /// Appends adversarial `lines` to the bad-lines file: each one the parser refuses is expected
+    /// in the DLQ, each one it accepts counts in the oracle like any line (the pipeline and the
+    /// oracle apply the same rules either way). A line with a NUL byte the parser accepts is not
+    /// written: no store downstream can hold it, and the edge contract refuses it (issue 23).
+    fn append_odd(&mut self, lines: &[Vec<u8>]) {
+        let path = self.chaos_file(BAD_CLIENT);
+        let mut offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let mut out = Vec::new();
+        for line in lines {
+            let parsed = tradeflow_core::log_format::parse_line(line).is_ok();
+            if parsed && line.contains(&0) {
+                continue;
+            }
+            if !parsed {
+                self.bad_lines.insert((name.clone(), offset));
+            }
+            out.extend_from_slice(line);
+            out.push(b'\n');
+            offset += line.len() as u64 + 1;
+        }
+        append(&path, &out);
+    }
+
     /// Waits until the ingestor's cursor says every byte of `path` is acknowledged by the broker.
     async fn acknowledged(&self, path: &Path) {
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -437,6 +496,11 @@ impl World {
                     Vec::new(),
                 ]);
                 self.append_good(BAD_CLIENT, 3, rng);
+            }
+            Fault::OddValues => {
+                self.append_good(BAD_CLIENT, 2, rng);
+                self.append_odd(&odd_lines());
+                self.append_good(BAD_CLIENT, 2, rng);
             }
             Fault::LongLine => {
                 // 200 KiB, over the ingestor's 64 KiB cap (and no trade: the oracle skips it too).
