@@ -27,7 +27,8 @@ CACHE="$TRADEFLOW_CACHE/compose"
 STANDINS=tests/compose/standins
 export COMPOSE_PROJECT_NAME=tradeflow-check TRADEFLOW_IMAGE_TAG=check
 export DOCKER_CONFIG="$CACHE/docker-config" DOCKER_BUILDKIT=0 COMPOSE_BAKE=false
-export COMPOSE_FILE=docker-compose.yml
+# The override moves Grafana behind a profile: it cannot run here (tests/compose/check.override.yml).
+export COMPOSE_FILE=docker-compose.yml:tests/compose/check.override.yml
 IMAGE="tradeflow:$TRADEFLOW_IMAGE_TAG"
 STARTED=$SECONDS
 mkdir -p "$CACHE"
@@ -93,6 +94,9 @@ needs_standin() {
 # image is (debuerreotype): no services started by package scripts, apt lists cleaned, no docs.
 ensure_debian_base() {
   needs_standin debian:bookworm-slim || { ok "debian:bookworm-slim: the real image"; return; }
+  # Kept once imported: a new base would invalidate every stand-in's cached layers.
+  docker image inspect debian:bookworm-slim >/dev/null 2>&1 && { ok "debian:bookworm-slim: stand-in (debootstrap)"; return; }
+
   local tarball="$CACHE/debian-bookworm-minbase.tar"
   if [ ! -f "$tarball" ]; then
     step "debootstrap: Debian bookworm minbase (first time only)"
@@ -162,6 +166,9 @@ ensure_rust_standin() {
   ctx="$RUN_DIR/rust-context"
   mkdir -p "$ctx"
   cp "$STANDINS/rust/Dockerfile" "$ctx/"
+  mkdir -p "$ctx/local-ca"
+  cp /usr/local/share/ca-certificates/*.crt "$ctx/local-ca/" 2>/dev/null || true
+
   cp -a "$toolchain/." "$ctx/toolchain" && rm -rf "$ctx/toolchain/share/doc"
   build_standin "$image" "$ctx"
 }
@@ -189,6 +196,7 @@ cleanup() {
   if [ "${COMPOSE_KEEP:-0}" != 1 ] && docker info >/dev/null 2>&1; then
     [ "$rc" = 0 ] || { dc ps -a >&2 || true; dc logs --tail 30 >&2 || true; }
     dc down -v --remove-orphans >/dev/null 2>&1 || true
+    docker rm -f "$COMPOSE_PROJECT_NAME-subscriber" >/dev/null 2>&1 || true
   fi
   if [ -n "$DOCKERD_PID" ]; then
     kill -TERM "$DOCKERD_PID" 2>/dev/null || true
@@ -201,7 +209,7 @@ cleanup() {
 # The host ports the compose file publishes: its defaults when free (CI), else free ones.
 choose_ports() {
   local var default
-  for var in DASHBOARD_HOST_PORT:8080 POSTGRES_HOST_PORT:55432 KAFKA_HOST_PORT:29092; do
+  for var in DASHBOARD_HOST_PORT:8080 POSTGRES_HOST_PORT:55432 KAFKA_HOST_PORT:29092 PROMETHEUS_HOST_PORT:9090; do
     default=${var#*:}; var=${var%%:*}
     if [ -z "${!var:-}" ]; then
       if (exec 3<>"/dev/tcp/127.0.0.1/$default") 2>/dev/null; then
@@ -238,6 +246,66 @@ group_members_with_partitions() { # → how many aggregator instances own partit
 }
 three_members() { [ "$(group_members_with_partitions)" = 3 ]; }
 
+# --- monitoring: the alert rules, Prometheus scraping the run, the Grafana dashboard's queries ------
+
+PROMETHEUS_IMAGE=""
+check_alert_rules() {
+  PROMETHEUS_IMAGE=$(sed -n 's/^ *image: \(prom\/prometheus:.*\)$/\1/p' docker-compose.yml)
+  build_standin "$PROMETHEUS_IMAGE" "$STANDINS/prometheus"
+  local promtool=(docker run --rm --entrypoint /bin/promtool -v "$PWD/deploy/prometheus:/etc/prometheus:ro" -w /etc/prometheus "$PROMETHEUS_IMAGE")
+  "${promtool[@]}" check config prometheus.yml >/dev/null || die "promtool check config deploy/prometheus/prometheus.yml failed"
+  "${promtool[@]}" test rules alerts.test.yml >&2 || die "promtool test rules deploy/prometheus/alerts.test.yml failed"
+  ok "alert rules: promtool check config and promtool test rules pass ($(grep -c '^      - alert:' deploy/prometheus/alerts.yml) alerts)"
+  python3 - deploy/grafana <<'PY' || die "the Grafana provisioning files do not agree"
+import json, re, sys
+root = sys.argv[1]
+ds = open(f"{root}/provisioning/datasources/prometheus.yml").read()
+assert "url: http://prometheus:9090" in ds, "the datasource points at the compose Prometheus"
+path = re.search(r"path:\s*(\S+)", open(f"{root}/provisioning/dashboards/tradeflow.yml").read()).group(1)
+compose = open("docker-compose.yml").read()
+assert f"./deploy/grafana/dashboards:{path}" in compose, f"the compose file mounts the dashboards at {path}"
+assert "./deploy/grafana/provisioning:/etc/grafana/provisioning" in compose
+json.load(open(f"{root}/dashboards/tradeflow.json"))
+PY
+  ok "Grafana provisioning: datasource, dashboard provider and mounts agree"
+}
+
+prom() { curl -fsS "http://127.0.0.1:$PROMETHEUS_HOST_PORT$1"; }
+targets_up() { # N → N active targets, every one up
+  prom /api/v1/targets | python3 -c 'import json, sys
+t = json.load(sys.stdin)["data"]["activeTargets"]
+sys.exit(0 if len(t) == int(sys.argv[1]) and all(x["health"] == "up" for x in t) else 1)' "$1"
+}
+has_series() { [ "$(prom "/api/v1/query?query=$1" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["data"]["result"]))')" -gt 0 ]; }
+alert_firing() { prom /api/v1/alerts | python3 -c 'import json, sys
+sys.exit(0 if any(a["labels"]["alertname"] == sys.argv[1] and a["state"] == "firing" for a in json.load(sys.stdin)["data"]["alerts"]) else 1)' "$1"; }
+panels_answer() { python3 scripts/compose-panels.py "http://127.0.0.1:$PROMETHEUS_HOST_PORT" deploy/grafana/dashboards/tradeflow.json deploy/grafana/provisioning/datasources/prometheus.yml "$@"; }
+
+# bad_line → appends a line that is not a trade to a log file of client 9 on the logs volume (the
+# ingestor dead-letters it; the oracle skips it).
+bad_line() {
+  docker run --rm -v "${COMPOSE_PROJECT_NAME}_trade-logs:/logs" debian:bookworm-slim \
+    sh -c 'printf "not a trade line\n" >>"/logs/tradeLog_client9.$(date -u +%Y.%m.%d).log"'
+}
+
+check_monitoring() {
+  local token
+  wait_until "Prometheus to scrape ingestor, 3 aggregators, dashboard and itself" 120 targets_up 6
+  ok "Prometheus on 127.0.0.1:$PROMETHEUS_HOST_PORT scrapes 6 targets, all up (ingestor, 3 aggregators by DNS, dashboard, itself)"
+  bad_line
+  wait_until "the dead letter in Prometheus" 60 has_series 'tradeflow_ingestor_lines_dead_lettered_total'
+  bad_line
+  wait_until "the TradeflowDeadLetters alert to fire" 90 alert_firing TradeflowDeadLetters
+  ok "two bad lines dead-lettered: tradeflow_ingestor_lines_dead_lettered_total counts them, TradeflowDeadLetters fires"
+  # A websocket subscriber for the subscribers and fan-out panels.
+  token=$(dc exec -T dashboard tradeflow token --client 1)
+  docker run -d --name "$COMPOSE_PROJECT_NAME-subscriber" --network host "$IMAGE" tail --client 1 \
+    --url "ws://127.0.0.1:$DASHBOARD_HOST_PORT/ws" --token "$token" >/dev/null
+  wait_until "every Grafana panel's query to answer" 120 panels_answer --quiet
+  panels_answer | sed 's/^/[compose-check] ok: /' >&2
+  docker rm -f "$COMPOSE_PROJECT_NAME-subscriber" >/dev/null
+}
+
 main() {
   RUN_DIR=$(mktemp -d /tmp/tradeflow-compose-check.XXXXXX)
   trap cleanup EXIT
@@ -248,6 +316,7 @@ main() {
   ensure_kafka_standin
   build_standin "$(sed -n 's/^ *image: \(postgres:.*\)$/\1/p' docker-compose.yml)" "$STANDINS/postgres"
   ensure_tradeflow_image
+  check_alert_rules
   choose_ports
 
   dc config -q && ok "docker compose config: the compose file is valid"
@@ -275,6 +344,8 @@ main() {
   wait_until "three aggregators owning partitions" 120 three_members
   ok "the group rebalanced: 3 aggregator instances own partitions of trades"
   verify_oracle "after --scale aggregator=3"
+  check_monitoring
+
 
   local victim before
   victim=$(dc ps -q aggregator | head -1)

@@ -1,7 +1,7 @@
-//! Static checks of `docker-compose.yml` (these machines run no Docker engine): valid against the
-//! Compose specification schema, every command a real `tradeflow` subcommand, every environment
-//! variable one that subcommand reads, topics as the native scripts create them, the aggregator
-//! scalable, `.env.example` complete.
+//! Static checks of `docker-compose.yml` (fast, no Docker engine; `scripts/compose-check.sh` runs it
+//! for real): valid against the Compose specification schema, every command a real `tradeflow`
+//! subcommand, every environment variable one that subcommand reads, topics as the native scripts
+//! create them, the aggregator scalable, `.env.example` complete.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
