@@ -3,7 +3,7 @@
 
 use crate::harness;
 
-const COMMANDS: [&str; 14] = [
+const COMMANDS: [&str; 15] = [
     "producer",
     "ingestor",
     "aggregator",
@@ -14,6 +14,7 @@ const COMMANDS: [&str; 14] = [
     "oracle",
     "topics",
     "init",
+    "rebase-offsets",
     "secrets",
     "dashboard",
     "token",

@@ -94,7 +94,12 @@ impl Dash {
     }
 
     pub async fn tick(&self, symbol: &str, price: &str) {
-        let tick = PriceTick { symbol: symbol.into(), price: price.parse().expect("price"), at: Utc::now() };
+        self.tick_at(symbol, price, Utc::now()).await
+    }
+
+    /// A tick dated `at`.
+    pub async fn tick_at(&self, symbol: &str, price: &str, at: chrono::DateTime<Utc>) {
+        let tick = PriceTick { symbol: symbol.into(), price: price.parse().expect("price"), at };
         let payload = tick.to_json();
         self.producer
             .send(FutureRecord::to(&self.topics.topics.prices).key(symbol).payload(&payload), Duration::from_secs(10))

@@ -412,3 +412,22 @@ async fn a_recreated_trades_topic_is_refused_loudly_until_rebased() {
     drop(aggregator);
     p.cleanup();
 }
+
+/// Case 5 on the page: the dashboard applies the same tick rule. A tick dated 2030 is refused and
+/// counted; the live tick after it sets the mark.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_refuses_a_tick_from_the_future_and_follows_live_ticks() {
+    let d = crate::dashboard::Dash::start(&[]).await;
+    d.change("7", "ACC1", "AAPL", 1, 0).await;
+    d.tick("AAPL", "100.00").await;
+    d.tick_at("AAPL", "999.99", "2030-01-01T00:00:00Z".parse().expect("at")).await;
+    d.tick("AAPL", "101.25").await;
+    eventually("the live mark on the page", LONG, || async {
+        let body = d.rest("7").await;
+        let rows = body["rows"].as_array()?.clone();
+        rows.iter().any(|r| r["symbol"] == "AAPL" && r["mark_price"] == "101.25").then_some(())
+    })
+    .await;
+    let refused = crate::harness::http::metric(d.port, "tradeflow_dashboard_price_ticks_refused_total").await;
+    assert_eq!(refused, Some(1));
+}
