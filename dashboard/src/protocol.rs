@@ -134,4 +134,9 @@ pub struct Total {
     /// Sum over the rows that have a mark; `unmarked_rows` counts the others.
     pub market_value: Decimal,
     pub unmarked_rows: u64,
+    /// Sum of the rows' realized P&L (docs/pnl.md).
+    pub realized_pnl: Decimal,
+    /// Sums over the rows that have a mark, as `market_value`.
+    pub unrealized_pnl: Decimal,
+    pub total_pnl: Decimal,
 }

@@ -111,6 +111,10 @@ pub async fn as_of_rows(
             mark_at: None,
             market_value: None,
             mark_stale: None,
+            // Derived from the row's book by `with_mark` below (the oracle's code, not the stored copy).
+            realized_pnl: None,
+            unrealized_pnl: None,
+            total_pnl: None,
         };
         // Staleness as it was at `as_of`.
         rows.push(row.with_mark(mark.as_ref(), at));

@@ -171,7 +171,7 @@ fn s(v: &Value) -> String {
 
 fn row_text(r: &Value) -> String {
     format!(
-        "{} {} {} n={} net={} last={} mark={} mv={}{}",
+        "{} {} {} n={} net={} last={} mark={} mv={} rpnl={} upnl={} pnl={}{}",
         s(&r["trade_date"]),
         s(&r["account_id"]),
         s(&r["symbol"]),
@@ -180,13 +180,16 @@ fn row_text(r: &Value) -> String {
         s(&r["last_price"]),
         s(&r["mark_price"]),
         s(&r["market_value"]),
+        s(&r["realized_pnl"]),
+        s(&r["unrealized_pnl"]),
+        s(&r["total_pnl"]),
         if r["mark_stale"] == Value::Bool(true) { " STALE" } else { "" }
     )
 }
 
 fn total_text(t: &Value) -> String {
     format!(
-        "{} {} rows={} n={} net={} buy={} sell={} mv={}",
+        "{} {} rows={} n={} net={} buy={} sell={} mv={} rpnl={} pnl={}",
         s(&t["trade_date"]),
         s(&t["group"]),
         s(&t["rows"]),
@@ -194,7 +197,9 @@ fn total_text(t: &Value) -> String {
         s(&t["net_qty"]),
         s(&t["buy_notional"]),
         s(&t["sell_notional"]),
-        s(&t["market_value"])
+        s(&t["market_value"]),
+        s(&t["realized_pnl"]),
+        s(&t["total_pnl"])
     )
 }
 

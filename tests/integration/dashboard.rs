@@ -222,6 +222,12 @@ async fn dashboard_snapshot_then_ordered_deltas_shared_views_ticks_and_tail() {
     assert_eq!(row["net_qty"], 110);
     assert_eq!(row["market_value"], "22055.00");
     assert_eq!(row["mark_stale"], false);
+    // …and its P&L with it (docs/pnl.md): nothing sold, so nothing realized; 0 − 11000 + 110 × 200.50.
+    assert_eq!(
+        (&row["realized_pnl"], &row["unrealized_pnl"], &row["total_pnl"]),
+        (&"0".into(), &"11055.00".into(), &"11055.00".into()),
+        "{row}"
+    );
 
     // An older version of a row than the one held is ignored.
     d.change("A", "ACC1", "AAPL", 5, 15).await;
