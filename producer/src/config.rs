@@ -9,7 +9,15 @@ use tradeflow_core::ClientId;
 use tradeflow_core::kafka::KafkaArgs;
 use tradeflow_core::topics::TopicArgs;
 
-use crate::trade_prices::PriceModel;
+/// The pricing rule of `tradeflow producer --prices` (applied by [`crate::trade_prices`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PriceModel {
+    /// Near the random walk of the price feed (the default).
+    #[default]
+    Walk,
+    /// Uniform 0.00–999.99, unrelated to any mark (the original system).
+    Uniform,
+}
 
 /// `tradeflow producer`
 #[derive(Args, Clone, Debug)]

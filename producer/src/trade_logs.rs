@@ -8,10 +8,10 @@ use tokio_util::sync::CancellationToken;
 use tradeflow_core::ClientId;
 
 use crate::ProducerError;
-use crate::config::ProducerArgs;
+use crate::config::{PriceModel, ProducerArgs};
 use crate::day_file::DayFileWriter;
 use crate::generator::{Rate, SYMBOLS, TradeGenerator};
-use crate::trade_prices::{PriceModel, TradePrices};
+use crate::trade_prices::TradePrices;
 
 /// What a run wrote.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -17,16 +17,6 @@ use crate::prices::PriceWalk;
 /// Half-width of the spread around the mark, in basis points (0.05 %).
 pub const SPREAD_BP: i64 = 5;
 
-/// The pricing rule of `tradeflow producer --prices`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum PriceModel {
-    /// Near the random walk of the price feed (the default).
-    #[default]
-    Walk,
-    /// Uniform 0.00–999.99, unrelated to any mark (the original system).
-    Uniform,
-}
-
 /// A generator's trade prices.
 pub enum TradePrices {
     Walk {

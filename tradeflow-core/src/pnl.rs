@@ -18,8 +18,6 @@
 
 use rust_decimal::Decimal;
 
-use crate::summary::{Position, SummaryRow};
-
 /// The P&L fields of a row, in the currency of its prices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct RowPnl {
@@ -81,32 +79,6 @@ impl Book {
     }
 }
 
-impl From<&Position> for Book {
-    fn from(p: &Position) -> Self {
-        Book {
-            buy_qty: p.buy_qty,
-            sell_qty: p.sell_qty,
-            buy_notional: p.buy_notional,
-            sell_notional: p.sell_notional,
-            avg_buy_price: p.avg_buy_price(),
-            avg_sell_price: p.avg_sell_price(),
-        }
-    }
-}
-
-impl From<&SummaryRow> for Book {
-    fn from(r: &SummaryRow) -> Self {
-        Book {
-            buy_qty: r.buy_qty,
-            sell_qty: r.sell_qty,
-            buy_notional: r.buy_notional,
-            sell_notional: r.sell_notional,
-            avg_buy_price: r.avg_buy_price,
-            avg_sell_price: r.avg_sell_price,
-        }
-    }
-}
-
 /// Exact decimal arithmetic: the result, or `None` when it does not fit a [`Decimal`].
 ///
 /// `rust_decimal`'s own operators round a result that needs more than 28 digits to fit; money
@@ -162,64 +134,17 @@ pub mod exact {
 
 #[cfg(test)]
 mod tests {
-    use proptest::prelude::*;
-
     use super::*;
-    use crate::log_format::parse_line;
-    use crate::trade::{Side, Trade};
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
     }
 
-    fn trade(second: u32, side: Side, price: Decimal, quantity: i64) -> Trade {
-        let line = format!(
-            "Activity Time:2026.11.22 09:30:{second:02}.0|Symbol:AAPL|Side:{side}|Price:{price}|Quantity:{quantity}|AccountID:CQ01"
-        );
-        parse_line(line.as_bytes()).unwrap()
-    }
-
-    fn position(trades: &[Trade]) -> Position {
-        let mut p = Position::first(&trades[0]).unwrap();
-        for t in &trades[1..] {
-            p.apply(t).unwrap();
-        }
-        p
-    }
-
-    fn trades() -> impl Strategy<Value = Vec<Trade>> {
-        let one = (0u32..60, prop::bool::ANY, 0i64..100_000, 0i64..100).prop_map(|(s, buy, cents, q)| {
-            trade(s, if buy { Side::Buy } else { Side::Sell }, Decimal::new(cents, 2), q)
-        });
-        prop::collection::vec(one, 1..40)
-    }
-
-    proptest! {
-        /// Any order of the same trades gives the identical row and P&L, for any mark.
-        #[test]
-        fn pnl_is_order_independent(
-            (trades, shuffled) in trades().prop_flat_map(|t| (Just(t.clone()), Just(t).prop_shuffle())),
-            mark in 0i64..100_000,
-        ) {
-            let mark = Decimal::new(mark, 2);
-            let (a, b) = (position(&trades), position(&shuffled));
-            let (pa, pb) = (Book::from(&a).pnl(Some(mark)), Book::from(&b).pnl(Some(mark)));
-            prop_assert_eq!(pa, pb);
-            prop_assert_eq!(pa.total.unwrap().to_string(), pb.total.unwrap().to_string());
-            prop_assert_eq!(pa.realized.unwrap().to_string(), pb.realized.unwrap().to_string());
-            // The split adds up, and the total is the cash plus the position at the mark, exactly.
-            prop_assert_eq!(pa.realized.unwrap() + pa.unrealized.unwrap(), pa.total.unwrap());
-            prop_assert_eq!(pa.total.unwrap(), a.sell_notional - a.buy_notional + Decimal::from(a.net_qty() as i64) * mark);
-        }
-    }
-
     fn book(bq: i64, sq: i64, bn: &str, sn: &str) -> Book {
         let avg = |n: Decimal, q: i64| {
             (q != 0).then(|| {
-                (n / Decimal::from(q)).round_dp_with_strategy(
-                    crate::summary::AVG_PRICE_SCALE,
-                    rust_decimal::RoundingStrategy::MidpointNearestEven,
-                )
+                // The rows' rule (summary::AVG_PRICE_SCALE): 8 places, half-even.
+                (n / Decimal::from(q)).round_dp_with_strategy(8, rust_decimal::RoundingStrategy::MidpointNearestEven)
             })
         };
         Book {

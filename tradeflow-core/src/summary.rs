@@ -233,6 +233,32 @@ impl SummaryRow {
     }
 }
 
+impl From<&Position> for Book {
+    fn from(p: &Position) -> Self {
+        Book {
+            buy_qty: p.buy_qty,
+            sell_qty: p.sell_qty,
+            buy_notional: p.buy_notional,
+            sell_notional: p.sell_notional,
+            avg_buy_price: p.avg_buy_price(),
+            avg_sell_price: p.avg_sell_price(),
+        }
+    }
+}
+
+impl From<&SummaryRow> for Book {
+    fn from(r: &SummaryRow) -> Self {
+        Book {
+            buy_qty: r.buy_qty,
+            sell_qty: r.sell_qty,
+            buy_notional: r.buy_notional,
+            sell_notional: r.sell_notional,
+            avg_buy_price: r.avg_buy_price,
+            avg_sell_price: r.avg_sell_price,
+        }
+    }
+}
+
 fn market_value(net_qty: i128, mark: Decimal) -> Option<Decimal> {
     let qty = i64::try_from(net_qty).ok()?;
     mark.checked_mul(Decimal::from(qty))
