@@ -67,6 +67,9 @@ PIDS+=("$KAFKA_PID")
 export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" DATABASE_URL TRADE_LOG_DIR="$STATE/logs" TRADE_LOG_CID="$CLIENTS"
 "$TF" topics
 
+# One seed for the producer's trade prices and the price feed: both walk the same path, so trades
+# are priced near the marks the rows are valued at (docs/pnl.md).
+export TRADEFLOW_PRICES_SEED="${TRADEFLOW_PRICES_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
 "$TF" producer 2>>"$STATE/producer.log" & PIDS+=($!)
 "$TF" prices 2>>"$STATE/prices.log" & PIDS+=($!)
 "$TF" ingestor --state-dir "$STATE/ingestor" 2>>"$STATE/ingestor.log" & PIDS+=($!)

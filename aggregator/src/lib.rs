@@ -22,13 +22,14 @@
 //! - [`marks`]: the latest price per symbol from `prices` (ticks checked by `PriceTick::check`).
 //! - [`changelog`]: the `summaries` record.
 //! - [`history`]: history partitions ahead, and retention (`--history-days`).
-//! - [`verify`]: Postgres against the oracle.
+//! - [`verify`]: Postgres against the oracle; [`holdings`]: the view `holdings` against the oracle's.
 
 pub mod backfill;
 pub mod changelog;
 pub mod config;
 pub mod engine;
 pub mod history;
+pub mod holdings;
 pub mod marks;
 pub mod metrics;
 pub mod offset_check;

@@ -14,6 +14,7 @@ use rust_decimal::Decimal;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tradeflow_core::ClientId;
+use tradeflow_core::pnl::Book;
 use tradeflow_core::summary::{Mark, Position, SummaryKey};
 
 use crate::state::{PartitionState, SnapshotJob};
@@ -429,7 +430,7 @@ async fn insert_rows(
                     last_price = EXCLUDED.last_price, first_trade_at = EXCLUDED.first_trade_at,
                     last_trade_at = EXCLUDED.last_trade_at, first_trade_at_ns = EXCLUDED.first_trade_at_ns,
                     last_trade_at_ns = EXCLUDED.last_trade_at_ns, mark_price = EXCLUDED.mark_price,
-                    mark_at = EXCLUDED.mark_at, source_partition = EXCLUDED.source_partition,
+                    mark_at = EXCLUDED.mark_at, realized_pnl = EXCLUDED.realized_pnl, source_partition = EXCLUDED.source_partition,
                     source_offset = EXCLUDED.source_offset, snapshot_at = EXCLUDED.snapshot_at"
         } else {
             "ON CONFLICT DO NOTHING"
@@ -438,14 +439,14 @@ async fn insert_rows(
             "INSERT INTO {table} (trade_date, client_id, account_id, symbol, trade_count, buy_qty, sell_qty,
                     buy_notional, sell_notional, avg_buy_price, avg_sell_price, last_price, first_trade_at,
                     last_trade_at, first_trade_at_ns, last_trade_at_ns, mark_price, mark_at, source_partition,
-                    source_offset, snapshot_at)
+                    source_offset, snapshot_at, realized_pnl)
                  SELECT u.d, u.c, u.a, u.s, u.tc, u.bq, u.sq, u.bn, u.sn, u.abp, u.asp, u.lp, u.ft, u.lt, u.ftn,
-                        u.ltn, u.mp, u.ma, u.sp, u.so, $20::timestamptz
+                        u.ltn, u.mp, u.ma, u.sp, u.so, $20::timestamptz, u.rp
                  FROM UNNEST($1::date[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
                     $7::bigint[], $8::numeric[], $9::numeric[], $10::numeric[], $11::numeric[], $12::numeric[],
                     $13::timestamp[], $14::timestamp[], $15::bigint[], $16::bigint[], $17::numeric[],
-                    $18::timestamptz[], $19::integer[], $21::bigint[])
-                 AS u(d, c, a, s, tc, bq, sq, bn, sn, abp, asp, lp, ft, lt, ftn, ltn, mp, ma, sp, so)
+                    $18::timestamptz[], $19::integer[], $21::bigint[], $22::numeric[])
+                 AS u(d, c, a, s, tc, bq, sq, bn, sn, abp, asp, lp, ft, lt, ftn, ltn, mp, ma, sp, so, rp)
                  {conflict}"
         );
         sqlx::query(&sql)
@@ -470,6 +471,7 @@ async fn insert_rows(
             .bind(&cols.partition)
             .bind(now)
             .bind(&cols.source_offset)
+            .bind(&cols.realized_pnl)
             .execute(&mut **tx)
             .await?;
     }
@@ -608,6 +610,7 @@ struct Columns {
     mark_at: Vec<Option<DateTime<Utc>>>,
     partition: Vec<i32>,
     source_offset: Vec<i64>,
+    realized_pnl: Vec<Option<Decimal>>,
 }
 
 impl Columns {
@@ -632,5 +635,6 @@ impl Columns {
         self.mark_price.push(mark.map(|m| m.price));
         self.mark_at.push(mark.map(|m| m.at));
         self.source_offset.push(offset);
+        self.realized_pnl.push(Book::from(p).realized());
     }
 }

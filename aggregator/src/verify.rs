@@ -1,5 +1,6 @@
 //! `tradeflow verify --logs DIR`: the current rows in Postgres against the oracle of the log
-//! files, trading fields only (the mark fields depend on prices, not on trades).
+//! files, trading fields only (the mark fields depend on prices, not on trades): the position and
+//! the realized P&L (`docs/pnl.md`), compared exactly.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use rust_decimal::Decimal;
 use sqlx::PgPool;
 use tradeflow_core::ClientId;
 use tradeflow_core::oracle::Oracle;
+use tradeflow_core::pnl::Book;
 use tradeflow_core::summary::{Position, SummaryKey};
 
 use crate::store::{StoreError, from_nanos};
@@ -17,7 +19,17 @@ use crate::store::{StoreError, from_nanos};
 pub enum Difference {
     Missing(SummaryKey),
     Unexpected(SummaryKey),
-    Differs { key: SummaryKey, stored: Box<Position>, expected: Box<Position> },
+    Differs {
+        key: SummaryKey,
+        stored: Box<Position>,
+        expected: Box<Position>,
+    },
+    /// The stored `realized_pnl` is not the one the oracle's position gives.
+    RealizedPnl {
+        key: SummaryKey,
+        stored: Option<Decimal>,
+        expected: Option<Decimal>,
+    },
 }
 
 impl std::fmt::Display for Difference {
@@ -27,6 +39,9 @@ impl std::fmt::Display for Difference {
             Difference::Unexpected(k) => write!(f, "unexpected {}", k.kafka_key()),
             Difference::Differs { key, stored, expected } => {
                 write!(f, "differs   {}\n  stored:   {stored:?}\n  expected: {expected:?}", key.kafka_key())
+            }
+            Difference::RealizedPnl { key, stored, expected } => {
+                write!(f, "differs   {} realized_pnl: stored {stored:?}, expected {expected:?}", key.kafka_key())
             }
         }
     }
@@ -58,6 +73,39 @@ pub async fn current_rows(pool: &PgPool) -> Result<BTreeMap<SummaryKey, Position
         );
     }
     Ok(out)
+}
+
+/// Every current row's stored `realized_pnl`.
+pub async fn current_realized_pnl(pool: &PgPool) -> Result<BTreeMap<SummaryKey, Option<Decimal>>, StoreError> {
+    type Row = (NaiveDate, String, String, String, Option<Decimal>);
+    let rows: Vec<Row> =
+        sqlx::query_as("SELECT trade_date, client_id, account_id, symbol, realized_pnl FROM summary_current")
+            .fetch_all(pool)
+            .await?;
+    let mut out = BTreeMap::new();
+    for (date, client, account, symbol, realized) in rows {
+        let client_id = ClientId::parse(&client).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        out.insert(
+            SummaryKey { trade_date: date, client_id, account_id: account.into(), symbol: symbol.into() },
+            realized,
+        );
+    }
+    Ok(out)
+}
+
+/// The rows whose stored realized P&L differs from the oracle's (rows missing on either side are
+/// [`compare`]'s). Decimal equality ignores scale (48.00 == 48), as NUMERIC does.
+pub fn compare_realized_pnl(stored: &BTreeMap<SummaryKey, Option<Decimal>>, oracle: &Oracle) -> Vec<Difference> {
+    let mut diffs = Vec::new();
+    for (key, position) in &oracle.rows {
+        let expected = Book::from(position).realized();
+        if let Some(&stored) = stored.get(key)
+            && stored != expected
+        {
+            diffs.push(Difference::RealizedPnl { key: key.clone(), stored, expected });
+        }
+    }
+    diffs
 }
 
 /// The differences between the stored rows and `oracle` (empty: equal).

@@ -18,7 +18,7 @@ pub enum TailError {
     Refused { status: u16, body: String },
     #[error("the dashboard refused the subscription: {code}: {message}")]
     Forbidden { code: String, message: String },
-    #[error("bad --view {0:?}: expected rows, totals_by_symbol or totals_by_account")]
+    #[error("bad --view {0:?}: expected rows, totals_by_symbol, totals_by_account or positions")]
     View(String),
     #[error("cannot write to stdout: {0}")]
     Stdout(std::io::Error),
@@ -34,7 +34,7 @@ struct Position {
 }
 
 pub async fn run(args: TailArgs, shutdown: CancellationToken) -> Result<(), TailError> {
-    if !["rows", "totals_by_symbol", "totals_by_account"].contains(&args.view.as_str()) {
+    if !["rows", "totals_by_symbol", "totals_by_account", "positions"].contains(&args.view.as_str()) {
         return Err(TailError::View(args.view));
     }
     let url = args.url.clone();
@@ -171,7 +171,7 @@ fn s(v: &Value) -> String {
 
 fn row_text(r: &Value) -> String {
     format!(
-        "{} {} {} n={} net={} last={} mark={} mv={}{}",
+        "{} {} {} n={} net={} last={} mark={} mv={} rpnl={} upnl={} pnl={}{}",
         s(&r["trade_date"]),
         s(&r["account_id"]),
         s(&r["symbol"]),
@@ -180,13 +180,16 @@ fn row_text(r: &Value) -> String {
         s(&r["last_price"]),
         s(&r["mark_price"]),
         s(&r["market_value"]),
+        s(&r["realized_pnl"]),
+        s(&r["unrealized_pnl"]),
+        s(&r["total_pnl"]),
         if r["mark_stale"] == Value::Bool(true) { " STALE" } else { "" }
     )
 }
 
 fn total_text(t: &Value) -> String {
     format!(
-        "{} {} rows={} n={} net={} buy={} sell={} mv={}",
+        "{} {} rows={} n={} net={} buy={} sell={} mv={} rpnl={} pnl={}",
         s(&t["trade_date"]),
         s(&t["group"]),
         s(&t["rows"]),
@@ -194,7 +197,25 @@ fn total_text(t: &Value) -> String {
         s(&t["net_qty"]),
         s(&t["buy_notional"]),
         s(&t["sell_notional"]),
-        s(&t["market_value"])
+        s(&t["market_value"]),
+        s(&t["realized_pnl"]),
+        s(&t["total_pnl"])
+    )
+}
+
+fn position_text(p: &Value) -> String {
+    format!(
+        "{} {} pos={} avg={} cost={} mark={} mv={} rpnl={} upnl={} pnl={}",
+        s(&p["account_id"]),
+        s(&p["symbol"]),
+        s(&p["position"]),
+        s(&p["avg_cost"]),
+        s(&p["cost_basis"]),
+        s(&p["mark_price"]),
+        s(&p["market_value"]),
+        s(&p["realized_pnl"]),
+        s(&p["unrealized_pnl"]),
+        s(&p["total_pnl"])
     )
 }
 
@@ -229,9 +250,16 @@ pub fn describe(frame: &Value) -> String {
         other => write!(line, "{other}"),
     };
     let is_view = frame["type"] == "view";
+    let is_positions = frame["view"] == "positions";
     for r in rows {
         line.push_str(" | ");
-        line.push_str(&if is_view { total_text(r) } else { row_text(r) });
+        line.push_str(&if is_positions {
+            position_text(r)
+        } else if is_view {
+            total_text(r)
+        } else {
+            row_text(r)
+        });
     }
     line
 }

@@ -44,6 +44,9 @@ pub fn totals<'a>(
             sell_notional: Decimal::ZERO,
             market_value: Decimal::ZERO,
             unmarked_rows: 0,
+            realized_pnl: Decimal::ZERO,
+            unrealized_pnl: Decimal::ZERO,
+            total_pnl: Decimal::ZERO,
         });
         t.rows += 1;
         t.trade_count = t.trade_count.saturating_add(row.trade_count);
@@ -56,6 +59,10 @@ pub fn totals<'a>(
             Some(v) => t.market_value = t.market_value.saturating_add(v),
             None => t.unmarked_rows += 1,
         }
+        let add = |sum: &mut Decimal, v: Option<Decimal>| *sum = sum.saturating_add(v.unwrap_or_default());
+        add(&mut t.realized_pnl, row.realized_pnl);
+        add(&mut t.unrealized_pnl, row.unrealized_pnl);
+        add(&mut t.total_pnl, row.total_pnl);
     }
     out.into_values().collect()
 }

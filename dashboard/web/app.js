@@ -5,8 +5,9 @@
 
 const $ = (sel) => document.querySelector(sel);
 const COLUMNS = [...document.querySelectorAll("#rows thead th")].map((th) => ({ key: th.dataset.key, type: th.dataset.type }));
-const TOTALS = ["trade_count", "buy_qty", "sell_qty", "net_qty", "buy_notional", "sell_notional", "market_value"];
-const SIGNED = new Set(["net_qty", "market_value"]);
+const TOTALS = ["trade_count", "buy_qty", "sell_qty", "net_qty", "buy_notional", "sell_notional", "market_value", "realized_pnl", "unrealized_pnl", "total_pnl"];
+const SIGNED = new Set(["net_qty", "market_value", "realized_pnl", "unrealized_pnl", "total_pnl"]);
+const MONEY = new Set(["buy_notional", "sell_notional", "market_value", "realized_pnl", "unrealized_pnl", "total_pnl"]);
 
 const state = {
   config: { auth: true, stale_after_s: 60 },
@@ -40,8 +41,7 @@ function cell(row, key) {
   switch (key) {
     case "trade_date": case "account_id": case "symbol": return v;
     case "last_trade_at": return v ? v.replace("T", " ").slice(11, 23) : "";
-    case "buy_notional": case "sell_notional": case "market_value": return money(v);
-    default: return groupDigits(v);
+    default: return MONEY.has(key) ? money(v) : groupDigits(v);
   }
 }
 function isStale(row) {
@@ -112,7 +112,7 @@ function render(changed = new Map()) {
   // totals over the visible rows (decimal strings summed as scaled integers: exact)
   for (const key of TOTALS) {
     const td = document.querySelector(`[data-total="${key}"]`);
-    td.textContent = key.includes("notional") || key === "market_value" ? money(sumDecimals(rows.map((r) => r[key]))) : groupDigits(sumDecimals(rows.map((r) => r[key])));
+    td.textContent = MONEY.has(key) ? money(sumDecimals(rows.map((r) => r[key]))) : groupDigits(sumDecimals(rows.map((r) => r[key])));
     if (SIGNED.has(key)) { td.classList.toggle("pos", td.textContent !== "" && !td.textContent.startsWith("-") && td.textContent !== "0"); td.classList.toggle("neg", td.textContent.startsWith("-")); }
   }
   $("#row-count").textContent = `${rows.length} of ${state.rows.size} rows`;

@@ -9,6 +9,16 @@ use tradeflow_core::ClientId;
 use tradeflow_core::kafka::KafkaArgs;
 use tradeflow_core::topics::TopicArgs;
 
+/// The pricing rule of `tradeflow producer --prices` (applied by [`crate::trade_prices`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PriceModel {
+    /// Near the random walk of the price feed (the default).
+    #[default]
+    Walk,
+    /// Uniform 0.00–999.99, unrelated to any mark (the original system).
+    Uniform,
+}
+
 /// `tradeflow producer`
 #[derive(Args, Clone, Debug)]
 pub struct ProducerArgs {
@@ -40,6 +50,17 @@ pub struct ProducerArgs {
     /// Writer tick in milliseconds: each tick writes every trade whose time has passed.
     #[arg(long, env = "TRADEFLOW_PRODUCER_TICK_MS", default_value_t = 100)]
     pub tick_ms: u64,
+    /// Trade prices: `walk` (near the price feed's random walk, ±0.05 %, two decimals) or `uniform`
+    /// (0.00–999.99, the original system's).
+    #[arg(long, env = "TRADEFLOW_PRODUCER_PRICES", value_enum, default_value_t = PriceModel::Walk)]
+    pub prices: PriceModel,
+    /// Seed of the walk (the price feed's variable: one setting makes both walk one path).
+    /// Default: --seed.
+    #[arg(long, env = "TRADEFLOW_PRICES_SEED")]
+    pub price_seed: Option<u64>,
+    /// Milliseconds of activity time per step of the walk (the price feed's tick interval).
+    #[arg(long, env = "TRADEFLOW_PRICES_INTERVAL_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub price_interval_ms: u64,
 }
 
 impl ProducerArgs {
@@ -55,6 +76,9 @@ impl ProducerArgs {
             days: None,
             tz: Tz::UTC,
             tick_ms: 100,
+            prices: PriceModel::Walk,
+            price_seed: None,
+            price_interval_ms: 100,
         }
     }
 }

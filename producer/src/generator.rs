@@ -1,13 +1,14 @@
 //! The mock trade stream of one client (SPEC §1): accounts CQ01–CQ03, five symbols, B/S, price
-//! uniform 0.00–999.99, quantity uniform 0–99, 10–20 trades per second (or a fixed rate), activity
+//! near the price feed's walk or uniform 0.00–999.99 ([`TradePrices`]), quantity uniform 0–99, 10–20 trades per second (or a fixed rate), activity
 //! times ascending. Seeded with ChaCha8, whose output is stable across rand versions, so one seed
 //! gives byte-identical files.
 
 use chrono::{Duration, NaiveDateTime};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rust_decimal::Decimal;
 use tradeflow_core::{ClientId, Side, Trade};
+
+use crate::trade_prices::TradePrices;
 
 pub const ACCOUNTS: [&str; 3] = ["CQ01", "CQ02", "CQ03"];
 pub const SYMBOLS: [&str; 5] = ["BANKNIFTY", "AAPL", "AMZN", "FB", "GOOG"];
@@ -28,9 +29,15 @@ pub struct TradeGenerator {
     /// Offsets (ns) of the current second still to emit, in descending order (pop from the back).
     pending: Vec<i64>,
     started: bool,
+    prices: TradePrices,
 }
 
+/// The price feed's default interval: the walk steps this often (in activity time).
+pub const WALK_INTERVAL_MS: i64 = 100;
+
 impl TradeGenerator {
+    /// Prices near the walk seeded with `seed` itself, stepped every [`WALK_INTERVAL_MS`] from
+    /// `start` (the defaults of `tradeflow producer`); [`Self::with_prices`] sets another.
     pub fn new(client: &ClientId, seed: u64, rate: Rate, start: NaiveDateTime) -> Self {
         Self {
             rng: ChaCha8Rng::seed_from_u64(client_seed(seed, client)),
@@ -38,7 +45,12 @@ impl TradeGenerator {
             second_start: start,
             pending: Vec::new(),
             started: false,
+            prices: TradePrices::walk(&SYMBOLS, seed, Duration::milliseconds(WALK_INTERVAL_MS), start),
         }
+    }
+
+    pub fn with_prices(self, prices: TradePrices) -> Self {
+        Self { prices, ..self }
     }
 
     /// The activity time of the next trade.
@@ -68,7 +80,7 @@ impl TradeGenerator {
         let rng = &mut self.rng;
         let symbol = SYMBOLS[rng.random_range(0..SYMBOLS.len())];
         let side = if rng.random_bool(0.5) { Side::Buy } else { Side::Sell };
-        let price = Decimal::new(rng.random_range(0..=99_999), 2);
+        let price = self.prices.price(rng, symbol, activity_time);
         let quantity = rng.random_range(0..=99);
         let account = ACCOUNTS[rng.random_range(0..ACCOUNTS.len())];
         Trade::from_template(activity_time, symbol, side, price, quantity, account)
@@ -89,6 +101,7 @@ fn client_seed(seed: u64, client: &ClientId) -> u64 {
 mod tests {
     use super::*;
     use chrono::NaiveDate;
+    use rust_decimal::Decimal;
 
     fn start() -> NaiveDateTime {
         NaiveDate::from_ymd_opt(2026, 11, 22).unwrap().and_hms_opt(9, 30, 0).unwrap()
@@ -97,8 +110,8 @@ mod tests {
     #[test]
     fn ascending_within_distribution_and_reproducible() {
         let c = ClientId::parse("7").unwrap();
-        let mut a = TradeGenerator::new(&c, 42, Rate::Mock, start());
-        let mut b = TradeGenerator::new(&c, 42, Rate::Mock, start());
+        let mut a = TradeGenerator::new(&c, 42, Rate::Mock, start()).with_prices(TradePrices::Uniform);
+        let mut b = TradeGenerator::new(&c, 42, Rate::Mock, start()).with_prices(TradePrices::Uniform);
         let trades: Vec<Trade> = (0..2000).map(|_| a.next_trade()).collect();
         let again: Vec<Trade> = (0..2000).map(|_| b.next_trade()).collect();
         assert_eq!(trades, again);
@@ -113,6 +126,20 @@ mod tests {
         assert!((99..=201).contains(&span.num_seconds()), "{span}");
         let other = TradeGenerator::new(&ClientId::parse("8").unwrap(), 42, Rate::Mock, start()).next_trade();
         assert_ne!(other, trades[0]);
+    }
+
+    #[test]
+    fn by_default_prices_follow_the_walk() {
+        let c = ClientId::parse("7").unwrap();
+        let mut g = TradeGenerator::new(&c, 42, Rate::Mock, start());
+        let mut walk = TradeGenerator::new(&c, 42, Rate::Mock, start());
+        for _ in 0..5000 {
+            let t = g.next_trade();
+            walk.next_trade();
+            let mark = walk.prices.mark(&t.symbol).unwrap();
+            let spread = mark * Decimal::new(crate::trade_prices::SPREAD_BP, 4) + Decimal::new(1, 2);
+            assert!((t.price - mark).abs() <= spread, "{} vs mark {mark}", t.price);
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! price feed to `prices`.
 //!
 //! - [`generator`]: the seeded, reproducible stream of trades per client.
+//! - [`trade_prices`]: a trade's price, near the price feed's walk (default) or uniform.
 //! - [`day_file`]: the day-rolling appender (whole lines per write).
 //! - [`trade_logs`]: `run(config, shutdown)` for the log producer.
 //! - [`prices`]: `run(config, shutdown)` for the price feed.
@@ -15,6 +16,7 @@ pub mod day_file;
 pub mod generator;
 pub mod prices;
 pub mod trade_logs;
+pub mod trade_prices;
 
 pub use config::{PricesArgs, ProducerArgs};
 

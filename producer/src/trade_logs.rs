@@ -8,9 +8,10 @@ use tokio_util::sync::CancellationToken;
 use tradeflow_core::ClientId;
 
 use crate::ProducerError;
-use crate::config::ProducerArgs;
+use crate::config::{PriceModel, ProducerArgs};
 use crate::day_file::DayFileWriter;
-use crate::generator::{Rate, TradeGenerator};
+use crate::generator::{Rate, SYMBOLS, TradeGenerator};
+use crate::trade_prices::TradePrices;
 
 /// What a run wrote.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -55,7 +56,14 @@ async fn run_client(
     shutdown: CancellationToken,
 ) -> Result<u64, ProducerError> {
     let rate = config.rate.map_or(Rate::Mock, Rate::Fixed);
-    let mut generator = TradeGenerator::new(&client, seed, rate, start);
+    let prices = match config.prices {
+        PriceModel::Walk => {
+            let interval = chrono::Duration::milliseconds(config.price_interval_ms.try_into().unwrap_or(i64::MAX));
+            TradePrices::walk(&SYMBOLS, config.price_seed.unwrap_or(seed), interval, start)
+        }
+        PriceModel::Uniform => TradePrices::Uniform,
+    };
+    let mut generator = TradeGenerator::new(&client, seed, rate, start).with_prices(prices);
     let mut writer = DayFileWriter::new(&config.dir, client)?;
     let mut written: u64 = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(config.tick_ms.max(1)));

@@ -22,7 +22,7 @@ pub struct VerifyArgs {
     database: tradeflow_aggregator::config::DatabaseArgs,
 }
 
-/// Prints the differences between Postgres and the oracle; an error (exit 1) if there are any.
+/// Prints the differences between Postgres and the oracle (rows with their realized P&L, and holdings); an error (exit 1) if there are any.
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let mut oracle = Oracle::new();
     for dir in &args.logs {
@@ -31,12 +31,22 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let url = args.database.url().context("reading --database-password-file")?;
     let pool = sqlx::PgPool::connect(&url).await.context("connecting to Postgres")?;
     let stored = tradeflow_aggregator::verify::current_rows(&pool).await.context("reading summary_current")?;
-    let diffs = tradeflow_aggregator::verify::compare(&stored, &oracle);
+    let mut diffs = tradeflow_aggregator::verify::compare(&stored, &oracle);
+    let realized =
+        tradeflow_aggregator::verify::current_realized_pnl(&pool).await.context("reading summary_current's P&L")?;
+    diffs.extend(tradeflow_aggregator::verify::compare_realized_pnl(&realized, &oracle));
     for d in &diffs {
         println!("{d}");
     }
     println!("rows: stored {} expected {}; differences: {}", stored.len(), oracle.rows.len(), diffs.len());
-    if diffs.is_empty() { Ok(()) } else { anyhow::bail!("{} differences", diffs.len()) }
+    let held = tradeflow_aggregator::holdings::current_holdings(&pool).await.context("reading holdings")?;
+    let held_diffs = tradeflow_aggregator::holdings::compare_holdings(&held, &oracle);
+    for d in &held_diffs {
+        println!("{d}");
+    }
+    println!("holdings: stored {}; differences: {}", held.len(), held_diffs.len());
+    let n = diffs.len() + held_diffs.len();
+    if n == 0 { Ok(()) } else { anyhow::bail!("{n} differences") }
 }
 
 pub async fn backfill(

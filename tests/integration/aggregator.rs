@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tradeflow_aggregator::changelog::SummaryChange;
+use tradeflow_aggregator::holdings::{compare_holdings, current_holdings};
 use tradeflow_aggregator::store::{SnapshotOutcome, Store};
-use tradeflow_aggregator::verify::{compare, current_rows};
+use tradeflow_aggregator::verify::{compare, compare_realized_pnl, current_realized_pnl, current_rows};
 use tradeflow_core::kafka::KafkaArgs;
 use tradeflow_core::log_format::LogFileName;
 use tradeflow_core::oracle::Oracle;
@@ -101,8 +102,13 @@ impl Pipeline {
         assert!(!oracle.rows.is_empty());
         let diffs = eventually("the snapshot tables to equal the oracle", LONG, || async {
             let stored = current_rows(&self.db.pool).await.ok()?;
-            let diffs = compare(&stored, &oracle);
-            diffs.is_empty().then_some(diffs)
+            let mut diffs = compare(&stored, &oracle);
+            // The realized P&L is a trading field: stored exactly as the oracle computes it.
+            let realized = current_realized_pnl(&self.db.pool).await.ok()?;
+            diffs.extend(compare_realized_pnl(&realized, &oracle));
+            // Holdings (a view over the rows) equal the oracle's: nothing lost or doubled across dates.
+            let held = current_holdings(&self.db.pool).await.ok()?;
+            (diffs.is_empty() && compare_holdings(&held, &oracle).is_empty()).then_some(diffs)
         })
         .await;
         assert!(diffs.is_empty());
@@ -145,6 +151,9 @@ async fn golden_pipeline_equals_the_oracle_and_streams_changes() {
     let port = harness::broker::free_port();
     let _aggregator = p.start("aggregator", port);
     p.converges().await;
+    // The run crosses midnight: holdings (equal to the oracle's, checked above) span both dates.
+    let held = current_holdings(&p.db.pool).await.expect("holdings");
+    assert!(held.values().any(|h| h.first_trade_date < h.last_trade_date), "no holding spans two dates");
     // Caught up: the lag of the partitions holding trades is reported and zero.
     eventually("zero consumer lag", LONG, || async {
         let lags = labelled(port, "tradeflow_aggregator_consumer_lag").await?;
@@ -171,6 +180,24 @@ async fn golden_pipeline_equals_the_oracle_and_streams_changes() {
                     .all(|(k, pos)| latest.get(&k.kafka_key()).is_some_and(|c| c.row.trade_count == pos.trade_count))
         })
         .await;
+    // The changelog's rows carry the oracle's P&L: realized exactly; without a price feed no mark,
+    // so no mark-to-market P&L.
+    let oracle = Oracle::from_dir(&p.logs).expect("oracle");
+    let latest = latest_changes(&reader.records);
+    for (key, position) in &oracle.rows {
+        let row = &latest[&key.kafka_key()].row;
+        let expected = tradeflow_core::pnl::Book::from(position).realized();
+        assert!(expected.is_some(), "{key:?}");
+        assert_eq!(row.realized_pnl, expected, "{key:?}");
+        assert_eq!((row.mark_price, row.unrealized_pnl, row.total_pnl), (None, None, None), "{key:?}");
+    }
+    assert!(
+        oracle
+            .rows
+            .values()
+            .any(|p| tradeflow_core::pnl::Book::from(p).realized() != Some(rust_decimal::Decimal::ZERO)),
+        "some row realizes P&L"
+    );
     p.cleanup();
 }
 
@@ -399,6 +426,17 @@ async fn documented_sql_queries_run_as_the_read_only_role() {
     let daily = sqlx::query(&queries[4]).fetch_all(&reader).await.expect("daily");
     let trades: rust_decimal::Decimal = daily[0].get("trades");
     assert_eq!(trades, rust_decimal::Decimal::from(oracle.rows.values().map(|p| p.trade_count).sum::<i64>()));
+    // Day P&L by account: the realized P&L sums to the oracle's.
+    let by_account = sqlx::query(&queries[5]).fetch_all(&reader).await.expect("day P&L by account");
+    let realized: rust_decimal::Decimal =
+        by_account.iter().map(|r| r.get::<rust_decimal::Decimal, _>("realized")).sum();
+    let expected: rust_decimal::Decimal = oracle
+        .rows
+        .iter()
+        .filter(|(k, _)| k.trade_date.to_string() == "2026-11-20")
+        .map(|(_, p)| tradeflow_core::pnl::Book::from(p).realized().expect("representable"))
+        .sum();
+    assert_eq!(realized, expected);
     // As of a time before any snapshot: nothing.
     let none: i64 =
         sqlx::query_scalar("SELECT count(*) FROM summary_as_of('2000-01-01')").fetch_one(&reader).await.expect("as of");

@@ -8,6 +8,8 @@
 //! - [`log_format`]: the `Key:Value|…` trade-log line (parser and renderer) and the
 //!   `tradeLog_client<CID>.<YYYY.MM.DD>.log` file name.
 //! - [`summary`]: the per-(trade_date, client, account, symbol) summary row and its math.
+//! - [`pnl`]: a row's realized / unrealized / total P&L, order-independent, exact.
+//! - [`holdings`]: one row per (client, account, symbol) across trade dates: position, average cost, P&L.
 //! - [`oracle`]: the expected summary rows computed straight from log files.
 //! - [`partition`]: Java-compatible murmur2 partitioning (what `partitioner=murmur2_random` does).
 //! - [`topics`], [`kafka`]: topic names, partition counts, client settings, topic creation.
@@ -21,12 +23,14 @@ pub mod client;
 pub mod database;
 pub mod edge;
 pub mod exact;
+pub mod holdings;
 pub mod http;
 pub mod kafka;
 pub mod log_format;
 pub mod metrics;
 pub mod oracle;
 pub mod partition;
+pub mod pnl;
 pub mod price;
 pub mod record;
 pub mod shutdown;

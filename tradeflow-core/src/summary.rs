@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::ClientId;
 use crate::exact::{checked_exact_add, checked_exact_mul};
+use crate::pnl::Book;
 use crate::trade::{Side, Trade};
 
 /// Decimal places of `avg_buy_price` / `avg_sell_price`.
@@ -160,12 +161,21 @@ pub struct SummaryRow {
     pub mark_at: Option<DateTime<Utc>>,
     pub market_value: Option<Decimal>,
     pub mark_stale: Option<bool>,
+    /// P&L of the row's book ([`crate::pnl`]): realized (a trading field; `None` only when not
+    /// representable), unrealized and total (null without a mark, as `market_value`).
+    #[serde(default)]
+    pub realized_pnl: Option<Decimal>,
+    #[serde(default)]
+    pub unrealized_pnl: Option<Decimal>,
+    #[serde(default)]
+    pub total_pnl: Option<Decimal>,
 }
 
 impl SummaryRow {
     /// The row for `key` with `position`, joined with `mark` as seen at `now`.
     pub fn new(key: &SummaryKey, position: &Position, mark: Option<&Mark>, now: DateTime<Utc>) -> Self {
         let net_qty = position.net_qty();
+        let pnl = Book::from(position).pnl(mark.map(|m| m.price));
         Self {
             trade_date: key.trade_date,
             client_id: key.client_id.clone(),
@@ -186,17 +196,24 @@ impl SummaryRow {
             mark_at: mark.map(|m| m.at),
             market_value: mark.and_then(|m| market_value(net_qty, m.price)),
             mark_stale: mark.map(|m| now.signed_duration_since(m.at) > MARK_STALE_AFTER),
+            realized_pnl: pnl.realized,
+            unrealized_pnl: pnl.unrealized,
+            total_pnl: pnl.total,
         }
     }
 
     /// This row joined with `mark` instead of its own, as seen at `now` (a price tick moves every
     /// row of its symbol without changing the trading fields).
     pub fn with_mark(&self, mark: Option<&Mark>, now: DateTime<Utc>) -> Self {
+        let pnl = Book::from(self).pnl(mark.map(|m| m.price));
         Self {
             mark_price: mark.map(|m| m.price),
             mark_at: mark.map(|m| m.at),
             market_value: mark.and_then(|m| market_value(self.net_qty, m.price)),
             mark_stale: mark.map(|m| now.signed_duration_since(m.at) > MARK_STALE_AFTER),
+            realized_pnl: pnl.realized,
+            unrealized_pnl: pnl.unrealized,
+            total_pnl: pnl.total,
             ..self.clone()
         }
     }
@@ -213,9 +230,37 @@ impl SummaryRow {
             mark_at: None,
             market_value: None,
             mark_stale: None,
+            unrealized_pnl: None,
+            total_pnl: None,
             ..r.clone()
         };
         strip(self) == strip(other)
+    }
+}
+
+impl From<&Position> for Book {
+    fn from(p: &Position) -> Self {
+        Book {
+            buy_qty: p.buy_qty,
+            sell_qty: p.sell_qty,
+            buy_notional: p.buy_notional,
+            sell_notional: p.sell_notional,
+            avg_buy_price: p.avg_buy_price(),
+            avg_sell_price: p.avg_sell_price(),
+        }
+    }
+}
+
+impl From<&SummaryRow> for Book {
+    fn from(r: &SummaryRow) -> Self {
+        Book {
+            buy_qty: r.buy_qty,
+            sell_qty: r.sell_qty,
+            buy_notional: r.buy_notional,
+            sell_notional: r.sell_notional,
+            avg_buy_price: r.avg_buy_price,
+            avg_sell_price: r.avg_sell_price,
+        }
     }
 }
 
@@ -279,6 +324,15 @@ mod tests {
         let row = SummaryRow::new(&key, &p, Some(&mark), now);
         assert_eq!(row.market_value.unwrap().to_string(), "2562.5");
         assert_eq!(row.mark_stale, Some(true));
+        // P&L (docs/pnl.md): 5 matched × (101.00 − 100.30); 505 − 3009 + 25 × 102.5.
+        assert_eq!(row.realized_pnl.unwrap().to_string(), "3.50");
+        assert_eq!(row.total_pnl.unwrap().to_string(), "58.50");
+        assert_eq!(row.unrealized_pnl.unwrap().to_string(), "55.00");
+        let unmarked = row.with_mark(None, now);
+        assert_eq!(
+            (unmarked.realized_pnl, unmarked.unrealized_pnl, unmarked.total_pnl),
+            (row.realized_pnl, None, None)
+        );
     }
 
     #[test]
