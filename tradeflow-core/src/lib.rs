@@ -20,6 +20,7 @@ pub mod database;
 pub mod http;
 pub mod kafka;
 pub mod log_format;
+pub mod mapping;
 pub mod metrics;
 pub mod oracle;
 pub mod partition;

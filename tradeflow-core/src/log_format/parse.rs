@@ -85,13 +85,8 @@ fn split_fields(text: &str) -> Result<RawFields<'_>, ParseError> {
 
 fn cast<'a>(raw: &RawFields<'a>) -> Result<TradeRef<'a>, ParseError> {
     let activity_time = required(raw.activity_time, keys::ACTIVITY_TIME)?;
-    let activity_time = parse_activity_time(activity_time).ok_or_else(|| {
-        ParseError::bad_value(
-            keys::ACTIVITY_TIME,
-            activity_time,
-            "expected YYYY.MM.DD HH:MM:SS.fffffffff (space or 'D' before the time)",
-        )
-    })?;
+    let activity_time = parse_activity_time(activity_time)
+        .ok_or_else(|| ParseError::bad_value(keys::ACTIVITY_TIME, activity_time, ACTIVITY_TIME_REASON))?;
     Ok(TradeRef {
         order_no: optional_int(raw.order_no, keys::ORDER_NO)?,
         activity_time,
@@ -119,42 +114,60 @@ fn required<'a>(value: Option<&'a str>, field: &'static str) -> Result<&'a str, 
 fn non_empty<'a>(value: Option<&'a str>, field: &'static str) -> Result<&'a str, ParseError> {
     let value = required(value, field)?;
     if value.is_empty() {
-        return Err(ParseError::bad_value(field, value, "must not be empty"));
+        return Err(ParseError::bad_value(field, value, EMPTY_REASON));
     }
     Ok(value)
 }
 
 fn optional_int<T: std::str::FromStr>(value: Option<&str>, field: &'static str) -> Result<Option<T>, ParseError> {
-    value.map(|v| v.parse::<T>().map_err(|_| ParseError::bad_value(field, v, "not an integer in range"))).transpose()
+    value.map(|v| v.parse::<T>().map_err(|_| ParseError::bad_value(field, v, INTEGER_REASON))).transpose()
 }
+
+/// Why an activity time was refused (SPEC §1's format).
+pub(crate) const ACTIVITY_TIME_REASON: &str = "expected YYYY.MM.DD HH:MM:SS.fffffffff (space or 'D' before the time)";
+/// Why an optional integer was refused.
+pub(crate) const INTEGER_REASON: &str = "not an integer in range";
+/// Why a side was refused.
+pub(crate) const SIDE_REASON: &str = "expected B or S";
+/// Why a required text was refused.
+pub(crate) const EMPTY_REASON: &str = "must not be empty";
 
 fn side(value: &str) -> Result<Side, ParseError> {
     match value {
         "B" => Ok(Side::Buy),
         "S" => Ok(Side::Sell),
-        _ => Err(ParseError::bad_value(keys::SIDE, value, "expected B or S")),
+        _ => Err(ParseError::bad_value(keys::SIDE, value, SIDE_REASON)),
     }
 }
 
 fn price(value: &str) -> Result<Decimal, ParseError> {
-    // Plain decimal digits with an optional fraction: no sign, exponent, separators or blanks.
+    cast_price(value).map_err(|reason| ParseError::bad_value(keys::PRICE, value, reason))
+}
+
+fn quantity(value: &str) -> Result<i64, ParseError> {
+    cast_quantity(value).map_err(|reason| ParseError::bad_value(keys::QUANTITY, value, reason))
+}
+
+/// SPEC §1 price: plain decimal digits with an optional fraction (no sign, exponent, separators
+/// or blanks), exact. The error is the reason. Shared with the mapping interpreter.
+pub(crate) fn cast_price(value: &str) -> Result<Decimal, &'static str> {
     let plain = !value.is_empty()
         && value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && value.bytes().filter(|&b| b == b'.').count() <= 1
         && value.as_bytes()[0] != b'.'
         && value.as_bytes()[value.len() - 1] != b'.';
     if !plain {
-        return Err(ParseError::bad_value(keys::PRICE, value, "expected a non-negative decimal like 123.45"));
+        return Err("expected a non-negative decimal like 123.45");
     }
-    Decimal::from_str_exact(value)
-        .map_err(|_| ParseError::bad_value(keys::PRICE, value, "decimal out of range or too precise"))
+    Decimal::from_str_exact(value).map_err(|_| "decimal out of range or too precise")
 }
 
-fn quantity(value: &str) -> Result<i64, ParseError> {
+/// SPEC §1 quantity: ASCII digits, fits an i64. The error is the reason.
+pub(crate) fn cast_quantity(value: &str) -> Result<i64, &'static str> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ParseError::bad_value(keys::QUANTITY, value, "expected a non-negative integer"));
+        return Err("expected a non-negative integer");
     }
-    value.parse::<i64>().map_err(|_| ParseError::bad_value(keys::QUANTITY, value, "integer out of range"))
+    value.parse::<i64>().map_err(|_| "integer out of range")
 }
 
 #[cfg(test)]
