@@ -30,6 +30,9 @@ enum Command {
     Prices(tradeflow_producer::PricesArgs),
     /// Print the expected summary rows computed straight from the log files.
     Oracle(commands::oracle::OracleArgs),
+    /// Mapping files (docs/mapping.md): `check` one against sample logs.
+    #[command(subcommand)]
+    Mapping(commands::mapping::MappingCommand),
     /// Create the topics (idempotent) with their partition counts and compaction.
     Topics(commands::topics::TopicsArgs),
     /// Create the topics and migrate the snapshot tables (idempotent): run once before the services.
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
             Command::History(args) => commands::aggregator::history(args).await,
             Command::Prices(args) => commands::producer::run_prices(args, shutdown).await,
             Command::Oracle(args) => commands::oracle::run(args),
+            Command::Mapping(command) => commands::mapping::run(command),
             Command::Topics(args) => commands::topics::run(args).await,
             Command::Init(args) => commands::topics::init(args).await,
             Command::Secrets(args) => commands::secrets::run(args),

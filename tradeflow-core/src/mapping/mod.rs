@@ -40,6 +40,22 @@ pub struct Mapping {
     pub origin: String,
 }
 
+/// `--mapping FILE` / `TRADEFLOW_MAPPING`, for every command that reads trade logs.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct MappingArgs {
+    /// The mapping file (TOML; docs/mapping.md): file names, line format and fields of each log
+    /// source. Default: the built-in SPEC §1 mapping (examples/mappings/seed.toml).
+    #[arg(long = "mapping", env = "TRADEFLOW_MAPPING")]
+    pub mapping: Option<PathBuf>,
+}
+
+impl MappingArgs {
+    /// The mapping named, checked; or the built-in one.
+    pub fn load(&self) -> Result<Mapping, MappingError> {
+        Mapping::load_or_builtin(self.mapping.as_deref())
+    }
+}
+
 /// A trade log file found in a directory, with the source that owns it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FoundFile {
