@@ -19,5 +19,6 @@ mod failover;
 mod foundation;
 mod history;
 mod ingestor;
+mod mapping;
 mod secure;
 mod smoke;
