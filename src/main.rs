@@ -30,6 +30,9 @@ enum Command {
     Prices(tradeflow_producer::PricesArgs),
     /// Print the expected summary rows computed straight from the log files.
     Oracle(commands::oracle::OracleArgs),
+    /// Mapping files (docs/mapping.md): `check` one against sample logs.
+    #[command(subcommand)]
+    Mapping(commands::mapping::MappingCommand),
     /// Create the topics (idempotent) with their partition counts and compaction.
     Topics(commands::topics::TopicsArgs),
     /// After a deliberate recreate of `trades`: move stored offsets that do not belong to its log to the log start.
@@ -61,6 +64,7 @@ fn main() -> anyhow::Result<()> {
             Command::History(args) => commands::aggregator::history(args).await,
             Command::Prices(args) => commands::producer::run_prices(args, shutdown).await,
             Command::Oracle(args) => commands::oracle::run(args),
+            Command::Mapping(command) => commands::mapping::run(command),
             Command::Topics(args) => commands::topics::run(args).await,
             Command::RebaseOffsets(args) => commands::rebase::run(args).await,
             Command::Init(args) => commands::topics::init(args).await,

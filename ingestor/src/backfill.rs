@@ -43,16 +43,17 @@ pub async fn run(
     if to < from {
         return Err(IngestError::Config(format!("--to {to} is before --from {from}")));
     }
-    let files: Vec<_> = scan(&config.dir)
-        .map_err(|source| IngestError::Io { path: config.dir.clone(), source })?
-        .into_iter()
-        .filter(|(name, _)| (from..=to).contains(&name.date) && config.wants(&name.client))
-        .collect();
-    let total: u64 = files.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let mut files = Vec::new();
+    for dir in shared.mapping.dirs(&config.dir) {
+        let found = scan(&shared.mapping, &dir, &dir, &config.dir)
+            .map_err(|source| IngestError::Io { path: dir.clone(), source })?;
+        files.extend(found.into_iter().filter(|f| (from..=to).contains(&f.name.date) && config.wants(&f.name.client)));
+    }
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(&f.path).ok()).map(|m| m.len()).sum();
     tracing::info!(files = files.len(), bytes = total, %from, %to, "backfill starting");
     let mut opened = Vec::new();
-    for (name, path) in files {
-        if let Some(file) = LogFile::open_from_start(name, path, shared)? {
+    for f in files {
+        if let Some(file) = LogFile::open_from_start(f.name, f.path, f.source, shared)? {
             opened.push(file);
         }
     }

@@ -7,12 +7,13 @@ use chrono::NaiveDate;
 use clap::Args;
 use tradeflow_core::ClientId;
 use tradeflow_core::kafka::KafkaArgs;
+use tradeflow_core::mapping::MappingArgs;
 use tradeflow_core::topics::TopicArgs;
 
 /// `tradeflow ingestor`
 #[derive(Args, Clone, Debug)]
 pub struct IngestorArgs {
-    /// Log directory to watch.
+    /// Log directory to watch (and the directory of every mapping source without its own `dir`).
     #[arg(long, env = "TRADE_LOG_DIR", default_value = "./logs")]
     pub dir: PathBuf,
     /// Only these client ids (comma-separated); default: every client in the directory.
@@ -25,6 +26,8 @@ pub struct IngestorArgs {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub topics: TopicArgs,
+    #[command(flatten)]
+    pub mapping: MappingArgs,
     /// `/metrics` and `/healthz` listen here (port 0: any free port).
     #[arg(long, env = "TRADEFLOW_INGESTOR_METRICS_ADDR", default_value = "127.0.0.1:9101")]
     pub metrics_addr: SocketAddr,
@@ -63,6 +66,7 @@ impl IngestorArgs {
             state_dir: state_dir.into(),
             kafka,
             topics: TopicArgs::default(),
+            mapping: MappingArgs::default(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             poll_ms: 500,
             queue_kb: 64 * 1024,

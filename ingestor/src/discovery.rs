@@ -17,7 +17,7 @@ use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tradeflow_core::log_format::LogFileName;
+use tradeflow_core::mapping::{FoundFile, Mapping};
 
 use crate::config::IngestorArgs;
 use crate::error::IngestError;
@@ -38,18 +38,30 @@ struct Retry {
 type Wakers = Arc<Mutex<HashMap<PathBuf, Arc<Notify>>>>;
 
 pub async fn run(config: &IngestorArgs, shared: Arc<Shared>, shutdown: CancellationToken) -> Result<(), IngestError> {
-    let io = |source| IngestError::Io { path: config.dir.clone(), source };
-    std::fs::create_dir_all(&config.dir).map_err(io)?;
-    let dir = config.dir.canonicalize().map_err(io)?;
+    // Every source's directory (the mapping's `dir`, else --dir), each watched.
+    let mut dirs = Vec::new();
+    for configured in shared.mapping.dirs(&config.dir) {
+        let io = |source| IngestError::Io { path: configured.clone(), source };
+        std::fs::create_dir_all(&configured).map_err(io)?;
+        dirs.push((configured.canonicalize().map_err(io)?, configured));
+    }
     let wakers: Wakers = Arc::default();
     let dir_wake = Arc::new(Notify::new());
-    let watcher = watch(&dir, wakers.clone(), dir_wake.clone());
-    let poll = if watcher.is_some() { Duration::from_millis(config.poll_ms.max(1)) } else { FALLBACK_POLL };
+    let watchers: Vec<_> = dirs.iter().map(|(dir, _)| watch(dir, wakers.clone(), dir_wake.clone())).collect();
+    let poll =
+        if watchers.iter().all(Option::is_some) { Duration::from_millis(config.poll_ms.max(1)) } else { FALLBACK_POLL };
     let mut tails = JoinSet::new();
     let mut retries: HashMap<PathBuf, Retry> = HashMap::new();
     let mut result = Ok(());
     loop {
-        for (name, path) in scan(&dir).map_err(|source| IngestError::Io { path: dir.clone(), source })? {
+        let mut found = Vec::new();
+        for (dir, configured) in &dirs {
+            found.extend(
+                scan(&shared.mapping, dir, configured, &config.dir)
+                    .map_err(|source| IngestError::Io { path: dir.clone(), source })?,
+            );
+        }
+        for FoundFile { name, path, source } in found {
             if !config.wants(&name.client) || retries.get(&path).is_some_and(|r| r.at > Instant::now()) {
                 continue;
             }
@@ -61,7 +73,7 @@ pub async fn run(config: &IngestorArgs, shared: Arc<Shared>, shutdown: Cancellat
             map.insert(path.clone(), wake.clone());
             drop(map);
             tracing::info!(file = %name, "discovered");
-            let task = crate::tail::tail(name, path.clone(), shared.clone(), wake, poll, shutdown.clone());
+            let task = crate::tail::tail(name, path.clone(), source, shared.clone(), wake, poll, shutdown.clone());
             tails.spawn(async move { (path, task.await) });
         }
         let now = Instant::now();
@@ -116,7 +128,7 @@ pub async fn run(config: &IngestorArgs, shared: Arc<Shared>, shutdown: Cancellat
             Err(e) => tracing::error!(error = %e, "file reader task failed"),
         }
     }
-    drop(watcher);
+    drop(watchers);
     result
 }
 
@@ -133,17 +145,10 @@ fn file_label(path: &Path) -> String {
     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-/// The trade log files in `dir`.
-pub fn scan(dir: &Path) -> std::io::Result<Vec<(LogFileName, PathBuf)>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if let Some(name) = entry.file_name().to_str().and_then(|n| LogFileName::parse(n).ok()) {
-            files.push((name, entry.path()));
-        }
-    }
-    files.sort();
-    Ok(files)
+/// The trade log files in `dir` (configured as `configured`) owned by the sources that live
+/// there: a source's `dir`, or `default_dir` for a source without one.
+pub fn scan(mapping: &Mapping, dir: &Path, configured: &Path, default_dir: &Path) -> std::io::Result<Vec<FoundFile>> {
+    mapping.log_files(dir, |s| s.dir.as_deref().unwrap_or(default_dir) == configured)
 }
 
 fn watch(dir: &Path, wakers: Wakers, dir_wake: Arc<Notify>) -> Option<notify::RecommendedWatcher> {

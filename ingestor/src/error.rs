@@ -14,6 +14,8 @@ pub enum IngestError {
     Metrics(std::io::Error),
     #[error("a file reader task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Mapping(#[from] tradeflow_core::mapping::MappingError),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error(

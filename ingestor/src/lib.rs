@@ -51,6 +51,8 @@ use crate::publisher::{Publisher, PublisherConfig};
 
 /// Runs the ingestor (or the backfill, with `--backfill`) until `shutdown`.
 pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<(), IngestError> {
+    let mapping = config.mapping.load()?;
+    tracing::info!(mapping = %mapping.origin, sources = mapping.sources.len(), builtin = mapping.is_builtin(), "mapping checked");
     let metrics = Arc::new(Metrics::default());
     let publisher = Publisher::new(
         &config.kafka,
@@ -68,6 +70,7 @@ pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<()
         topics: config.topics.topics(),
         store: CursorStore::open(&config.state_dir)?,
         max_line_bytes: tradeflow_core::edge::MAX_LINE_BYTES,
+        mapping,
     });
     let warm = shared.clone();
     tokio::task::spawn_blocking(move || warm.publisher.warm_up(Duration::from_secs(2)))

@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use tradeflow_core::edge::DEAD_LETTER_VALUE_MAX;
-use tradeflow_core::log_format::{LogFileName, ParseError, parse_line_ref};
+use tradeflow_core::log_format::{LogFileName, ParseError};
+use tradeflow_core::mapping::{Mapping, Parsed};
 use tradeflow_core::record::{self, TradeId, write_record_json};
 use tradeflow_core::topics::Topics;
 
@@ -27,11 +28,17 @@ pub struct Shared {
     pub store: CursorStore,
     /// The line cap: [`tradeflow_core::edge::MAX_LINE_BYTES`] (the oracle's), smaller in tests.
     pub max_line_bytes: usize,
+    /// How file names and lines are read (the built-in SPEC §1 mapping without `--mapping`).
+    pub mapping: Mapping,
 }
 
 pub struct LogFile {
     pub name: LogFileName,
     pub path: PathBuf,
+    /// The mapping source that owns the file (index into `Shared::mapping.sources`).
+    pub source: usize,
+    /// The file's own name (a dead letter's `DLQ_FILE`).
+    file_name: String,
     file: File,
     pub cursor: Cursor,
     persisted_offset: u64,
@@ -102,19 +109,25 @@ fn starts_with(file: &File, head: &[u8]) -> std::io::Result<bool> {
 impl LogFile {
     /// Opens `path` and resumes from its stored cursor, or starts a new generation when the file
     /// on disk is not the one the cursor describes. `Ok(None)` when the file does not exist.
-    pub fn open(name: LogFileName, path: PathBuf, shared: &Shared) -> Result<Option<Self>, IngestError> {
-        Self::open_with(name, path, shared, false)
+    pub fn open(name: LogFileName, path: PathBuf, source: usize, shared: &Shared) -> Result<Option<Self>, IngestError> {
+        Self::open_with(name, path, source, shared, false)
     }
 
     /// Opens `path` at offset 0 with the identity (generation) the live ingestor gives it; for
     /// backfill, which never saves the cursor.
-    pub fn open_from_start(name: LogFileName, path: PathBuf, shared: &Shared) -> Result<Option<Self>, IngestError> {
-        Self::open_with(name, path, shared, true)
+    pub fn open_from_start(
+        name: LogFileName,
+        path: PathBuf,
+        source: usize,
+        shared: &Shared,
+    ) -> Result<Option<Self>, IngestError> {
+        Self::open_with(name, path, source, shared, true)
     }
 
     fn open_with(
         name: LogFileName,
         path: PathBuf,
+        source: usize,
         shared: &Shared,
         from_start: bool,
     ) -> Result<Option<Self>, IngestError> {
@@ -152,9 +165,12 @@ impl LogFile {
         let offset = cursor.offset;
         let crc = cursor.prefix_crc32.unwrap_or(0);
         tracing::info!(file = %name, generation = cursor.generation, offset, "reading");
+        let file_name = path.file_name().map_or_else(|| name.to_string(), |n| n.to_string_lossy().into_owned());
         Ok(Some(Self {
             name,
             path,
+            source,
+            file_name,
             file,
             persisted_offset: offset,
             cursor,
@@ -222,6 +238,8 @@ impl LogFile {
         Ok(Self {
             name: self.name,
             path: self.path,
+            source: self.source,
+            file_name: self.file_name,
             file,
             cursor,
             persisted_offset: 0,
@@ -308,8 +326,16 @@ impl LogFile {
         let (raw, reason, code, len): (&[u8], String, &'static str, u64) = match item {
             Item::Line { range, .. } => {
                 let bytes = self.reader.bytes(range.clone());
-                match parse_line_ref(bytes) {
-                    Ok(trade) => {
+                match shared.mapping.sources[self.source].parse_line(bytes, offset) {
+                    Ok(Parsed::Header) => {
+                        // A delimited file's header: not a trade; the cursor moves past it.
+                        let window = self.window.clone();
+                        window.ack(window.register(item.end(), item.crc()));
+                        shared.metrics.header_lines.fetch_add(1, Relaxed);
+                        return Ok(());
+                    }
+                    Ok(parsed) => {
+                        let Some(trade) = parsed.trade() else { return Ok(()) };
                         let activity_time = trade.activity_time;
                         let id = TradeId {
                             client: self.name.client.clone(),
@@ -344,7 +370,7 @@ impl LogFile {
         let truncated = (raw.len() as u64) < len && code != "nul_run";
         tracing::warn!(file = %self.name, offset, len, reason = %reason, "sent to the dead-letter topic");
         shared.metrics.dead_lettered(code);
-        let file = self.name.to_string();
+        let file = self.file_name.clone();
         let offset_s = offset.to_string();
         let generation = self.cursor.generation.to_string();
         let line_len = len.to_string();

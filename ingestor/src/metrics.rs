@@ -22,6 +22,8 @@ pub struct Metrics {
     pub file_errors: AtomicU64,
     /// Files that cannot be read right now.
     unreadable: Mutex<BTreeMap<String, String>>,
+    /// Header lines of delimited files (mapping `header = true`): read, not trades.
+    pub header_lines: AtomicU64,
     dead_lettered: Mutex<BTreeMap<&'static str, u64>>,
     bytes_behind: Mutex<BTreeMap<String, u64>>,
     publish_latency: tradeflow_core::metrics::Histogram,
@@ -85,6 +87,11 @@ impl Metrics {
             "tradeflow_ingestor_lines_published_total",
             "Trade records acknowledged by the broker.",
             self.lines_published.load(Relaxed),
+        );
+        counter(
+            "tradeflow_ingestor_header_lines_total",
+            "Header lines of delimited trade logs (skipped: not trades).",
+            self.header_lines.load(Relaxed),
         );
         counter("tradeflow_ingestor_bytes_read_total", "Bytes read from trade logs.", self.bytes_read.load(Relaxed));
         counter(

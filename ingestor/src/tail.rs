@@ -20,13 +20,14 @@ const PERSIST_EVERY: Duration = Duration::from_millis(100);
 pub async fn tail(
     name: LogFileName,
     path: PathBuf,
+    source: usize,
     shared: Arc<Shared>,
     wake: Arc<Notify>,
     poll: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
     let mut file = loop {
-        if let Some(f) = LogFile::open(name.clone(), path.clone(), &shared)? {
+        if let Some(f) = LogFile::open(name.clone(), path.clone(), source, &shared)? {
             break f;
         }
         tokio::select! {

@@ -19,14 +19,17 @@ pub struct VerifyArgs {
     #[arg(long, env = "TRADE_LOG_DIR", required = true, num_args = 1)]
     logs: Vec<PathBuf>,
     #[command(flatten)]
+    mapping: tradeflow_core::mapping::MappingArgs,
+    #[command(flatten)]
     database: tradeflow_aggregator::config::DatabaseArgs,
 }
 
 /// Prints the differences between Postgres and the oracle (rows with their realized P&L, and holdings); an error (exit 1) if there are any.
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let mapping = args.mapping.load()?;
     let mut oracle = Oracle::new();
     for dir in &args.logs {
-        oracle.apply_dir(dir).with_context(|| format!("oracle of {}", dir.display()))?;
+        oracle.apply_dir_mapped(dir, &mapping).with_context(|| format!("oracle of {}", dir.display()))?;
     }
     let url = args.database.url().context("reading --database-password-file")?;
     let pool = sqlx::PgPool::connect(&url).await.context("connecting to Postgres")?;

@@ -6,6 +6,8 @@ pub async fn run(args: IngestorArgs, shutdown: CancellationToken) -> anyhow::Res
     let what = if args.backfill { "backfill" } else { "ingestor" };
     let dir = args.dir.clone();
     let brokers = args.kafka.brokers.clone();
+    // A wrong mapping is refused before anything else (its error names the file's line).
+    args.mapping.load()?;
     super::reach_kafka(&args.kafka).await?;
     tradeflow_ingestor::run(args, shutdown)
         .await

@@ -1,6 +1,7 @@
 pub mod aggregator;
 pub mod dashboard;
 pub mod ingestor;
+pub mod mapping;
 pub mod oracle;
 pub mod producer;
 pub mod rebase;

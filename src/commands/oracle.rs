@@ -15,6 +15,8 @@ pub struct OracleArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Csv)]
     format: Format,
+    #[command(flatten)]
+    mapping: tradeflow_core::mapping::MappingArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -27,8 +29,9 @@ const CSV_HEADER: &str = "trade_date,client_id,account_id,symbol,trade_count,buy
 buy_notional,sell_notional,avg_buy_price,avg_sell_price,last_price,first_trade_at,last_trade_at";
 
 pub fn run(args: OracleArgs) -> anyhow::Result<()> {
-    let oracle =
-        Oracle::from_dir(&args.logs).with_context(|| format!("computing the oracle of {}", args.logs.display()))?;
+    let mapping = args.mapping.load()?;
+    let oracle = Oracle::from_dir_mapped(&args.logs, &mapping)
+        .with_context(|| format!("computing the oracle of {}", args.logs.display()))?;
     let now = Utc::now();
     let rows: Vec<SummaryRow> = oracle.rows.iter().map(|(k, p)| SummaryRow::new(k, p, None, now)).collect();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -19,6 +19,7 @@ mod failover;
 mod foundation;
 mod history;
 mod ingestor;
+mod mapping;
 mod odd_input;
 mod refused;
 mod secure;

@@ -27,6 +27,7 @@ pub mod holdings;
 pub mod http;
 pub mod kafka;
 pub mod log_format;
+pub mod mapping;
 pub mod metrics;
 pub mod oracle;
 pub mod partition;

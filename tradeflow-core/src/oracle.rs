@@ -8,7 +8,9 @@ use crate::client::ClientId;
 use crate::edge::MAX_LINE_BYTES;
 use crate::log_format::framing::{Piece, frames};
 use crate::log_format::{LogFileName, parse_line};
+use crate::mapping::{Mapping, Parsed, Source};
 use crate::summary::{Position, SummaryKey};
+use crate::trade::Trade;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OracleError {
@@ -42,14 +44,38 @@ impl Oracle {
     /// Applies one line (without its `\n`) of `client`'s log. Returns whether it counted.
     pub fn apply_line(&mut self, client: &ClientId, line: &[u8]) -> bool {
         self.lines += 1;
-        let Ok(trade) = parse_line(line) else {
-            self.bad_lines += 1;
-            return false;
+        match parse_line(line) {
+            Ok(trade) => self.apply_trade(client, &trade),
+            Err(_) => {
+                self.bad_lines += 1;
+                false
+            }
+        }
+    }
+
+    /// Applies one line read under `source` at byte `offset` of its file (a delimited file's
+    /// header line is not a line: not counted). Returns whether it counted.
+    pub fn apply_source_line(&mut self, source: &Source, client: &ClientId, offset: u64, line: &[u8]) -> bool {
+        let trade = match source.parse_line(line, offset) {
+            Ok(Parsed::Header) => return false,
+            Ok(parsed) => parsed.trade().map(|t| t.to_trade()),
+            Err(_) => None,
         };
-        let key = SummaryKey::of(client, &trade);
+        self.lines += 1;
+        match trade {
+            Some(trade) => self.apply_trade(client, &trade),
+            None => {
+                self.bad_lines += 1;
+                false
+            }
+        }
+    }
+
+    fn apply_trade(&mut self, client: &ClientId, trade: &Trade) -> bool {
+        let key = SummaryKey::of(client, trade);
         let applied = match self.rows.get_mut(&key) {
-            Some(position) => position.apply(&trade).is_ok(),
-            None => match Position::first(&trade) {
+            Some(position) => position.apply(trade).is_ok(),
+            None => match Position::first(trade) {
                 Ok(position) => {
                     self.rows.insert(key, position);
                     true
@@ -63,6 +89,44 @@ impl Oracle {
         applied
     }
 
+    /// Applies every complete line of `contents` (a log file's bytes from offset 0) read under
+    /// `source`, framed as the ingestor frames them (see [`Self::apply_contents`]).
+    pub fn apply_source_contents(&mut self, source: &Source, client: &ClientId, contents: &[u8]) {
+        for piece in frames(contents, MAX_LINE_BYTES) {
+            match piece {
+                Piece::Line { offset, line } => {
+                    self.apply_source_line(source, client, offset, line);
+                }
+                other => self.apply_other_piece(&other),
+            }
+        }
+    }
+
+    /// Applies every file of `dir` that a source of `mapping` owns (every source's pattern is
+    /// tried, whatever its `dir`: the oracle reads the directories it is given).
+    pub fn apply_dir_mapped(&mut self, dir: &Path, mapping: &Mapping) -> Result<usize, OracleError> {
+        let read_dir = |source| OracleError::ReadDir { dir: dir.to_owned(), source };
+        let files = mapping.log_files(dir, |_| true).map_err(read_dir)?;
+        let mut read = 0;
+        for f in &files {
+            if !std::fs::symlink_metadata(&f.path).map_err(read_dir)?.is_file() {
+                continue;
+            }
+            let contents =
+                std::fs::read(&f.path).map_err(|source| OracleError::ReadFile { file: f.path.clone(), source })?;
+            self.apply_source_contents(&mapping.sources[f.source], &f.name.client, &contents);
+            read += 1;
+        }
+        Ok(read)
+    }
+
+    /// The oracle of a log directory as it stands, read with `mapping`.
+    pub fn from_dir_mapped(dir: &Path, mapping: &Mapping) -> Result<Self, OracleError> {
+        let mut oracle = Self::new();
+        oracle.apply_dir_mapped(dir, mapping)?;
+        Ok(oracle)
+    }
+
     /// Applies every complete line of `contents` (a log file's bytes from offset 0), framed as
     /// the ingestor frames them ([`crate::log_format::framing`]): a BOM at the start and NUL runs
     /// are skipped, a line over [`MAX_LINE_BYTES`] is a bad line.
@@ -72,16 +136,24 @@ impl Oracle {
                 Piece::Line { line, .. } => {
                     self.apply_line(client, line);
                 }
-                Piece::TooLong { .. } => {
-                    self.lines += 1;
-                    self.bad_lines += 1;
-                }
-                Piece::NulRun { len, .. } => {
-                    self.nul_runs += 1;
-                    self.nul_bytes += len;
-                }
-                Piece::Partial { len, .. } => self.partial_bytes += len,
+                other => self.apply_other_piece(&other),
             }
+        }
+    }
+
+    /// Counts a piece that is not a line: an over-long line (a bad line), a NUL run, a partial line.
+    fn apply_other_piece(&mut self, piece: &Piece<'_>) {
+        match *piece {
+            Piece::Line { .. } => {}
+            Piece::TooLong { .. } => {
+                self.lines += 1;
+                self.bad_lines += 1;
+            }
+            Piece::NulRun { len, .. } => {
+                self.nul_runs += 1;
+                self.nul_bytes += len;
+            }
+            Piece::Partial { len, .. } => self.partial_bytes += len,
         }
     }
 
@@ -136,6 +208,11 @@ mod tests {
         std::fs::write(dir.path().join("tradeLog_client7.2026.11.22.log"), good).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
         let o = Oracle::from_dir(dir.path()).unwrap();
+        assert_eq!(
+            o,
+            Oracle::from_dir_mapped(dir.path(), &Mapping::builtin()).unwrap(),
+            "the built-in mapping is the same oracle"
+        );
         assert_eq!((o.lines, o.bad_lines), (4, 1));
         assert!(o.partial_bytes > 0);
         assert_eq!(o.rows.len(), 2);
@@ -163,5 +240,22 @@ mod tests {
         o.apply_contents(&client, &bytes);
         assert_eq!((o.lines, o.bad_lines, o.nul_runs, o.nul_bytes, o.partial_bytes), (4, 1, 1, 98_000, 0));
         assert_eq!(o.rows.values().next().unwrap().trade_count, 3);
+    }
+
+    #[test]
+    fn a_csv_mapping_skips_the_header_and_counts_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "time,account,symbol,side,qty,price,order_no\n\
+                   2026-11-22T09:30:00.1,CQ01,AAPL,BUY,2,10.5,\n\
+                   2026-11-22T09:30:00.2,CQ01,AAPL,SELL,1,11,7\n\
+                   2026-11-22T09:30:00.3,CQ01,AAPL,HOLD,1,11,\n";
+        std::fs::write(dir.path().join("trades_7_20261122.csv"), csv).unwrap();
+        let mapping =
+            Mapping::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mappings/csv.toml")).unwrap();
+        let o = Oracle::from_dir_mapped(dir.path(), &mapping).unwrap();
+        assert_eq!((o.lines, o.bad_lines, o.rows.len()), (3, 1, 1));
+        let aapl = o.rows.values().next().unwrap();
+        assert_eq!((aapl.trade_count, aapl.net_qty()), (2, 1));
+        assert_eq!(Oracle::from_dir(dir.path()).unwrap().lines, 0, "the built-in mapping owns no .csv file");
     }
 }

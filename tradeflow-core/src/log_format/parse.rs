@@ -101,13 +101,8 @@ fn split_fields(text: &str) -> Result<RawFields<'_>, ParseError> {
 
 fn cast<'a>(raw: &RawFields<'a>) -> Result<TradeRef<'a>, ParseError> {
     let activity_time = required(raw.activity_time, keys::ACTIVITY_TIME)?;
-    let activity_time = parse_activity_time(activity_time).ok_or_else(|| {
-        ParseError::bad_value(
-            keys::ACTIVITY_TIME,
-            activity_time,
-            "expected YYYY.MM.DD HH:MM:SS.fffffffff (space or 'D' before the time)",
-        )
-    })?;
+    let activity_time = parse_activity_time(activity_time)
+        .ok_or_else(|| ParseError::bad_value(keys::ACTIVITY_TIME, activity_time, ACTIVITY_TIME_REASON))?;
     Ok(TradeRef {
         order_no: optional_int(raw.order_no, keys::ORDER_NO)?,
         activity_time,
@@ -144,40 +139,70 @@ fn text<'a>(value: Option<&'a str>, field: &'static str) -> Result<Option<&'a st
 }
 
 fn optional_int<T: std::str::FromStr>(value: Option<&str>, field: &'static str) -> Result<Option<T>, ParseError> {
-    value.map(|v| v.parse::<T>().map_err(|_| ParseError::bad_value(field, v, "not an integer in range"))).transpose()
+    value.map(|v| v.parse::<T>().map_err(|_| ParseError::bad_value(field, v, INTEGER_REASON))).transpose()
 }
+
+/// Why an activity time was refused (SPEC §1's format).
+pub(crate) const ACTIVITY_TIME_REASON: &str = "expected YYYY.MM.DD HH:MM:SS.fffffffff (space or 'D' before the time)";
+/// Why an optional integer was refused.
+pub(crate) const INTEGER_REASON: &str = "not an integer in range";
+/// Why a side was refused.
+pub(crate) const SIDE_REASON: &str = "expected B or S";
+/// Why a required text was refused.
+pub(crate) const EMPTY_REASON: &str = "must not be empty";
 
 fn side(value: &str) -> Result<Side, ParseError> {
     match value {
         "B" => Ok(Side::Buy),
         "S" => Ok(Side::Sell),
-        _ => Err(ParseError::bad_value(keys::SIDE, value, "expected B or S")),
+        _ => Err(ParseError::bad_value(keys::SIDE, value, SIDE_REASON)),
     }
 }
 
+/// A price, cast and held to the edge contract (its digit limits are checked on the text, so a
+/// too-precise price is named so rather than as a cast failure).
 fn price(value: &str) -> Result<Decimal, ParseError> {
-    // Plain decimal digits with an optional fraction: no sign, exponent, separators or blanks.
-    let plain = !value.is_empty()
+    if !plain_price(value) {
+        return Err(ParseError::bad_value(keys::PRICE, value, PRICE_REASON));
+    }
+    edge::check_price_text(value)?;
+    cast_price(value).map_err(|reason| ParseError::bad_value(keys::PRICE, value, reason))
+}
+
+/// A quantity, cast and held to the edge contract.
+fn quantity(value: &str) -> Result<i64, ParseError> {
+    let quantity = cast_quantity(value).map_err(|reason| ParseError::bad_value(keys::QUANTITY, value, reason))?;
+    edge::check_quantity(quantity)?;
+    Ok(quantity)
+}
+
+/// Why a price that is not plain decimal digits was refused.
+const PRICE_REASON: &str = "expected a non-negative decimal like 123.45";
+
+/// Plain decimal digits with an optional fraction: no sign, exponent, separators or blanks.
+fn plain_price(value: &str) -> bool {
+    !value.is_empty()
         && value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && value.bytes().filter(|&b| b == b'.').count() <= 1
         && value.as_bytes()[0] != b'.'
-        && value.as_bytes()[value.len() - 1] != b'.';
-    if !plain {
-        return Err(ParseError::bad_value(keys::PRICE, value, "expected a non-negative decimal like 123.45"));
-    }
-    edge::check_price_text(value)?;
-    Decimal::from_str_exact(value)
-        .map_err(|_| ParseError::bad_value(keys::PRICE, value, "decimal out of range or too precise"))
+        && value.as_bytes()[value.len() - 1] != b'.'
 }
 
-fn quantity(value: &str) -> Result<i64, ParseError> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ParseError::bad_value(keys::QUANTITY, value, "expected a non-negative integer"));
+/// SPEC §1 price: plain decimal digits with an optional fraction (no sign, exponent, separators
+/// or blanks), exact. The error is the reason. Shared with the mapping interpreter.
+pub(crate) fn cast_price(value: &str) -> Result<Decimal, &'static str> {
+    if !plain_price(value) {
+        return Err(PRICE_REASON);
     }
-    let quantity =
-        value.parse::<i64>().map_err(|_| ParseError::bad_value(keys::QUANTITY, value, "integer out of range"))?;
-    edge::check_quantity(quantity)?;
-    Ok(quantity)
+    Decimal::from_str_exact(value).map_err(|_| "decimal out of range or too precise")
+}
+
+/// SPEC §1 quantity: ASCII digits, fits an i64. The error is the reason.
+pub(crate) fn cast_quantity(value: &str) -> Result<i64, &'static str> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("expected a non-negative integer");
+    }
+    value.parse::<i64>().map_err(|_| "integer out of range")
 }
 
 #[cfg(test)]
