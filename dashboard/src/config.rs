@@ -88,7 +88,7 @@ pub struct TailArgs {
     /// Only this symbol's rows.
     #[arg(long)]
     pub symbol: Option<String>,
-    /// `rows` (default), `totals_by_symbol` or `totals_by_account`.
+    /// `rows` (default), `totals_by_symbol`, `totals_by_account` or `positions` (holdings across dates).
     #[arg(long, default_value = "rows")]
     pub view: String,
     /// The dashboard's websocket URL.

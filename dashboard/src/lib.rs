@@ -7,7 +7,8 @@
 //! - [`live`]: every client's rows joined with the latest mark, and its feed — one sequence of
 //!   deltas and a bounded history shared by all of that client's subscribers.
 //! - [`subscriber`]: a subscriber's outbox, coalescing per row so a slow browser delays only itself.
-//! - [`session`]: one websocket connection speaking [`protocol`]; [`views`]: totals by symbol/account.
+//! - [`session`]: one websocket connection speaking [`protocol`]; [`views`]: totals by symbol/account;
+//!   [`positions`]: holdings across dates (the `positions` view).
 //! - [`access`] / [`token`]: signed client tokens and the Origin allow-list.
 //! - [`server`]: warp routes — the page (`web/`, compiled in), `/ws`, `/api/summary` ([`rest`]),
 //!   `/api/config`, `/healthz`, `/readyz`, `/metrics`.
@@ -19,6 +20,7 @@ pub mod http;
 pub mod limits;
 pub mod live;
 pub mod metrics;
+pub mod positions;
 pub mod protocol;
 pub mod rest;
 pub mod row;

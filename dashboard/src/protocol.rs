@@ -1,7 +1,7 @@
 //! The websocket protocol (JSON text frames; documented in docs/protocol.md).
 //!
 //! Subscriber → dashboard:
-//! `{"op":"subscribe","client":"7","account":"ACC1"?,"symbol":"AAPL"?,"view":"rows"|"totals_by_symbol"|"totals_by_account"?,"epoch":"…"?,"since":12?}`,
+//! `{"op":"subscribe","client":"7","account":"ACC1"?,"symbol":"AAPL"?,"view":"rows"|"totals_by_symbol"|"totals_by_account"|"positions"?,"epoch":"…"?,"since":12?}`,
 //! `{"op":"unsubscribe"}`, `{"op":"ping","id":1?}`.
 //!
 //! Dashboard → subscriber: `hello`, `snapshot`, `resumed`, `delta`, `view`, `pong`, `error`
@@ -12,6 +12,8 @@ use compact_str::CompactString;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tradeflow_core::summary::SummaryRow;
+
+use crate::positions::PositionRow;
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
@@ -32,6 +34,8 @@ pub enum View {
     TotalsBySymbol,
     /// Per (trade_date, account): totals over the account's symbols.
     TotalsByAccount,
+    /// Per (account, symbol): the holding across every trade date (docs/pnl.md#holdings).
+    Positions,
 }
 
 impl View {
@@ -40,6 +44,7 @@ impl View {
             View::Rows => "rows",
             View::TotalsBySymbol => "totals_by_symbol",
             View::TotalsByAccount => "totals_by_account",
+            View::Positions => "positions",
         }
     }
 }
@@ -100,6 +105,14 @@ pub enum Frame<'a> {
         seq: u64,
         snapshot: bool,
         rows: &'a [Total],
+    },
+    /// The `positions` view (a `view` frame): all holdings when `snapshot`, else the changed ones.
+    #[serde(rename = "view")]
+    Positions {
+        view: View,
+        seq: u64,
+        snapshot: bool,
+        rows: &'a [PositionRow],
     },
     Pong {
         id: Option<u64>,

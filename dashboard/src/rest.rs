@@ -11,6 +11,7 @@ use tradeflow_core::ClientId;
 use tradeflow_core::summary::{Mark, SummaryRow};
 
 use crate::live::{Live, lock};
+use crate::positions::{PositionRow, positions};
 use crate::row::Filter;
 
 #[derive(Debug, Deserialize)]
@@ -32,6 +33,22 @@ pub struct SummaryAnswer {
     pub seq: Option<u64>,
     pub epoch: Option<String>,
     pub rows: Vec<SummaryRow>,
+    /// The holdings of `rows` across their dates (docs/pnl.md#holdings).
+    pub positions: Vec<PositionRow>,
+}
+
+impl SummaryAnswer {
+    fn new(
+        client: &ClientId,
+        as_of: Option<DateTime<Utc>>,
+        seq: Option<u64>,
+        epoch: Option<String>,
+        rows: Vec<SummaryRow>,
+    ) -> Self {
+        let shared: Vec<Arc<SummaryRow>> = rows.iter().cloned().map(Arc::new).collect();
+        let positions = positions(&shared, None);
+        Self { client: client.to_string(), as_of, seq, epoch, rows, positions }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +74,7 @@ pub fn live_rows(live: &Live, client: &ClientId, filter: &Filter) -> SummaryAnsw
         }
         None => (0, Vec::new()),
     };
-    SummaryAnswer { client: client.to_string(), as_of: None, seq: Some(seq), epoch: Some(live.epoch.clone()), rows }
+    SummaryAnswer::new(client, None, Some(seq), Some(live.epoch.clone()), rows)
 }
 
 pub async fn as_of_rows(
@@ -119,5 +136,5 @@ pub async fn as_of_rows(
         // Staleness as it was at `as_of`.
         rows.push(row.with_mark(mark.as_ref(), at));
     }
-    Ok(SummaryAnswer { client: client.to_string(), as_of: Some(at), seq: None, epoch: None, rows })
+    Ok(SummaryAnswer::new(client, Some(at), None, None, rows))
 }

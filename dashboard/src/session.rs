@@ -18,7 +18,13 @@ use crate::live::{Live, SharedFeed, Start, lock};
 use crate::protocol::{Frame, Op, Request, View};
 use crate::row::Filter;
 use crate::subscriber::{Batch, Subscriber};
-use crate::views;
+use crate::{positions, views};
+
+/// A view subscription's first frame: totals, or holdings.
+enum ViewRows {
+    Totals(Vec<crate::protocol::Total>),
+    Positions(Vec<positions::PositionRow>),
+}
 
 /// What every session shares.
 pub struct SessionContext {
@@ -214,14 +220,21 @@ fn subscribe(
     let (start, view_rows) = {
         let mut f = lock(&feed);
         let start = f.subscribe(subscriber.clone(), since);
-        let view_rows = (view != View::Rows).then(|| views::totals(view, &f.rows(&filter), None));
+        let view_rows = match view {
+            View::Rows => None,
+            View::Positions => Some(ViewRows::Positions(positions::positions(&f.rows(&filter), None))),
+            _ => Some(ViewRows::Totals(views::totals(view, &f.rows(&filter), None))),
+        };
         (start, view_rows)
     };
     live.metrics.subscribers.fetch_add(1, Relaxed);
     let frames = match (start, view_rows) {
-        (Start::Snapshot { seq, .. } | Start::Resume { seq, .. }, Some(totals)) => {
+        (Start::Snapshot { seq, .. } | Start::Resume { seq, .. }, Some(view_rows)) => {
             live.metrics.snapshots.fetch_add(1, Relaxed);
-            vec![Frame::View { view, seq, snapshot: true, rows: &totals }.to_text()]
+            vec![match &view_rows {
+                ViewRows::Totals(totals) => Frame::View { view, seq, snapshot: true, rows: totals }.to_text(),
+                ViewRows::Positions(rows) => Frame::Positions { view, seq, snapshot: true, rows }.to_text(),
+            }]
         }
         (Start::Snapshot { seq, rows }, None) => {
             live.metrics.snapshots.fetch_add(1, Relaxed);
@@ -248,6 +261,12 @@ fn subscribe(
 fn render_batch(s: &Subscription, batch: Batch) -> String {
     match s.view {
         View::Rows => Frame::Delta { seq: batch.seq, rows: batch.rows.iter().map(|r| r.as_ref()).collect() }.to_text(),
+        View::Positions => {
+            let groups: BTreeSet<_> = batch.rows.iter().map(|r| positions::group_of(r)).collect();
+            let rows = lock(&s.feed).rows(&s.subscriber.filter);
+            let held = positions::positions(&rows, Some(&groups));
+            Frame::Positions { view: View::Positions, seq: batch.seq, snapshot: false, rows: &held }.to_text()
+        }
         view => {
             let groups: BTreeSet<_> = batch.rows.iter().map(|r| views::group_of(view, r)).collect();
             let rows = lock(&s.feed).rows(&s.subscriber.filter);

@@ -18,7 +18,7 @@ pub enum TailError {
     Refused { status: u16, body: String },
     #[error("the dashboard refused the subscription: {code}: {message}")]
     Forbidden { code: String, message: String },
-    #[error("bad --view {0:?}: expected rows, totals_by_symbol or totals_by_account")]
+    #[error("bad --view {0:?}: expected rows, totals_by_symbol, totals_by_account or positions")]
     View(String),
     #[error("cannot write to stdout: {0}")]
     Stdout(std::io::Error),
@@ -34,7 +34,7 @@ struct Position {
 }
 
 pub async fn run(args: TailArgs, shutdown: CancellationToken) -> Result<(), TailError> {
-    if !["rows", "totals_by_symbol", "totals_by_account"].contains(&args.view.as_str()) {
+    if !["rows", "totals_by_symbol", "totals_by_account", "positions"].contains(&args.view.as_str()) {
         return Err(TailError::View(args.view));
     }
     let url = args.url.clone();
@@ -203,6 +203,22 @@ fn total_text(t: &Value) -> String {
     )
 }
 
+fn position_text(p: &Value) -> String {
+    format!(
+        "{} {} pos={} avg={} cost={} mark={} mv={} rpnl={} upnl={} pnl={}",
+        s(&p["account_id"]),
+        s(&p["symbol"]),
+        s(&p["position"]),
+        s(&p["avg_cost"]),
+        s(&p["cost_basis"]),
+        s(&p["mark_price"]),
+        s(&p["market_value"]),
+        s(&p["realized_pnl"]),
+        s(&p["unrealized_pnl"]),
+        s(&p["total_pnl"])
+    )
+}
+
 /// One line per frame.
 pub fn describe(frame: &Value) -> String {
     let now = chrono::Local::now().format("%H:%M:%S%.3f");
@@ -234,9 +250,16 @@ pub fn describe(frame: &Value) -> String {
         other => write!(line, "{other}"),
     };
     let is_view = frame["type"] == "view";
+    let is_positions = frame["view"] == "positions";
     for r in rows {
         line.push_str(" | ");
-        line.push_str(&if is_view { total_text(r) } else { row_text(r) });
+        line.push_str(&if is_positions {
+            position_text(r)
+        } else if is_view {
+            total_text(r)
+        } else {
+            row_text(r)
+        });
     }
     line
 }

@@ -84,7 +84,12 @@ impl Dash {
             first_trade_at: at,
             last_trade_at: at,
         };
-        let change = SummaryChange::new(&key, &position, None, 0, offset);
+        self.publish(&key, &position, offset).await;
+    }
+
+    /// Publishes the row `key` with `position` at `offset` (partition 0).
+    pub async fn publish(&self, key: &SummaryKey, position: &Position, offset: i64) {
+        let change = SummaryChange::new(key, position, None, 0, offset);
         let k = key.kafka_key();
         let payload = change.to_json();
         self.producer
@@ -271,6 +276,93 @@ async fn dashboard_snapshot_then_ordered_deltas_shared_views_ticks_and_tail() {
     assert!(lines[1].contains("snapshot client=A") && lines[1].contains("ACC1 AAPL n=11 net=110"), "{stdout}");
     let stdout = tail("totals_by_account");
     assert!(stdout.contains("view totals_by_account") && stdout.contains("ACC2 rows=1 n=3"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&d.root);
+}
+
+/// The `positions` view (docs/pnl.md#holdings): one holding per account and symbol across the
+/// client's dates, valued at the newest mark, updated by trades and ticks; also on REST and `tail`.
+#[tokio::test]
+async fn positions_view_holds_across_dates_and_moves_with_the_mark() {
+    let d = Dash::start(&[]).await;
+    let at = |day: u32| NaiveDate::from_ymd_opt(2026, 11, day).and_then(|d| d.and_hms_opt(9, 30, 0)).expect("time");
+    let key = |day: u32| SummaryKey {
+        trade_date: at(day).date(),
+        client_id: ClientId::parse("P").expect("client"),
+        account_id: "ACC1".into(),
+        symbol: "AAPL".into(),
+    };
+    let book = |day: u32, bq: i64, bn: i64, sq: i64, sn: i64| Position {
+        trade_count: 1,
+        buy_qty: bq,
+        sell_qty: sq,
+        buy_notional: Decimal::from(bn),
+        sell_notional: Decimal::from(sn),
+        last_price: Decimal::from(100),
+        first_trade_at: at(day),
+        last_trade_at: at(day),
+    };
+    // Day 1: bought 20 for 2000 (average 100). Day 2: sold 5 for 550.
+    d.publish(&key(23), &book(23, 20, 2000, 0, 0), 1).await;
+    d.publish(&key(24), &book(24, 0, 0, 5, 550), 2).await;
+    d.at_seq("P", 2).await;
+    let mut ws = d.connect("P").await;
+    ws.send(json!({"op": "subscribe", "client": "P", "view": "positions"})).await;
+    let snapshot = ws.expect("view", WAIT).await;
+    assert_eq!((&snapshot["view"], &snapshot["snapshot"]), (&json!("positions"), &json!(true)), "{snapshot}");
+    let held = rows(&snapshot);
+    assert_eq!(held.len(), 1, "{snapshot}");
+    let h = &held[0];
+    assert_eq!(
+        (&h["position"], &h["first_trade_date"], &h["last_trade_date"]),
+        (&json!(15), &json!("2026-11-23"), &json!("2026-11-24"))
+    );
+    assert_eq!(Decimal::from_str_exact(h["avg_cost"].as_str().expect("avg")).ok(), Some(Decimal::from(100)));
+    // Realized: 5 matched × (110 − 100); no mark yet, so no mark-to-market figures.
+    assert_eq!(Decimal::from_str_exact(h["realized_pnl"].as_str().expect("realized")).ok(), Some(Decimal::from(50)));
+    assert_eq!((&h["market_value"], &h["total_pnl"]), (&Value::Null, &Value::Null));
+    // A tick values the holding: 550 − 2000 + 15 × 120 = 350, of which 300 unrealized.
+    d.tick("AAPL", "120").await;
+    let update = loop {
+        let f = ws.expect("view", WAIT).await;
+        if rows(&f).iter().any(|h| h["mark_price"] == "120") {
+            break f;
+        }
+    };
+    assert_eq!(update["snapshot"], false);
+    let h = &rows(&update)[0];
+    assert_eq!((&h["market_value"], &h["total_pnl"]), (&json!("1800"), &json!("350")), "{h}");
+    assert_eq!(
+        Decimal::from_str_exact(h["unrealized_pnl"].as_str().expect("unrealized")).ok(),
+        Some(Decimal::from(300))
+    );
+    // REST carries the same holding beside the rows.
+    let rest = d.rest("P").await;
+    assert_eq!(rest["positions"][0]["position"], 15, "{rest}");
+    assert_eq!(rest["positions"][0]["total_pnl"], "350", "{rest}");
+    // And `tradeflow tail --view positions` prints it.
+    let url = format!("ws://127.0.0.1:{}/ws", d.port);
+    let out = std::process::Command::new(harness::tradeflow_bin())
+        .args([
+            "tail",
+            "--client",
+            "P",
+            "--frames",
+            "2",
+            "--view",
+            "positions",
+            "--url",
+            &url,
+            "--token",
+            &d.token("P"),
+        ])
+        .output()
+        .expect("run tail");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && stdout.contains("view positions") && stdout.contains("ACC1 AAPL pos=15"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("pnl=350"), "{stdout}");
     let _ = std::fs::remove_dir_all(&d.root);
 }
 
