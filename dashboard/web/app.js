@@ -1,146 +1,333 @@
-// tradeflow dashboard page: plain JavaScript, no build step.
-// Speaks the websocket protocol of the README: subscribe → snapshot (seq) → deltas (seq ↑);
+// tradeflow dashboard page: plain JavaScript, no build step (docs/page.md describes it).
+// Speaks the websocket protocol of docs/protocol.md: subscribe → snapshot (seq) → deltas (seq ↑);
 // on reconnect it resumes with {epoch, since: last seq} and gets the missed deltas or a snapshot.
+// Frames only change `state`; the table is repainted at most PAINT_HZ times a second, on an
+// animation frame, so a burst of deltas never freezes the page.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const COLUMNS = [...document.querySelectorAll("#rows thead th")].map((th) => ({ key: th.dataset.key, type: th.dataset.type }));
-const TOTALS = ["trade_count", "buy_qty", "sell_qty", "net_qty", "buy_notional", "sell_notional", "market_value", "realized_pnl", "unrealized_pnl", "total_pnl"];
-const SIGNED = new Set(["net_qty", "market_value", "realized_pnl", "unrealized_pnl", "total_pnl"]);
-const MONEY = new Set(["buy_notional", "sell_notional", "market_value", "realized_pnl", "unrealized_pnl", "total_pnl"]);
+
+// Every column the page knows. kind: text | qty (integer) | price (2–4 decimals) | money (2 decimals)
+// | time | age (computed: seconds since the row last changed). total: summed in subtotals and totals.
+const COLUMNS = [
+  { key: "trade_date", label: "Date", kind: "text" },
+  { key: "account_id", label: "Account", kind: "text" },
+  { key: "symbol", label: "Symbol", kind: "text" },
+  { key: "trade_count", label: "Trades", kind: "qty", total: true },
+  { key: "buy_qty", label: "Buy qty", kind: "qty", total: true },
+  { key: "sell_qty", label: "Sell qty", kind: "qty", total: true },
+  { key: "net_qty", label: "Net qty", kind: "qty", total: true, signed: true },
+  { key: "buy_notional", label: "Buy notional", kind: "money", total: true },
+  { key: "sell_notional", label: "Sell notional", kind: "money", total: true },
+  { key: "avg_buy_price", label: "Avg buy", kind: "price" },
+  { key: "avg_sell_price", label: "Avg sell", kind: "price" },
+  { key: "last_price", label: "Last", kind: "price" },
+  { key: "mark_price", label: "Mark", kind: "price" },
+  { key: "market_value", label: "Market value", kind: "money", total: true, signed: true },
+  { key: "realized_pnl", label: "Realized P&L", kind: "money", total: true, signed: true },
+  { key: "unrealized_pnl", label: "Unrealized P&L", kind: "money", total: true, signed: true },
+  { key: "total_pnl", label: "P&L", kind: "money", total: true, signed: true },
+  { key: "last_trade_at", label: "Last trade", kind: "time" },
+  { key: "age", label: "Age", kind: "age" },
+];
+const BY_KEY = new Map(COLUMNS.map((c) => [c.key, c]));
+const LAYOUT_KEY = "tradeflow.layout.v1";
+const PAINT_HZ = 16;          // repaint ceiling (frames per second)
+const FLASH_MS = 1200;        // a changed cell flashes this long (app.css animations)
+const DEFAULT_LAYOUT = { order: COLUMNS.map((c) => c.key), hidden: [], sort: { key: "symbol", dir: 1 }, groupBy: "", compact: false };
 
 const state = {
   config: { auth: true, stale_after_s: 60 },
   client: null, token: null,
-  rows: new Map(),          // key → row
+  rows: new Map(),          // key → row (live)
+  changedAt: new Map(),     // key → { at: ms, prev: row | null }: the row's last change, for ages and late flashes
+  pending: new Map(),       // key → the row before this paint's first change (null: a new row)
   epoch: null, seq: null,   // resume position
-  ws: null, backoff: 500, retryTimer: null,
-  lastMessageAt: 0, lastUpdateAt: null,
-  sort: { key: "symbol", dir: 1 },
+  ws: null, backoff: 500, retryTimer: null, connected: false,
+  lastMessageAt: 0,
+  layout: loadLayout(),
+  expanded: new Set(),      // open groups ("account_id:ACC1")
+  cursor: null,             // the selected tbody row's data-key
+  history: null,            // { at: Date, rows: Map } while the board shows a past moment
+  paintQueued: false, lastPaint: 0, fullPaint: true,
   wanted: false,
 };
 
 const rowKey = (r) => `${r.trade_date}|${r.account_id}|${r.symbol}`;
 
-// ---- formatting (decimals arrive as exact strings; never round-trip them through floats) ----
-function groupDigits(s) {
-  if (s === null || s === undefined) return "";
+// ---- layout (saved per browser in localStorage) ----
+function loadLayout() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(LAYOUT_KEY) || "null");
+    if (!saved) return structuredClone(DEFAULT_LAYOUT);
+    // Columns added since the layout was saved go at the end; unknown ones are dropped.
+    const order = saved.order.filter((k) => BY_KEY.has(k));
+    for (const c of COLUMNS) if (!order.includes(c.key)) order.push(c.key);
+    return { ...structuredClone(DEFAULT_LAYOUT), ...saved, order, hidden: saved.hidden.filter((k) => BY_KEY.has(k)) };
+  } catch {
+    return structuredClone(DEFAULT_LAYOUT);
+  }
+}
+function saveLayout() { localStorage.setItem(LAYOUT_KEY, JSON.stringify(state.layout)); }
+const visibleColumns = () => state.layout.order.filter((k) => !state.layout.hidden.includes(k)).map((k) => BY_KEY.get(k));
+
+// ---- exact decimals (they arrive as strings; never round-trip them through floats) ----
+function parseDecimal(s) {
   s = String(s);
   const neg = s.startsWith("-");
+  const [int, frac = ""] = (neg ? s.slice(1) : s).split(".");
+  return { neg, digits: BigInt(int + frac), scale: frac.length };
+}
+function formatScaled(n, scale) {
+  const neg = n < 0n;
+  const digits = (neg ? -n : n).toString().padStart(scale + 1, "0");
+  const out = scale ? digits.slice(0, -scale) + "." + digits.slice(-scale) : digits;
+  return (neg && /[1-9]/.test(out) ? "-" : "") + out;
+}
+/// Rounds half away from zero to `places` decimals (display only; titles and exports keep the exact value).
+function roundDecimal(s, places) {
+  const { neg, digits, scale } = parseDecimal(s);
+  if (scale <= places) return formatScaled(neg ? -digits : digits, scale);
+  const unit = 10n ** BigInt(scale - places);
+  let q = digits / unit;
+  if ((digits % unit) * 2n >= unit) q += 1n;
+  return formatScaled(neg ? -q : q, places);
+}
+function sumDecimals(values) {
+  const parts = values.filter((v) => v !== null && v !== undefined && v !== "").map(parseDecimal);
+  if (!parts.length) return "";
+  const scale = Math.max(...parts.map((p) => p.scale));
+  let total = 0n;
+  for (const p of parts) { const n = p.digits * 10n ** BigInt(scale - p.scale); total += p.neg ? -n : n; }
+  return formatScaled(total, scale);
+}
+function groupDigits(s) {
+  const neg = s.startsWith("-");
   const [int, frac] = (neg ? s.slice(1) : s).split(".");
-  const grouped = int.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-  return (neg ? "-" : "") + grouped + (frac !== undefined ? "." + frac : "");
+  return (neg ? "-" : "") + int.replace(/\B(?=(\d{3})+(?!\d))/g, ",") + (frac !== undefined ? "." + frac : "");
 }
-function money(s) {
-  if (s === null || s === undefined || s === "") return "";
-  const [int, frac = ""] = String(s).split(".");
-  return groupDigits(int + "." + (frac + "00").slice(0, Math.max(2, frac.replace(/0+$/, "").length)));
-}
-function cell(row, key) {
-  const v = row[key];
-  switch (key) {
-    case "trade_date": case "account_id": case "symbol": return v;
-    case "last_trade_at": return v ? v.replace("T", " ").slice(11, 23) : "";
-    default: return MONEY.has(key) ? money(v) : groupDigits(v);
+/// What a trader reads: prices 2–4 decimals, money 2, quantities grouped.
+function display(kind, v) {
+  if (v === null || v === undefined || v === "") return "";
+  switch (kind) {
+    case "money": { const [i, f = ""] = roundDecimal(v, 2).split("."); return groupDigits(`${i}.${f.padEnd(2, "0")}`); }
+    case "price": { const [i, f = ""] = roundDecimal(v, 4).split("."); return groupDigits(`${i}.${f.replace(/0+$/, "").padEnd(2, "0")}`); }
+    case "qty": return groupDigits(String(v));
+    case "time": return String(v).replace("T", " ").slice(11, 23);
+    default: return String(v);
   }
+}
+function ageText(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m` : s < 86400 ? `${Math.floor(s / 3600)}h` : `${Math.floor(s / 86400)}d`;
+}
+/// When the row last changed: the page's receipt time for deltas; for snapshot rows, the last trade
+/// (read as UTC, SPEC §1's default zone) or the mark, whichever is later.
+function changedAtOf(row) {
+  const seen = state.changedAt.get(rowKey(row));
+  if (seen) return seen.at;
+  const trade = Date.parse(String(row.last_trade_at) + "Z");
+  const mark = row.mark_at ? Date.parse(row.mark_at) : NaN;
+  return Math.min(Date.now(), Math.max(Number.isFinite(trade) ? trade : 0, Number.isFinite(mark) ? mark : 0));
 }
 function isStale(row) {
   if (!row.mark_at) return false;
-  return Date.now() - Date.parse(row.mark_at) > state.config.stale_after_s * 1000;
+  const now = state.history ? state.history.at.getTime() : Date.now();
+  return now - Date.parse(row.mark_at) > state.config.stale_after_s * 1000;
 }
 
-// ---- table ----
-function visibleRows() {
+// ---- the view: filtered, sorted, optionally grouped rows (what the table and the export show) ----
+function sourceRows() { return state.history ? state.history.rows : state.rows; }
+function filteredRows() {
   const account = $("#f-account").value;
   const symbol = $("#f-symbol").value.trim().toUpperCase();
-  const rows = [...state.rows.values()].filter((r) => (!account || r.account_id === account) && (!symbol || r.symbol.toUpperCase().includes(symbol)));
-  const { key, dir } = state.sort;
-  const col = COLUMNS.find((c) => c.key === key);
-  rows.sort((a, b) => {
-    let x = a[key], y = b[key];
-    if (col && col.type === "num") { x = x === null ? -Infinity : Number(x); y = y === null ? -Infinity : Number(y); }
-    return (x < y ? -1 : x > y ? 1 : 0) * dir || rowKey(a).localeCompare(rowKey(b));
-  });
+  const rows = [...sourceRows().values()].filter((r) => (!account || r.account_id === account) && (!symbol || r.symbol.toUpperCase().includes(symbol)));
+  const { key, dir } = state.layout.sort;
+  const col = BY_KEY.get(key);
+  const numeric = col && ["qty", "price", "money"].includes(col.kind);
+  const value = (r) => (key === "age" ? -changedAtOf(r) : numeric ? (r[key] === null ? -Infinity : Number(r[key])) : r[key]);
+  rows.sort((a, b) => { const x = value(a), y = value(b); return (x < y ? -1 : x > y ? 1 : 0) * dir || rowKey(a).localeCompare(rowKey(b)); });
   return rows;
 }
-
-function renderRow(tr, row, previous) {
-  if (!tr.children.length) {
-    for (const c of COLUMNS) {
-      const td = document.createElement("td");
-      td.dataset.key = c.key;
-      if (c.type === "text") td.className = "text";
-      tr.appendChild(td);
-    }
+function sums(rows) {
+  const out = {};
+  for (const c of COLUMNS) if (c.total) out[c.key] = sumDecimals(rows.map((r) => r[c.key]));
+  return out;
+}
+/// Items in display order: { kind: "row", key, row } or { kind: "group", key, label, count, open, sums }.
+function viewItems(rows) {
+  const by = state.layout.groupBy;
+  if (!by) return rows.map((row) => ({ kind: "row", key: rowKey(row), row }));
+  const groups = new Map();
+  for (const row of rows) { const g = row[by]; if (!groups.has(g)) groups.set(g, []); groups.get(g).push(row); }
+  const items = [];
+  for (const name of [...groups.keys()].sort()) {
+    const members = groups.get(name);
+    const key = `group:${by}:${name}`;
+    const open = state.expanded.has(key);
+    items.push({ kind: "group", key, label: name, count: members.length, open, sums: sums(members) });
+    if (open) for (const row of members) items.push({ kind: "row", key: rowKey(row), row });
   }
-  for (const td of tr.children) {
-    const key = td.dataset.key;
-    const text = cell(row, key);
-    if (td.textContent !== text) {
-      td.textContent = text;
-      if (previous) {
-        const before = Number(previous[key]), after = Number(row[key]);
-        const cls = Number.isFinite(before) && Number.isFinite(after) && before !== after ? (after > before ? "flash-up" : "flash-down") : "flash";
-        td.classList.remove("flash", "flash-up", "flash-down");
-        void td.offsetWidth; // restart the animation
-        td.classList.add(cls);
-      }
-    }
-    if (SIGNED.has(key)) {
-      td.classList.toggle("pos", Number(row[key]) > 0);
-      td.classList.toggle("neg", Number(row[key]) < 0);
-    }
-  }
-  tr.querySelector('[data-key="mark_price"]').classList.toggle("stale", isStale(row));
+  return items;
 }
 
-function render(changed = new Map()) {
+// ---- painting ----
+function schedulePaint(full = false) {
+  state.fullPaint ||= full;
+  if (state.paintQueued) return;
+  state.paintQueued = true;
+  const wait = Math.max(0, state.lastPaint + 1000 / PAINT_HZ - performance.now());
+  setTimeout(() => requestAnimationFrame(paint), wait);
+}
+
+function buildHeader() {
+  const head = $("#rows thead tr");
+  head.textContent = "";
+  for (const c of visibleColumns()) {
+    const th = document.createElement("th");
+    th.dataset.key = c.key;
+    th.dataset.type = c.kind === "text" || c.kind === "time" ? "text" : "num";
+    th.textContent = c.label;
+    if (state.layout.sort.key === c.key) th.classList.add(state.layout.sort.dir > 0 ? "sorted-asc" : "sorted-desc");
+    th.addEventListener("click", () => {
+      const dir = state.layout.sort.key === c.key ? -state.layout.sort.dir : 1;
+      state.layout.sort = { key: c.key, dir };
+      saveLayout(); buildHeader(); schedulePaint();
+    });
+    head.appendChild(th);
+  }
+  const foot = $("#totals");
+  foot.textContent = "";
+  visibleColumns().forEach((c, i) => {
+    const td = document.createElement("td");
+    if (i === 0) { td.textContent = "Total"; td.className = "text"; }
+    if (c.total) td.dataset.total = c.key;
+    foot.appendChild(td);
+  });
+}
+
+function setCell(td, text, exact, flash) {
+  if (td.textContent === text) return;
+  td.textContent = text;
+  td.title = exact === null || exact === undefined ? "" : String(exact);
+  if (flash) {
+    td.classList.remove("flash", "flash-up", "flash-down");
+    void td.offsetWidth; // restart the animation
+    td.classList.add(flash);
+  }
+}
+function flashClass(before, after) {
+  const b = Number(before), a = Number(after);
+  return Number.isFinite(b) && Number.isFinite(a) && b !== a && before !== null ? (a > b ? "flash-up" : "flash-down") : "flash";
+}
+function sign(td, v) {
+  td.classList.toggle("pos", v !== null && v !== undefined && v !== "" && Number(v) > 0);
+  td.classList.toggle("neg", v !== null && v !== undefined && v !== "" && Number(v) < 0);
+}
+
+function ensureCells(tr, columns) {
+  if (tr.children.length === columns.length) return;
+  tr.textContent = "";
+  for (const c of columns) {
+    const td = document.createElement("td");
+    td.dataset.key = c.key;
+    if (c.kind === "text" || c.kind === "time") td.className = "text";
+    tr.appendChild(td);
+  }
+}
+
+/// `prev`: the row's version before the change being shown (undefined: no flash; null: a new row).
+function paintRow(tr, row, prev, columns) {
+  ensureCells(tr, columns);
+  for (const td of tr.children) {
+    const c = BY_KEY.get(td.dataset.key);
+    if (c.kind === "age") { td.textContent = state.history ? "" : ageText(Date.now() - changedAtOf(row)); continue; }
+    const flash = prev === undefined ? null : prev === null ? "flash" : flashClass(prev[c.key], row[c.key]);
+    setCell(td, display(c.kind, row[c.key]), row[c.key], flash);
+    if (c.signed) sign(td, row[c.key]);
+    if (c.key === "mark_price") td.classList.toggle("stale", isStale(row));
+  }
+}
+function paintGroup(tr, item, columns) {
+  ensureCells(tr, columns);
+  tr.setAttribute("aria-expanded", String(item.open));
+  [...tr.children].forEach((td, i) => {
+    const c = BY_KEY.get(td.dataset.key);
+    if (i === 0) { setCell(td, `${item.open ? "▾" : "▸"} ${item.label} (${item.count})`, null, null); td.classList.add("text"); return; }
+    if (c.total) { setCell(td, display(c.kind, item.sums[c.key]), item.sums[c.key], null); if (c.signed) sign(td, item.sums[c.key]); return; }
+    if (c.key === state.layout.groupBy) { setCell(td, item.label, item.label, null); return; }
+    setCell(td, "", null, null);
+  });
+}
+
+function paint() {
+  state.paintQueued = false;
+  state.lastPaint = performance.now();
   const tbody = $("#rows tbody");
-  const rows = visibleRows();
+  const columns = visibleColumns();
+  if (state.fullPaint) { tbody.textContent = ""; state.fullPaint = false; }
+  const rows = filteredRows();
+  const items = viewItems(rows);
   const existing = new Map([...tbody.children].map((tr) => [tr.dataset.key, tr]));
-  const fragment = [];
-  for (const row of rows) {
-    const key = rowKey(row);
-    let tr = existing.get(key);
-    if (!tr) { tr = document.createElement("tr"); tr.dataset.key = key; renderRow(tr, row, null); }
-    else if (changed.has(key)) renderRow(tr, row, changed.get(key));
-    existing.delete(key);
-    fragment.push(tr);
+  const order = [];
+  const toPaint = [];
+  for (const item of items) {
+    let tr = existing.get(item.key);
+    const fresh = !tr;
+    if (fresh) { tr = document.createElement("tr"); tr.dataset.key = item.key; if (item.kind === "group") tr.className = "group"; }
+    existing.delete(item.key);
+    order.push(tr);
+    toPaint.push([tr, item, fresh]);
   }
   for (const tr of existing.values()) tr.remove();
-  fragment.forEach((tr, i) => { if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null); });
-  // totals over the visible rows (decimal strings summed as scaled integers: exact)
-  for (const key of TOTALS) {
-    const td = document.querySelector(`[data-total="${key}"]`);
-    td.textContent = MONEY.has(key) ? money(sumDecimals(rows.map((r) => r[key]))) : groupDigits(sumDecimals(rows.map((r) => r[key])));
-    if (SIGNED.has(key)) { td.classList.toggle("pos", td.textContent !== "" && !td.textContent.startsWith("-") && td.textContent !== "0"); td.classList.toggle("neg", td.textContent.startsWith("-")); }
+  // Reorder first, then paint: a moved row keeps its flash (moving a node restarts animations).
+  order.forEach((tr, i) => { if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null); });
+  const now = Date.now();
+  for (const [tr, item, fresh] of toPaint) {
+    tr.classList.toggle("selected", tr.dataset.key === state.cursor);
+    if (item.kind === "group") { paintGroup(tr, item, columns); continue; }
+    let prev;
+    if (!state.history) {
+      if (state.pending.has(item.key)) prev = state.pending.get(item.key);
+      else if (fresh) {
+        // A row that changed while filtered out or collapsed flashes when it comes into view.
+        const recent = state.changedAt.get(item.key);
+        if (recent && now - recent.at < FLASH_MS) prev = recent.prev;
+      }
+    }
+    if (fresh) {
+      paintRow(tr, item.row, undefined, columns); // fill the cells, then flash what changed
+      if (prev !== undefined) flashFresh(tr, item.row, prev);
+    } else if (prev !== undefined) paintRow(tr, item.row, prev, columns);
   }
-  $("#row-count").textContent = `${rows.length} of ${state.rows.size} rows`;
-  $("#empty").hidden = state.rows.size > 0;
+  state.pending.clear();
+  for (const c of columns) {
+    const td = document.querySelector(`#totals [data-total="${c.key}"]`);
+    if (!td) continue;
+    const v = sumDecimals(rows.map((r) => r[c.key]));
+    td.textContent = display(c.kind, v);
+    td.title = v;
+    if (c.signed) sign(td, v);
+  }
+  $("#row-count").textContent = `${rows.length} of ${sourceRows().size} rows`;
+  $("#empty").hidden = sourceRows().size > 0;
   $("#empty").textContent = state.client ? `No rows for client ${state.client} yet.` : "Enter a client id to watch its positions.";
   refreshAccounts();
 }
-
-function sumDecimals(values) {
-  let scale = 0;
-  const parts = values.filter((v) => v !== null && v !== undefined).map((v) => { const s = String(v); const f = (s.split(".")[1] || "").length; scale = Math.max(scale, f); return s; });
-  if (!parts.length) return "";
-  let total = 0n;
-  for (const s of parts) {
-    const neg = s.startsWith("-");
-    const [i, f = ""] = (neg ? s.slice(1) : s).split(".");
-    const n = BigInt(i + f.padEnd(scale, "0"));
-    total += neg ? -n : n;
+function flashFresh(tr, row, prev) {
+  for (const td of tr.children) {
+    const c = BY_KEY.get(td.dataset.key);
+    if (c.kind === "age") continue;
+    if (prev === null || String(prev[c.key]) !== String(row[c.key])) {
+      td.classList.remove("flash", "flash-up", "flash-down");
+      td.classList.add(prev === null ? "flash" : flashClass(prev[c.key], row[c.key]));
+    }
   }
-  const neg = total < 0n;
-  let digits = (neg ? -total : total).toString().padStart(scale + 1, "0");
-  const out = scale ? digits.slice(0, -scale) + "." + digits.slice(-scale) : digits;
-  return (neg ? "-" : "") + out;
 }
 
 function refreshAccounts() {
   const select = $("#f-account");
-  const accounts = [...new Set([...state.rows.values()].map((r) => r.account_id))].sort();
+  const accounts = [...new Set([...sourceRows().values()].map((r) => r.account_id))].sort();
   const have = [...select.options].slice(1).map((o) => o.value);
   if (accounts.join() === have.join()) return;
   const current = select.value;
@@ -149,19 +336,134 @@ function refreshAccounts() {
   select.value = accounts.includes(current) ? current : "";
 }
 
+// ---- column chooser ----
+function buildChooser() {
+  const list = $("#column-list");
+  list.textContent = "";
+  state.layout.order.forEach((key, i) => {
+    const c = BY_KEY.get(key);
+    const li = document.createElement("li");
+    li.dataset.col = key;
+    const box = document.createElement("input");
+    box.type = "checkbox"; box.checked = !state.layout.hidden.includes(key); box.id = `col-${key}`;
+    box.addEventListener("change", () => {
+      state.layout.hidden = box.checked ? state.layout.hidden.filter((k) => k !== key) : [...state.layout.hidden, key];
+      layoutChanged();
+    });
+    const label = document.createElement("label");
+    label.htmlFor = box.id; label.textContent = c.label;
+    const up = button("↑", `move ${c.label} left`, () => move(i, -1), i === 0);
+    const down = button("↓", `move ${c.label} right`, () => move(i, 1), i === state.layout.order.length - 1);
+    up.className = "up"; down.className = "down";
+    li.append(box, label, up, down);
+    list.appendChild(li);
+  });
+}
+function button(text, title, onclick, disabled) {
+  const b = document.createElement("button");
+  b.type = "button"; b.textContent = text; b.title = title; b.disabled = disabled;
+  b.addEventListener("click", onclick);
+  return b;
+}
+function move(i, by) {
+  const order = state.layout.order;
+  [order[i], order[i + by]] = [order[i + by], order[i]];
+  layoutChanged();
+}
+function layoutChanged() {
+  saveLayout(); buildChooser(); buildHeader(); applyCompact(); schedulePaint(true);
+}
+function applyCompact() {
+  document.body.classList.toggle("compact", state.layout.compact);
+  $("#compact").setAttribute("aria-pressed", String(state.layout.compact));
+}
+
+// ---- export: CSV of exactly the view (filters, grouping, open groups; exact values) ----
+function csvField(v) {
+  const s = v === null || v === undefined ? "" : String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+function exportCsv() {
+  const columns = visibleColumns();
+  const rows = filteredRows();
+  const lines = [["line", ...columns.map((c) => c.label)]];
+  const now = Date.now();
+  for (const item of viewItems(rows)) {
+    if (item.kind === "group") lines.push(["subtotal", ...columns.map((c, i) => (c.total ? item.sums[c.key] : c.key === state.layout.groupBy || i === 0 ? item.label : ""))]);
+    else lines.push(["row", ...columns.map((c) => (c.kind === "age" ? (state.history ? "" : Math.floor((now - changedAtOf(item.row)) / 1000)) : item.row[c.key]))]);
+  }
+  const total = sums(rows);
+  lines.push(["total", ...columns.map((c, i) => (c.total ? total[c.key] : i === 0 ? "Total" : ""))]);
+  const at = state.history ? `as-of-${state.history.at.toISOString()}` : `live-${new Date().toISOString()}`;
+  const parts = [`tradeflow_client-${state.client || "none"}`, at.replace(/[:.]/g, "-")];
+  if ($("#f-account").value) parts.push(`account-${$("#f-account").value}`);
+  if ($("#f-symbol").value.trim()) parts.push(`symbol-${$("#f-symbol").value.trim().toUpperCase()}`);
+  if (state.layout.groupBy) parts.push(`by-${state.layout.groupBy.replace("_id", "")}`);
+  return { name: parts.join("_") + ".csv", text: lines.map((l) => l.map(csvField).join(",")).join("\r\n") + "\r\n" };
+}
+
+// ---- time travel: the board as of a moment of the chosen trade date (REST as_of) ----
+function sliderMoment() {
+  const date = $("#as-of-date").value;
+  const secs = Number($("#as-of-slider").value);
+  const t = new Date(`${date}T00:00:00Z`);
+  return new Date(t.getTime() + secs * 1000);
+}
+let travelTimer = null;
+function travel() {
+  const at = sliderMoment();
+  $("#as-of-label").textContent = at.toISOString().replace("T", " ").slice(0, 19) + " UTC";
+  clearTimeout(travelTimer);
+  travelTimer = setTimeout(async () => {
+    if (!state.client) return;
+    if (at.getTime() >= Date.now()) { goLive(); return; }
+    const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
+    try {
+      const response = await fetch(`api/summary?client=${encodeURIComponent(state.client)}&as_of=${encodeURIComponent(at.toISOString())}`, { headers });
+      if (!response.ok) { showError(`history: ${response.status} ${(await response.text()).trim()}`); return; }
+      const answer = await response.json();
+      if (sliderMoment().getTime() !== at.getTime()) return; // the slider moved on
+      state.history = { at, rows: new Map(answer.rows.map((r) => [rowKey(r), r])) };
+      document.body.classList.add("history");
+      $("#history-banner").hidden = false;
+      $("#history-at").textContent = at.toISOString().replace("T", " ").slice(0, 19) + " UTC";
+      schedulePaint(true);
+    } catch (e) {
+      showError(`history: ${e}`);
+    }
+  }, 150);
+}
+function goLive() {
+  clearTimeout(travelTimer);
+  state.history = null;
+  document.body.classList.remove("history");
+  $("#history-banner").hidden = true;
+  resetSlider();
+  schedulePaint(true);
+}
+function resetSlider() {
+  const now = new Date();
+  $("#as-of-date").value = now.toISOString().slice(0, 10);
+  $("#as-of-slider").value = String(now.getUTCHours() * 3600 + now.getUTCMinutes() * 60 + now.getUTCSeconds());
+  $("#as-of-label").textContent = "live";
+}
+
 // ---- connection ----
 function setBadge(kind, text) {
   const badge = $("#badge");
   badge.className = `badge ${kind}`;
   badge.textContent = text || kind;
 }
+function setConnected(connected) {
+  state.connected = connected;
+  document.body.classList.toggle("offline", !connected && state.wanted);
+}
 function showError(text) {
   $("#error").hidden = !text;
   $("#error").textContent = text || "";
 }
 function touched() {
-  state.lastUpdateAt = new Date();
-  $("#last-update").textContent = `last update ${state.lastUpdateAt.toLocaleTimeString()}`;
+  $("#last-update").textContent = `last update ${new Date().toLocaleTimeString()}`;
 }
 
 function connect() {
@@ -172,7 +474,7 @@ function connect() {
   const protocols = state.token ? ["tradeflow.v1", state.token] : ["tradeflow.v1"];
   const ws = new WebSocket(`${proto}://${location.host}/ws`, protocols);
   state.ws = ws;
-  setBadge("reconnecting", state.seq === null ? "connecting" : "reconnecting");
+  if (state.seq === null) setBadge("reconnecting", "connecting");
   ws.onopen = () => {
     const request = { op: "subscribe", client: state.client };
     if (state.epoch !== null && state.seq !== null) { request.epoch = state.epoch; request.since = state.seq; }
@@ -182,15 +484,18 @@ function connect() {
     state.lastMessageAt = Date.now();
     let frame;
     try { frame = JSON.parse(event.data); } catch { return; }
+    // Frames again after a stale spell: live (a snapshot or resume says so by itself).
+    if (!state.connected && state.seq !== null && (frame.type === "delta" || frame.type === "pong")) { setBadge("live"); setConnected(true); }
     handle(frame);
   };
-  ws.onclose = (event) => {
+  ws.onclose = () => {
     state.ws = null;
     if (!state.wanted) return;
+    setConnected(false);
     // A refused handshake (bad token / origin) closes before opening: don't hammer the server.
     const delay = state.backoff * (0.75 + Math.random() * 0.5);
     state.backoff = Math.min(state.backoff * 2, 15000);
-    setBadge("reconnecting", `reconnecting in ${Math.round(delay / 1000)}s`);
+    setBadge("offline", `disconnected · retry in ${Math.max(1, Math.round(delay / 1000))}s`);
     state.retryTimer = setTimeout(connect, delay);
   };
 }
@@ -201,22 +506,28 @@ function handle(frame) {
       break;
     case "snapshot": {
       state.rows = new Map(frame.rows.map((r) => [rowKey(r), r]));
+      state.changedAt.clear(); state.pending.clear();
       state.epoch = frame.epoch; state.seq = frame.seq;
       state.backoff = 500;
-      $("#rows tbody").textContent = "";
-      setBadge("live"); showError(""); touched(); render();
+      setBadge("live"); setConnected(true); showError(""); touched(); schedulePaint(true);
       break;
     }
     case "resumed":
       state.epoch = frame.epoch; state.seq = frame.since;
       state.backoff = 500;
-      setBadge("live"); showError("");
+      setBadge("live"); setConnected(true); showError("");
       break;
     case "delta": {
-      const changed = new Map();
-      for (const r of frame.rows) { const k = rowKey(r); changed.set(k, state.rows.get(k) || null); state.rows.set(k, r); }
+      const now = Date.now();
+      for (const r of frame.rows) {
+        const k = rowKey(r);
+        const prev = state.rows.get(k) || null;
+        if (!state.pending.has(k)) state.pending.set(k, prev);
+        state.changedAt.set(k, { at: now, prev });
+        state.rows.set(k, r);
+      }
       state.seq = frame.seq;
-      touched(); render(changed);
+      touched(); schedulePaint();
       break;
     }
     case "pong":
@@ -229,17 +540,61 @@ function handle(frame) {
   $("#seq").textContent = state.seq === null ? "" : `seq ${state.seq}`;
 }
 
-// Heartbeat: ping every 10 s; no frame for 30 s while open → "stale"; stale marks re-evaluated every second.
+// Heartbeat: ping every 10 s; no frame for 30 s while open → "stale" (red, rows greyed);
+// ages and stale marks re-evaluated every second.
 setInterval(() => {
   if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify({ op: "ping" }));
 }, 10000);
 setInterval(() => {
-  if (state.ws && state.ws.readyState === WebSocket.OPEN && state.lastMessageAt && Date.now() - state.lastMessageAt > 30000) setBadge("stale");
+  if (state.ws && state.ws.readyState === WebSocket.OPEN && state.lastMessageAt && Date.now() - state.lastMessageAt > 30000) {
+    setBadge("stale"); setConnected(false);
+  }
+  if (state.history) return;
   for (const tr of $("#rows tbody").children) {
     const row = state.rows.get(tr.dataset.key);
-    if (row) tr.querySelector('[data-key="mark_price"]').classList.toggle("stale", isStale(row));
+    if (!row) continue;
+    const age = tr.querySelector('[data-key="age"]');
+    if (age) age.textContent = ageText(Date.now() - changedAtOf(row));
+    const mark = tr.querySelector('[data-key="mark_price"]');
+    if (mark) mark.classList.toggle("stale", isStale(row));
   }
 }, 1000);
+
+// ---- keyboard: ↑/↓ move the selection, →/Enter open a group, ← closes it (or goes to its group) ----
+function select(tr) {
+  if (!tr) return;
+  for (const other of document.querySelectorAll("#rows tbody tr.selected")) other.classList.remove("selected");
+  tr.classList.add("selected");
+  state.cursor = tr.dataset.key;
+  tr.scrollIntoView({ block: "nearest" });
+}
+function toggleGroup(key, open) {
+  if (open) state.expanded.add(key); else state.expanded.delete(key);
+  schedulePaint();
+}
+document.addEventListener("keydown", (event) => {
+  if (event.target instanceof Element && event.target.closest("input, select, textarea, details")) return;
+  const current = state.cursor && document.querySelector(`#rows tbody tr[data-key="${CSS.escape(state.cursor)}"]`);
+  const groupOf = (tr) => { let g = tr; while (g && !g.classList.contains("group")) g = g.previousElementSibling; return g; };
+  switch (event.key) {
+    case "ArrowDown": select(current ? current.nextElementSibling : $("#rows tbody tr")); break;
+    case "ArrowUp": select(current ? current.previousElementSibling : $("#rows tbody tr:last-child")); break;
+    case "ArrowRight": case "Enter": if (current && current.classList.contains("group")) toggleGroup(current.dataset.key, true); else return; break;
+    case "ArrowLeft":
+      if (!current) return;
+      if (current.classList.contains("group")) toggleGroup(current.dataset.key, false);
+      else if (state.layout.groupBy) select(groupOf(current));
+      break;
+    default: return;
+  }
+  event.preventDefault();
+});
+$("#rows tbody").addEventListener("click", (event) => {
+  const tr = event.target.closest("tr");
+  if (!tr) return;
+  select(tr);
+  if (tr.classList.contains("group")) toggleGroup(tr.dataset.key, !state.expanded.has(tr.dataset.key));
+});
 
 // ---- controls ----
 $("#login").addEventListener("submit", (event) => {
@@ -251,22 +606,28 @@ $("#login").addEventListener("submit", (event) => {
   state.token = $("#token").value.trim() || null;
   sessionStorage.setItem("tradeflow", JSON.stringify({ client, token: state.token }));
   history.replaceState(null, "", `#client=${encodeURIComponent(client)}`);
-  if (switching) { state.rows = new Map(); state.epoch = null; state.seq = null; $("#rows tbody").textContent = ""; render(); }
+  if (switching) { state.rows = new Map(); state.changedAt.clear(); state.epoch = null; state.seq = null; goLive(); }
   state.wanted = true; state.backoff = 500;
   showError("");
   connect();
 });
-$("#f-account").addEventListener("change", () => render());
-$("#f-symbol").addEventListener("input", () => render());
-for (const th of document.querySelectorAll("#rows thead th")) {
-  th.addEventListener("click", () => {
-    const key = th.dataset.key;
-    state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : 1 };
-    for (const other of document.querySelectorAll("#rows thead th")) other.classList.remove("sorted-asc", "sorted-desc");
-    th.classList.add(state.sort.dir > 0 ? "sorted-asc" : "sorted-desc");
-    render();
-  });
-}
+$("#f-account").addEventListener("change", () => schedulePaint());
+$("#f-symbol").addEventListener("input", () => schedulePaint());
+$("#group-by").addEventListener("change", () => { state.layout.groupBy = $("#group-by").value; layoutChanged(); });
+$("#compact").addEventListener("click", () => { state.layout.compact = !state.layout.compact; layoutChanged(); });
+$("#columns-reset").addEventListener("click", () => { state.layout = structuredClone(DEFAULT_LAYOUT); $("#group-by").value = ""; layoutChanged(); });
+$("#export").addEventListener("click", (event) => {
+  const link = event.currentTarget;
+  const { name, text } = exportCsv();
+  if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href); // one export's blob alive at a time
+  link.href = URL.createObjectURL(new Blob([text], { type: "text/csv;charset=utf-8" }));
+  link.download = name;
+  // the default action downloads the link's (new) target
+});
+$("#as-of-slider").addEventListener("input", travel);
+$("#as-of-date").addEventListener("change", travel);
+$("#live").addEventListener("click", goLive);
+$("#live-back").addEventListener("click", goLive);
 
 fetch("api/config").then((r) => r.json()).then((config) => {
   state.config = config;
@@ -274,8 +635,12 @@ fetch("api/config").then((r) => r.json()).then((config) => {
   $("#token-label").hidden = !config.auth;
 }).catch(() => {});
 
-// #client=7[&token=…] (dev.sh prints such links) or the last session's entries fill the form;
-// a link with a token connects at once.
+$("#group-by").value = state.layout.groupBy;
+resetSlider();
+buildChooser(); buildHeader(); applyCompact(); schedulePaint(true);
+
+// #client=7[&token=…] (dev.sh prints such links) or this tab's last entries fill the form; with a
+// client and a token known (a link, or a reload) the page connects at once.
 (() => {
   const saved = JSON.parse(sessionStorage.getItem("tradeflow") || "null");
   const hash = new URLSearchParams(location.hash.slice(1));
@@ -283,5 +648,5 @@ fetch("api/config").then((r) => r.json()).then((config) => {
   const token = hash.get("token") || (saved && saved.client === client ? saved.token : null);
   if (client) $("#client").value = client;
   if (token) $("#token").value = token;
-  if (hash.get("client") && hash.get("token")) $("#login").requestSubmit();
+  if (client && token) $("#login").requestSubmit();
 })();

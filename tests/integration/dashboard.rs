@@ -20,7 +20,7 @@ use crate::harness::http::{labelled, metric, request};
 use crate::harness::ws::{WsClient, refused_status};
 use crate::harness::{self, Service, TestDatabase, TestTopics, eventually};
 
-const SECRET: &str = "integration-test-secret-0123456789";
+pub(crate) const SECRET: &str = "integration-test-secret-0123456789";
 const WAIT: Duration = Duration::from_secs(30);
 
 pub struct Dash {
