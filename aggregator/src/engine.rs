@@ -534,7 +534,8 @@ pub fn run(
                     if let Some(high) = cached_high_watermark(&consumer, &engine.trades_topic, p) {
                         let behind = (high - next).max(0);
                         lag.insert(p, behind);
-                        if let Some(s) = crate::metrics::lag_seconds(behind, last_consumed_ms.get(&p).copied(), now_ms) {
+                        if let Some(s) = crate::metrics::lag_seconds(behind, last_consumed_ms.get(&p).copied(), now_ms)
+                        {
                             lag_seconds.insert(p, s);
                         }
                         if high < next {

@@ -30,6 +30,17 @@ pub fn checked_exact_mul(a: Decimal, b: Decimal) -> Option<Decimal> {
     decimal(a.mantissa().checked_mul(b.mantissa())?, a.scale() + b.scale())
 }
 
+/// `a − b` exactly (see [`checked_exact_add`]; negation is exact).
+pub fn checked_exact_sub(a: Decimal, b: Decimal) -> Option<Decimal> {
+    checked_exact_add(a, -b)
+}
+
+/// `qty × price` exactly, at the price's scale (a position or matched quantity, which may exceed
+/// `i64` as a difference of two `i64` sums), or `None`.
+pub fn checked_exact_mul_qty(qty: i128, price: Decimal) -> Option<Decimal> {
+    decimal(price.mantissa().checked_mul(qty)?, price.scale())
+}
+
 /// `mantissa × 10^-scale` when `rust_decimal` holds it exactly (a 96-bit mantissa, at most 28
 /// places; trailing zeros past 28 places are dropped, which is exact).
 fn decimal(mut mantissa: i128, mut scale: u32) -> Option<Decimal> {

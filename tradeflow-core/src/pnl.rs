@@ -79,57 +79,12 @@ impl Book {
     }
 }
 
-/// Exact decimal arithmetic: the result, or `None` when it does not fit a [`Decimal`].
-///
-/// `rust_decimal`'s own operators round a result that needs more than 28 digits to fit; money
-/// here is never rounded silently, so these work on the 96-bit mantissas in `i128` and refuse what
-/// does not fit.
+/// The exact arithmetic P&L uses: [`crate::exact`]'s (the result, or `None` where `rust_decimal`
+/// would overflow or round), under short names.
 pub mod exact {
-    use rust_decimal::Decimal;
-
-    fn fit(mut mantissa: i128, mut scale: u32) -> Option<Decimal> {
-        // Trailing zeros of the fraction carry no value: dropping them is exact.
-        while scale > Decimal::MAX_SCALE && mantissa % 10 == 0 {
-            mantissa /= 10;
-            scale -= 1;
-        }
-        if let Ok(d) = Decimal::try_from_i128_with_scale(mantissa, scale) {
-            return Some(d);
-        }
-        while scale > 0 && mantissa % 10 == 0 {
-            mantissa /= 10;
-            scale -= 1;
-        }
-        Decimal::try_from_i128_with_scale(mantissa, scale).ok()
-    }
-
-    fn aligned(a: Decimal, b: Decimal) -> Option<(i128, i128, u32)> {
-        let scale = a.scale().max(b.scale());
-        let up = |d: Decimal| d.mantissa().checked_mul(10i128.checked_pow(scale - d.scale())?);
-        Some((up(a)?, up(b)?, scale))
-    }
-
-    /// a + b, exactly.
-    pub fn add(a: Decimal, b: Decimal) -> Option<Decimal> {
-        let (a, b, scale) = aligned(a, b)?;
-        fit(a.checked_add(b)?, scale)
-    }
-
-    /// a − b, exactly.
-    pub fn sub(a: Decimal, b: Decimal) -> Option<Decimal> {
-        let (a, b, scale) = aligned(a, b)?;
-        fit(a.checked_sub(b)?, scale)
-    }
-
-    /// qty × price, exactly.
-    pub fn mul_qty(qty: i128, price: Decimal) -> Option<Decimal> {
-        fit(price.mantissa().checked_mul(qty)?, price.scale())
-    }
-
-    /// a × b, exactly.
-    pub fn mul(a: Decimal, b: Decimal) -> Option<Decimal> {
-        fit(a.mantissa().checked_mul(b.mantissa())?, a.scale() + b.scale())
-    }
+    pub use crate::exact::{
+        checked_exact_add as add, checked_exact_mul as mul, checked_exact_mul_qty as mul_qty, checked_exact_sub as sub,
+    };
 }
 
 #[cfg(test)]

@@ -19,7 +19,9 @@ pub use error::ParseError;
 pub(crate) use error::excerpt;
 pub(crate) use error::excerpt as excerpt_value;
 pub use file_name::{InvalidFileName, LogFileName};
-pub(crate) use parse::{ACTIVITY_TIME_REASON, EMPTY_REASON, INTEGER_REASON, SIDE_REASON, cast_price, cast_quantity};
+pub(crate) use parse::{
+    ACTIVITY_TIME_REASON, EMPTY_REASON, INTEGER_REASON, SIDE_REASON, cast_price, cast_quantity, plain_price,
+};
 pub use parse::{parse_line, parse_line_ref};
 pub use render::{render_line, render_line_into};
 pub use time::{parse_activity_time, render_activity_time_into};

@@ -180,7 +180,7 @@ fn quantity(value: &str) -> Result<i64, ParseError> {
 const PRICE_REASON: &str = "expected a non-negative decimal like 123.45";
 
 /// Plain decimal digits with an optional fraction: no sign, exponent, separators or blanks.
-fn plain_price(value: &str) -> bool {
+pub(crate) fn plain_price(value: &str) -> bool {
     !value.is_empty()
         && value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && value.bytes().filter(|&b| b == b'.').count() <= 1

@@ -7,9 +7,11 @@ use chrono_tz::Tz;
 use compact_str::CompactString;
 use rust_decimal::Decimal;
 
+use super::error::LineError;
 use super::record_field::FieldKind;
 use crate::log_format::{
     ACTIVITY_TIME_REASON, EMPTY_REASON, INTEGER_REASON, SIDE_REASON, cast_price, cast_quantity, parse_activity_time,
+    plain_price,
 };
 use crate::trade::Side;
 
@@ -123,6 +125,19 @@ impl Cast {
             }
             FieldKind::Text { non_empty } => Cast::Text { non_empty },
         }
+    }
+
+    /// [`Self::apply`], then the edge contract's limits on a price or a quantity, with the built-in
+    /// parser's errors (docs/edge.md): a too-precise price is named so, not as a failed cast.
+    pub fn apply_checked(&self, value: &str, key: &str) -> Result<Value, LineError> {
+        if matches!(self, Cast::Price) && plain_price(value) {
+            crate::edge::check_price_text(value)?;
+        }
+        let cast = self.apply(value).map_err(|reason| LineError::bad_value(key, value, reason))?;
+        if let (Cast::Quantity, &Value::Int(quantity)) = (self, &cast) {
+            crate::edge::check_quantity(quantity)?;
+        }
+        Ok(cast)
     }
 
     /// Casts one value; the error is the reason (SPEC §1's wording where the built-in parser has one).

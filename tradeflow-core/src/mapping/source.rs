@@ -145,7 +145,7 @@ fn parse_mapped<'a>(
     for (rule, raw) in rules.iter().zip(raw.iter_mut()) {
         let key = || rule.key.clone().unwrap_or_else(|| rule.field.name().to_owned());
         values[rule.field.index()] = match raw.take() {
-            Some(text) => Some(rule.cast.apply(&text).map_err(|reason| LineError::bad_value(&key(), &text, reason))?),
+            Some(text) => Some(rule.cast.apply_checked(&text, &key())?),
             None => match &rule.default {
                 Some(default) => Some(default.clone()),
                 None if rule.required => return Err(LineError::MissingField { key: key() }),
