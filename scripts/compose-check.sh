@@ -18,6 +18,9 @@
 #                          the test run built (COMPOSE_BINARY, default target/debug/tradeflow, built when missing)
 #   COMPOSE_KEEP=1         leave the last stack running (for a look around); `docker compose -p
 #                          tradeflow-check down -v` removes it
+#   COMPOSE_CHECK_PROJECT  the compose project and image tag (default tradeflow-check and check): two
+#                          checks can share an engine
+
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -25,7 +28,7 @@ source scripts/lib.sh
 COMPOSE_VERSION=v2.40.3
 CACHE="$TRADEFLOW_CACHE/compose"
 STANDINS=tests/compose/standins
-export COMPOSE_PROJECT_NAME=tradeflow-check TRADEFLOW_IMAGE_TAG=check
+export COMPOSE_PROJECT_NAME=${COMPOSE_CHECK_PROJECT:-tradeflow-check} TRADEFLOW_IMAGE_TAG=${COMPOSE_CHECK_PROJECT:-check}
 export DOCKER_CONFIG="$CACHE/docker-config" DOCKER_BUILDKIT=0 COMPOSE_BAKE=false
 # The override moves Grafana behind a profile: it cannot run here (tests/compose/check.override.yml).
 export COMPOSE_FILE=docker-compose.yml:tests/compose/check.override.yml
