@@ -248,6 +248,10 @@ group_members_with_partitions() { # → how many aggregator instances own partit
     --describe --group tradeflow-aggregator --members 2>/dev/null | awk '$1 == "tradeflow-aggregator" && $NF > 0' | wc -l
 }
 three_members() { [ "$(group_members_with_partitions)" = 3 ]; }
+summary_table_exists() { # → t or f; fails while the database does not answer
+  dc exec -T postgres psql -U tradeflow -d tradeflow -Atqc "select to_regclass('summary_current') is not null" 2>/dev/null | grep -x '[tf]'
+}
+
 
 # --- monitoring: the alert rules, Prometheus scraping the run, the Grafana dashboard's queries ------
 
@@ -377,9 +381,10 @@ main() {
     die "docker compose down -v left volumes behind"
   dc up -d postgres >/dev/null 2>&1
   READER_PASSWORD=""
-  wait_until "Postgres after down -v" 60 dc exec -T postgres pg_isready -U tradeflow -d tradeflow
-  [ "$(dc exec -T postgres psql -U tradeflow -d tradeflow -Atqc "select to_regclass('summary_current') is null")" = t ] ||
-    die "after down -v the database still has its tables"
+  # pg_isready answers for the image's private first-start server too (as the official image's
+  # does): poll until the database answers the query itself.
+  wait_until "Postgres after down -v" 60 summary_table_exists
+  [ "$(summary_table_exists)" = f ] || die "after down -v the database still has its tables"
   ok "docker compose down -v cleared it (no volumes left; a fresh database after up)"
   dc down -v >/dev/null 2>&1
 }
