@@ -18,6 +18,9 @@
 #                          the test run built (COMPOSE_BINARY, default target/debug/tradeflow, built when missing)
 #   COMPOSE_KEEP=1         leave the last stack running (for a look around); `docker compose -p
 #                          tradeflow-check down -v` removes it
+#   COMPOSE_CHECK_PROJECT  the compose project and image tag (default tradeflow-check and check): two
+#                          checks can share an engine
+
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -25,7 +28,7 @@ source scripts/lib.sh
 COMPOSE_VERSION=v2.40.3
 CACHE="$TRADEFLOW_CACHE/compose"
 STANDINS=tests/compose/standins
-export COMPOSE_PROJECT_NAME=tradeflow-check TRADEFLOW_IMAGE_TAG=check
+export COMPOSE_PROJECT_NAME=${COMPOSE_CHECK_PROJECT:-tradeflow-check} TRADEFLOW_IMAGE_TAG=${COMPOSE_CHECK_PROJECT:-check}
 export DOCKER_CONFIG="$CACHE/docker-config" DOCKER_BUILDKIT=0 COMPOSE_BAKE=false
 # The override moves Grafana behind a profile: it cannot run here (tests/compose/check.override.yml).
 export COMPOSE_FILE=docker-compose.yml:tests/compose/check.override.yml
@@ -245,6 +248,10 @@ group_members_with_partitions() { # → how many aggregator instances own partit
     --describe --group tradeflow-aggregator --members 2>/dev/null | awk '$1 == "tradeflow-aggregator" && $NF > 0' | wc -l
 }
 three_members() { [ "$(group_members_with_partitions)" = 3 ]; }
+summary_table_exists() { # → t or f; fails while the database does not answer
+  dc exec -T postgres psql -U tradeflow -d tradeflow -Atqc "select to_regclass('summary_current') is not null" 2>/dev/null | grep -x '[tf]'
+}
+
 
 # --- monitoring: the alert rules, Prometheus scraping the run, the Grafana dashboard's queries ------
 
@@ -374,9 +381,10 @@ main() {
     die "docker compose down -v left volumes behind"
   dc up -d postgres >/dev/null 2>&1
   READER_PASSWORD=""
-  wait_until "Postgres after down -v" 60 dc exec -T postgres pg_isready -U tradeflow -d tradeflow
-  [ "$(dc exec -T postgres psql -U tradeflow -d tradeflow -Atqc "select to_regclass('summary_current') is null")" = t ] ||
-    die "after down -v the database still has its tables"
+  # pg_isready answers for the image's private first-start server too (as the official image's
+  # does): poll until the database answers the query itself.
+  wait_until "Postgres after down -v" 60 summary_table_exists
+  [ "$(summary_table_exists)" = f ] || die "after down -v the database still has its tables"
   ok "docker compose down -v cleared it (no volumes left; a fresh database after up)"
   dc down -v >/dev/null 2>&1
 }
