@@ -51,8 +51,17 @@ pub async fn run(
     }
     let total: u64 = files.iter().filter_map(|f| std::fs::metadata(&f.path).ok()).map(|m| m.len()).sum();
     tracing::info!(files = files.len(), bytes = total, %from, %to, "backfill starting");
+    // A directory, FIFO or device named like a log file is that file's problem alone (docs/edge.md):
+    // every other file is published, then the backfill fails naming the ones it could not read.
     let mut opened = Vec::new();
+    let mut skipped = Vec::new();
     for f in files {
+        if !std::fs::metadata(&f.path).is_ok_and(|m| m.is_file()) {
+            tracing::error!(file = %f.path.display(), "not a regular file (a directory, FIFO, socket or device?): skipped");
+            shared.metrics.file_errors.fetch_add(1, Relaxed);
+            skipped.push(f.path.display().to_string());
+            continue;
+        }
         if let Some(file) = LogFile::open_from_start(f.name, f.path, f.source, shared)? {
             opened.push(file);
         }
@@ -71,6 +80,9 @@ pub async fn run(
     stop.cancel(); // a failed reader stops the others
     while tasks.join_next().await.is_some() {}
     outcome?;
+    if !skipped.is_empty() {
+        return Err(IngestError::BackfillSkipped(skipped.join(", ")));
+    }
     Ok(BackfillReport { files: report_files, lines: progress.lines.load(Relaxed), bytes: progress.bytes.load(Relaxed) })
 }
 

@@ -22,4 +22,6 @@ pub enum IngestError {
         "{0} was rewritten while the backfill read it (nothing of its new content was published): run the backfill again"
     )]
     RewrittenDuringBackfill(String),
+    #[error("the backfill published every other file, but could not read these (not regular files): {0}")]
+    BackfillSkipped(String),
 }

@@ -179,11 +179,11 @@ async fn topics_command_is_idempotent() {
     let first = run();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let first = String::from_utf8_lossy(&first.stdout).to_string();
-    assert_eq!(first.matches("created").count(), 4, "{first}");
+    assert_eq!(first.matches("created").count(), 5, "{first}"); // trades, trades.dlq, trades.refused, prices, summaries
     assert!(first.contains(&format!("{prefix}trades\tpartitions=4")), "{first}");
     let second = run();
     assert!(second.status.success());
-    assert_eq!(String::from_utf8_lossy(&second.stdout).matches("exists").count(), 4);
+    assert_eq!(String::from_utf8_lossy(&second.stdout).matches("exists").count(), 5);
     // And the broker agrees on the partition count.
     let metadata = eventually("topic metadata", Duration::from_secs(20), || {
         let prefix = prefix.clone();

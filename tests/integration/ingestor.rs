@@ -51,7 +51,7 @@ impl Setup {
         Service::start("ingestor", &args, &self.env(), &self.root)
     }
 
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("KAFKA_BROKERS", self.topics.kafka.brokers.clone()),
             ("TRADEFLOW_TOPIC_PREFIX", self.topics.prefix.clone()),

@@ -209,3 +209,34 @@ async fn a_nul_run_after_copytruncate_is_skipped_and_the_next_line_counts_once()
     );
     s.cleanup();
 }
+
+/// `ingestor --backfill` with a FIFO and a directory named like log files of the day: every other
+/// file is published whole, then the command fails naming the two it could not read (it refused
+/// the whole day before).
+#[tokio::test]
+async fn a_backfill_publishes_every_regular_file_and_names_the_ones_it_could_not_read() {
+    let s = Setup::new().await;
+    std::fs::create_dir_all(&s.logs).expect("logs");
+    std::fs::create_dir(s.file("81", "2026.11.22")).expect("mkdir");
+    let made = std::process::Command::new("mkfifo").arg(s.file("82", "2026.11.22")).status().expect("mkfifo");
+    assert!(made.success());
+    let content: String =
+        (1..=3).map(|i| format!("{}\n", line(i, &format!("10:00:0{i}.0"), "B", "1.00", i, ""))).collect();
+    std::fs::write(s.file("83", "2026.11.22"), &content).expect("write");
+    let out = std::process::Command::new(crate::harness::tradeflow_bin())
+        .args(["ingestor", "--backfill", "--from", "2026-11-22"])
+        .envs(s.env())
+        .output()
+        .expect("backfill");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a backfill that skipped files must not say success: {stderr}");
+    assert!(
+        stderr.contains("tradeLog_client81.2026.11.22.log") && stderr.contains("tradeLog_client82.2026.11.22.log"),
+        "{stderr}"
+    );
+    let mut trades = s.trades();
+    trades.read_n(3, LONG).await;
+    let got: Vec<u64> = trades.records.iter().map(|r| trade(r).id.offset).collect();
+    assert_eq!(got.len(), 3, "client 83's three lines, published whole");
+    s.cleanup();
+}
