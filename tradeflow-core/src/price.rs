@@ -40,7 +40,8 @@ pub enum TickRefusal {
 }
 
 impl TickRefusal {
-    /// The metric label of the refusal: `future`, `negative_price`, `price_too_large`, `empty_symbol`.
+    /// The metric label of the refusal: `future`, `negative_price`, `price_too_large`, `empty_symbol`
+    /// (a record that is not a tick at all is counted as `undecodable` by its consumer).
     pub fn code(&self) -> &'static str {
         match self {
             Self::Future { .. } => "future",
