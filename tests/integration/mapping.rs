@@ -185,12 +185,15 @@ fn mapping_check_prints_records_and_each_bad_line() {
     let dir = harness::temp_dir();
     let bad = write_csv(&dir, 5, 80);
     let sample = dir.join("trades_5_20261122.csv");
-    let out = std::process::Command::new(harness::tradeflow_bin())
-        .args(["mapping", "check", "--mapping"])
-        .arg(example("csv.toml"))
-        .arg(&sample)
-        .output()
-        .expect("mapping check");
+    let check = || {
+        std::process::Command::new(harness::tradeflow_bin())
+            .args(["mapping", "check", "--mapping"])
+            .arg(example("csv.toml"))
+            .arg(&sample)
+            .output()
+            .expect("mapping check")
+    };
+    let out = check();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "bad lines: exit 1");
@@ -209,12 +212,7 @@ fn mapping_check_prints_records_and_each_bad_line() {
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(&sample, good).expect("write");
-    let out = std::process::Command::new(harness::tradeflow_bin())
-        .args(["mapping", "check", "--mapping"])
-        .arg(example("csv.toml"))
-        .arg(&sample)
-        .output()
-        .expect("mapping check");
+    let out = check();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -17,7 +17,6 @@ mod time;
 
 pub use error::ParseError;
 pub(crate) use error::excerpt;
-pub(crate) use error::excerpt as excerpt_value;
 pub use file_name::{InvalidFileName, LogFileName};
 pub(crate) use parse::{
     ACTIVITY_TIME_REASON, EMPTY_REASON, INTEGER_REASON, SIDE_REASON, cast_price, cast_quantity, plain_price,

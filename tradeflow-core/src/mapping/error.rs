@@ -53,6 +53,6 @@ impl LineError {
     }
 
     pub(crate) fn bad_value(key: &str, value: &str, reason: String) -> Self {
-        LineError::BadValue { key: key.to_owned(), value: crate::log_format::excerpt_value(value), reason }
+        LineError::BadValue { key: key.to_owned(), value: crate::log_format::excerpt(value), reason }
     }
 }

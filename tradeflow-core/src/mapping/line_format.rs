@@ -7,7 +7,7 @@ use serde::Deserialize as _;
 use serde_json::value::RawValue;
 
 use super::error::LineError;
-use crate::log_format::excerpt_value;
+use crate::log_format::excerpt;
 
 /// The raw values of one line, one slot per mapping rule (`None`: the key is absent).
 pub(crate) type RawValues<'a> = [Option<Cow<'a, str>>; 16];
@@ -52,7 +52,7 @@ pub(crate) fn split_key_value<'a>(
         let Some((key, value)) = pair.split_once(key_separator) else {
             return Err(LineError::MissingSeparator {
                 index,
-                text: excerpt_value(pair),
+                text: excerpt(pair),
                 separator: key_separator.to_owned(),
             });
         };
@@ -111,7 +111,7 @@ pub(crate) fn split_delimited<'a>(
         if cells.iter().zip(columns).all(|(c, name)| c == name) {
             return Ok((Split::Header, cells));
         }
-        return Err(LineError::Header { found: excerpt_value(text), expected: columns.join(",") });
+        return Err(LineError::Header { found: excerpt(text), expected: columns.join(",") });
     }
     Ok((Split::Values, cells))
 }
