@@ -92,6 +92,9 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
     for date in &done.dropped {
         println!("dropped\t{date}");
     }
+    for date in &done.bars_dropped {
+        println!("dropped bars\t{date}");
+    }
     match tradeflow_aggregator::history::cutoff(today, args.retention.history_days) {
         Some(cutoff) => println!("kept\ttrade dates from {cutoff}; {} dropped", done.dropped.len()),
         None => println!("kept\tevery trade date (--history-days 0)"),

@@ -9,6 +9,7 @@ mod harness;
 
 mod aggregator;
 mod backfill;
+mod bars;
 mod broker_faults;
 mod browser;
 mod chaos;

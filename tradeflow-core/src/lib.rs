@@ -18,6 +18,7 @@
 //! - [`telemetry`], [`shutdown`], [`metrics`], [`http`]: tracing to stderr, Ctrl-C / SIGTERM →
 //!   `CancellationToken`, Prometheus text and the ops endpoints.
 
+pub mod bars;
 pub mod changelog;
 pub mod client;
 pub mod database;
