@@ -24,12 +24,14 @@
 //! - [`marks`]: the latest price per symbol from `prices` (ticks checked by `PriceTick::check`).
 //! - [`changelog`]: the `summaries` record.
 //! - [`history`]: history partitions ahead, and retention (`--history-days`).
-//! - [`verify`]: Postgres against the oracle; [`holdings`]: the view `holdings` against the oracle's.
+//! - [`verify`]: Postgres against the oracle; [`holdings`]: the view `holdings` against the oracle's;
+//!   [`day_pnl`]: its day P&L against the oracle's at the stored marks and bars.
 
 pub mod backfill;
 pub mod bars;
 pub mod changelog;
 pub mod config;
+pub mod day_pnl;
 pub mod engine;
 pub mod history;
 pub mod holdings;

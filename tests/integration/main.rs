@@ -16,6 +16,7 @@ mod chaos;
 mod cli;
 mod compose;
 mod dashboard;
+mod day_pnl;
 mod failover;
 mod foundation;
 mod history;
