@@ -17,7 +17,18 @@ use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::server::{Server, json, refusal, text};
+use crate::access::Access;
+use crate::limits::Gate;
+use crate::metrics::Metrics;
+use crate::reply::{json, refusal, text};
+
+/// What `/api/bars` uses of the server.
+pub struct BarsContext<'a> {
+    pub access: &'a Access,
+    pub gate: &'a Gate,
+    pub db: Option<&'a Arc<PgPool>>,
+    pub metrics: &'a Metrics,
+}
 
 pub const MAX_RANGE: TimeDelta = TimeDelta::days(7);
 /// One bar per minute of [`MAX_RANGE`].
@@ -108,20 +119,21 @@ pub async fn bars(db: &PgPool, symbol: &str, from: DateTime<Utc>, to: DateTime<U
     Ok(out)
 }
 
-/// The `/api/bars` route.
-pub fn route(
-    server: Arc<Server>,
+/// The `/api/bars` route over the server `state`, whose parts `parts` names.
+pub fn route<S: Send + Sync + 'static>(
+    state: Arc<S>,
+    parts: fn(&S) -> BarsContext<'_>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
     warp::path!("api" / "bars")
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::optional::<String>("authorization"))
-        .and(warp::any().map(move || server.clone()))
-        .then(|query: String, authorization: Option<String>, s: Arc<Server>| async move {
-            answer(&s, &query, authorization.as_deref()).await
+        .and(warp::any().map(move || state.clone()))
+        .then(move |query: String, authorization: Option<String>, s: Arc<S>| async move {
+            answer(&parts(&s), &query, authorization.as_deref()).await
         })
 }
 
-async fn answer(s: &Server, raw_query: &str, authorization: Option<&str>) -> Response {
+async fn answer(s: &BarsContext<'_>, raw_query: &str, authorization: Option<&str>) -> Response {
     let query: BarsQuery = match serde_urlencoded::from_str(raw_query) {
         Ok(q) => q,
         Err(e) => {
@@ -134,22 +146,22 @@ async fn answer(s: &Server, raw_query: &str, authorization: Option<&str>) -> Res
     let token = authorization.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).or(query.token.as_deref());
     let entitled = match s.access.entitle(token) {
         Ok(e) => e,
-        Err(r) => return refusal(s, &r),
+        Err(r) => return refusal(s.metrics, &r),
     };
     // Rate-limited per client (auth off: all requests share one bucket).
     let bucket = entitled.as_ref().map(|c| c.as_str()).unwrap_or("");
     if !s.gate.rest(bucket) {
-        s.live.metrics.rest_refused.fetch_add(1, Relaxed);
+        s.metrics.rest_refused.fetch_add(1, Relaxed);
         let limit = s.gate.limits.rest_per_minute;
         return text(StatusCode::TOO_MANY_REQUESTS, format!("over {limit} requests a minute; retry later\n"));
     }
     if let Err(e) = tradeflow_core::edge::check_key("symbol", &query.symbol) {
         return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
     }
-    s.live.metrics.rest_requests.fetch_add(1, Relaxed);
+    s.metrics.rest_requests.fetch_add(1, Relaxed);
     let result = async {
         let (from, to) = range(query.from.as_deref(), query.to.as_deref(), Utc::now())?;
-        let db = s.db.as_ref().ok_or(BarsError::NoDatabase)?;
+        let db = s.db.ok_or(BarsError::NoDatabase)?;
         bars(db, &query.symbol, from, to).await
     }
     .await;

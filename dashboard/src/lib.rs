@@ -9,7 +9,8 @@
 //! - [`subscriber`]: a subscriber's outbox, coalescing per row so a slow browser delays only itself.
 //! - [`session`]: one websocket connection speaking [`protocol`]; [`views`]: totals by symbol/account;
 //!   [`positions`]: holdings across dates (the `positions` view); [`bars`] + [`bars_view`]: today's
-//!   minute price bars live (the `bars` view), [`bars_rest`]: `/api/bars` from Postgres.
+//!   minute price bars live (the `bars` view), [`bars_rest`]: `/api/bars` from Postgres;
+//!   [`day_open`]: day-open marks from Postgres for the holdings' day P&L.
 //! - [`access`] / [`token`]: signed client tokens and the Origin allow-list.
 //! - [`server`]: warp routes — the page (`web/`, compiled in), `/ws`, `/api/summary` ([`rest`]),
 //!   `/api/config`, `/healthz`, `/readyz`, `/metrics`.
@@ -20,12 +21,14 @@ pub mod bars;
 pub mod bars_rest;
 pub mod bars_view;
 pub mod config;
+pub mod day_open;
 pub mod http;
 pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod positions;
 pub mod protocol;
+pub mod reply;
 pub mod rest;
 pub mod row;
 pub mod server;
@@ -108,6 +111,11 @@ pub async fn run(config: DashboardArgs, shutdown: CancellationToken) -> Result<(
         }),
         shutdown: shutdown.clone(),
     });
+    if let Some(db) = &server.db {
+        let (a, b) = (live.clone(), live.clone());
+        let symbols = move || a.symbols().iter().map(|s| s.to_string()).collect();
+        tokio::spawn(day_open::follow(db.clone(), symbols, move |m| b.day_open.set(m), shutdown.clone()));
+    }
     let topics = config.topics.topics();
     let source =
         tokio::spawn(source::follow(config.kafka.clone(), topics.summaries, topics.prices, live, shutdown.clone()));

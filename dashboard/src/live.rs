@@ -125,6 +125,8 @@ pub struct Live {
     pub metrics: Arc<Metrics>,
     /// Today's minute price bars, folded from the ticks (the `bars` view).
     pub bars: crate::bars::LiveBars,
+    /// Today's day-open marks (from Postgres) for the holdings' day P&L.
+    pub day_open: crate::day_open::LiveOpenMarks,
 }
 
 impl Live {
@@ -138,7 +140,13 @@ impl Live {
             next_subscriber: AtomicU64::new(1),
             metrics,
             bars: crate::bars::LiveBars::default(),
+            day_open: crate::day_open::LiveOpenMarks::default(),
         }
+    }
+
+    /// The symbols some client holds rows of.
+    pub fn symbols(&self) -> Vec<CompactString> {
+        self.holders.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
     }
 
     pub fn next_subscriber_id(&self) -> u64 {

@@ -9,8 +9,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use compact_str::CompactString;
 use rust_decimal::Decimal;
 use serde::Serialize;
+use tradeflow_core::day_pnl::DayBook;
 use tradeflow_core::holdings::holdings;
 use tradeflow_core::summary::{Mark, Position, SummaryKey, SummaryRow};
+
+use crate::day_open::OpenMarks;
 
 /// (account, symbol): the group a holding is.
 pub type HoldingGroup = (CompactString, CompactString);
@@ -41,13 +44,23 @@ pub struct PositionRow {
     pub market_value: Option<Decimal>,
     pub unrealized_pnl: Option<Decimal>,
     pub total_pnl: Option<Decimal>,
+    /// The day D of `day_pnl` (today UTC live; the as-of date for `as_of`) and its parts
+    /// (docs/pnl.md#day-pl): null day P&L without a mark, or without a day-open mark while the
+    /// opening position is not 0.
+    pub day: NaiveDate,
+    pub open_position: i128,
+    pub day_open_mark: Option<Decimal>,
+    pub day_pnl: Option<Decimal>,
 }
 
 /// The holdings of `rows` (one client's), restricted to `only` when given, in (account, symbol)
-/// order. A holding whose sums do not fit a decimal is left out (the rows still show it).
+/// order, with their day P&L on `day` against `open_marks`. A holding whose sums do not fit a
+/// decimal is left out (the rows still show it).
 pub fn positions<'a>(
     rows: impl IntoIterator<Item = &'a Arc<SummaryRow>>,
     only: Option<&BTreeSet<HoldingGroup>>,
+    day: NaiveDate,
+    open_marks: &OpenMarks,
 ) -> Vec<PositionRow> {
     let mut books: Vec<(SummaryKey, Position)> = Vec::new();
     let mut marks: BTreeMap<HoldingGroup, Mark> = BTreeMap::new();
@@ -84,6 +97,12 @@ pub fn positions<'a>(
         .map(|(key, h)| {
             let mark = marks.get(&(key.account_id.clone(), key.symbol.clone()));
             let price = mark.map(|m| m.price);
+            let day_rows = books
+                .iter()
+                .filter(|(k, _)| k.account_id == key.account_id && k.symbol == key.symbol)
+                .map(|(k, p)| (k.trade_date, p));
+            let book = DayBook::of(day_rows, day);
+            let day_open_mark = open_marks.get(&key.symbol, day);
             let realized = h.realized_pnl();
             let total = price.and_then(|m| h.total_pnl(m));
             PositionRow {
@@ -103,6 +122,10 @@ pub fn positions<'a>(
                 market_value: price.and_then(|m| tradeflow_core::pnl::exact::mul_qty(h.position(), m)),
                 unrealized_pnl: total.zip(realized).and_then(|(t, r)| tradeflow_core::pnl::exact::sub(t, r)),
                 total_pnl: total,
+                day,
+                open_position: book.as_ref().map_or(0, |b| b.open_position),
+                day_open_mark,
+                day_pnl: book.and_then(|b| b.day_pnl(price, day_open_mark)),
                 account_id: key.account_id,
                 symbol: key.symbol,
             }
@@ -145,7 +168,9 @@ mod tests {
             row("2026-11-21", 100, "1000.00", 0, "0", Some(("10.20", 100))),
             row("2026-11-22", 50, "515.00", 120, "1260.00", Some(("10.40", 200))),
         ];
-        let p = positions(rows.iter(), None);
+        let d22 = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let open = OpenMarks { day: Some(d22), marks: [("AAPL".into(), "10.20".parse().unwrap())].into() };
+        let p = positions(rows.iter(), None, d22, &open);
         assert_eq!(p.len(), 1);
         let h = &p[0];
         assert_eq!((h.position, h.trade_count, h.first_trade_date.to_string()), (30, 2, "2026-11-21".to_owned()));
@@ -153,7 +178,8 @@ mod tests {
         assert_eq!((h.avg_cost, h.cost_basis, h.realized_pnl), (d("10.10"), d("303.00"), d("48.00")));
         assert_eq!((h.mark_price, h.market_value), (d("10.40"), d("312.00")));
         assert_eq!((h.total_pnl, h.unrealized_pnl), (d("57.00"), d("9.00")));
+        assert_eq!((h.open_position, h.day_open_mark, h.day_pnl), (100, d("10.20"), d("37.00")), "docs/pnl.md#day-pl");
         let other: BTreeSet<HoldingGroup> = [("CQ02".into(), "AAPL".into())].into();
-        assert!(positions(rows.iter(), Some(&other)).is_empty());
+        assert!(positions(rows.iter(), Some(&other), d22, &open).is_empty());
     }
 }

@@ -10,6 +10,7 @@ use sqlx::{PgPool, Row as _};
 use tradeflow_core::ClientId;
 use tradeflow_core::summary::{Mark, SummaryRow};
 
+use crate::day_open::OpenMarks;
 use crate::live::{Live, lock};
 use crate::positions::{PositionRow, positions};
 use crate::row::Filter;
@@ -44,9 +45,11 @@ impl SummaryAnswer {
         seq: Option<u64>,
         epoch: Option<String>,
         rows: Vec<SummaryRow>,
+        day: NaiveDate,
+        open_marks: &OpenMarks,
     ) -> Self {
         let shared: Vec<Arc<SummaryRow>> = rows.iter().cloned().map(Arc::new).collect();
-        let positions = positions(&shared, None);
+        let positions = positions(&shared, None, day, open_marks);
         Self { client: client.to_string(), as_of, seq, epoch, rows, positions }
     }
 }
@@ -74,7 +77,8 @@ pub fn live_rows(live: &Live, client: &ClientId, filter: &Filter) -> SummaryAnsw
         }
         None => (0, Vec::new()),
     };
-    SummaryAnswer::new(client, None, Some(seq), Some(live.epoch.clone()), rows)
+    let open_marks = live.day_open.snapshot();
+    SummaryAnswer::new(client, None, Some(seq), Some(live.epoch.clone()), rows, now.date_naive(), &open_marks)
 }
 
 pub async fn as_of_rows(
@@ -136,5 +140,11 @@ pub async fn as_of_rows(
         // Staleness as it was at `as_of`.
         rows.push(row.with_mark(mark.as_ref(), at));
     }
-    Ok(SummaryAnswer::new(client, Some(at), None, None, rows))
+    // The day P&L of the holdings on the as-of date, against that day's open marks.
+    let day = at.date_naive();
+    let mut symbols: Vec<String> = rows.iter().map(|r| r.symbol.to_string()).collect();
+    symbols.sort();
+    symbols.dedup();
+    let open_marks = crate::day_open::read(db, &symbols, day).await?;
+    Ok(SummaryAnswer::new(client, Some(at), None, None, rows, day, &open_marks))
 }

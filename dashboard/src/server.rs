@@ -14,6 +14,7 @@ use warp::{Filter, Reply};
 use crate::access::{Access, Refusal};
 use crate::limits::Gate;
 use crate::live::Live;
+use crate::reply::{json, text};
 use crate::rest::{self, QueryError, SummaryQuery};
 use crate::row::Filter as RowFilter;
 use crate::session::{self, SessionContext};
@@ -38,14 +39,6 @@ pub struct Server {
     pub shutdown: CancellationToken,
 }
 
-pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Response {
-    warp::reply::with_status(body.into(), status).into_response()
-}
-
-pub(crate) fn json<T: serde::Serialize>(value: &T) -> Response {
-    warp::reply::json(value).into_response()
-}
-
 fn asset(body: &'static str, content_type: &'static str) -> Response {
     let mut r = Response::new(body.into());
     r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
@@ -53,13 +46,8 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     r
 }
 
-pub(crate) fn refusal(server: &Server, r: &Refusal) -> Response {
-    server.live.metrics.rest_refused.fetch_add(1, Relaxed);
-    let status = match r {
-        Refusal::NoToken | Refusal::BadToken(_) => StatusCode::UNAUTHORIZED,
-        Refusal::Origin(_) | Refusal::OtherClient { .. } => StatusCode::FORBIDDEN,
-    };
-    text(status, format!("{r}\n"))
+fn refusal(server: &Server, r: &Refusal) -> Response {
+    crate::reply::refusal(&server.live.metrics, r)
 }
 
 /// The websocket subprotocol the page and `tradeflow tail` offer, the token beside it.
@@ -206,7 +194,12 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
             .unify()
             .or(summary)
             .unify()
-            .or(crate::bars_rest::route(server.clone()))
+            .or(crate::bars_rest::route(server.clone(), |s: &Server| crate::bars_rest::BarsContext {
+                access: &s.access,
+                gate: &s.gate,
+                db: s.db.as_ref(),
+                metrics: &s.live.metrics,
+            }))
             .unify()
             .or(ws)
             .unify(),

@@ -256,7 +256,12 @@ fn subscribe(
         let start = f.subscribe(subscriber.clone(), since);
         let view_rows = match view {
             View::Rows => None,
-            View::Positions => Some(ViewRows::Positions(positions::positions(&f.rows(&filter), None))),
+            View::Positions => Some(ViewRows::Positions(positions::positions(
+                &f.rows(&filter),
+                None,
+                chrono::Utc::now().date_naive(),
+                &live.day_open.snapshot(),
+            ))),
             _ => Some(ViewRows::Totals(views::totals(view, &f.rows(&filter), None))),
         };
         (start, view_rows)
@@ -298,7 +303,8 @@ fn render_batch(s: &Subscription, batch: Batch) -> String {
         View::Positions => {
             let groups: BTreeSet<_> = batch.rows.iter().map(|r| positions::group_of(r)).collect();
             let rows = lock(&s.feed).rows(&s.subscriber.filter);
-            let held = positions::positions(&rows, Some(&groups));
+            let today = chrono::Utc::now().date_naive();
+            let held = positions::positions(&rows, Some(&groups), today, &s.live.day_open.snapshot());
             Frame::Positions { view: View::Positions, seq: batch.seq, snapshot: false, rows: &held }.to_text()
         }
         view => {

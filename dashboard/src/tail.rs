@@ -205,7 +205,7 @@ fn total_text(t: &Value) -> String {
 
 fn position_text(p: &Value) -> String {
     format!(
-        "{} {} pos={} avg={} cost={} mark={} mv={} rpnl={} upnl={} pnl={}",
+        "{} {} pos={} avg={} cost={} mark={} mv={} rpnl={} upnl={} pnl={} open={} dpnl={}",
         s(&p["account_id"]),
         s(&p["symbol"]),
         s(&p["position"]),
@@ -215,7 +215,9 @@ fn position_text(p: &Value) -> String {
         s(&p["market_value"]),
         s(&p["realized_pnl"]),
         s(&p["unrealized_pnl"]),
-        s(&p["total_pnl"])
+        s(&p["total_pnl"]),
+        s(&p["day_open_mark"]),
+        s(&p["day_pnl"])
     )
 }
 
