@@ -16,7 +16,8 @@ pub struct DashboardArgs {
     /// Address the page, the websocket (`/ws`), `/api/summary` and the ops endpoints listen on.
     #[arg(long, env = "TRADEFLOW_DASHBOARD_ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Postgres with the snapshot tables, for `/api/summary?as_of=…` (without it, as-of queries get 503).
+    /// Postgres with the snapshot tables, for `/api/summary?as_of=…`, `/api/bars` and the day-open
+    /// marks of the day P&L (without it, as-of and bars queries get 503, and day P&L needs a flat open).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// A file holding the password for `--database-url` (its first line).

@@ -22,7 +22,7 @@ const SYMBOLS: [&str; 5] = ["BANKNIFTY", "AAPL", "AMZN", "FB", "GOOG"];
 #[tokio::test]
 async fn day_pnl_on_holdings_equals_the_oracle_with_known_marks_and_previous_close() {
     let p = Pipeline::new().await;
-    let dash = Dash::start_on(p.topics.clone(), &[], &[]).await;
+    let dash = Dash::start_on(p.topics.clone(), &["--database-url", &p.db.url], &[]).await;
     let now = Utc::now();
     let yesterday = now.date_naive().pred_opt().expect("yesterday");
     // Yesterday's close (the day-open mark) and today's mark, per symbol.
@@ -80,5 +80,28 @@ async fn day_pnl_on_holdings_equals_the_oracle_with_known_marks_and_previous_clo
         - book.buy_notional
         + Decimal::from_i128_with_scale(book.net_qty, 0) * mark;
     assert_eq!(row.get::<Option<Decimal>, _>("day_pnl"), Some(by_hand));
+
+    // The dashboard's holdings (positions view, /api/summary) carry the same day P&L.
+    let sql: Vec<(String, String, Option<Decimal>, Option<Decimal>)> = sqlx::query_as(
+        "SELECT account_id, symbol, day_open_mark, day_pnl FROM holdings WHERE client_id = $1 ORDER BY account_id, symbol",
+    )
+    .bind(&client)
+    .fetch_all(&p.db.pool)
+    .await
+    .expect("holdings");
+    let dec = |v: &serde_json::Value| v.as_str().map(|s| s.parse::<Decimal>().expect("decimal"));
+    eventually("the dashboard's day P&L to equal the view's", LONG, || async {
+        let answer = dash.rest(&client).await;
+        let shown: Vec<(String, String, Option<Decimal>, Option<Decimal>)> = answer["positions"]
+            .as_array()?
+            .iter()
+            .map(|h| {
+                let text = |k: &str| h[k].as_str().unwrap_or_default().to_owned();
+                (text("account_id"), text("symbol"), dec(&h["day_open_mark"]), dec(&h["day_pnl"]))
+            })
+            .collect();
+        (shown == sql).then_some(())
+    })
+    .await;
     p.cleanup();
 }
