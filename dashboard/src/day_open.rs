@@ -1,9 +1,10 @@
 //! Day-open marks for the holdings' day P&L (docs/pnl.md#day-pl): per symbol, the previous close
 //! before today (UTC), else today's first open — read from Postgres (`day_open_mark(symbol, day)`
-//! over `price_bars`) for the symbols the dashboard holds rows of, every [`REFRESH`]. Without a
-//! database there are none, and a holding with an opening position shows a null day P&L.
+//! over `price_bars`) for the symbols the dashboard holds rows of: every [`REFRESH`], and within
+//! [`CHECK`] of a new symbol or a new day. Without a database there are none, and a holding with an
+//! opening position shows a null day P&L.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -13,8 +14,10 @@ use rust_decimal::Decimal;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-/// How often the day-open marks are read again (a new symbol, a new day).
+/// How often the day-open marks are read again regardless (today's first bar may appear late).
 pub const REFRESH: Duration = Duration::from_secs(15);
+/// How often the symbols and the day are looked at for a change.
+pub const CHECK: Duration = Duration::from_secs(1);
 
 /// The day-open marks of one day.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -57,23 +60,34 @@ pub async fn read(db: &PgPool, symbols: &[String], day: NaiveDate) -> Result<Ope
     Ok(OpenMarks { day: Some(day), marks })
 }
 
-/// Reads today's marks of the `symbols()` of the moment into `set` every [`REFRESH`] until
-/// `shutdown` (failures logged, retried next round).
+/// Reads today's marks of the `symbols()` of the moment into `set` (see the module docs) until
+/// `shutdown`; failures are logged and retried at the next [`REFRESH`].
 pub async fn follow(
     db: Arc<PgPool>,
     symbols: impl Fn() -> Vec<String>,
     set: impl Fn(OpenMarks),
     shutdown: CancellationToken,
 ) {
+    let mut read_for: Option<(NaiveDate, HashSet<String>)> = None;
+    let mut last_read = tokio::time::Instant::now();
     loop {
         let day = Utc::now().date_naive();
-        match read(&db, &symbols(), day).await {
-            Ok(marks) => set(marks),
-            Err(e) => tracing::warn!(error = %e, "reading day-open marks failed; retried in 15 s"),
+        let now_symbols = symbols();
+        let changed = match &read_for {
+            None => true,
+            Some((d, known)) => *d != day || now_symbols.iter().any(|s| !known.contains(s)),
+        };
+        if changed || last_read.elapsed() >= REFRESH {
+            last_read = tokio::time::Instant::now();
+            match read(&db, &now_symbols, day).await {
+                Ok(marks) => set(marks),
+                Err(e) => tracing::warn!(error = %e, "reading day-open marks failed; retried in 15 s"),
+            }
+            read_for = Some((day, now_symbols.into_iter().collect()));
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(REFRESH) => {}
+            _ = tokio::time::sleep(CHECK) => {}
         }
     }
 }
