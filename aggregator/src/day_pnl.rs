@@ -89,6 +89,10 @@ pub async fn compare_day_pnl(
     oracle: &Oracle,
 ) -> Result<Vec<String>, StoreError> {
     let mut open_marks: BTreeMap<(String, NaiveDate), Option<Decimal>> = BTreeMap::new();
+    let mut by_holding: BTreeMap<HoldingKey, Vec<(NaiveDate, &tradeflow_core::summary::Position)>> = BTreeMap::new();
+    for (k, p) in &oracle.rows {
+        by_holding.entry(HoldingKey::of(k)).or_default().push((k.trade_date, p));
+    }
     let mut diffs = Vec::new();
     for (key, s) in stored {
         let open = match open_marks.get(&(key.symbol.to_string(), s.day)) {
@@ -99,7 +103,7 @@ pub async fn compare_day_pnl(
                 open
             }
         };
-        let rows = oracle.rows.iter().filter(|(k, _)| HoldingKey::of(k) == *key).map(|(k, p)| (k.trade_date, p));
+        let rows = by_holding.get(key).into_iter().flatten().copied();
         let Some(book) = DayBook::of(rows, s.day) else {
             diffs.push(format!("unrepresentable day P&L {}|{}|{}", key.client_id, key.account_id, key.symbol));
             continue;
