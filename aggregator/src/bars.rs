@@ -52,6 +52,8 @@ pub struct Written {
     pub skipped: u64,
     /// Bars inserted or updated.
     pub bars: usize,
+    /// The stored next offset of each partition of the batch, as found (before this write).
+    pub stored: BTreeMap<i32, i64>,
 }
 
 /// Starts the bar writer (a task) until `shutdown`.
@@ -77,7 +79,11 @@ pub fn spawn(
         loop {
             let batch = read_batch(&consumer, flush, &metrics, &shutdown).await;
             if !batch.is_empty() {
-                write_until_done(&pool, &topic, &batch, &mut dated, &metrics, &shutdown).await;
+                if let Some(done) = write_until_done(&pool, &topic, &batch, &mut dated, &metrics, &shutdown).await
+                    && done.skipped > 0
+                {
+                    check_stored_offsets(&consumer, &topic, &done.stored, &metrics);
+                }
                 commit_positions(&consumer, &topic, &batch);
             }
             if shutdown.is_cancelled() {
@@ -137,7 +143,7 @@ async fn write_until_done(
     dated: &mut HashSet<NaiveDate>,
     metrics: &Metrics,
     shutdown: &CancellationToken,
-) {
+) -> Option<Written> {
     let mut backoff = Duration::from_millis(100);
     loop {
         match write(pool, topic, batch, dated).await {
@@ -145,7 +151,7 @@ async fn write_until_done(
                 metrics.bar_ticks.fetch_add(done.ticks, Relaxed);
                 metrics.bar_ticks_skipped.fetch_add(done.skipped, Relaxed);
                 metrics.bar_writes.fetch_add(1, Relaxed);
-                return;
+                return Some(done);
             }
             Err(e) => {
                 metrics.bar_write_failures.fetch_add(1, Relaxed);
@@ -154,11 +160,40 @@ async fn write_until_done(
         }
         tokio::select! {
             // Not written: a restart reads these records again (Postgres has the offsets).
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return None,
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
+}
+
+/// Records were skipped as already in the bars: normal after a crash or a rebalance, unless a
+/// stored offset lies beyond the end of its partition's log — `prices` was recreated, and every
+/// new tick below the stored offset would be skipped. That is logged as an error and counted
+/// (`tradeflow_aggregator_bar_offsets_beyond_log`), never corrected silently: the operator resets
+/// the partition's row in `price_bar_offsets` (docs/sql.md#price-bars).
+fn check_stored_offsets(consumer: &StreamConsumer, topic: &str, stored: &BTreeMap<i32, i64>, metrics: &Metrics) {
+    let mut beyond = 0;
+    for (&partition, &next) in stored {
+        // A blocking broker round trip: keep it off the async workers' queue.
+        let watermarks =
+            tokio::task::block_in_place(|| consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)));
+        match watermarks {
+            Ok((_, high)) if next > high => {
+                beyond += 1;
+                tracing::error!(
+                    topic,
+                    partition,
+                    stored_next_offset = next,
+                    log_end = high,
+                    "bar writer: the stored prices offset is beyond the log's end (a recreated topic?): ticks below it are skipped; reset price_bar_offsets for this partition"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, partition, "bar writer: watermarks"),
+        }
+    }
+    metrics.bar_offsets_beyond_log.store(beyond, Relaxed);
 }
 
 /// Tells Kafka where this group reads from next (a hint for the next owner; Postgres decides).
@@ -220,7 +255,7 @@ pub async fn write(
         .await?;
         next.insert(p, stored);
     }
-    let mut done = Written::default();
+    let mut done = Written { stored: next.clone(), ..Written::default() };
     let mut kept = Vec::new();
     let mut advanced = next.clone();
     for r in batch {

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub bar_writes: AtomicU64,
     pub bar_write_failures: AtomicU64,
     pub bar_ticks_refused: AtomicU64,
+    /// Partitions whose stored bar offset lies beyond the end of the `prices` log (last check).
+    pub bar_offsets_beyond_log: AtomicU64,
     /// Price ticks refused by `PriceTick::check`, by its reason code.
     pub ticks_refused: Mutex<BTreeMap<&'static str, u64>>,
     /// Snapshot attempts that failed since the last one that committed.
@@ -187,6 +189,12 @@ impl Metrics {
                     "Bar writer transactions that failed (the batch is retried).",
                     &self.bar_write_failures,
                     "counter",
+                ),
+                (
+                    "bar_offsets_beyond_log",
+                    "prices partitions whose stored bar offset is beyond the log's end (a recreated topic: ticks skipped).",
+                    &self.bar_offsets_beyond_log,
+                    "gauge",
                 ),
                 (
                     "bar_ticks_refused_total",

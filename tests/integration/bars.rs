@@ -170,7 +170,8 @@ async fn price_bars_are_the_fold_of_the_ticks_once_across_a_kill_9_and_are_serve
 async fn retention_drops_old_price_bar_partitions_and_keeps_the_recent_ones() {
     let p = Pipeline::new().await;
     let dash = Dash::start_on(p.topics.clone(), &[], &[]).await;
-    let _aggregator = p.start_with("aggregator", free_port(), &[("TRADEFLOW_BARS_FLUSH_MS", "100")]);
+    let port = free_port();
+    let _aggregator = p.start_with("aggregator", port, &[("TRADEFLOW_BARS_FLUSH_MS", "100")]);
     let now = Utc::now();
     let old = now - TimeDelta::days(20);
     dash.tick_at("AAPL", "10", old).await;
@@ -206,5 +207,18 @@ async fn retention_drops_old_price_bar_partitions_and_keeps_the_recent_ones() {
     assert_eq!(exists, 0, "{partition} dropped");
     assert_eq!(count(old.date_naive()).await, Some(0));
     assert_eq!(count(now.date_naive()).await, Some(1), "today's bar kept");
+
+    // A stored offset beyond the log's end (as after a recreated `prices`) skips ticks: loudly.
+    sqlx::query("UPDATE price_bar_offsets SET next_offset = next_offset + 1000000")
+        .execute(&p.db.pool)
+        .await
+        .expect("move the stored offsets");
+    dash.tick_at("AAPL", "12", now - TimeDelta::days(19)).await;
+    eventually("the offset beyond the log reported", LONG, || async {
+        metric(port, "tradeflow_aggregator_bar_offsets_beyond_log").await.filter(|&n| n >= 1)
+    })
+    .await;
+    let later = (now - TimeDelta::days(19)).date_naive();
+    assert_eq!(count(later).await, Some(0), "the skipped tick is not in the bars");
     p.cleanup();
 }
