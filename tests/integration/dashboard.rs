@@ -340,6 +340,10 @@ async fn positions_view_holds_across_dates_and_moves_with_the_mark() {
         Decimal::from_str_exact(h["unrealized_pnl"].as_str().expect("unrealized")).ok(),
         Some(Decimal::from(300))
     );
+    // Day P&L today: the 15 held since 2026-11-24 need a day-open mark, and without a database
+    // there is none — null, not a guess (docs/pnl.md#day-pl).
+    assert_eq!((&h["open_position"], &h["day_open_mark"], &h["day_pnl"]), (&json!(15), &Value::Null, &Value::Null));
+    assert_eq!(h["day"], json!(Utc::now().date_naive().to_string()), "{h}");
     // REST carries the same holding beside the rows.
     let rest = d.rest("P").await;
     assert_eq!(rest["positions"][0]["position"], 15, "{rest}");
@@ -367,7 +371,7 @@ async fn positions_view_holds_across_dates_and_moves_with_the_mark() {
         out.status.success() && stdout.contains("view positions") && stdout.contains("ACC1 AAPL pos=15"),
         "{stdout}"
     );
-    assert!(stdout.contains("pnl=350"), "{stdout}");
+    assert!(stdout.contains("pnl=350 open=- dpnl=-"), "{stdout}");
     let _ = std::fs::remove_dir_all(&d.root);
 }
 
