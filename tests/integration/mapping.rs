@@ -19,7 +19,7 @@ const LONG: Duration = Duration::from_secs(120);
 const ACCOUNTS: [&str; 3] = ["CQ01", "CQ02", "CQ03"];
 const SYMBOLS: [&str; 5] = ["BANKNIFTY", "AAPL", "AMZN", "FB", "GOOG"];
 
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mappings").join(name)
 }
 
@@ -51,7 +51,7 @@ fn fills(seed: u64, n: usize) -> Vec<Fill> {
 
 /// A CSV export (examples/mappings/csv.toml) for `client` on 2026-11-22: header, rows, and every
 /// 40th row bad (side `HOLD`). Returns the number of bad rows.
-fn write_csv(dir: &Path, client: u32, n: usize) -> usize {
+pub(crate) fn write_csv(dir: &Path, client: u32, n: usize) -> usize {
     let mut text = String::from("time,account,symbol,side,qty,price,order_no\n");
     let mut bad = 0;
     for (i, f) in fills(client as u64, n).iter().enumerate() {

@@ -96,7 +96,11 @@ impl DeadLetter {
         let unreadable = |why: String| Unreadable { partition: m.partition(), dlq_offset: m.offset(), why };
         let header = |name: &str| -> Option<String> {
             let headers = m.headers()?;
-            headers.iter().find(|h| h.key == name).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
+            headers
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
         };
         let need = |name: &str| header(name).ok_or_else(|| unreadable(format!("no header {name}")));
         let number = |name: &str| -> Result<u64, Unreadable> {
@@ -171,7 +175,9 @@ impl Lines {
         let mut out = Lines::default();
         for r in records {
             match r {
-                Ok(d) => out.lines.entry(d.line.clone()).or_insert_with(|| History { records: Vec::new() }).records.push(d),
+                Ok(d) => {
+                    out.lines.entry(d.line.clone()).or_insert_with(|| History { records: Vec::new() }).records.push(d)
+                }
                 Err(u) => out.unreadable.push(u),
             }
         }

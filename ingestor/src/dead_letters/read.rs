@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::Message as _;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use tradeflow_core::kafka::{EndOfPartitionIsNormal, KafkaArgs};
@@ -44,7 +44,9 @@ pub fn read_lines(kafka: &KafkaArgs, topic: &str) -> Result<Lines, DlqError> {
     let deadline = Instant::now() + READ_TIMEOUT;
     while !ends.is_empty() {
         if Instant::now() > deadline {
-            return Err(DlqError::Kafka(KafkaError::MessageConsumption(rdkafka::types::RDKafkaErrorCode::RequestTimedOut)));
+            return Err(DlqError::Kafka(KafkaError::MessageConsumption(
+                rdkafka::types::RDKafkaErrorCode::RequestTimedOut,
+            )));
         }
         let Some(result) = consumer.poll(Duration::from_millis(200)) else { continue };
         let m = result?;

@@ -70,7 +70,12 @@ pub struct Options {
 
 /// Decides each selected line's outcome with `mapping` (nothing is published).
 pub fn plan<'a>(lines: &'a Lines, filter: &Filter, mapping: &Mapping, options: Options) -> Vec<Planned<'a>> {
-    lines.lines.values().filter(|h| filter.accepts(h)).map(|history| Planned { history, outcome: outcome(history, mapping, options) }).collect()
+    lines
+        .lines
+        .values()
+        .filter(|h| filter.accepts(h))
+        .map(|history| Planned { history, outcome: outcome(history, mapping, options) })
+        .collect()
 }
 
 fn outcome(history: &History, mapping: &Mapping, options: Options) -> Outcome {
