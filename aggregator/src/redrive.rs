@@ -22,8 +22,6 @@ use rdkafka::message::{Headers as _, Message};
 use tradeflow_core::ClientId;
 use tradeflow_core::record::{REDRIVE_HEADER, TradeId};
 
-use crate::store::StoreError;
-
 /// Whether a `trades` record is a re-drive (header [`REDRIVE_HEADER`] = `true`).
 pub fn is_redrive<M: Message>(m: &M) -> bool {
     m.headers().is_some_and(|h| h.iter().any(|h| h.key == REDRIVE_HEADER && h.value == Some(b"true".as_slice())))
@@ -54,7 +52,7 @@ pub async fn write(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     partition: i32,
     ids: &[TradeId],
-) -> Result<(), StoreError> {
+) -> Result<(), sqlx::Error> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -80,11 +78,12 @@ pub async fn write(
     Ok(())
 }
 
-/// Reads `partition`'s re-driven identities (within the loading transaction).
+/// Reads `partition`'s re-driven identities (within the loading transaction); a stored client id
+/// that is not one is a decode error.
 pub async fn read(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     partition: i32,
-) -> Result<HashSet<TradeId>, StoreError> {
+) -> Result<HashSet<TradeId>, sqlx::Error> {
     let rows: Vec<(String, NaiveDate, i32, i64)> = sqlx::query_as(
         "SELECT client_id, file_date, generation, line_offset FROM redriven_lines WHERE source_partition = $1",
     )
@@ -93,7 +92,7 @@ pub async fn read(
     .await?;
     rows.into_iter()
         .map(|(client, date, generation, offset)| {
-            let client = ClientId::parse(&client).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let client = ClientId::parse(&client).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             Ok(TradeId { client, date, generation: generation as u32, offset: offset as u64 })
         })
         .collect()
