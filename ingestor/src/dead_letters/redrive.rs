@@ -95,8 +95,11 @@ fn outcome(history: &History, mapping: &Mapping, options: Options) -> Outcome {
             dead.line.offset
         ));
     }
+    // A line re-driven before (published again with `--include-redriven`) is in the books: a
+    // failure now says nothing new about it, so no new dead letter makes it look dead.
+    let ever_redriven = history.records.iter().any(|r| r.state == State::Redriven);
     let still = |code: &str, reason: String| Outcome::StillFails {
-        changed: code != dead.reason_code || reason != dead.reason,
+        changed: !ever_redriven && (code != dead.reason_code || reason != dead.reason),
         code: code.to_owned(),
         reason,
     };
