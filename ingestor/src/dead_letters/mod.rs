@@ -27,8 +27,6 @@ pub enum DlqError {
     NoTopic(String),
     #[error("publishing a re-driven line failed: {0} (nothing after it was marked re-driven; run again)")]
     Delivery(String),
-    #[error("the reader thread failed: {0}")]
-    Thread(String),
 }
 
 /// What became of a dead letter's line.
