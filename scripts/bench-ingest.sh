@@ -7,11 +7,19 @@
 # prints every round and the medians.
 #
 #   scripts/bench-ingest.sh [LINES]     LINGER_MS=n sets the ingestor's linger (default: its own)
+#   FORMAT=csv|jsonl scripts/bench-ingest.sh   the same with `tradeflow producer --format` and the
+#                                             ingestor reading examples/mappings/$FORMAT.toml
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 LINES="${1:-1000000}"
+FORMAT="${FORMAT:-seed}"
+case "$FORMAT" in
+  seed) EXT=log; MAPPING=() ;;
+  csv|jsonl) EXT=$FORMAT; MAPPING=(--mapping "$PWD/examples/mappings/$FORMAT.toml") ;;
+  *) echo "FORMAT must be seed, csv or jsonl" >&2; exit 2 ;;
+esac
 ROUNDS="${ROUNDS:-5}"
 CLIENTS=8
 PER_CLIENT=$((LINES / CLIENTS))
@@ -27,8 +35,8 @@ export KAFKA_BROKERS RUST_LOG=warn
 
 ids=$(seq -s, 1 "$CLIENTS")
 log "generating $LINES lines ($CLIENTS clients × $PER_CLIENT)"
-"$TF" producer --dir "$WORK/logs" --clients "$ids" --rate 20000 --count "$PER_CLIENT" --seed 1 --start 2026-11-20T00:00:00
-BYTES=$(cat "$WORK"/logs/*.log | wc -c)
+"$TF" producer --format "$FORMAT" --dir "$WORK/logs" --clients "$ids" --rate 20000 --count "$PER_CLIENT" --seed 1 --start 2026-11-20T00:00:00
+BYTES=$(cat "$WORK"/logs/*."$EXT" | wc -c)
 KCAT_LIBRDKAFKA=$(kcat -V 2>&1 | sed -n 's/.*librdkafka \([0-9.]*\).*/\1/p' | head -1)
 
 now() { date +%s.%N; }
@@ -37,7 +45,7 @@ now() { date +%s.%N; }
 timed() { sync; local t0; t0=$(now); "$@"; echo "$(now) $t0" | awk '{ printf "%.3f\n", $1 - $2 }'; }
 kcat_push() { # PREFIX [kcat args…]
   local prefix=$1; shift
-  for f in "$WORK"/logs/*.log; do kcat -P -b "$KAFKA_BROKERS" -X broker.address.family=v4 -t "${prefix}trades" "$@" -l "$f"; done
+  for f in "$WORK"/logs/*."$EXT"; do kcat -P -b "$KAFKA_BROKERS" -X broker.address.family=v4 -t "${prefix}trades" "$@" -l "$f"; done
 }
 # Every round's topics first: a run must not share the broker with partitions still being created.
 for r in $(seq 0 "$ROUNDS"); do
@@ -46,7 +54,7 @@ done
 : >"$WORK/times"
 for r in $(seq 0 "$ROUNDS"); do
   t=$(timed env TRADEFLOW_TOPIC_PREFIX="r$r.tf." ${LINGER_MS:+TRADEFLOW_INGESTOR_LINGER_MS=$LINGER_MS} \
-      "$TF" ingestor --backfill --from 2026-11-20 --dir "$WORK/logs" --state-dir "$WORK/state" 2>/dev/null)
+      "$TF" ingestor "${MAPPING[@]}" --backfill --from 2026-11-20 --dir "$WORK/logs" --state-dir "$WORK/state" 2>/dev/null)
   echo "tradeflow $t" >>"$WORK/times"
   echo "kcat $(timed kcat_push "r$r.kcat.")" >>"$WORK/times"
   echo "kcat-lz4 $(timed kcat_push "r$r.kcatlz4." -z lz4)" >>"$WORK/times"
@@ -58,14 +66,14 @@ for r in $(seq 0 "$ROUNDS"); do
   fi
 done
 
-python3 - "$LINES" "$BYTES" "$WORK/times" "$KCAT_LIBRDKAFKA" <<'PY'
+python3 - "$LINES" "$BYTES" "$WORK/times" "$KCAT_LIBRDKAFKA" "$FORMAT" <<'PY'
 import statistics, sys
 lines, size, path, rdk = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 t = {}
 for line in open(path):
     name, secs = line.split()
     t.setdefault(name, []).append(float(secs))
-print(f"ingest: {lines} lines, {size / 1e6:.0f} MB, {len(t['tradeflow'])} rounds; Apache Kafka, services and load on one 2-core machine")
+print(f"ingest ({sys.argv[5]} format): {lines} lines, {size / 1e6:.0f} MB, {len(t['tradeflow'])} rounds; Apache Kafka, services and load on one 2-core machine")
 rows = [("tradeflow ingestor --backfill", "tradeflow", "parse + JSON + lz4 + idempotent acks=all"),
         ("kcat -P -l", "kcat", f"raw lines, no compression, librdkafka {rdk}"),
         ("kcat -P -l -z lz4", "kcat-lz4", f"raw lines, lz4, librdkafka {rdk}")]

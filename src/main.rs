@@ -33,6 +33,9 @@ enum Command {
     /// Mapping files (docs/mapping.md): `check` one against sample logs.
     #[command(subcommand)]
     Mapping(commands::mapping::MappingCommand),
+    /// Dead letters (`trades.dlq`): `list`, `show` one line, `redrive` after a mapping fix.
+    #[command(subcommand)]
+    Dlq(commands::dlq::DlqCommand),
     /// Create the topics (idempotent) with their partition counts and compaction.
     Topics(commands::topics::TopicsArgs),
     /// After a deliberate recreate of `trades`: move stored offsets that do not belong to its log to the log start.
@@ -65,6 +68,7 @@ fn main() -> anyhow::Result<()> {
             Command::Prices(args) => commands::producer::run_prices(args, shutdown).await,
             Command::Oracle(args) => commands::oracle::run(args),
             Command::Mapping(command) => commands::mapping::run(command),
+            Command::Dlq(command) => commands::dlq::run(command).await,
             Command::Topics(args) => commands::topics::run(args).await,
             Command::RebaseOffsets(args) => commands::rebase::run(args).await,
             Command::Init(args) => commands::topics::init(args).await,

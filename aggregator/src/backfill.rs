@@ -134,7 +134,7 @@ struct Build {
 }
 
 impl Build {
-    fn apply(&mut self, offset: i64, record: &TradeRecord, in_range: bool, report: &mut BackfillReport) {
+    fn apply(&mut self, offset: i64, record: &TradeRecord, redrive: bool, in_range: bool, report: &mut BackfillReport) {
         let state = if in_range {
             &mut self.rebuilt
         } else if offset >= self.lease.next_offset {
@@ -142,7 +142,7 @@ impl Build {
         } else {
             return;
         };
-        match state.apply(offset, record) {
+        match state.apply_as(offset, record, redrive) {
             Applied::Row(_) => report.applied += 1,
             Applied::Duplicate => report.duplicates += 1,
             Applied::Rejected(why) => tracing::error!(reason = %why, "trade rejected"),
@@ -177,6 +177,8 @@ impl Build {
             rows,
             files: files.into_iter().collect(),
             quarantined: Vec::new(),
+            // Both sets, as the marks: the table only grows (`ON CONFLICT DO NOTHING`).
+            redriven: self.rebuilt.redriven.seen.iter().chain(&self.carried.redriven.dirty).cloned().collect(),
         }
     }
 }
@@ -514,7 +516,8 @@ fn read_partitions(
             tracing::error!(partition = m.partition(), offset = m.offset(), "not a trade record; skipped");
             continue;
         };
-        build.apply(m.offset(), &record, dates.contains(record.trade.trade_date()), &mut report);
+        let redrive = crate::redrive::is_redrive(&m);
+        build.apply(m.offset(), &record, redrive, dates.contains(record.trade.trade_date()), &mut report);
     }
     progress.fetch_add(report.records % 1024, Relaxed);
     Ok((builds, report))

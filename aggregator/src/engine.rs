@@ -453,7 +453,7 @@ pub fn run(
                 }
             };
             engine.metrics.records.fetch_add(1, Relaxed);
-            match state.apply(offset, &record) {
+            match state.apply_as(offset, &record, crate::redrive::is_redrive(&m)) {
                 Applied::Row(key) => {
                     changed.insert(key, (p, true));
                 }

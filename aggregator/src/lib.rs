@@ -11,6 +11,7 @@
 //! re-sent trade line is dropped by its identity. So every trade counts exactly once.
 //!
 //! - [`state`]: one partition's rows and dedupe marks.
+//! - [`redrive`]: the dedupe rule for re-driven dead letters (a persisted set per partition).
 //! - [`store`]: load (taking ownership) and the fenced snapshot transaction.
 //! - [`engine`]: the consumer thread, rebalance handling, changelog, snapshot timer. A periodic
 //!   snapshot copies what changed (a consistent cut) and commits it on a task, so the consumer
@@ -38,6 +39,7 @@ pub mod holdings;
 pub mod marks;
 pub mod metrics;
 pub mod offset_check;
+pub mod redrive;
 pub mod refusal;
 pub mod refused;
 pub mod state;

@@ -5,8 +5,10 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use tradeflow_core::ClientId;
-use tradeflow_core::record::TradeRecord;
+use tradeflow_core::record::{TradeId, TradeRecord};
 use tradeflow_core::summary::{Mark, Position, SummaryKey};
+
+use crate::redrive::Redriven;
 
 /// A log file generation: where a line's identity says it came from.
 pub type FileKey = (ClientId, NaiveDate, u32);
@@ -26,6 +28,8 @@ pub struct PartitionState {
     pub files: HashMap<FileKey, u64>,
     pub dirty_rows: HashSet<SummaryKey>,
     pub dirty_files: HashSet<FileKey>,
+    /// Identities applied as re-drives ([`crate::redrive`]).
+    pub redriven: Redriven,
     /// `next_offset` when last snapshotted (a snapshot is due when it moved).
     pub snapshotted_offset: i64,
 }
@@ -45,6 +49,8 @@ pub struct SnapshotJob {
     /// the same transaction, so the stored rows never hold what the state no longer has.
     /// With the `trades` offset (exclusive) of the image that was refused.
     pub quarantined: Vec<(SummaryKey, i64)>,
+    /// Re-driven identities applied since the last snapshot (`redriven_lines`).
+    pub redriven: Vec<TradeId>,
 }
 
 /// One row as a snapshot writes it.
@@ -72,11 +78,21 @@ impl PartitionState {
         Self { partition, epoch, next_offset, snapshotted_offset: next_offset, ..Self::default() }
     }
 
-    /// Applies the record at `offset`.
+    /// Applies the ordinary (ingestor's) record at `offset`: a duplicate when its identity is at
+    /// or below its file's mark, or was applied as a re-drive.
     pub fn apply(&mut self, offset: i64, record: &TradeRecord) -> Applied {
+        self.apply_as(offset, record, false)
+    }
+
+    /// Applies the record at `offset`; `redrive`: published by `tradeflow dlq redrive` (header
+    /// `tradeflow.redrive`), a duplicate only when its identity was applied as a re-drive before
+    /// (its file's mark neither decides nor moves: [`crate::redrive`]).
+    pub fn apply_as(&mut self, offset: i64, record: &TradeRecord, redrive: bool) -> Applied {
         self.next_offset = offset + 1;
         let file = (record.id.client.clone(), record.id.date, record.id.generation);
-        if self.files.get(&file).is_some_and(|&max| record.id.offset <= max) {
+        if self.redriven.contains(&record.id)
+            || (!redrive && self.files.get(&file).is_some_and(|&max| record.id.offset <= max))
+        {
             return Applied::Duplicate;
         }
         let key = SummaryKey::of(&record.id.client, &record.trade);
@@ -87,8 +103,12 @@ impl PartitionState {
             }),
         };
         // The line is consumed either way: mark it so a re-send is not applied later.
-        self.files.insert(file.clone(), record.id.offset);
-        self.dirty_files.insert(file);
+        if redrive {
+            self.redriven.insert(record.id.clone());
+        } else {
+            self.files.insert(file.clone(), record.id.offset);
+            self.dirty_files.insert(file);
+        }
         match result {
             Ok(()) => {
                 self.row_offsets.insert(key.clone(), offset + 1);
@@ -100,7 +120,10 @@ impl PartitionState {
     }
 
     pub fn snapshot_due(&self) -> bool {
-        !self.dirty_rows.is_empty() || !self.dirty_files.is_empty() || self.next_offset != self.snapshotted_offset
+        !self.dirty_rows.is_empty()
+            || !self.dirty_files.is_empty()
+            || !self.redriven.dirty.is_empty()
+            || self.next_offset != self.snapshotted_offset
     }
 
     /// Copies what changed since the last snapshot and clears the dirty sets. The job must end in
@@ -125,6 +148,7 @@ impl PartitionState {
             rows,
             files,
             quarantined: Vec::new(),
+            redriven: self.redriven.dirty.drain().collect(),
         }
     }
 
@@ -137,6 +161,7 @@ impl PartitionState {
     pub fn snapshot_failed(&mut self, job: SnapshotJob) {
         self.dirty_rows.extend(job.rows.into_iter().map(|r| r.key));
         self.dirty_files.extend(job.files.into_iter().map(|(f, _)| f));
+        self.redriven.dirty.extend(job.redriven);
     }
 
     /// A committed job set `job.quarantined` aside: each row leaves the state unless a trade
@@ -156,6 +181,7 @@ impl PartitionState {
     pub fn mark_all_dirty(&mut self) {
         self.dirty_rows.extend(self.rows.keys().cloned());
         self.dirty_files.extend(self.files.keys().cloned());
+        self.redriven.dirty.extend(self.redriven.seen.iter().cloned());
     }
 }
 
@@ -191,6 +217,26 @@ mod tests {
         assert_eq!((p.trade_count, p.buy_qty), (3, 7));
         assert_eq!(s.next_offset, 5);
         assert!(s.snapshot_due());
+    }
+
+    #[test]
+    fn a_re_driven_line_below_the_mark_counts_once() {
+        let mut s = PartitionState::new(0, 1, 0);
+        assert!(matches!(s.apply(0, &record(0, 0, 1)), Applied::Row(_)));
+        // The line at 50 was dead-lettered; the line at 100 moved the mark past it.
+        assert!(matches!(s.apply(1, &record(100, 0, 2)), Applied::Row(_)));
+        assert!(matches!(s.apply_as(2, &record(50, 0, 4), true), Applied::Row(_)));
+        assert_eq!(s.apply_as(3, &record(50, 0, 4), true), Applied::Duplicate, "re-driven twice");
+        assert_eq!(s.apply(4, &record(50, 0, 4)), Applied::Duplicate, "re-sent by the ingestor");
+        // A re-drive is not an ordinary line: the mark stays, the identity goes in the set.
+        assert_eq!(s.files.values().copied().collect::<Vec<_>>(), vec![100]);
+        let job = s.take_snapshot(&HashMap::new());
+        assert_eq!(job.redriven, vec![record(50, 0, 4).id]);
+        // An owner that loads the set after a crash refuses it again.
+        let mut loaded = PartitionState::new(0, 2, 5);
+        loaded.redriven.seen.insert(record(50, 0, 4).id);
+        assert_eq!(loaded.apply_as(5, &record(50, 0, 4), true), Applied::Duplicate);
+        assert_eq!(s.rows.values().next().unwrap().buy_qty, 7);
     }
 
     #[test]

@@ -242,6 +242,7 @@ impl Store {
         }
         insert_rows(&mut tx, &cols, Utc::now()).await?;
         write_files(&mut tx, job).await?;
+        crate::redrive::write(&mut tx, job.partition, &job.redriven).await?;
         tx.commit().await?;
         Ok(SnapshotOutcome::Committed { rows: job.rows.len() })
     }
@@ -411,6 +412,7 @@ async fn read_state(
         let client = ClientId::parse(&client).map_err(|e| StoreError::Invalid(e.to_string()))?;
         state.files.insert((client, date, generation as u32), max as u64);
     }
+    state.redriven.seen = crate::redrive::read(tx, state.partition).await?;
     Ok(())
 }
 

@@ -20,6 +20,7 @@
 //! - [`publisher`]: the idempotent Kafka producer and its delivery reports.
 //! - [`topic_handle`]: the trades topic's librdkafka handle and the raw produce call on it.
 //! - [`backfill`]: republish whole historical files and exit.
+//! - [`dead_letters`]: `tradeflow dlq`: list, show and re-drive dead letters.
 //! - [`metrics`]: `/metrics` and `/healthz`.
 //! - [`error`]: what can stop the ingestor.
 
@@ -27,6 +28,7 @@ pub mod ack_window;
 pub mod backfill;
 pub mod config;
 pub mod cursor;
+pub mod dead_letters;
 pub mod discovery;
 pub mod error;
 pub mod line_reader;

@@ -374,8 +374,10 @@ impl LogFile {
         let offset_s = offset.to_string();
         let generation = self.cursor.generation.to_string();
         let line_len = len.to_string();
+        let date = self.name.date.to_string();
         let headers = dlq_headers(&[
             (record::DLQ_FILE, &file),
+            (record::DLQ_DATE, &date),
             (record::DLQ_OFFSET, &offset_s),
             (record::DLQ_GENERATION, &generation),
             (record::DLQ_REASON, &reason),

@@ -9,6 +9,8 @@ use tradeflow_core::ClientId;
 use tradeflow_core::kafka::KafkaArgs;
 use tradeflow_core::topics::TopicArgs;
 
+use crate::log_formats::LogFormat;
+
 /// The pricing rule of `tradeflow producer --prices` (applied by [`crate::trade_prices`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum PriceModel {
@@ -61,6 +63,10 @@ pub struct ProducerArgs {
     /// Milliseconds of activity time per step of the walk (the price feed's tick interval).
     #[arg(long, env = "TRADEFLOW_PRICES_INTERVAL_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     pub price_interval_ms: u64,
+    /// Log format: `seed` (SPEC §1), or an example mapping's (`csv`: examples/mappings/csv.toml,
+    /// `jsonl`: examples/mappings/jsonl.toml; read them with `--mapping` that file).
+    #[arg(long, env = "TRADEFLOW_PRODUCER_FORMAT", value_enum, default_value_t = LogFormat::Seed)]
+    pub format: LogFormat,
 }
 
 impl ProducerArgs {
@@ -79,6 +85,7 @@ impl ProducerArgs {
             prices: PriceModel::Walk,
             price_seed: None,
             price_interval_ms: 100,
+            format: LogFormat::Seed,
         }
     }
 }

@@ -6,11 +6,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
+use chrono_tz::Tz;
 use tradeflow_core::ClientId;
 use tradeflow_core::Trade;
-use tradeflow_core::log_format::{LogFileName, render_line_into};
 
 use crate::ProducerError;
+use crate::log_formats::LogFormat;
 
 /// Flush the pending lines once they reach this size.
 const FLUSH_BYTES: usize = 256 * 1024;
@@ -20,16 +21,27 @@ pub struct DayFileWriter {
     client: ClientId,
     current: Option<(NaiveDate, File, PathBuf)>,
     pending: Vec<u8>,
+    format: LogFormat,
+    /// The zone of activity times (the JSON-lines feed writes instants).
+    tz: Tz,
 }
 
 impl DayFileWriter {
-    pub fn new(dir: &Path, client: ClientId) -> Result<Self, ProducerError> {
+    /// Lines and file names of `format`; activity times are wall clock of `tz`.
+    pub fn new(dir: &Path, client: ClientId, format: LogFormat, tz: Tz) -> Result<Self, ProducerError> {
         std::fs::create_dir_all(dir).map_err(|source| ProducerError::Io {
             action: "cannot create log directory",
             path: dir.to_owned(),
             source,
         })?;
-        Ok(Self { dir: dir.to_owned(), client, current: None, pending: Vec::with_capacity(FLUSH_BYTES + 1024) })
+        Ok(Self {
+            dir: dir.to_owned(),
+            client,
+            current: None,
+            pending: Vec::with_capacity(FLUSH_BYTES + 1024),
+            format,
+            tz,
+        })
     }
 
     /// Queues one trade's line; rolls to a new file when the date changes.
@@ -39,7 +51,7 @@ impl DayFileWriter {
             self.flush()?;
             self.open(date)?;
         }
-        render_line_into(trade, &mut self.pending);
+        self.format.render_into(trade, self.tz, &mut self.pending);
         if self.pending.len() >= FLUSH_BYTES {
             self.flush()?;
         }
@@ -63,12 +75,18 @@ impl DayFileWriter {
     }
 
     fn open(&mut self, date: NaiveDate) -> Result<(), ProducerError> {
-        let path = self.dir.join(LogFileName::new(self.client.clone(), date).to_string());
+        let path = self.dir.join(self.format.file_name(&self.client, date));
         let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|source| ProducerError::Io {
             action: "cannot open",
             path: path.clone(),
             source,
         })?;
+        // A new file starts with the format's header (a CSV export's columns); pending lines are
+        // the new file's only.
+        let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(false);
+        if empty {
+            self.pending.splice(0..0, self.format.header().iter().copied());
+        }
         if let Some((_, _, old)) = &self.current {
             tracing::info!(from = %old.display(), to = %path.display(), "day rollover");
         }

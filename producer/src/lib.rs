@@ -8,12 +8,14 @@
 //! - [`generator`]: the seeded, reproducible stream of trades per client.
 //! - [`trade_prices`]: a trade's price, near the price feed's walk (default) or uniform.
 //! - [`day_file`]: the day-rolling appender (whole lines per write).
+//! - [`log_formats`]: the formats it writes (`--format seed|csv|jsonl`, one per example mapping).
 //! - [`trade_logs`]: `run(config, shutdown)` for the log producer.
 //! - [`prices`]: `run(config, shutdown)` for the price feed.
 
 pub mod config;
 pub mod day_file;
 pub mod generator;
+pub mod log_formats;
 pub mod prices;
 pub mod trade_logs;
 pub mod trade_prices;

@@ -64,7 +64,7 @@ async fn run_client(
         PriceModel::Uniform => TradePrices::Uniform,
     };
     let mut generator = TradeGenerator::new(&client, seed, rate, start).with_prices(prices);
-    let mut writer = DayFileWriter::new(&config.dir, client)?;
+    let mut writer = DayFileWriter::new(&config.dir, client, config.format, config.tz)?;
     let mut written: u64 = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(config.tick_ms.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1,5 +1,6 @@
 pub mod aggregator;
 pub mod dashboard;
+pub mod dlq;
 pub mod ingestor;
 pub mod mapping;
 pub mod oracle;

@@ -23,6 +23,7 @@ mod history;
 mod ingestor;
 mod mapping;
 mod odd_input;
+mod redrive;
 mod refused;
 mod secure;
 mod smoke;

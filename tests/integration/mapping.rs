@@ -19,7 +19,7 @@ const LONG: Duration = Duration::from_secs(120);
 const ACCOUNTS: [&str; 3] = ["CQ01", "CQ02", "CQ03"];
 const SYMBOLS: [&str; 5] = ["BANKNIFTY", "AAPL", "AMZN", "FB", "GOOG"];
 
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mappings").join(name)
 }
 
@@ -51,7 +51,7 @@ fn fills(seed: u64, n: usize) -> Vec<Fill> {
 
 /// A CSV export (examples/mappings/csv.toml) for `client` on 2026-11-22: header, rows, and every
 /// 40th row bad (side `HOLD`). Returns the number of bad rows.
-fn write_csv(dir: &Path, client: u32, n: usize) -> usize {
+pub(crate) fn write_csv(dir: &Path, client: u32, n: usize) -> usize {
     let mut text = String::from("time,account,symbol,side,qty,price,order_no\n");
     let mut bad = 0;
     for (i, f) in fills(client as u64, n).iter().enumerate() {
@@ -215,4 +215,65 @@ fn mapping_check_prints_records_and_each_bad_line() {
     let out = check();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The golden run of one format: `tradeflow producer --format FORMAT` writes three clients' logs,
+/// the ingestor reads them with that format's example mapping, and the snapshot tables end equal
+/// to the oracle of the same mapping (no line bad, none lost), `tradeflow verify --mapping` agreeing.
+async fn the_producer_s_format_runs_to_its_oracle(format: &str, mapping_file: &str) {
+    let p = Pipeline::new().await;
+    p.produce(&[
+        "--format",
+        format,
+        "--clients",
+        "1,2,3",
+        "--count",
+        "700",
+        "--rate",
+        "5",
+        "--seed",
+        "26",
+        "--start",
+        "2026-11-22T09:30:00",
+    ]);
+    let file = example(mapping_file);
+    let mapping = Mapping::load(&file).expect("example mapping");
+    let found = mapping.log_files(&p.logs, |_| true).expect("log files");
+    assert_eq!(found.len(), 3, "one file per client, named as {mapping_file} reads them");
+    let oracle = Oracle::from_dir_mapped(&p.logs, &mapping).expect("oracle");
+    assert_eq!((oracle.lines, oracle.bad_lines), (2100, 0), "every line the producer wrote reads");
+    let path = file.display().to_string();
+    let _ingestor = p.start_with("ingestor", 0, &[("TRADEFLOW_MAPPING", path.as_str())]);
+    let _aggregator = p.start("aggregator", 0);
+    let diffs = eventually("the snapshot tables to equal the mapping's oracle", LONG, || async {
+        let stored = current_rows(&p.db.pool).await.ok()?;
+        let diffs = compare(&stored, &oracle);
+        diffs.is_empty().then_some(diffs)
+    })
+    .await;
+    assert!(diffs.is_empty());
+    let out = std::process::Command::new(harness::tradeflow_bin())
+        .args(["verify", "--logs"])
+        .arg(&p.logs)
+        .args(["--mapping", &path])
+        .env("DATABASE_URL", &p.db.url)
+        .output()
+        .expect("verify");
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    p.cleanup();
+}
+
+#[tokio::test]
+async fn golden_run_seed_format() {
+    the_producer_s_format_runs_to_its_oracle("seed", "seed.toml").await;
+}
+
+#[tokio::test]
+async fn golden_run_csv_format() {
+    the_producer_s_format_runs_to_its_oracle("csv", "csv.toml").await;
+}
+
+#[tokio::test]
+async fn golden_run_jsonl_format() {
+    the_producer_s_format_runs_to_its_oracle("jsonl", "jsonl.toml").await;
 }

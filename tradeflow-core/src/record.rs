@@ -265,6 +265,20 @@ pub const DLQ_REASON_CODE: &str = "tradeflow.reason_code";
 pub const DLQ_LINE_LEN: &str = "tradeflow.line_len";
 /// `true` when the value is cut at the cap.
 pub const DLQ_TRUNCATED: &str = "tradeflow.truncated";
+/// The file's date (`YYYY-MM-DD`): with the key (client), `DLQ_GENERATION` and `DLQ_OFFSET`, the
+/// line's identity (SPEC §2). Absent on dead letters written before it was added: the file name
+/// gives the date then.
+pub const DLQ_DATE: &str = "tradeflow.date";
+/// What became of a dead letter's line (`tradeflow dlq redrive`): `redriven` (published to
+/// `trades`; the value is empty) or `dead` (still fails: the value is the line, the reason new).
+/// Absent on the ingestor's own dead letters (`dead`).
+pub const DLQ_STATE: &str = "tradeflow.state";
+/// On a dead letter written by a re-drive: the `trades.dlq` record it follows up
+/// (`PARTITION:OFFSET`).
+pub const DLQ_REDRIVE_OF: &str = "tradeflow.redrive_of";
+/// Header of a `trades` record published by a re-drive (value `true`): the aggregator dedupes it by
+/// its set of re-driven identities instead of the file's mark (the value is an ordinary record).
+pub const REDRIVE_HEADER: &str = "tradeflow.redrive";
 
 #[cfg(test)]
 mod tests {

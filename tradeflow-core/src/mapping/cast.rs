@@ -8,6 +8,7 @@ use compact_str::CompactString;
 use rust_decimal::Decimal;
 
 use super::error::LineError;
+use super::iso_time;
 use super::record_field::FieldKind;
 use crate::log_format::{
     ACTIVITY_TIME_REASON, EMPTY_REASON, INTEGER_REASON, SIDE_REASON, cast_price, cast_quantity, parse_activity_time,
@@ -47,6 +48,9 @@ pub(crate) enum TimeFormat {
     Spec,
     /// A chrono format without an offset: the wall-clock time as written.
     Naive(Vec<Item<'static>>),
+    /// `%Y-%m-%dT%H:%M:%S%.f` (ISO 8601 without an offset): [`Self::Naive`], its canonical shape
+    /// read by hand ([`super::iso_time`]).
+    Iso(Vec<Item<'static>>),
     /// A chrono format with an offset (`%z`…) or epoch seconds (`%s`): the instant, converted to
     /// the source's zone's wall clock.
     Instant(Vec<Item<'static>>, Tz),
@@ -82,7 +86,13 @@ impl TimeFormat {
         } else {
             sample.format_with_items(items.iter()).to_string()
         };
-        let compiled = if instant { TimeFormat::Instant(items, zone) } else { TimeFormat::Naive(items) };
+        let compiled = if instant {
+            TimeFormat::Instant(items, zone)
+        } else if format == iso_time::ISO_FORMAT {
+            TimeFormat::Iso(items)
+        } else {
+            TimeFormat::Naive(items)
+        };
         if compiled.read(&written).is_none() {
             return Err(format!("{format:?} does not read back a full date and time (it wrote {written:?})"));
         }
@@ -93,11 +103,8 @@ impl TimeFormat {
     pub fn read(&self, value: &str) -> Option<NaiveDateTime> {
         match self {
             TimeFormat::Spec => parse_activity_time(value),
-            TimeFormat::Naive(items) => {
-                let mut parsed = Parsed::new();
-                chrono::format::parse(&mut parsed, value, items.iter()).ok()?;
-                parsed.to_naive_datetime_with_offset(0).ok()
-            }
+            TimeFormat::Iso(items) => iso_time::read_canonical(value).or_else(|| naive(items, value)),
+            TimeFormat::Naive(items) => naive(items, value),
             TimeFormat::Instant(items, zone) => {
                 let mut parsed = Parsed::new();
                 chrono::format::parse(&mut parsed, value, items.iter()).ok()?;
@@ -109,6 +116,13 @@ impl TimeFormat {
             }
         }
     }
+}
+
+/// `value` read with a chrono format without an offset.
+fn naive(items: &[Item<'static>], value: &str) -> Option<NaiveDateTime> {
+    let mut parsed = Parsed::new();
+    chrono::format::parse(&mut parsed, value, items.iter()).ok()?;
+    parsed.to_naive_datetime_with_offset(0).ok()
 }
 
 impl Cast {

@@ -16,6 +16,7 @@
 mod cast;
 mod compile;
 mod error;
+mod iso_time;
 mod line_format;
 mod record_field;
 mod source;

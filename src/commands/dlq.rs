@@ -1,0 +1,197 @@
+//! `tradeflow dlq list|show|redrive`: dead letters you can act on (docs/mapping.md,
+//! "Re-driving dead letters"). The logic is `tradeflow_ingestor::dead_letters`.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use tradeflow_core::kafka::KafkaArgs;
+use tradeflow_core::mapping::MappingArgs;
+use tradeflow_core::topics::TopicArgs;
+use tradeflow_ingestor::dead_letters::redrive::{self, Options, Outcome};
+use tradeflow_ingestor::dead_letters::{Filter, History, Lines, State, read};
+
+#[derive(Subcommand, Debug)]
+pub enum DlqCommand {
+    /// List dead-lettered lines, one per line identity with its latest state and reason.
+    List(ListArgs),
+    /// Show one line's dead letters: every record of its history, the raw bytes escaped.
+    Show(ShowArgs),
+    /// Parse the selected dead lines again with the current mapping; publish those that parse now.
+    Redrive(RedriveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct Source {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    topics: TopicArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    source: Source,
+    #[command(flatten)]
+    filter: Filter,
+    /// Also lines re-driven already (default: only those still dead).
+    #[arg(long)]
+    all: bool,
+    /// One JSON object per line instead of tab-separated columns.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    source: Source,
+    /// The line: `FILE:GENERATION:OFFSET`, as `dlq list` prints it.
+    line: String,
+    /// Write the latest raw bytes of the line to stdout, nothing else (byte for byte).
+    #[arg(long)]
+    raw: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RedriveArgs {
+    #[command(flatten)]
+    source: Source,
+    #[command(flatten)]
+    mapping: MappingArgs,
+    #[command(flatten)]
+    filter: Filter,
+    /// Print what would happen to each line and the counts; publish nothing.
+    #[arg(long, env = "TRADEFLOW_DLQ_DRY_RUN")]
+    dry_run: bool,
+    /// Publish again lines re-driven before (the aggregator counts them as duplicates).
+    #[arg(long)]
+    include_redriven: bool,
+    /// At most this many lines per second (0: no limit), to spare a loaded pipeline.
+    #[arg(long, env = "TRADEFLOW_DLQ_RATE", default_value_t = 0)]
+    rate: u32,
+}
+
+pub async fn run(command: DlqCommand) -> anyhow::Result<()> {
+    match command {
+        DlqCommand::List(args) => list(args).await,
+        DlqCommand::Show(args) => show(args).await,
+        DlqCommand::Redrive(args) => redrive_cmd(args).await,
+    }
+}
+
+async fn read_lines(source: &Source) -> anyhow::Result<Lines> {
+    super::reach_kafka(&source.kafka).await?;
+    let (kafka, topic) = (source.kafka.clone(), source.topics.topics().trades_dlq);
+    let lines = tokio::task::spawn_blocking(move || read::read_lines(&kafka, &topic))
+        .await
+        .context("the dead-letter reader")?
+        .context("reading the dead-letter topic")?;
+    for u in &lines.unreadable {
+        eprintln!("unreadable\t{}:{}\t{}", u.partition, u.dlq_offset, u.why);
+    }
+    Ok(lines)
+}
+
+fn state(h: &History) -> &'static str {
+    match h.latest().state {
+        State::Dead => "dead",
+        State::Redriven => "redriven",
+    }
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let lines = read_lines(&args.source).await?;
+    let mut out = std::io::stdout().lock();
+    for h in lines.select(&args.filter).filter(|h| args.all || h.latest().state == State::Dead) {
+        let (first, dead) = (h.first(), h.latest_line());
+        let at = first.at.map(|t| t.to_rfc3339()).unwrap_or_default();
+        if args.json {
+            let v = serde_json::json!({
+                "line": dead.line.to_string(), "client": dead.line.client, "file": dead.line.file,
+                "generation": dead.line.generation, "offset": dead.line.offset, "state": state(h),
+                "reason_code": dead.reason_code, "reason": dead.reason, "line_len": dead.line_len,
+                "truncated": dead.truncated, "dead_lettered_at": at, "records": h.records.len(),
+            });
+            writeln!(out, "{v}")?;
+        } else {
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                dead.line,
+                state(h),
+                at,
+                dead.line_len,
+                dead.reason_code,
+                dead.reason
+            )?;
+        }
+    }
+    Ok(())
+}
+
+async fn show(args: ShowArgs) -> anyhow::Result<()> {
+    let lines = read_lines(&args.source).await?;
+    let h = lines
+        .lines
+        .values()
+        .find(|h| h.first().line.to_string() == args.line)
+        .with_context(|| format!("no dead letter for line {} (see `tradeflow dlq list --all`)", args.line))?;
+    let mut out = std::io::stdout().lock();
+    if args.raw {
+        out.write_all(&h.latest_line().value)?;
+        return Ok(());
+    }
+    writeln!(out, "line\t{}\tclient {}\tstate {}", h.first().line, h.first().line.client, state(h))?;
+    for r in &h.records {
+        let at = r.at.map(|t| t.to_rfc3339()).unwrap_or_default();
+        let of = r.redrive_of.as_deref().map(|o| format!("\tfollows {o}")).unwrap_or_default();
+        writeln!(out, "record\t{}\t{at}\t{:?}\t{}\t{}{of}", r.position(), r.state, r.reason_code, r.reason)?;
+    }
+    let dead = h.latest_line();
+    let cut = if dead.truncated { " (cut: the whole line is in the file at its offset)" } else { "" };
+    writeln!(out, "bytes\t{} of {}{cut}\t{}", dead.value.len(), dead.line_len, dead.value.escape_ascii())?;
+    Ok(())
+}
+
+async fn redrive_cmd(args: RedriveArgs) -> anyhow::Result<()> {
+    let mapping = args.mapping.load()?;
+    let lines = read_lines(&args.source).await?;
+    let options = Options { include_redriven: args.include_redriven, rate: args.rate };
+    let planned = redrive::plan(&lines, &args.filter, &mapping, options);
+    let verb = if args.dry_run { "would " } else { "" };
+    let mut out = std::io::stdout().lock();
+    for p in &planned {
+        let line = &p.history.first().line;
+        match &p.outcome {
+            Outcome::Publish { .. } => writeln!(out, "{verb}redrive\t{line}")?,
+            Outcome::Header => writeln!(out, "{verb}mark\t{line}\ta header line now")?,
+            Outcome::StillFails { code, reason, changed } => {
+                let new = if *changed { "new reason" } else { "same reason" };
+                writeln!(out, "still fails\t{line}\t{new}\t{code}\t{reason}")?
+            }
+            Outcome::NotALine(why) => writeln!(out, "not a line\t{line}\t{why}")?,
+            Outcome::AlreadyRedriven => writeln!(out, "already re-driven\t{line}")?,
+        }
+    }
+    out.flush()?;
+    drop(out);
+    let report = if args.dry_run {
+        redrive::count(&planned)
+    } else {
+        redrive::execute(&args.source.kafka, &args.source.topics.topics(), &planned, &mapping, options)
+            .await
+            .context("re-driving")?
+    };
+    println!(
+        "{verb}total\tredriven={}\theaders={}\tstill_failing={}\tnew_reasons={}\tnot_lines={}\talready_redriven={}",
+        report.redriven,
+        report.headers,
+        report.still_failing,
+        report.new_reasons,
+        report.not_lines,
+        report.already_redriven
+    );
+    Ok(())
+}
