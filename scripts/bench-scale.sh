@@ -9,7 +9,7 @@
 #   - snapshot cost for the N dirty rows (Σ of the snapshot transactions' time from the aggregator's
 #     counters, the number of transactions, µs per row);
 #   - dashboard RSS per row, and the time to send the 3,000-row client's snapshot (`tradeflow tail
-#     --frames 1`: connect, subscribe, receive the snapshot frame; process start included; ROUNDS
+#     --frames 2`: connect, hello, subscribe, receive the snapshot frame; process start included; ROUNDS
 #     rounds, median);
 #   - a second aggregator joins: its partitions' load time and rows (its counters), and the wall time
 #     from its start until both own their share of the 12 partitions.
@@ -56,18 +56,20 @@ wait_for() {
   until "$@"; do [ "$SECONDS" -lt "$deadline" ] || die "timed out waiting for $what"; sleep 0.2; done
 }
 at_least() { [ "$(metric "$1" "$2" | cut -d. -f1)" -ge "$3" ]; }
+both() { echo $(( $(metric "$AGG" "$1" | cut -d. -f1) + $(metric "$AGG2" "$1" | cut -d. -f1) )); }
+both_at_least() { [ "$(both "$1")" -ge "$2" ]; } # NAME N: the two aggregators' samples add up to N
 
 # write_lines DIR CLIENTS FIRST_SYMBOL SYMBOLS [CLIENT_ID…]: one trade per (client, account,
-# symbol) in the log format, today (UTC), activity times ascending from 00:00:01.
+# symbol) appended in the log format, today (UTC), activity times ascending from T0 s (default 1).
 write_lines() {
   python3 - "$@" <<'PY'
-import datetime, sys
+import datetime, os, sys
 d, clients, first, symbols = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 ids = sys.argv[5:] or [str(c) for c in range(1, clients + 1)]
 day = datetime.datetime.now(datetime.timezone.utc).date()
 for cid in ids:
     with open(f"{d}/tradeLog_client{cid}.{day:%Y.%m.%d}.log", "a") as f:
-        us = 1_000_000
+        us = int(os.environ.get("T0", "1")) * 1_000_000
         out = []
         for a in ("CQ01", "CQ02", "CQ03"):
             for s in range(first, first + symbols):
@@ -130,43 +132,44 @@ print(f'  dashboard RSS {$dash_rss / 1024:.0f} MiB (idle {$dash_rss0 / 1024:.0f}
   : >"$dir/tail.times"
   for _ in $(seq 1 "$ROUNDS"); do
     t0=$(date +%s%N)
-    "$TF" tail --client "$BIG_CLIENT" --url "ws://127.0.0.1:$DPORT/ws" --json --frames 1 >"$dir/tail.out"
+    "$TF" tail --client "$BIG_CLIENT" --url "ws://127.0.0.1:$DPORT/ws" --json --frames 2 >"$dir/tail.out"
     echo $(( ($(date +%s%N) - t0) / 1000 )) >>"$dir/tail.times"
   done
   python3 - "$dir/tail.times" "$dir/tail.out" <<'PY'
 import json, statistics, sys
 t = [int(x) / 1e3 for x in open(sys.argv[1])]
-frame = json.loads(open(sys.argv[2]).read().splitlines()[0])
+frame = next(f for f in map(json.loads, open(sys.argv[2])) if f.get("type") == "snapshot")
 n = len(frame.get("rows", []))
-print(f"  snapshot to a websocket client ({n} rows, tradeflow tail --frames 1): median {statistics.median(t):.1f} ms ({min(t):.1f}–{max(t):.1f}, {len(t)} rounds)")
+print(f"  snapshot to a websocket client ({n} rows, tradeflow tail: connect, hello, snapshot; process start included): median {statistics.median(t):.1f} ms ({min(t):.1f}–{max(t):.1f}, {len(t)} rounds)")
 PY
 
   # A second aggregator joins the group: the partitions it takes over are loaded from Postgres.
   t0=$(date +%s%N)
   "$TF" aggregator --metrics-addr "$AGG2" --snapshot-interval-ms 2000 2>>"$dir/aggregator2.log" & PIDS+=($!)
   wait_for "the second aggregator's partitions" 300 at_least "$AGG2" tradeflow_aggregator_partitions_owned 1
-  wait_for "the rebalance" 300 test "$(( $(metric "$AGG" tradeflow_aggregator_partitions_owned) + $(metric "$AGG2" tradeflow_aggregator_partitions_owned) ))" = 12
+  wait_for "the rebalance" 300 both_at_least tradeflow_aggregator_partitions_owned 12
+  wait_for "the new aggregator's loads" 300 at_least "$AGG2" tradeflow_aggregator_partition_loads_total "$(metric "$AGG2" tradeflow_aggregator_partitions_owned)"
   wall=$(( ($(date +%s%N) - t0) / 1000000 ))
   python3 -c "
 n, r, m, o = $(metric "$AGG2" tradeflow_aggregator_partition_loads_total), $(metric "$AGG2" tradeflow_aggregator_partition_load_rows_total), $(metric "$AGG2" tradeflow_aggregator_partition_load_microseconds_total), $(metric "$AGG2" tradeflow_aggregator_partitions_owned)
 print(f'  rebalance: the new aggregator loaded {n:.0f} partitions ({r:.0f} rows) in Σ {m / 1e3:.0f} ms = {m / max(r, 1):.1f} µs per row; owns {o:.0f} of 12, {$wall} ms after its start')"
 
   if [ "$rows" = "${SCALES[-1]}" ]; then
-    first=$SYMBOLS
     for dirty in ${BENCH_DIRTY:-10000 100000}; do
       # Trades on `dirty` existing rows: clients' rows from symbol 0 again (new lines, same keys).
       dclients=$(( (dirty + 3 * SYMBOLS - 1) / (3 * SYMBOLS) ))
       n=$((dclients * 3 * SYMBOLS))
       m0=$(metric "$AGG" tradeflow_aggregator_snapshot_duration_microseconds_total); c0=$(metric "$AGG" tradeflow_aggregator_snapshots_total)
-      r0=$(( $(metric "$AGG" tradeflow_aggregator_snapshot_rows_total | cut -d. -f1) + $(metric "$AGG2" tradeflow_aggregator_snapshot_rows_total | cut -d. -f1) ))
+      r0=$(both tradeflow_aggregator_snapshot_rows_total)
       m20=$(metric "$AGG2" tradeflow_aggregator_snapshot_duration_microseconds_total); c20=$(metric "$AGG2" tradeflow_aggregator_snapshots_total)
-      rec0=$(( $(metric "$AGG" tradeflow_aggregator_records_total | cut -d. -f1) + $(metric "$AGG2" tradeflow_aggregator_records_total | cut -d. -f1) ))
-      mkdir -p "$dir/dirty$dirty"
-      write_lines "$dir/dirty$dirty" "$dclients" 0 "$SYMBOLS"
-      publish "$dir/dirty$dirty"
-      both() { echo $(( $(metric "$AGG" "$1" | cut -d. -f1) + $(metric "$AGG2" "$1" | cut -d. -f1) )); }
-      wait_for "$n more trades" 600 test "$(both tradeflow_aggregator_records_total)" -ge $((rec0 + n))
-      wait_for "$n dirty rows snapshotted" 600 test "$(both tradeflow_aggregator_snapshot_rows_total)" -ge $((r0 + n))
+      rec0=$(both tradeflow_aggregator_records_total)
+      # Appended to the clients' files (a line's identity is its place in its file): the backfill
+      # publishes every file again, the lines before are duplicates the aggregators drop.
+      T0=$((3600 + dirty / 1000)) write_lines "$dir/logs" "$dclients" 0 "$SYMBOLS"
+      lines=$(cat "$dir"/logs/*.log | wc -l)
+      publish "$dir/logs"
+      wait_for "$lines more records" 600 both_at_least tradeflow_aggregator_records_total $((rec0 + lines))
+      wait_for "$n dirty rows snapshotted" 600 both_at_least tradeflow_aggregator_snapshot_rows_total $((r0 + n))
       python3 -c "
 m = $(metric "$AGG" tradeflow_aggregator_snapshot_duration_microseconds_total) - $m0 + $(metric "$AGG2" tradeflow_aggregator_snapshot_duration_microseconds_total) - $m20
 c = $(metric "$AGG" tradeflow_aggregator_snapshots_total) - $c0 + $(metric "$AGG2" tradeflow_aggregator_snapshots_total) - $c20
