@@ -14,8 +14,10 @@
 #   - a second aggregator joins: its partitions' load time and rows (its counters), and the wall time
 #     from its start until both own their share of the 12 partitions.
 # Then, at the largest scale, BENCH_DIRTY="10000 100000" more trades touch that many existing rows
-# (snapshot time with 10 k and 100 k dirty rows among the N live rows). Everything shares this
-# machine; the load average is printed.
+# (snapshot time with 10 k and 100 k dirty rows among the N live rows). BENCH_P99=1: a live
+# ingestor on its own directory, and the e2e_latency client at 10 k trades/s for P99_SECONDS (30)
+# before the rows are loaded and again with them all live, at the largest scale: p99 with 0 and
+# with N live rows, same stack. Everything shares this machine; the load average is printed.
 #
 #   scripts/bench-scale.sh [ROWS…]     (default 10000 100000 1000000; ROUNDS=5)
 set -euo pipefail
@@ -32,6 +34,17 @@ ensure_kafka
 ensure_postgres
 cargo build --release --locked --bin tradeflow >&2
 TF="$PWD/target/release/tradeflow"
+if [ "${BENCH_P99:-0}" = 1 ]; then
+  cargo build --release --locked -p tradeflow-dashboard --example e2e_latency >&2
+  BENCH="$PWD/target/release/examples/e2e_latency"
+fi
+# latency LABEL: 10 k trades/s through the live ingestor, P99_SECONDS, 10 clients, 10 subscribers.
+latency() {
+  "$BENCH" --logs "$dir/live" --ws "ws://127.0.0.1:$DPORT/ws" --seconds 5 --rate 1000 --clients 10 --subscribers 10 --label warm-up >/dev/null
+  "$BENCH" --logs "$dir/live" --ws "ws://127.0.0.1:$DPORT/ws" --seconds "${P99_SECONDS:-30}" --rate 10000 --clients 10 \
+    --subscribers 10 --label "$1"
+  echo "  load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
 WORK=$(mktemp -d /tmp/tradeflow-scale.XXXXXX)
 BASE_URL="$DATABASE_URL"
 PIDS=()
@@ -110,17 +123,27 @@ for rows in "${SCALES[@]}"; do
   "$TF" dashboard --auth-off --listen "127.0.0.1:$DPORT" --max-sockets-per-client 1000 2>>"$dir/dashboard.log" & PIDS+=($!); dash_pid=$!
   wait_for "the dashboard" 60 curl -sf "http://127.0.0.1:$DPORT/readyz" -o /dev/null
   wait_for "the aggregator's partitions" 60 at_least "$AGG" tradeflow_aggregator_partitions_owned 12
+  p99=""
+  if [ "${BENCH_P99:-0}" = 1 ] && [ "$rows" = "${SCALES[-1]}" ]; then p99=1; fi
+  if [ -n "$p99" ]; then
+    mkdir -p "$dir/live"
+    TRADEFLOW_INGESTOR_METRICS_ADDR="127.0.0.1:$(free_port)" "$TF" ingestor --dir "$dir/live" --state-dir "$dir/live-state" \
+      2>>"$dir/ingestor-live.log" & PIDS+=($!)
+    latency "10k trades/s, 0 live rows"
+  fi
   agg_rss0=$(rss_kb "$agg_pid"); dash_rss0=$(rss_kb "$dash_pid")
   s_micros=$(metric "$AGG" tradeflow_aggregator_snapshot_duration_microseconds_total)
   s_count=$(metric "$AGG" tradeflow_aggregator_snapshots_total); s_rows=$(metric "$AGG" tradeflow_aggregator_snapshot_rows_total)
+  rec_base=$(metric "$AGG" tradeflow_aggregator_records_total | cut -d. -f1)
+  sum_base=$(metric "127.0.0.1:$DPORT" tradeflow_dashboard_summaries_total | cut -d. -f1)
 
   log "scale $rows: writing $total lines ($clients clients × 3 accounts × $SYMBOLS symbols + one client × 3 × 1,000)"
   write_lines "$dir/logs" "$clients" 0 "$SYMBOLS"
   write_lines "$dir/logs" 1 0 1000 "$BIG_CLIENT"
   publish "$dir/logs"
-  wait_for "the aggregator to consume $total trades" 600 at_least "$AGG" tradeflow_aggregator_records_total "$total"
-  wait_for "the snapshots of $total rows" 600 at_least "$AGG" tradeflow_aggregator_snapshot_rows_total "$((s_rows + total))"
-  wait_for "the dashboard to read $total changes" 600 at_least "127.0.0.1:$DPORT" tradeflow_dashboard_summaries_total "$total"
+  wait_for "the aggregator to consume $total trades" 600 at_least "$AGG" tradeflow_aggregator_records_total "$((rec_base + total))"
+  wait_for "the snapshots of $total rows" 600 at_least "$AGG" tradeflow_aggregator_snapshot_rows_total "$(( ${s_rows%.*} + total))"
+  wait_for "the dashboard to read $total changes" 600 at_least "127.0.0.1:$DPORT" tradeflow_dashboard_summaries_total "$((sum_base + total))"
   agg_rss=$(rss_kb "$agg_pid"); dash_rss=$(rss_kb "$dash_pid")
   echo "scale: $total live rows ($clients clients), load average $(cut -d' ' -f1-3 /proc/loadavg)"
   python3 -c "
@@ -177,6 +200,7 @@ r = $(both tradeflow_aggregator_snapshot_rows_total) - $r0
 print(f'  snapshot of $n dirty rows among $total live (two aggregators): {r} rows in {c:.0f} partition transactions, Σ {m / 1e3:.1f} ms = {m / max(r, 1):.1f} µs per row')"
     done
   fi
+  if [ -n "$p99" ]; then latency "10k trades/s, $total live rows"; fi
   stop_stack
 done
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
