@@ -1,7 +1,7 @@
-# The latency benchmarks' stack (sourced by bench-latency.sh, bench-soak.sh via it, and
-# bench-ceiling.sh): builds the release binaries, starts a fresh Apache Kafka node, database, topics,
+# The latency benchmarks' stack (sourced by bench-latency.sh, bench-soak.sh via it, bench-ceiling.sh
+# and bench-fanout.sh): builds the release binaries, starts a fresh Apache Kafka node, database, topics,
 # ingestor, aggregator and dashboard per stack, runs the e2e_latency client, and reports the per-hop
-# quantiles and each process's CPU between two scrapes.
+# quantiles, each process's CPU and CPU per trade between two scrapes, and the load average.
 SUMMARY_PARTS="${SUMMARY_PARTS:-${BENCH_SUMMARIES_PARTITIONS:-1}}"
 ensure_kafka
 ensure_postgres
