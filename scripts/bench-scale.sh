@@ -19,11 +19,11 @@
 # before the rows are loaded and again with them all live, at the largest scale: p99 with 0 and
 # with N live rows, same stack. Everything shares this machine; the load average is printed.
 #
-#   scripts/bench-scale.sh [ROWS…]     (default 10000 100000 1000000; ROUNDS=5)
+#   scripts/bench-scale.sh [ROWS…]     (default 10000 100000 1000000; ROUNDS=5; BENCH_P99=1 P99_SECONDS=30; BENCH_DIRTY)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-case "${1:-}" in -h|--help) sed -n '2,20p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,22p' "$0"; exit 0 ;; esac
 SCALES=("${@:-10000 100000 1000000}")
 SCALES=(${SCALES[*]})
 ROUNDS="${ROUNDS:-5}"
