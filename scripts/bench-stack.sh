@@ -11,7 +11,7 @@ ensure_postgres
 # was 65 crates and ~6 minutes on 2 cores; the example alone is ~1 minute (2026-11-30).
 cargo build --release --locked --bin tradeflow >&2
 cargo build --release --locked -p tradeflow-dashboard --example e2e_latency >&2
-TF="$PWD/target/release/tradeflow"
+TF="${TRADEFLOW_BIN:-$PWD/target/release/tradeflow}"  # TRADEFLOW_BIN: another build (an A/B), as dev.sh
 BENCH="$PWD/target/release/examples/e2e_latency"
 WORK=$(mktemp -d /tmp/tradeflow-latency.XXXXXX)
 BASE_URL="$DATABASE_URL"
