@@ -58,7 +58,9 @@ if [ "${BENCH_LIVE:-0}" = 1 ]; then
   LIVE="live: an aggregator owned every partition during the backfill"
 fi
 t0=$(now)
-"$TF" backfill --from earliest >"$WORK/backfill.out" 2>"$WORK/backfill.err"
+# The backfill's CPU (user + system, bash's `time`): per record, the figure the machine's load
+# does not move (the wall ratio does: the backfill needs both cores, kcat a fraction of one).
+{ TIMEFORMAT='%U %S'; time "$TF" backfill --from earliest >"$WORK/backfill.out" 2>"$WORK/backfill.err"; } 2>"$WORK/backfill.cpu"
 t1=$(now)
 if [ -n "$LIVE" ]; then
   for _ in $(seq 1 120); do [ "$(metric tradeflow_aggregator_partitions_owned)" = 12 ] && break; sleep 0.5; done
@@ -68,10 +70,12 @@ fi
 kcat -C -b "$KAFKA_BROKERS" -X broker.address.family=v4 -t trades -o beginning -e -q -f '%o\n' >"$WORK/kcat.out"
 t2=$(now)
 grep -ci "error" "$WORK/backfill.err" >"$WORK/errors" || true
-python3 - "$t0" "$t1" "$t2" "$(cat "$WORK/backfill.out")" "$(wc -l <"$WORK/kcat.out")" "$(cat "$WORK/errors")" "$LIVE" <<'PY'
-import sys
+python3 - "$t0" "$t1" "$t2" "$(cat "$WORK/backfill.out")" "$(wc -l <"$WORK/kcat.out")" "$(cat "$WORK/errors")" "$LIVE" \
+  "$(cat "$WORK/backfill.cpu")" <<'PY'
+import os, sys
 t0, t1, t2 = map(float, sys.argv[1:4])
 out, kcat_n, errors, live = sys.argv[4], int(sys.argv[5]), sys.argv[6], sys.argv[7]
+cpu = sum(map(float, sys.argv[8].split()))
 read = int(out.split("records read:")[1].split()[0])
 bf, kc = t1 - t0, t2 - t1
 print("replay: one Apache Kafka node, Postgres, tradeflow and kcat on one 2-core machine")
@@ -80,4 +84,6 @@ if live:
 print(f"tradeflow backfill --from earliest: {read} records in {bf:6.2f} s = {read / bf / 1e3:6.0f} k records/s  ({out.strip()})")
 print(f"kcat -C (to the end, offsets only): {kcat_n} records in {kc:6.2f} s = {kcat_n / kc / 1e3:6.0f} k records/s")
 print(f"ratio tradeflow / kcat: {(read / bf) / (kcat_n / kc):.2f}   error lines logged by backfill: {errors}")
+print(f"backfill CPU (user + system): {cpu:.2f} s = {cpu / read * 1e6:.2f} µs per record"
+      f" ({cpu / bf:.2f} cores of the machine's {os.cpu_count()}); load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 PY

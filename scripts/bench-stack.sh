@@ -1,7 +1,7 @@
-# The latency benchmarks' stack (sourced by bench-latency.sh, bench-soak.sh via it, and
-# bench-ceiling.sh): builds the release binaries, starts a fresh Apache Kafka node, database, topics,
+# The latency benchmarks' stack (sourced by bench-latency.sh, bench-soak.sh via it, bench-ceiling.sh
+# and bench-fanout.sh): builds the release binaries, starts a fresh Apache Kafka node, database, topics,
 # ingestor, aggregator and dashboard per stack, runs the e2e_latency client, and reports the per-hop
-# quantiles and each process's CPU between two scrapes.
+# quantiles, each process's CPU and CPU per trade between two scrapes, and the load average.
 SUMMARY_PARTS="${SUMMARY_PARTS:-${BENCH_SUMMARIES_PARTITIONS:-1}}"
 ensure_kafka
 ensure_postgres
@@ -11,7 +11,7 @@ ensure_postgres
 # was 65 crates and ~6 minutes on 2 cores; the example alone is ~1 minute (2026-11-30).
 cargo build --release --locked --bin tradeflow >&2
 cargo build --release --locked -p tradeflow-dashboard --example e2e_latency >&2
-TF="$PWD/target/release/tradeflow"
+TF="${TRADEFLOW_BIN:-$PWD/target/release/tradeflow}"  # TRADEFLOW_BIN: another build (an A/B), as dev.sh
 BENCH="$PWD/target/release/examples/e2e_latency"
 WORK=$(mktemp -d /tmp/tradeflow-latency.XXXXXX)
 BASE_URL="$DATABASE_URL"
@@ -88,12 +88,26 @@ report() {
   hop_quantiles "3 aggregation (read → changelog produce)" "$WORK/agg.before" "$WORK/agg.after" tradeflow_aggregator_apply_seconds
   hop_quantiles "4 summaries hop (produce → dashboard reads)" "$WORK/dash.before" "$WORK/dash.after" tradeflow_dashboard_summary_age_seconds
   hop_quantiles "5 fan-out (applied → frame written)" "$WORK/dash.before" "$WORK/dash.after" tradeflow_dashboard_fanout_seconds
-  python3 - "$WORK/cpu.before" "$WORK/cpu.after" "$(getconf CLK_TCK)" <<'PY'
-import sys
+  python3 - "$WORK/cpu.before" "$WORK/cpu.after" "$(getconf CLK_TCK)" "$WORK/agg.before" "$WORK/agg.after" <<'PY'
+import os, sys
 b, a = (list(map(float, open(p).read().split())) for p in sys.argv[1:3])
 hz, secs = float(sys.argv[3]), a[0] - b[0]
 names = ["ingestor", "aggregator", "dashboard", "kafka", "postgres"]
-print("  CPU (% of one core): " + "  ".join(f"{n} {(a[i + 1] - b[i + 1]) / hz / secs * 100:.0f}" for i, n in enumerate(names)))
+cpu = [(a[i + 1] - b[i + 1]) / hz for i in range(len(names))]  # CPU-seconds over the load
+print("  CPU (% of one core): " + "  ".join(f"{n} {c / secs * 100:.0f}" for n, c in zip(names, cpu)))
+def records(path):
+    try:
+        return next(float(l.split()[1]) for l in open(path) if l.startswith("tradeflow_aggregator_records_total "))
+    except (OSError, StopIteration):
+        return 0.0
+# Cost per trade: each process's CPU-seconds (user + system, /proc/PID/stat) over the trades the
+# aggregator consumed between the two scrapes; the broker is its JVM.
+trades = records(sys.argv[5]) - records(sys.argv[4])
+if trades > 0:
+    print("  CPU per trade (µs): " + "  ".join(f"{n} {c / trades * 1e6:.1f}" for n, c in zip(names, cpu))
+          + f"  pipeline {sum(cpu[:4]) / trades * 1e6:.1f}  ({trades:.0f} trades; ingestor + aggregator + dashboard + broker"
+          + f" {sum(cpu[:4]) / secs:.2f} cores at {trades / secs:.0f} trades/s; postgres counts every cluster on the machine)")
+print(f"  load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 PY
 }
 

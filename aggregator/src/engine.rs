@@ -80,9 +80,13 @@ impl Engine {
     /// Loads a partition, retrying while Postgres is unreachable.
     fn load(&self, partition: i32) -> Loaded {
         let mut backoff = Duration::from_millis(100);
+        let started = Instant::now();
         loop {
             match self.handle.block_on(self.store.load(partition)) {
-                Ok(s) => return Loaded::State(Box::new(s)),
+                Ok(s) => {
+                    self.metrics.partition_loaded(s.rows.len(), started.elapsed());
+                    return Loaded::State(Box::new(s));
+                }
                 Err(StoreError::Rebuilding(_)) => return Loaded::Rebuilding,
                 Err(e) => {
                     tracing::error!(partition, error = %e, "cannot load partition state; retrying");

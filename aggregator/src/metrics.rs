@@ -31,6 +31,11 @@ pub struct Metrics {
     /// Rows a new owner published as it loaded them (its predecessor may have died with them unsent).
     pub rows_republished: AtomicU64,
     pub partitions_owned: AtomicU64,
+    /// Partitions loaded from Postgres on assignment, the rows they held and the time it took
+    /// (retries included): a new owner's cost on rebalance.
+    pub partition_loads: AtomicU64,
+    pub partition_load_rows: AtomicU64,
+    pub partition_load_micros: AtomicU64,
     /// Records set aside on `trades.refused`, by reason.
     pub refused: Mutex<BTreeMap<Reason, u64>>,
     /// Refusals the producer would not queue (logged only).
@@ -69,6 +74,13 @@ impl Metrics {
 
     pub fn count_tick_refused(&self, code: &'static str) {
         *self.ticks_refused.lock().unwrap_or_else(|e| e.into_inner()).entry(code).or_default() += 1;
+    }
+
+    /// A partition's state was loaded: `rows` summary rows in `took`.
+    pub fn partition_loaded(&self, rows: usize, took: std::time::Duration) {
+        self.partition_loads.fetch_add(1, Relaxed);
+        self.partition_load_rows.fetch_add(rows as u64, Relaxed);
+        self.partition_load_micros.fetch_add(took.as_micros() as u64, Relaxed);
     }
 
     /// A snapshot attempt failed with `error`.
@@ -152,6 +164,24 @@ impl Metrics {
                     "counter",
                 ),
                 ("partitions_owned", "Partitions this instance owns.", &self.partitions_owned, "gauge"),
+                (
+                    "partition_loads_total",
+                    "Partitions loaded from Postgres on assignment.",
+                    &self.partition_loads,
+                    "counter",
+                ),
+                (
+                    "partition_load_rows_total",
+                    "Summary rows those partition loads read.",
+                    &self.partition_load_rows,
+                    "counter",
+                ),
+                (
+                    "partition_load_microseconds_total",
+                    "Time spent loading partitions on assignment (retries included).",
+                    &self.partition_load_micros,
+                    "counter",
+                ),
             ],
         );
         self.record_age.render(

@@ -13,6 +13,12 @@ use crate::redrive::Redriven;
 /// A log file generation: where a line's identity says it came from.
 pub type FileKey = (ClientId, NaiveDate, u32);
 
+/// The state's maps and sets hash with foldhash (seeded per process) instead of std's SipHash:
+/// every record looks up its row and its file, and SipHash was ~9 % of a backfill's CPU in `perf`
+/// (docs/benchmarks.md, replay). The keys are the desk's own clients, accounts and symbols.
+pub type StateMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub type StateSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 pub struct PartitionState {
     pub partition: i32,
@@ -22,12 +28,12 @@ pub struct PartitionState {
     pub generation: i64,
     /// Next `trades` offset to consume (everything before it is in the state).
     pub next_offset: i64,
-    pub rows: HashMap<SummaryKey, Position>,
+    pub rows: StateMap<SummaryKey, Position>,
     /// Offset (exclusive) each row reflects.
-    pub row_offsets: HashMap<SummaryKey, i64>,
-    pub files: HashMap<FileKey, u64>,
-    pub dirty_rows: HashSet<SummaryKey>,
-    pub dirty_files: HashSet<FileKey>,
+    pub row_offsets: StateMap<SummaryKey, i64>,
+    pub files: StateMap<FileKey, u64>,
+    pub dirty_rows: StateSet<SummaryKey>,
+    pub dirty_files: StateSet<FileKey>,
     /// Identities applied as re-drives ([`crate::redrive`]).
     pub redriven: Redriven,
     /// `next_offset` when last snapshotted (a snapshot is due when it moved).

@@ -485,6 +485,14 @@ async fn a_second_instance_joins_then_leaves_while_trades_flow() {
         (x > 0 && y > 0 && x + y == 12).then_some(())
     })
     .await;
+    // B loaded each partition it was given from Postgres, and counted it (bench-scale reads these).
+    eventually("B counts a load per partition it owns", LONG, || async {
+        let loads = metric(ports[1], "tradeflow_aggregator_partition_loads_total").await?;
+        let took = metric(ports[1], "tradeflow_aggregator_partition_load_microseconds_total").await?;
+        let y = owned(ports[1]).await?;
+        (y > 0 && loads >= y && took > 0).then_some(())
+    })
+    .await;
     // B leaves (snapshotting its partitions first); dying and pausing members: failover.rs.
     assert!(b.terminate(Duration::from_secs(30)), "B did not stop cleanly");
     let left = std::time::Instant::now();
