@@ -11,7 +11,8 @@
 //!   [`positions`]: holdings across dates (the `positions` view).
 //! - [`access`] / [`token`]: signed client tokens and the Origin allow-list.
 //! - [`server`]: warp routes — the page (`web/`, compiled in), `/ws`, `/api/summary` ([`rest`]),
-//!   `/api/config`, `/healthz`, `/readyz`, `/metrics`.
+//!   `/api/series` ([`series`]: the intraday P&L/position chart's points), `/api/config`, `/healthz`,
+//!   `/readyz`, `/metrics`.
 //! - [`tail`]: `tradeflow tail`, a terminal client of the same protocol.
 
 pub mod access;
@@ -24,6 +25,7 @@ pub mod positions;
 pub mod protocol;
 pub mod rest;
 pub mod row;
+pub mod series;
 pub mod server;
 pub mod session;
 pub mod source;

@@ -510,6 +510,7 @@ function handle(frame) {
       state.epoch = frame.epoch; state.seq = frame.seq;
       state.backoff = 500;
       setBadge("live"); setConnected(true); showError(""); touched(); schedulePaint(true);
+      document.dispatchEvent(new Event("tradeflow:rows"));
       break;
     }
     case "resumed":
@@ -528,6 +529,7 @@ function handle(frame) {
       }
       state.seq = frame.seq;
       touched(); schedulePaint();
+      document.dispatchEvent(new Event("tradeflow:rows"));
       break;
     }
     case "pong":
@@ -610,7 +612,16 @@ $("#login").addEventListener("submit", (event) => {
   state.wanted = true; state.backoff = 500;
   showError("");
   connect();
+  // holdings.js and charts.js follow the watched client on their own sockets.
+  document.dispatchEvent(new CustomEvent("tradeflow:watch", { detail: { client, token: state.token } }));
 });
+// Tabs: the rows (this file), holdings (holdings.js), charts (charts.js).
+function showTab(name) {
+  for (const b of document.querySelectorAll(".tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === name));
+  for (const view of ["rows", "holdings", "charts"]) $(`#${view}-view`).hidden = view !== name;
+  document.dispatchEvent(new CustomEvent("tradeflow:tab", { detail: name }));
+}
+for (const b of document.querySelectorAll(".tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
 $("#f-account").addEventListener("change", () => schedulePaint());
 $("#f-symbol").addEventListener("input", () => schedulePaint());
 $("#group-by").addEventListener("change", () => { state.layout.groupBy = $("#group-by").value; layoutChanged(); });
@@ -640,8 +651,9 @@ resetSlider();
 buildChooser(); buildHeader(); applyCompact(); schedulePaint(true);
 
 // #client=7[&token=…] (dev.sh prints such links) or this tab's last entries fill the form; with a
-// client and a token known (a link, or a reload) the page connects at once.
-(() => {
+// client and a token known (a link, or a reload) the page connects at once — after holdings.js and
+// charts.js have loaded (DOMContentLoaded), so they hear the first `tradeflow:watch`.
+document.addEventListener("DOMContentLoaded", () => {
   const saved = JSON.parse(sessionStorage.getItem("tradeflow") || "null");
   const hash = new URLSearchParams(location.hash.slice(1));
   const client = hash.get("client") || (saved && saved.client);
@@ -649,4 +661,4 @@ buildChooser(); buildHeader(); applyCompact(); schedulePaint(true);
   if (client) $("#client").value = client;
   if (token) $("#token").value = token;
   if (client && token) $("#login").requestSubmit();
-})();
+});
