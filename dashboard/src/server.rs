@@ -114,7 +114,8 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
         .unify();
     let charts_js = warp::path!("vendor" / "lightweight-charts.standalone.production.js")
         .map(|| asset(CHARTS_JS, "text/javascript; charset=utf-8"))
-        .or(warp::path!("vendor" / "LICENSE-lightweight-charts").map(|| asset(CHARTS_LICENSE, "text/plain; charset=utf-8")))
+        .or(warp::path!("vendor" / "LICENSE-lightweight-charts")
+            .map(|| asset(CHARTS_LICENSE, "text/plain; charset=utf-8")))
         .unify();
     let healthz = warp::path!("healthz").map(|| text(StatusCode::OK, "ok\n"));
     let readyz = warp::path!("readyz").and(with()).map(|s: Arc<Server>| {
@@ -315,17 +316,18 @@ async fn summary(s: &Server, raw_query: &str, authorization: Option<&str>) -> Re
 }
 
 /// The token, client and rate checks every per-client REST endpoint shares (as `/api/summary`'s).
-fn admit_rest(s: &Server, client: &str, token: Option<&str>) -> Result<ClientId, Response> {
-    let client = ClientId::parse(client).map_err(|e| text(StatusCode::BAD_REQUEST, format!("{e}\n")))?;
-    let entitled = s.access.entitle(token).map_err(|r| refusal(s, &r))?;
-    s.access.check_client(entitled.as_ref(), &client).map_err(|r| refusal(s, &r))?;
+/// The refusal is boxed: a `Response` is large beside a `ClientId`.
+fn admit_rest(s: &Server, client: &str, token: Option<&str>) -> Result<ClientId, Box<Response>> {
+    let client = ClientId::parse(client).map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, format!("{e}\n"))))?;
+    let entitled = s.access.entitle(token).map_err(|r| Box::new(refusal(s, &r)))?;
+    s.access.check_client(entitled.as_ref(), &client).map_err(|r| Box::new(refusal(s, &r)))?;
     if !s.gate.rest(client.as_str()) {
         s.live.metrics.rest_refused.fetch_add(1, Relaxed);
         let limit = s.gate.limits.rest_per_minute;
-        return Err(text(
+        return Err(Box::new(text(
             StatusCode::TOO_MANY_REQUESTS,
             format!("over {limit} requests a minute for client {client}; retry later\n"),
-        ));
+        )));
     }
     s.live.metrics.rest_requests.fetch_add(1, Relaxed);
     Ok(client)
@@ -343,7 +345,7 @@ async fn series(s: &Server, raw_query: &str, authorization: Option<&str>) -> Res
     };
     let client = match admit_rest(s, &query.client, bearer(authorization).or(query.token.as_deref())) {
         Ok(c) => c,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let answer = match series::parse(&query, chrono::Utc::now().date_naive()) {
         Ok((date, step)) => series::series(s.db.as_deref(), &client, date, step).await,

@@ -33,7 +33,7 @@ function ensureCharts() {
   if (charts.pnl) return;
   charts.pnl = LightweightCharts.createChart($("#pnl-chart"), chartOptions());
   charts.pnlLine = charts.pnl.addLineSeries({ color: "#2fbf71", lineWidth: 2, priceScaleId: "right", title: "P&L" });
-  charts.positionLine = charts.pnl.addLineSeries({ color: "#4aa3ff", lineWidth: 1, priceScaleId: "left", lineType: 1, title: "position" });
+  charts.positionLine = charts.pnl.addLineSeries({ color: "#4aa3ff", lineWidth: 1, priceScaleId: "left", lineType: 1, title: "position", priceFormat: { type: "price", precision: 0, minMove: 1 } });
   charts.candles = LightweightCharts.createChart($("#candle-chart"), chartOptions());
   charts.candleSeries = charts.candles.addCandlestickSeries({ upColor: "#2fbf71", downColor: "#e5534b", borderVisible: false, wickUpColor: "#2fbf71", wickDownColor: "#e5534b" });
 }
@@ -73,7 +73,7 @@ function livePoint() {
   const pnlKnown = rows.every((r) => r.total_pnl !== null && r.total_pnl !== undefined);
   charts.pnlLine.update(pnlKnown ? { time, value: Number(sumDecimals(rows.map((r) => r.total_pnl))) } : { time });
   charts.positionLine.update({ time, value: Number(sumDecimals(rows.map((r) => String(r.net_qty)))) });
-  charts.livePoints += 1;
+  if (!last || last.time < time) charts.livePoints += 1; // else the step's point was replaced
 }
 document.addEventListener("tradeflow:rows", () => {
   if (!charts.liveTimer) charts.liveTimer = setTimeout(livePoint, LIVE_POINT_MS);
