@@ -33,7 +33,7 @@ const COLUMNS = [
 const BY_KEY = new Map(COLUMNS.map((c) => [c.key, c]));
 const LAYOUT_KEY = "tradeflow.layout.v1";
 const PAINT_HZ = 16;          // repaint ceiling (frames per second)
-const FLASH_MS = 1200;        // a changed cell flashes this long (app.css animations)
+const FLASH_MS = 1200;        // a changed cell flashes this long (flashCell)
 const DEFAULT_LAYOUT = { order: COLUMNS.map((c) => c.key), hidden: [], sort: { key: "symbol", dir: 1 }, groupBy: "", compact: false };
 
 const state = {
@@ -210,11 +210,16 @@ function setCell(td, text, exact, flash) {
   if (td.textContent === text) return;
   td.textContent = text;
   td.title = exact === null || exact === undefined ? "" : String(exact);
-  if (flash) {
-    td.classList.remove("flash", "flash-up", "flash-down");
-    void td.offsetWidth; // restart the animation
-    td.classList.add(flash);
-  }
+  if (flash) flashCell(td, flash);
+}
+// A flash is a Web Animation: restarting it needs no forced layout (the CSS-class restart read
+// `offsetWidth` per changed cell, a synchronous layout of the whole table each time: with 2,000 rows
+// that froze the page — docs/benchmarks.md#the-page). The class stays as the cell's "what changed".
+const FLASH_COLOURS = { flash: "rgba(74,163,255,.40)", "flash-up": "rgba(47,191,113,.45)", "flash-down": "rgba(229,83,75,.45)" };
+function flashCell(td, flash) {
+  td.classList.remove("flash", "flash-up", "flash-down");
+  td.classList.add(flash);
+  td.animate([{ backgroundColor: FLASH_COLOURS[flash] }, { backgroundColor: "transparent" }], { duration: FLASH_MS, easing: "ease-out" });
 }
 function flashClass(before, after) {
   const b = Number(before), a = Number(after);
@@ -280,7 +285,7 @@ function paint() {
     toPaint.push([tr, item, fresh]);
   }
   for (const tr of existing.values()) tr.remove();
-  // Reorder first, then paint: a moved row keeps its flash (moving a node restarts animations).
+  // Reorder first, then paint (a moved row keeps its flash).
   order.forEach((tr, i) => { if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null); });
   const now = Date.now();
   for (const [tr, item, fresh] of toPaint) {
@@ -319,8 +324,7 @@ function flashFresh(tr, row, prev) {
     const c = BY_KEY.get(td.dataset.key);
     if (c.kind === "age") continue;
     if (prev === null || String(prev[c.key]) !== String(row[c.key])) {
-      td.classList.remove("flash", "flash-up", "flash-down");
-      td.classList.add(prev === null ? "flash" : flashClass(prev[c.key], row[c.key]));
+      flashCell(td, prev === null ? "flash" : flashClass(prev[c.key], row[c.key]));
     }
   }
 }
@@ -551,8 +555,16 @@ setInterval(() => {
   if (state.ws && state.ws.readyState === WebSocket.OPEN && state.lastMessageAt && Date.now() - state.lastMessageAt > 30000) {
     setBadge("stale"); setConnected(false);
   }
-  if (state.history) return;
-  for (const tr of $("#rows tbody").children) {
+  if (state.history || $("#rows-view").hidden) return;
+  // Only the rows on screen (and a few either side): 2,000 age cells rewritten every second were a
+  // long task of their own; a row scrolled into view is brought up to date within the second.
+  const rows = $("#rows tbody").children;
+  if (!rows.length) return;
+  const height = rows[0].offsetHeight || 1;
+  const first = Math.max(0, Math.floor(-rows[0].getBoundingClientRect().top / height) - 5);
+  const last = Math.min(rows.length, first + Math.ceil(innerHeight / height) + 10);
+  for (let i = first; i < last; i++) {
+    const tr = rows[i];
     const row = state.rows.get(tr.dataset.key);
     if (!row) continue;
     const age = tr.querySelector('[data-key="age"]');

@@ -30,7 +30,7 @@ use crate::harness::service::Service;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-async fn js(browser: &Client, script: &str) -> Value {
+pub(crate) async fn js(browser: &Client, script: &str) -> Value {
     browser.execute(script, vec![]).await.unwrap_or_else(|e| panic!("script {script}: {e}"))
 }
 
@@ -91,13 +91,13 @@ fn append_trade(logs: &Path, client: &str, symbol: &str, side: Side, price: &str
 }
 
 /// `chromedriver` on a free port, killed on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: std::process::Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Driver {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let port = free_port();
         let child = Command::new(&bin)

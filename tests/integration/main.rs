@@ -21,6 +21,7 @@ mod history;
 mod ingestor;
 mod mapping;
 mod odd_input;
+mod page_bench;
 mod refused;
 mod secure;
 mod smoke;
