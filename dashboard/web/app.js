@@ -146,8 +146,10 @@ function filteredRows() {
   const col = BY_KEY.get(key);
   const numeric = col && ["qty", "price", "money"].includes(col.kind);
   const value = (r) => (key === "age" ? -changedAtOf(r) : numeric ? (r[key] === null ? -Infinity : Number(r[key])) : r[key]);
-  rows.sort((a, b) => { const x = value(a), y = value(b); return (x < y ? -1 : x > y ? 1 : 0) * dir || rowKey(a).localeCompare(rowKey(b)); });
-  return rows;
+  // Each row's sort value and key computed once, not per comparison (2,000 rows: ~22,000 of them).
+  const decorated = rows.map((r) => [value(r), rowKey(r), r]);
+  decorated.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0) * dir || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  return decorated.map((d) => d[2]);
 }
 function sums(rows) {
   const out = {};
