@@ -99,6 +99,21 @@ $LINKS  broker      $KAFKA_BROKERS (Apache Kafka $KAFKA_VERSION, log dir $STATE/
   service logs $STATE/*.log
 Ctrl-C stops everything.
 INFO
+# One line of holdings P&L from Postgres once rows carry marks (in the background; at most 90 s).
+(
+  for _ in $(seq 90); do
+    sample=$(psql "$DATABASE_URL" -Atc "SELECT format('client %s %s %s: position %s, mark %s, total P&L %s, day P&L %s (day-open mark %s)',
+        client_id, account_id, symbol, position, mark_price, total_pnl, coalesce(day_pnl::text, 'null'),
+        coalesce(day_open_mark::text, 'null')) FROM holdings WHERE total_pnl IS NOT NULL
+        ORDER BY abs(position) DESC, client_id, account_id, symbol LIMIT 1" 2>/dev/null || true)
+    if [ -n "$sample" ]; then
+      echo "  P&L sample (SQL: SELECT * FROM holdings): $sample" >&2
+      echo "  live: the page's positions view, or $TF tail --view positions --client <id> --token <token>" >&2
+      break
+    fi
+    sleep 1
+  done
+) &
 status=0
 wait -n "${PIDS[@]}" || status=$?
 # A terminal's Ctrl-C reaches the services too: they stop cleanly (status 0), and bash then does not

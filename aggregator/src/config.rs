@@ -23,6 +23,10 @@ pub struct AggregatorArgs {
     /// Milliseconds between snapshots to Postgres.
     #[arg(long, env = "TRADEFLOW_SNAPSHOT_INTERVAL_MS", default_value_t = 10_000)]
     pub snapshot_interval_ms: u64,
+    /// Milliseconds between the bar writer's transactions (minute price bars from `prices` into
+    /// `price_bars`; at most 10,000 records each).
+    #[arg(long, env = "TRADEFLOW_BARS_FLUSH_MS", default_value_t = 500)]
+    pub bars_flush_ms: u64,
     /// Linger of the `summaries` producer in ms: fewer, larger batches (less broker work per
     /// change) for at most that much added latency (docs/benchmarks.md: 2 ms halves the `summaries`
     /// hop, but its soaks did not hold p99 ≤ 20 ms in every minute as 5 ms did).

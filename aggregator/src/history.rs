@@ -1,7 +1,8 @@
-//! Snapshot history upkeep: the date partitions of `summary_history` a snapshot is about to need
-//! are created ahead (yesterday, today and tomorrow, UTC), and with `--history-days N` the
-//! partitions of trade dates more than N days before today are dropped whole — with their keys in
-//! `summary_keys` — while `summary_current` is untouched. The aggregator does this at start and
+//! Snapshot history upkeep: the date partitions of `summary_history` (and of `price_bars`) a
+//! snapshot is about to need are created ahead (yesterday, today and tomorrow, UTC), and with
+//! `--history-days N` the partitions of trade dates more than N days before today are dropped
+//! whole — the history with its keys in `summary_keys`, and the minute price bars — while
+//! `summary_current` is untouched. The aggregator does this at start and
 //! hourly; `tradeflow history` does it once.
 
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub struct Upkeep {
     pub partitions: Vec<String>,
     /// Trade dates whose history was dropped.
     pub dropped: Vec<NaiveDate>,
+    /// Trade dates whose minute price bars were dropped.
+    pub bars_dropped: Vec<NaiveDate>,
 }
 
 /// The first trade date kept when keeping `days` days before `today` (`None`: keep all).
@@ -47,27 +50,37 @@ pub async fn upkeep(pool: &PgPool, retention: &RetentionArgs, today: NaiveDate) 
             .bind(&around)
             .fetch_all(pool)
             .await?;
-    let dropped = match cutoff(today, retention.history_days) {
-        Some(cutoff) => {
-            let mut tx = pool.begin().await?;
-            // Dropping a partition waits for the snapshots writing the table: bounded, retried next time.
-            sqlx::query("SET LOCAL lock_timeout = '10s'").execute(&mut *tx).await?;
-            let dropped =
-                sqlx::query_scalar("SELECT summary_history_drop_before($1)").bind(cutoff).fetch_all(&mut *tx).await?;
-            tx.commit().await?;
-            dropped
-        }
-        None => Vec::new(),
+    let bar_partitions: Vec<String> =
+        sqlx::query_scalar("SELECT price_bars_partition(d) FROM UNNEST($1::date[]) AS u(d)")
+            .bind(&around)
+            .fetch_all(pool)
+            .await?;
+    let (dropped, bars_dropped) = match cutoff(today, retention.history_days) {
+        Some(cutoff) => (
+            drop_before(pool, "summary_history_drop_before", cutoff).await?,
+            drop_before(pool, "price_bars_drop_before", cutoff).await?,
+        ),
+        None => (Vec::new(), Vec::new()),
     };
-    Ok(Upkeep { partitions, dropped })
+    Ok(Upkeep { partitions: partitions.into_iter().chain(bar_partitions).collect(), dropped, bars_dropped })
+}
+
+/// Runs one of the retention functions (`summary_history_drop_before`, `price_bars_drop_before`).
+async fn drop_before(pool: &PgPool, function: &str, cutoff: NaiveDate) -> Result<Vec<NaiveDate>, StoreError> {
+    let mut tx = pool.begin().await?;
+    // Dropping a partition waits for the transactions writing the table: bounded, retried next time.
+    sqlx::query("SET LOCAL lock_timeout = '10s'").execute(&mut *tx).await?;
+    let dropped = sqlx::query_scalar(&format!("SELECT {function}($1)")).bind(cutoff).fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(dropped)
 }
 
 /// Runs [`upkeep`] now and every [`UPKEEP_EVERY`] until `shutdown`; failures are logged and retried.
 pub async fn keep_up(pool: PgPool, retention: RetentionArgs, shutdown: CancellationToken) {
     loop {
         match upkeep(&pool, &retention, Utc::now().date_naive()).await {
-            Ok(done) if !done.dropped.is_empty() => {
-                tracing::info!(dropped = ?done.dropped, days = retention.history_days, "snapshot history past retention dropped")
+            Ok(done) if !done.dropped.is_empty() || !done.bars_dropped.is_empty() => {
+                tracing::info!(dropped = ?done.dropped, bars_dropped = ?done.bars_dropped, days = retention.history_days, "snapshot history and price bars past retention dropped")
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "history upkeep failed; retried in an hour"),

@@ -19,14 +19,19 @@
 //!   stop the partition loudly instead of being reset silently.
 //! - [`refused`]: records and rows the aggregator refuses, set aside on `trades.refused` (the
 //!   partition goes on).
+//! - [`bars`]: the bar writer — minute price bars from `prices` into `price_bars`, with the
+//!   prices offsets in one transaction (each tick once).
 //! - [`marks`]: the latest price per symbol from `prices` (ticks checked by `PriceTick::check`).
 //! - [`changelog`]: the `summaries` record.
 //! - [`history`]: history partitions ahead, and retention (`--history-days`).
-//! - [`verify`]: Postgres against the oracle; [`holdings`]: the view `holdings` against the oracle's.
+//! - [`verify`]: Postgres against the oracle; [`holdings`]: the view `holdings` against the oracle's;
+//!   [`day_pnl`]: its day P&L against the oracle's at the stored marks and bars.
 
 pub mod backfill;
+pub mod bars;
 pub mod changelog;
 pub mod config;
+pub mod day_pnl;
 pub mod engine;
 pub mod history;
 pub mod holdings;
@@ -74,6 +79,10 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
     let metrics = Arc::new(Metrics::default());
     let marks_group = format!("{}-marks-{}", config.group_id, std::process::id());
     let marks = marks::follow(&config.kafka, &topics.prices, &marks_group, metrics.clone(), shutdown.clone())?;
+    let bars_group = format!("{}-bars", config.group_id);
+    let flush = Duration::from_millis(config.bars_flush_ms.max(10));
+    let pool = store.pool.clone();
+    bars::spawn(&config.kafka, &topics.prices, &bars_group, flush, pool, metrics.clone(), shutdown.clone())?;
     let engine = Arc::new(Engine {
         store,
         handle: tokio::runtime::Handle::current(),

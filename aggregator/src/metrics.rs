@@ -37,6 +37,13 @@ pub struct Metrics {
     pub refused_unsent: AtomicU64,
     /// Price ticks that moved (or confirmed) a mark.
     pub price_ticks: AtomicU64,
+    /// Bar writer: ticks folded into `price_bars`, records skipped as already there, writes,
+    /// failed writes (retried), ticks refused or undecodable.
+    pub bar_ticks: AtomicU64,
+    pub bar_ticks_skipped: AtomicU64,
+    pub bar_writes: AtomicU64,
+    pub bar_write_failures: AtomicU64,
+    pub bar_ticks_refused: AtomicU64,
     /// Price ticks refused by `PriceTick::check`, by its reason code.
     pub ticks_refused: Mutex<BTreeMap<&'static str, u64>>,
     /// Snapshot attempts that failed since the last one that committed.
@@ -167,6 +174,26 @@ impl Metrics {
                 ),
                 ("snapshot_failures_total", "Snapshot attempts that failed.", &self.snapshot_failures_total, "counter"),
                 ("price_ticks_total", "Price ticks accepted from prices.", &self.price_ticks, "counter"),
+                ("bar_ticks_total", "Price ticks folded into price_bars.", &self.bar_ticks, "counter"),
+                (
+                    "bar_ticks_skipped_total",
+                    "prices records skipped by the bar writer as already in price_bars (re-read).",
+                    &self.bar_ticks_skipped,
+                    "counter",
+                ),
+                ("bar_writes_total", "Bar writer transactions committed.", &self.bar_writes, "counter"),
+                (
+                    "bar_write_failures_total",
+                    "Bar writer transactions that failed (the batch is retried).",
+                    &self.bar_write_failures,
+                    "counter",
+                ),
+                (
+                    "bar_ticks_refused_total",
+                    "Price ticks the bar writer refused (PriceTick::check) or could not decode; skipped.",
+                    &self.bar_ticks_refused,
+                    "counter",
+                ),
                 (
                     "refused_unsent_total",
                     "Refusals the producer would not queue for trades.refused (logged only).",

@@ -8,7 +8,8 @@
 //!   deltas and a bounded history shared by all of that client's subscribers.
 //! - [`subscriber`]: a subscriber's outbox, coalescing per row so a slow browser delays only itself.
 //! - [`session`]: one websocket connection speaking [`protocol`]; [`views`]: totals by symbol/account;
-//!   [`positions`]: holdings across dates (the `positions` view).
+//!   [`positions`]: holdings across dates (the `positions` view); [`bars`] + [`bars_view`]: today's
+//!   minute price bars live (the `bars` view), [`bars_rest`]: `/api/bars` from Postgres.
 //! - [`access`] / [`token`]: signed client tokens and the Origin allow-list.
 //! - [`server`]: warp routes — the page (`web/`, compiled in), `/ws`, `/api/summary` ([`rest`]),
 //!   `/api/series` ([`series`]: the intraday P&L/position chart's points), `/api/config`, `/healthz`,
@@ -16,6 +17,9 @@
 //! - [`tail`]: `tradeflow tail`, a terminal client of the same protocol.
 
 pub mod access;
+pub mod bars;
+pub mod bars_rest;
+pub mod bars_view;
 pub mod config;
 pub mod http;
 pub mod limits;

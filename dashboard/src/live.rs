@@ -123,6 +123,8 @@ pub struct Live {
     resume_window: usize,
     next_subscriber: AtomicU64,
     pub metrics: Arc<Metrics>,
+    /// Today's minute price bars, folded from the ticks (the `bars` view).
+    pub bars: crate::bars::LiveBars,
 }
 
 impl Live {
@@ -135,6 +137,7 @@ impl Live {
             resume_window: resume_window.max(1),
             next_subscriber: AtomicU64::new(1),
             metrics,
+            bars: crate::bars::LiveBars::default(),
         }
     }
 
@@ -204,6 +207,7 @@ impl Live {
     /// Applies a price tick: every row of the symbol gets the new mark (one delta per client).
     pub fn apply_tick(&self, tick: PriceTick) {
         self.metrics.price_ticks.fetch_add(1, Relaxed);
+        self.bars.apply(&tick, Utc::now());
         let mark = Mark { price: tick.price, at: tick.at };
         {
             let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,10 +1,10 @@
 //! The websocket protocol (JSON text frames; documented in docs/protocol.md).
 //!
 //! Subscriber → dashboard:
-//! `{"op":"subscribe","client":"7","account":"ACC1"?,"symbol":"AAPL"?,"view":"rows"|"totals_by_symbol"|"totals_by_account"|"positions"?,"epoch":"…"?,"since":12?}`,
+//! `{"op":"subscribe","client":"7","account":"ACC1"?,"symbol":"AAPL"?,"view":"rows"|"totals_by_symbol"|"totals_by_account"|"positions"|"bars"?,"epoch":"…"?,"since":12?}`,
 //! `{"op":"unsubscribe"}`, `{"op":"ping","id":1?}`.
 //!
-//! Dashboard → subscriber: `hello`, `snapshot`, `resumed`, `delta`, `view`, `pong`, `error`
+//! Dashboard → subscriber: `hello`, `snapshot`, `resumed`, `delta`, `view`, `bars`, `pong`, `error`
 //! (see [`Frame`]).
 
 use chrono::NaiveDate;
@@ -36,6 +36,8 @@ pub enum View {
     TotalsByAccount,
     /// Per (account, symbol): the holding across every trade date (docs/pnl.md#holdings).
     Positions,
+    /// Today's minute price bars of one symbol (`symbol` required; docs/protocol.md#the-bars-view).
+    Bars,
 }
 
 impl View {
@@ -45,6 +47,7 @@ impl View {
             View::TotalsBySymbol => "totals_by_symbol",
             View::TotalsByAccount => "totals_by_account",
             View::Positions => "positions",
+            View::Bars => "bars",
         }
     }
 }
@@ -113,6 +116,12 @@ pub enum Frame<'a> {
         seq: u64,
         snapshot: bool,
         rows: &'a [PositionRow],
+    },
+    /// The `bars` view: today's bars of `symbol` when `snapshot`, else the bar a tick changed.
+    Bars {
+        symbol: &'a str,
+        snapshot: bool,
+        bars: &'a [tradeflow_core::bars::Bar],
     },
     Pong {
         id: Option<u64>,

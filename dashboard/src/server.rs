@@ -44,11 +44,11 @@ pub struct Server {
     pub shutdown: CancellationToken,
 }
 
-fn text(status: StatusCode, body: impl Into<String>) -> Response {
+pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Response {
     warp::reply::with_status(body.into(), status).into_response()
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Response {
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> Response {
     warp::reply::json(value).into_response()
 }
 
@@ -59,7 +59,7 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     r
 }
 
-fn refusal(server: &Server, r: &Refusal) -> Response {
+pub(crate) fn refusal(server: &Server, r: &Refusal) -> Response {
     server.live.metrics.rest_refused.fetch_add(1, Relaxed);
     let status = match r {
         Refusal::NoToken | Refusal::BadToken(_) => StatusCode::UNAUTHORIZED,
@@ -128,6 +128,7 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
     let metrics = warp::path!("metrics").and(with()).map(|s: Arc<Server>| {
         let mut body = s.live.metrics.render();
         s.gate.render(&mut body);
+        s.live.bars.render(&mut body);
         let mut r = text(StatusCode::OK, body);
         r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4"));
         r
@@ -232,6 +233,8 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
             .or(summary)
             .unify()
             .or(series)
+            .unify()
+            .or(crate::bars_rest::route(server.clone()))
             .unify()
             .or(ws)
             .unify(),

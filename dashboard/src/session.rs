@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tradeflow_core::ClientId;
 use warp::ws::{Message, WebSocket};
 
+use crate::bars_view::BarsSubscription;
 use crate::limits::{Bucket, Gate};
 use crate::live::{Live, SharedFeed, Start, lock};
 use crate::protocol::{Frame, Op, Request, View};
@@ -70,6 +71,7 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
         return;
     }
     let mut subscription: Option<Subscription> = None;
+    let mut bars: Option<BarsSubscription> = None;
     let mut subscribes = Bucket::per_minute(ctx.gate.limits.subscribes_per_minute);
     // A socket without a subscription is closed after the idle timeout.
     let mut unsubscribed_since = Some(tokio::time::Instant::now());
@@ -83,6 +85,12 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
         let next_batch = async {
             match &subscription {
                 Some(s) => s.subscriber.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        let next_bars = async {
+            match &mut bars {
+                Some(b) => b.next().await,
                 None => std::future::pending().await,
             }
         };
@@ -102,11 +110,13 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
                 Some(Ok(m)) if m.is_close() => break,
                 Some(Ok(m)) if m.is_ping() || m.is_pong() => continue,
                 Some(Ok(m)) => {
-                    let frames = handle(&ctx, entitled.as_ref(), &mut subscription, &mut subscribes, &m);
-                    unsubscribed_since = match (&subscription, unsubscribed_since) {
-                        (Some(_), _) => None,
-                        (None, Some(since)) => Some(since),
-                        (None, None) => Some(tokio::time::Instant::now()),
+                    let mut subs = Subscriptions { feed: &mut subscription, bars: &mut bars };
+                    let frames = handle(&ctx, entitled.as_ref(), &mut subs, &mut subscribes, &m);
+                    let subscribed = subscription.is_some() || bars.is_some();
+                    unsubscribed_since = match (subscribed, unsubscribed_since) {
+                        (true, _) => None,
+                        (false, Some(since)) => Some(since),
+                        (false, None) => Some(tokio::time::Instant::now()),
                     };
                     frames
                 }
@@ -118,6 +128,7 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
                 }
                 _ => continue,
             },
+            frame = next_bars => vec![frame],
         };
         let mut failed = false;
         for frame in frames {
@@ -145,10 +156,17 @@ async fn send(
     Ok(())
 }
 
+/// A connection's subscription: to a client's feed (rows and views over them), or to the bars
+/// of a symbol; at most one at a time.
+struct Subscriptions<'a> {
+    feed: &'a mut Option<Subscription>,
+    bars: &'a mut Option<BarsSubscription>,
+}
+
 fn handle(
     ctx: &SessionContext,
     entitled: Option<&ClientId>,
-    subscription: &mut Option<Subscription>,
+    subscription: &mut Subscriptions<'_>,
     subscribes: &mut Bucket,
     message: &Message,
 ) -> Vec<String> {
@@ -170,7 +188,8 @@ fn handle(
     match request.op {
         Op::Ping => vec![Frame::Pong { id: request.id }.to_text()],
         Op::Unsubscribe => {
-            *subscription = None;
+            *subscription.feed = None;
+            *subscription.bars = None;
             vec![Frame::Unsubscribed {}.to_text()]
         }
         Op::Subscribe if !subscribes.take() => {
@@ -189,7 +208,7 @@ fn handle(
 fn subscribe(
     ctx: &SessionContext,
     entitled: Option<&ClientId>,
-    subscription: &mut Option<Subscription>,
+    subscriptions: &mut Subscriptions<'_>,
     request: Request,
 ) -> Vec<String> {
     let Some(client) = request.client.as_deref() else {
@@ -206,7 +225,22 @@ fn subscribe(
         };
         return vec![error(ctx, "forbidden", &message)];
     }
-    *subscription = None;
+    let Subscriptions { feed: subscription, bars } = subscriptions;
+    **bars = None;
+    if request.view == View::Bars {
+        **subscription = None;
+        let Some(symbol) = request.symbol.as_deref() else {
+            return vec![error(ctx, "bad_request", "the bars view needs a \"symbol\"")];
+        };
+        if let Err(e) = tradeflow_core::edge::check_key("symbol", symbol) {
+            return vec![error(ctx, "bad_request", &e.to_string())];
+        }
+        ctx.live.metrics.snapshots.fetch_add(1, Relaxed);
+        let (subscription, snapshot) = BarsSubscription::start(ctx.live.clone(), symbol.into());
+        **bars = Some(subscription);
+        return vec![snapshot];
+    }
+    **subscription = None;
     let live = ctx.live.clone();
     let filter = Filter { account: request.account.map(Into::into), symbol: request.symbol.map(Into::into) };
     let subscriber = Arc::new(Subscriber::new(live.next_subscriber_id(), filter.clone(), live.metrics.clone()));
@@ -254,7 +288,7 @@ fn subscribe(
             frames
         }
     };
-    *subscription = Some(Subscription { client, view, feed, subscriber, live });
+    **subscription = Some(Subscription { client, view, feed, subscriber, live });
     frames
 }
 

@@ -24,7 +24,7 @@ pub struct VerifyArgs {
     database: tradeflow_aggregator::config::DatabaseArgs,
 }
 
-/// Prints the differences between Postgres and the oracle (rows with their realized P&L, and holdings); an error (exit 1) if there are any.
+/// Prints the differences between Postgres and the oracle (rows with their realized P&L, holdings, and their day P&L); an error (exit 1) if there are any.
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let mapping = args.mapping.load()?;
     let mut oracle = Oracle::new();
@@ -48,7 +48,15 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         println!("{d}");
     }
     println!("holdings: stored {}; differences: {}", held.len(), held_diffs.len());
-    let n = diffs.len() + held_diffs.len();
+    let day = tradeflow_aggregator::day_pnl::current_day_pnl(&pool).await.context("reading holdings' day P&L")?;
+    let day_diffs = tradeflow_aggregator::day_pnl::compare_day_pnl(&pool, &day, &oracle)
+        .await
+        .context("reading price_bars for the day-open marks")?;
+    for d in &day_diffs {
+        println!("{d}");
+    }
+    println!("day P&L: stored {}; differences: {}", day.len(), day_diffs.len());
+    let n = diffs.len() + held_diffs.len() + day_diffs.len();
     if n == 0 { Ok(()) } else { anyhow::bail!("{n} differences") }
 }
 
@@ -91,6 +99,9 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
     }
     for date in &done.dropped {
         println!("dropped\t{date}");
+    }
+    for date in &done.bars_dropped {
+        println!("dropped bars\t{date}");
     }
     match tradeflow_aggregator::history::cutoff(today, args.retention.history_days) {
         Some(cutoff) => println!("kept\ttrade dates from {cutoff}; {} dropped", done.dropped.len()),

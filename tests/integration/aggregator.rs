@@ -108,7 +108,10 @@ impl Pipeline {
             diffs.extend(compare_realized_pnl(&realized, &oracle));
             // Holdings (a view over the rows) equal the oracle's: nothing lost or doubled across dates.
             let held = current_holdings(&self.db.pool).await.ok()?;
-            (diffs.is_empty() && compare_holdings(&held, &oracle).is_empty()).then_some(diffs)
+            // Their day P&L equals the oracle's at the stored marks and day-open marks (price_bars).
+            let day = tradeflow_aggregator::day_pnl::current_day_pnl(&self.db.pool).await.ok()?;
+            let day_diffs = tradeflow_aggregator::day_pnl::compare_day_pnl(&self.db.pool, &day, &oracle).await.ok()?;
+            (diffs.is_empty() && compare_holdings(&held, &oracle).is_empty() && day_diffs.is_empty()).then_some(diffs)
         })
         .await;
         assert!(diffs.is_empty());
@@ -412,9 +415,28 @@ async fn documented_sql_queries_run_as_the_read_only_role() {
     assert!(queries.len() >= 5, "docs/sql.md shows {} queries", queries.len());
     let p = Pipeline::new().await;
     p.produce(&["--clients", "1,2,3", "--count", "2000", "--seed", "13", "--start", "2026-11-20T09:00:00"]);
+    // A tick for the bars queries (published before the aggregator starts, read by its bar writer).
+    let tick = tradeflow_core::price::PriceTick {
+        symbol: "AAPL".into(),
+        price: "101.5".parse().expect("price"),
+        at: chrono::Utc::now(),
+    };
+    let producer: rdkafka::producer::FutureProducer = p.topics.kafka.client_config().create().expect("producer");
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&p.topics.topics.prices).key("AAPL").payload(&tick.to_json()),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("publish tick");
     let _ingestor = p.start("ingestor", harness::broker::free_port());
     let _aggregator = p.start("aggregator", harness::broker::free_port());
     p.converges().await;
+    eventually("the tick's bar", LONG, || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM price_bars").fetch_one(&p.db.pool).await.ok()?;
+        (n > 0).then_some(())
+    })
+    .await;
     let oracle = Oracle::from_dir(&p.logs).expect("oracle");
     let reader = sqlx::PgPool::connect(&url_for_role(&p.db.url, "tradeflow_reader")).await.expect("reader");
     for q in &queries {

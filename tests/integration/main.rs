@@ -9,12 +9,14 @@ mod harness;
 
 mod aggregator;
 mod backfill;
+mod bars;
 mod broker_faults;
 mod browser;
 mod chaos;
 mod cli;
 mod compose;
 mod dashboard;
+mod day_pnl;
 mod failover;
 mod foundation;
 mod history;

@@ -9,7 +9,8 @@
 //!   `tradeLog_client<CID>.<YYYY.MM.DD>.log` file name.
 //! - [`summary`]: the per-(trade_date, client, account, symbol) summary row and its math.
 //! - [`pnl`]: a row's realized / unrealized / total P&L, order-independent, exact.
-//! - [`holdings`]: one row per (client, account, symbol) across trade dates: position, average cost, P&L.
+//! - [`holdings`]: one row per (client, account, symbol) across trade dates: position, average cost, P&L;
+//!   [`day_pnl`]: its P&L on one day against the day-open mark from the minute price [`bars`].
 //! - [`oracle`]: the expected summary rows computed straight from log files.
 //! - [`partition`]: Java-compatible murmur2 partitioning (what `partitioner=murmur2_random` does).
 //! - [`topics`], [`kafka`]: topic names, partition counts, client settings, topic creation.
@@ -18,9 +19,11 @@
 //! - [`telemetry`], [`shutdown`], [`metrics`], [`http`]: tracing to stderr, Ctrl-C / SIGTERM →
 //!   `CancellationToken`, Prometheus text and the ops endpoints.
 
+pub mod bars;
 pub mod changelog;
 pub mod client;
 pub mod database;
+pub mod day_pnl;
 pub mod edge;
 pub mod exact;
 pub mod holdings;
