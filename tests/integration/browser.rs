@@ -459,27 +459,34 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     .await;
     // Minute candles: with /api/bars (branch bars) the chart holds the REST bars; without it the
     // page says why instead of drawing nothing silently.
+    let bars = || async {
+        let (status, body) = request(d.port, &format!("/api/bars?symbol=AAPL&token={token}"), &[]).await?;
+        let bars = serde_json::from_str::<Value>(&body).ok().and_then(|b| b["bars"].as_array().map(Vec::len));
+        Some((status, bars, body))
+    };
+    let (status, _, body) = eventually("/api/bars to answer with AAPL's ticks, or to be absent", WAIT, || async {
+        bars().await.filter(|(status, n, _)| *status != 200 || n.is_some_and(|n| n > 0))
+    })
+    .await;
     js(
         &browser,
         "const s = document.getElementById('chart-symbol'); s.value = 'AAPL'; s.dispatchEvent(new Event('change'));",
     )
     .await;
-    let bars = request(d.port, &format!("/api/bars?symbol=AAPL&token={token}"), &[]).await.expect("bars");
-    if bars.0 == 200 {
-        let want = serde_json::from_str::<Value>(&bars.1).expect("bars json")["bars"].as_array().map(Vec::len);
-        assert!(want > Some(0), "AAPL traded today: {}", bars.1);
+    if status == 200 {
         eventually("the candle chart to hold AAPL's bars", WAIT, || async {
+            let want = bars().await?.1?;
             let page = js(
                 &browser,
                 "return [window.tradeflowCharts.barCount, document.querySelectorAll('#candle-chart canvas').length]",
             )
             .await;
-            (page[0].as_u64().map(|n| n as usize) == want && page[1].as_u64() > Some(0)).then_some(())
+            (page[0].as_u64() == Some(want as u64) && page[1].as_u64() > Some(0)).then_some(())
         })
         .await;
     } else {
-        let status = bars.0.to_string();
-        eventually("the candle chart to say why it is empty", WAIT, || async {
+        let status = status.to_string();
+        eventually(&format!("the candle chart to say why it is empty ({body})"), WAIT, || async {
             let note = browser.find(Locator::Id("candle-note")).await.ok()?.text().await.ok()?;
             note.contains(&status).then_some(())
         })
