@@ -267,6 +267,34 @@ function paintGroup(tr, item, columns) {
   });
 }
 
+// ---- windowing: a long view puts only the items on screen (and a margin) in the table; two spacer
+// rows stand for the rest, so the scroll bar is the whole view's. A layout of a 2,000-row table took
+// ~110 ms on this machine, per repaint (docs/benchmarks.md#the-page); of ~100 rows, a few ms.
+const WINDOW_FROM = 300;      // views up to this many items are drawn whole
+const WINDOW_MARGIN = 30;     // items drawn above and below the screen
+let rowHeight = 0;            // measured from a drawn row, once
+function onScreen(items, tbody, span) {
+  if (items.length <= WINDOW_FROM) return items;
+  if (!rowHeight) { const tr = tbody.querySelector("tr:not(.spacer)"); rowHeight = (tr && tr.offsetHeight) || 27; }
+  const top = tbody.getBoundingClientRect().top; // the first item's top, relative to the viewport
+  const first = Math.max(0, Math.min(items.length, Math.floor(-top / rowHeight) - WINDOW_MARGIN));
+  const last = Math.min(items.length, Math.max(first, Math.floor(-top / rowHeight)) + Math.ceil(innerHeight / rowHeight) + WINDOW_MARGIN);
+  return [
+    { kind: "spacer", key: "spacer:top", height: first * rowHeight, span },
+    ...items.slice(first, last),
+    { kind: "spacer", key: "spacer:bottom", height: (items.length - last) * rowHeight, span },
+  ];
+}
+function paintSpacer(tr, item, span) {
+  if (!tr.firstChild) tr.appendChild(document.createElement("td"));
+  tr.firstChild.colSpan = span;
+  tr.firstChild.style.height = `${item.height}px`;
+  tr.firstChild.style.padding = "0";
+  tr.firstChild.style.border = "0";
+  tr.hidden = item.height === 0;
+}
+addEventListener("scroll", () => schedulePaint(), { passive: true });
+
 function paint() {
   state.paintQueued = false;
   state.lastPaint = performance.now();
@@ -274,14 +302,14 @@ function paint() {
   const columns = visibleColumns();
   if (state.fullPaint) { tbody.textContent = ""; state.fullPaint = false; }
   const rows = filteredRows();
-  const items = viewItems(rows);
+  const items = onScreen(viewItems(rows), tbody, columns.length);
   const existing = new Map([...tbody.children].map((tr) => [tr.dataset.key, tr]));
   const order = [];
   const toPaint = [];
   for (const item of items) {
     let tr = existing.get(item.key);
     const fresh = !tr;
-    if (fresh) { tr = document.createElement("tr"); tr.dataset.key = item.key; if (item.kind === "group") tr.className = "group"; }
+    if (fresh) { tr = document.createElement("tr"); tr.dataset.key = item.key; if (item.kind !== "row") tr.className = item.kind; }
     existing.delete(item.key);
     order.push(tr);
     toPaint.push([tr, item, fresh]);
@@ -291,6 +319,7 @@ function paint() {
   order.forEach((tr, i) => { if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null); });
   const now = Date.now();
   for (const [tr, item, fresh] of toPaint) {
+    if (item.kind === "spacer") { paintSpacer(tr, item, columns.length); continue; }
     tr.classList.toggle("selected", tr.dataset.key === state.cursor);
     if (item.kind === "group") { paintGroup(tr, item, columns); continue; }
     let prev;
@@ -558,15 +587,8 @@ setInterval(() => {
     setBadge("stale"); setConnected(false);
   }
   if (state.history || $("#rows-view").hidden) return;
-  // Only the rows on screen (and a few either side): 2,000 age cells rewritten every second were a
-  // long task of their own; a row scrolled into view is brought up to date within the second.
-  const rows = $("#rows tbody").children;
-  if (!rows.length) return;
-  const height = rows[0].offsetHeight || 1;
-  const first = Math.max(0, Math.floor(-rows[0].getBoundingClientRect().top / height) - 5);
-  const last = Math.min(rows.length, first + Math.ceil(innerHeight / height) + 10);
-  for (let i = first; i < last; i++) {
-    const tr = rows[i];
+  // Only the rows drawn (a long view draws those on screen: windowing above).
+  for (const tr of $("#rows tbody").children) {
     const row = state.rows.get(tr.dataset.key);
     if (!row) continue;
     const age = tr.querySelector('[data-key="age"]');
@@ -578,7 +600,7 @@ setInterval(() => {
 
 // ---- keyboard: ↑/↓ move the selection, →/Enter open a group, ← closes it (or goes to its group) ----
 function select(tr) {
-  if (!tr) return;
+  if (!tr || tr.classList.contains("spacer")) return;
   for (const other of document.querySelectorAll("#rows tbody tr.selected")) other.classList.remove("selected");
   tr.classList.add("selected");
   state.cursor = tr.dataset.key;
@@ -593,8 +615,8 @@ document.addEventListener("keydown", (event) => {
   const current = state.cursor && document.querySelector(`#rows tbody tr[data-key="${CSS.escape(state.cursor)}"]`);
   const groupOf = (tr) => { let g = tr; while (g && !g.classList.contains("group")) g = g.previousElementSibling; return g; };
   switch (event.key) {
-    case "ArrowDown": select(current ? current.nextElementSibling : $("#rows tbody tr")); break;
-    case "ArrowUp": select(current ? current.previousElementSibling : $("#rows tbody tr:last-child")); break;
+    case "ArrowDown": select(current ? current.nextElementSibling : $("#rows tbody tr:not(.spacer)")); break;
+    case "ArrowUp": select(current ? current.previousElementSibling : [...document.querySelectorAll("#rows tbody tr:not(.spacer)")].at(-1)); break;
     case "ArrowRight": case "Enter": if (current && current.classList.contains("group")) toggleGroup(current.dataset.key, true); else return; break;
     case "ArrowLeft":
       if (!current) return;
@@ -607,7 +629,7 @@ document.addEventListener("keydown", (event) => {
 });
 $("#rows tbody").addEventListener("click", (event) => {
   const tr = event.target.closest("tr");
-  if (!tr) return;
+  if (!tr || tr.classList.contains("spacer")) return;
   select(tr);
   if (tr.classList.contains("group")) toggleGroup(tr.dataset.key, !state.expanded.has(tr.dataset.key));
 });
