@@ -13,7 +13,8 @@
 //!   [`day_open`]: day-open marks from Postgres for the holdings' day P&L.
 //! - [`access`] / [`token`]: signed client tokens and the Origin allow-list.
 //! - [`server`]: warp routes — the page (`web/`, compiled in), `/ws`, `/api/summary` ([`rest`]),
-//!   `/api/config`, `/healthz`, `/readyz`, `/metrics`.
+//!   `/api/series` ([`series`]: the intraday P&L/position chart's points), `/api/config`, `/healthz`,
+//!   `/readyz`, `/metrics`.
 //! - [`tail`]: `tradeflow tail`, a terminal client of the same protocol.
 
 pub mod access;
@@ -31,6 +32,7 @@ pub mod protocol;
 pub mod reply;
 pub mod rest;
 pub mod row;
+pub mod series;
 pub mod server;
 pub mod session;
 pub mod source;

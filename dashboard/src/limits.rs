@@ -29,7 +29,7 @@ pub struct LimitArgs {
     /// Seconds a connection may take to send its request head (the websocket handshake included).
     #[arg(long, env = "TRADEFLOW_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
     pub handshake_timeout_secs: u64,
-    /// REST requests per client per minute (`/api/summary`; as-of queries reach Postgres).
+    /// REST requests per client per minute (`/api/summary`, `/api/series`; as-of and series queries reach Postgres).
     #[arg(long, env = "TRADEFLOW_REST_PER_MINUTE", default_value_t = 120)]
     pub rest_per_minute: u32,
 }

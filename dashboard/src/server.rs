@@ -17,12 +17,18 @@ use crate::live::Live;
 use crate::reply::{json, text};
 use crate::rest::{self, QueryError, SummaryQuery};
 use crate::row::Filter as RowFilter;
+use crate::series::{self, SeriesQuery};
 use crate::session::{self, SessionContext};
 
 /// The page and its assets, compiled in (no build step; the image needs no extra files).
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const APP_CSS: &str = include_str!("../web/app.css");
+const HOLDINGS_JS: &str = include_str!("../web/holdings.js");
+const CHARTS_PAGE_JS: &str = include_str!("../web/charts.js");
+/// The charting library, vendored unchanged (web/vendor/NOTICE: version, source, checksum, licence).
+const CHARTS_JS: &str = include_str!("../web/vendor/lightweight-charts.standalone.production.js");
+const CHARTS_LICENSE: &str = include_str!("../web/vendor/LICENSE-lightweight-charts");
 
 /// Websocket messages above this size close the connection (1009) instead of getting an error
 /// frame; between `--max-message-bytes` and this they get an error frame.
@@ -90,6 +96,15 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
     let index = warp::path::end().map(|| asset(INDEX_HTML, "text/html; charset=utf-8"));
     let app_js = warp::path!("app.js").map(|| asset(APP_JS, "text/javascript; charset=utf-8"));
     let app_css = warp::path!("app.css").map(|| asset(APP_CSS, "text/css; charset=utf-8"));
+    let page_js = warp::path!("holdings.js")
+        .map(|| asset(HOLDINGS_JS, "text/javascript; charset=utf-8"))
+        .or(warp::path!("charts.js").map(|| asset(CHARTS_PAGE_JS, "text/javascript; charset=utf-8")))
+        .unify();
+    let charts_js = warp::path!("vendor" / "lightweight-charts.standalone.production.js")
+        .map(|| asset(CHARTS_JS, "text/javascript; charset=utf-8"))
+        .or(warp::path!("vendor" / "LICENSE-lightweight-charts")
+            .map(|| asset(CHARTS_LICENSE, "text/plain; charset=utf-8")))
+        .unify();
     let healthz = warp::path!("healthz").map(|| text(StatusCode::OK, "ok\n"));
     let readyz = warp::path!("readyz").and(with()).map(|s: Arc<Server>| {
         if s.live.metrics.ready.load(Relaxed) == 1 {
@@ -120,6 +135,13 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
         .and(with())
         .then(|query: String, authorization: Option<String>, s: Arc<Server>| async move {
             summary(&s, &query, authorization.as_deref()).await
+        });
+    let series = warp::path!("api" / "series")
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with())
+        .then(|query: String, authorization: Option<String>, s: Arc<Server>| async move {
+            series(&s, &query, authorization.as_deref()).await
         });
     let ws = warp::path!("ws")
         .and(warp::ws())
@@ -184,6 +206,10 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
             .unify()
             .or(app_css)
             .unify()
+            .or(page_js)
+            .unify()
+            .or(charts_js)
+            .unify()
             .or(healthz)
             .unify()
             .or(readyz)
@@ -193,6 +219,8 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
             .or(config)
             .unify()
             .or(summary)
+            .unify()
+            .or(series)
             .unify()
             .or(crate::bars_rest::route(server.clone(), |s: &Server| crate::bars_rest::BarsContext {
                 access: &s.access,
@@ -280,6 +308,52 @@ async fn summary(s: &Server, raw_query: &str, authorization: Option<&str>) -> Re
                 text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
             }
         },
+    }
+}
+
+/// The token, client and rate checks every per-client REST endpoint shares (as `/api/summary`'s).
+/// The refusal is boxed: a `Response` is large beside a `ClientId`.
+fn admit_rest(s: &Server, client: &str, token: Option<&str>) -> Result<ClientId, Box<Response>> {
+    let client = ClientId::parse(client).map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, format!("{e}\n"))))?;
+    let entitled = s.access.entitle(token).map_err(|r| Box::new(refusal(s, &r)))?;
+    s.access.check_client(entitled.as_ref(), &client).map_err(|r| Box::new(refusal(s, &r)))?;
+    if !s.gate.rest(client.as_str()) {
+        s.live.metrics.rest_refused.fetch_add(1, Relaxed);
+        let limit = s.gate.limits.rest_per_minute;
+        return Err(Box::new(text(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("over {limit} requests a minute for client {client}; retry later\n"),
+        )));
+    }
+    s.live.metrics.rest_requests.fetch_add(1, Relaxed);
+    Ok(client)
+}
+
+async fn series(s: &Server, raw_query: &str, authorization: Option<&str>) -> Response {
+    let query: SeriesQuery = match serde_urlencoded::from_str(raw_query) {
+        Ok(q) => q,
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("bad query: {e} (expected client=…[&date=YYYY-MM-DD][&step_secs=10..3600])\n"),
+            );
+        }
+    };
+    let client = match admit_rest(s, &query.client, bearer(authorization).or(query.token.as_deref())) {
+        Ok(c) => c,
+        Err(refused) => return *refused,
+    };
+    let answer = match series::parse(&query, chrono::Utc::now().date_naive()) {
+        Ok((date, step)) => series::series(s.db.as_deref(), &client, date, step).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(answer) => json(&answer),
+        Err(e) if e.is_bad_request() => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        Err(e) => {
+            tracing::warn!(error = %e, "series query failed");
+            text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+        }
     }
 }
 

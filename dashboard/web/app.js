@@ -33,7 +33,7 @@ const COLUMNS = [
 const BY_KEY = new Map(COLUMNS.map((c) => [c.key, c]));
 const LAYOUT_KEY = "tradeflow.layout.v1";
 const PAINT_HZ = 16;          // repaint ceiling (frames per second)
-const FLASH_MS = 1200;        // a changed cell flashes this long (app.css animations)
+const FLASH_MS = 1200;        // a changed cell flashes this long (flashCell)
 const DEFAULT_LAYOUT = { order: COLUMNS.map((c) => c.key), hidden: [], sort: { key: "symbol", dir: 1 }, groupBy: "", compact: false };
 
 const state = {
@@ -146,8 +146,10 @@ function filteredRows() {
   const col = BY_KEY.get(key);
   const numeric = col && ["qty", "price", "money"].includes(col.kind);
   const value = (r) => (key === "age" ? -changedAtOf(r) : numeric ? (r[key] === null ? -Infinity : Number(r[key])) : r[key]);
-  rows.sort((a, b) => { const x = value(a), y = value(b); return (x < y ? -1 : x > y ? 1 : 0) * dir || rowKey(a).localeCompare(rowKey(b)); });
-  return rows;
+  // Each row's sort value and key computed once, not per comparison (2,000 rows: ~22,000 of them).
+  const decorated = rows.map((r) => [value(r), rowKey(r), r]);
+  decorated.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0) * dir || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  return decorated.map((d) => d[2]);
 }
 function sums(rows) {
   const out = {};
@@ -210,11 +212,16 @@ function setCell(td, text, exact, flash) {
   if (td.textContent === text) return;
   td.textContent = text;
   td.title = exact === null || exact === undefined ? "" : String(exact);
-  if (flash) {
-    td.classList.remove("flash", "flash-up", "flash-down");
-    void td.offsetWidth; // restart the animation
-    td.classList.add(flash);
-  }
+  if (flash) flashCell(td, flash);
+}
+// A flash is a Web Animation: restarting it needs no forced layout (the CSS-class restart read
+// `offsetWidth` per changed cell, a synchronous layout of the whole table each time: with 2,000 rows
+// that froze the page — docs/benchmarks.md#the-page). The class stays as the cell's "what changed".
+const FLASH_COLOURS = { flash: "rgba(74,163,255,.40)", "flash-up": "rgba(47,191,113,.45)", "flash-down": "rgba(229,83,75,.45)" };
+function flashCell(td, flash) {
+  td.classList.remove("flash", "flash-up", "flash-down");
+  td.classList.add(flash);
+  td.animate([{ backgroundColor: FLASH_COLOURS[flash] }, { backgroundColor: "transparent" }], { duration: FLASH_MS, easing: "ease-out" });
 }
 function flashClass(before, after) {
   const b = Number(before), a = Number(after);
@@ -260,6 +267,34 @@ function paintGroup(tr, item, columns) {
   });
 }
 
+// ---- windowing: a long view puts only the items on screen (and a margin) in the table; two spacer
+// rows stand for the rest, so the scroll bar is the whole view's. A layout of a 2,000-row table took
+// ~110 ms on this machine, per repaint (docs/benchmarks.md#the-page); of ~100 rows, a few ms.
+const WINDOW_FROM = 300;      // views up to this many items are drawn whole
+const WINDOW_MARGIN = 30;     // items drawn above and below the screen
+let rowHeight = 0;            // measured from a drawn row, once
+function onScreen(items, tbody, span) {
+  if (items.length <= WINDOW_FROM) return items;
+  if (!rowHeight) { const tr = tbody.querySelector("tr:not(.spacer)"); rowHeight = (tr && tr.offsetHeight) || 27; }
+  const top = tbody.getBoundingClientRect().top; // the first item's top, relative to the viewport
+  const first = Math.max(0, Math.min(items.length, Math.floor(-top / rowHeight) - WINDOW_MARGIN));
+  const last = Math.min(items.length, Math.max(first, Math.floor(-top / rowHeight)) + Math.ceil(innerHeight / rowHeight) + WINDOW_MARGIN);
+  return [
+    { kind: "spacer", key: "spacer:top", height: first * rowHeight, span },
+    ...items.slice(first, last),
+    { kind: "spacer", key: "spacer:bottom", height: (items.length - last) * rowHeight, span },
+  ];
+}
+function paintSpacer(tr, item, span) {
+  if (!tr.firstChild) tr.appendChild(document.createElement("td"));
+  tr.firstChild.colSpan = span;
+  tr.firstChild.style.height = `${item.height}px`;
+  tr.firstChild.style.padding = "0";
+  tr.firstChild.style.border = "0";
+  tr.hidden = item.height === 0;
+}
+addEventListener("scroll", () => schedulePaint(), { passive: true });
+
 function paint() {
   state.paintQueued = false;
   state.lastPaint = performance.now();
@@ -267,23 +302,24 @@ function paint() {
   const columns = visibleColumns();
   if (state.fullPaint) { tbody.textContent = ""; state.fullPaint = false; }
   const rows = filteredRows();
-  const items = viewItems(rows);
+  const items = onScreen(viewItems(rows), tbody, columns.length);
   const existing = new Map([...tbody.children].map((tr) => [tr.dataset.key, tr]));
   const order = [];
   const toPaint = [];
   for (const item of items) {
     let tr = existing.get(item.key);
     const fresh = !tr;
-    if (fresh) { tr = document.createElement("tr"); tr.dataset.key = item.key; if (item.kind === "group") tr.className = "group"; }
+    if (fresh) { tr = document.createElement("tr"); tr.dataset.key = item.key; if (item.kind !== "row") tr.className = item.kind; }
     existing.delete(item.key);
     order.push(tr);
     toPaint.push([tr, item, fresh]);
   }
   for (const tr of existing.values()) tr.remove();
-  // Reorder first, then paint: a moved row keeps its flash (moving a node restarts animations).
+  // Reorder first, then paint (a moved row keeps its flash).
   order.forEach((tr, i) => { if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null); });
   const now = Date.now();
   for (const [tr, item, fresh] of toPaint) {
+    if (item.kind === "spacer") { paintSpacer(tr, item, columns.length); continue; }
     tr.classList.toggle("selected", tr.dataset.key === state.cursor);
     if (item.kind === "group") { paintGroup(tr, item, columns); continue; }
     let prev;
@@ -319,8 +355,7 @@ function flashFresh(tr, row, prev) {
     const c = BY_KEY.get(td.dataset.key);
     if (c.kind === "age") continue;
     if (prev === null || String(prev[c.key]) !== String(row[c.key])) {
-      td.classList.remove("flash", "flash-up", "flash-down");
-      td.classList.add(prev === null ? "flash" : flashClass(prev[c.key], row[c.key]));
+      flashCell(td, prev === null ? "flash" : flashClass(prev[c.key], row[c.key]));
     }
   }
 }
@@ -510,6 +545,7 @@ function handle(frame) {
       state.epoch = frame.epoch; state.seq = frame.seq;
       state.backoff = 500;
       setBadge("live"); setConnected(true); showError(""); touched(); schedulePaint(true);
+      document.dispatchEvent(new Event("tradeflow:rows"));
       break;
     }
     case "resumed":
@@ -528,6 +564,7 @@ function handle(frame) {
       }
       state.seq = frame.seq;
       touched(); schedulePaint();
+      document.dispatchEvent(new Event("tradeflow:rows"));
       break;
     }
     case "pong":
@@ -549,7 +586,8 @@ setInterval(() => {
   if (state.ws && state.ws.readyState === WebSocket.OPEN && state.lastMessageAt && Date.now() - state.lastMessageAt > 30000) {
     setBadge("stale"); setConnected(false);
   }
-  if (state.history) return;
+  if (state.history || $("#rows-view").hidden) return;
+  // Only the rows drawn (a long view draws those on screen: windowing above).
   for (const tr of $("#rows tbody").children) {
     const row = state.rows.get(tr.dataset.key);
     if (!row) continue;
@@ -562,7 +600,7 @@ setInterval(() => {
 
 // ---- keyboard: ↑/↓ move the selection, →/Enter open a group, ← closes it (or goes to its group) ----
 function select(tr) {
-  if (!tr) return;
+  if (!tr || tr.classList.contains("spacer")) return;
   for (const other of document.querySelectorAll("#rows tbody tr.selected")) other.classList.remove("selected");
   tr.classList.add("selected");
   state.cursor = tr.dataset.key;
@@ -577,8 +615,8 @@ document.addEventListener("keydown", (event) => {
   const current = state.cursor && document.querySelector(`#rows tbody tr[data-key="${CSS.escape(state.cursor)}"]`);
   const groupOf = (tr) => { let g = tr; while (g && !g.classList.contains("group")) g = g.previousElementSibling; return g; };
   switch (event.key) {
-    case "ArrowDown": select(current ? current.nextElementSibling : $("#rows tbody tr")); break;
-    case "ArrowUp": select(current ? current.previousElementSibling : $("#rows tbody tr:last-child")); break;
+    case "ArrowDown": select(current ? current.nextElementSibling : $("#rows tbody tr:not(.spacer)")); break;
+    case "ArrowUp": select(current ? current.previousElementSibling : [...document.querySelectorAll("#rows tbody tr:not(.spacer)")].at(-1)); break;
     case "ArrowRight": case "Enter": if (current && current.classList.contains("group")) toggleGroup(current.dataset.key, true); else return; break;
     case "ArrowLeft":
       if (!current) return;
@@ -591,7 +629,7 @@ document.addEventListener("keydown", (event) => {
 });
 $("#rows tbody").addEventListener("click", (event) => {
   const tr = event.target.closest("tr");
-  if (!tr) return;
+  if (!tr || tr.classList.contains("spacer")) return;
   select(tr);
   if (tr.classList.contains("group")) toggleGroup(tr.dataset.key, !state.expanded.has(tr.dataset.key));
 });
@@ -610,7 +648,16 @@ $("#login").addEventListener("submit", (event) => {
   state.wanted = true; state.backoff = 500;
   showError("");
   connect();
+  // holdings.js and charts.js follow the watched client on their own sockets.
+  document.dispatchEvent(new CustomEvent("tradeflow:watch", { detail: { client, token: state.token } }));
 });
+// Tabs: the rows (this file), holdings (holdings.js), charts (charts.js).
+function showTab(name) {
+  for (const b of document.querySelectorAll(".tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === name));
+  for (const view of ["rows", "holdings", "charts"]) $(`#${view}-view`).hidden = view !== name;
+  document.dispatchEvent(new CustomEvent("tradeflow:tab", { detail: name }));
+}
+for (const b of document.querySelectorAll(".tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
 $("#f-account").addEventListener("change", () => schedulePaint());
 $("#f-symbol").addEventListener("input", () => schedulePaint());
 $("#group-by").addEventListener("change", () => { state.layout.groupBy = $("#group-by").value; layoutChanged(); });
@@ -640,8 +687,9 @@ resetSlider();
 buildChooser(); buildHeader(); applyCompact(); schedulePaint(true);
 
 // #client=7[&token=…] (dev.sh prints such links) or this tab's last entries fill the form; with a
-// client and a token known (a link, or a reload) the page connects at once.
-(() => {
+// client and a token known (a link, or a reload) the page connects at once — after holdings.js and
+// charts.js have loaded (DOMContentLoaded), so they hear the first `tradeflow:watch`.
+document.addEventListener("DOMContentLoaded", () => {
   const saved = JSON.parse(sessionStorage.getItem("tradeflow") || "null");
   const hash = new URLSearchParams(location.hash.slice(1));
   const client = hash.get("client") || (saved && saved.client);
@@ -649,4 +697,4 @@ buildChooser(); buildHeader(); applyCompact(); schedulePaint(true);
   if (client) $("#client").value = client;
   if (token) $("#token").value = token;
   if (client && token) $("#login").requestSubmit();
-})();
+});

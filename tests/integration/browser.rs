@@ -4,7 +4,9 @@
 //! (docs/page.md): display precision and exact tooltips, the column chooser and its saved layout,
 //! grouping with subtotals and the keyboard, compact mode, the CSV export (checked against
 //! `/api/summary`), time travel (checked against REST `as_of`) and the badge and greyed rows while
-//! the dashboard is killed and restarted. Saves screenshots into `docs/`.
+//! the dashboard is killed and restarted, the holdings tab (checked against REST positions), the
+//! charts tab (the P&L chart against `/api/series`, minute candles against `/api/bars`). Saves
+//! screenshots into a temporary folder, or `docs/` with `TRADEFLOW_SCREENSHOTS=docs`.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -28,7 +30,7 @@ use crate::harness::service::Service;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-async fn js(browser: &Client, script: &str) -> Value {
+pub(crate) async fn js(browser: &Client, script: &str) -> Value {
     browser.execute(script, vec![]).await.unwrap_or_else(|e| panic!("script {script}: {e}"))
 }
 
@@ -51,12 +53,30 @@ async fn click(browser: &Client, css: &str) {
     browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.expect("click");
 }
 
-/// Saves a screenshot into `docs/` (the README and docs/page.md show them).
+/// Saves a screenshot: into `docs/` (the README and docs/page.md show them) when
+/// `TRADEFLOW_SCREENSHOTS=docs`, else into a temporary folder, so a test run leaves the tree clean.
 async fn screenshot(browser: &Client, name: &str) {
     let png = browser.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot ({} bytes)", png.len());
-    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-    std::fs::write(docs.join(name), &png).expect("save screenshot");
+    let dir = if std::env::var("TRADEFLOW_SCREENSHOTS").as_deref() == Ok("docs") {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")
+    } else {
+        std::env::temp_dir().join("tradeflow-screenshots")
+    };
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    std::fs::write(dir.join(name), &png).expect("save screenshot");
+}
+
+/// A cell's text, title and class in one of the holdings table's lines (`data-key` of the line).
+async fn holding_cell(browser: &Client, line: &str, key: &str) -> Option<(String, String, String)> {
+    let el = browser.find(Locator::Css(&format!("#holdings tr[data-key='{line}'] td[data-key='{key}']"))).await.ok()?;
+    let title = el.attr("title").await.ok()?.unwrap_or_default();
+    Some((el.text().await.ok()?, title, el.attr("class").await.ok()?.unwrap_or_default()))
+}
+
+/// Σ of a decimal field over holdings, `None` when one lacks it (the page shows "—" then).
+fn holdings_sum(holdings: &[Value], field: &str) -> Option<Decimal> {
+    holdings.iter().map(|h| h[field].as_str()?.parse::<Decimal>().ok()).sum()
 }
 
 fn append_trade(logs: &Path, client: &str, symbol: &str, side: Side, price: &str, qty: i64) {
@@ -71,13 +91,13 @@ fn append_trade(logs: &Path, client: &str, symbol: &str, side: Side, price: &str
 }
 
 /// `chromedriver` on a free port, killed on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: std::process::Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Driver {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let port = free_port();
         let child = Command::new(&bin)
@@ -110,7 +130,9 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     env.push(("TRADEFLOW_INGESTOR_METRICS_ADDR", format!("127.0.0.1:{ingestor_port}")));
     let _ingestor = Service::start("ingestor", &["ingestor"], &env, &p.root);
     let _aggregator = p.start("aggregator", free_port());
-    let mut d = Dash::start_on(p.topics.clone(), &[], &[("DATABASE_URL", p.db.url.clone())]).await;
+    // The test polls REST every 20 ms while it waits: above the default 120 requests a minute.
+    let rest_limit = ("TRADEFLOW_REST_PER_MINUTE", "1000000".to_owned());
+    let mut d = Dash::start_on(p.topics.clone(), &[], &[("DATABASE_URL", p.db.url.clone()), rest_limit.clone()]).await;
     let token = d.token("77");
     eventually("both rows on the dashboard", WAIT, || async {
         (d.rest("77").await["rows"].as_array().map(Vec::len) == Some(2)).then_some(())
@@ -348,6 +370,133 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     .await;
     screenshot(&browser, "page-live.png").await;
 
+    // Holdings: marks for both symbols, then the holdings tab agrees with REST positions to the
+    // digit — each holding, the account's subtotal, the overall total — with P&L coloured by sign.
+    d.tick("AAPL", "191.50").await;
+    d.tick("MSFT", "409.00").await;
+    let positions = eventually("REST positions with both marks", WAIT, || async {
+        let positions = d.rest("77").await["positions"].as_array()?.clone();
+        (positions.len() == 2 && positions.iter().all(|h| h["total_pnl"].is_string())).then_some(positions)
+    })
+    .await;
+    click(&browser, "nav.tabs button[data-tab='holdings']").await;
+    for h in &positions {
+        let line = format!("ACC1|{}", h["symbol"].as_str().expect("symbol"));
+        let want = h["total_pnl"].as_str().expect("total P&L").to_owned();
+        let (_, title, class) = eventually(&format!("the {line} holding's P&L"), WAIT, || async {
+            holding_cell(&browser, &line, "total_pnl").await.filter(|c| c.1 == want)
+        })
+        .await;
+        let pnl: Decimal = title.parse().expect("P&L");
+        let colour = if pnl > Decimal::ZERO {
+            "pos"
+        } else if pnl < Decimal::ZERO {
+            "neg"
+        } else {
+            ""
+        };
+        assert!(
+            colour.is_empty() || class.split(' ').any(|c| c == colour),
+            "{line} P&L {pnl} coloured {colour}: {class:?}"
+        );
+        let (position, _, _) = holding_cell(&browser, &line, "position").await.expect("position");
+        assert_eq!(position, h["position"].to_string(), "{line} position");
+        let (_, avg, _) = holding_cell(&browser, &line, "avg_cost").await.expect("avg cost");
+        assert_eq!(Some(avg.as_str()), h["avg_cost"].as_str(), "{line} average cost, exact in the tooltip");
+    }
+    for field in ["market_value", "realized_pnl", "unrealized_pnl", "total_pnl"] {
+        let want = holdings_sum(&positions, field).expect("every holding marked").normalize();
+        let (_, sub, _) = holding_cell(&browser, "account:ACC1", field).await.expect("ACC1 subtotal");
+        assert_eq!(sub.parse::<Decimal>().expect("subtotal").normalize(), want, "ACC1 subtotal of {field}");
+        let total =
+            js(&browser, &format!("return document.querySelector('#holdings-total td[data-key=\"{field}\"]').title"))
+                .await;
+        let total: Decimal = total.as_str().expect("total").parse().expect("total decimal");
+        assert_eq!(total.normalize(), want, "overall total of {field}");
+    }
+    let net: i64 = positions.iter().map(|h| h["position"].as_i64().expect("position")).sum();
+    let (shown, _, _) = holding_cell(&browser, "account:ACC1", "position").await.expect("ACC1 position");
+    assert_eq!(shown, net.to_string());
+    screenshot(&browser, "page-holdings.png").await;
+
+    // Charts: GET /api/series (token-checked and bounded like /api/summary), drawn point for point.
+    let series_path = |query: &str| format!("/api/series?client=77{query}");
+    let refused = request(d.port, &series_path(""), &[]).await.expect("series without a token");
+    assert_eq!(refused.0, 401, "a token is required: {refused:?}");
+    let other = request(d.port, &series_path(&format!("&token={}", d.token("78"))), &[]).await.expect("other client");
+    assert_eq!(other.0, 403, "another client's token: {other:?}");
+    let bad = request(d.port, &series_path(&format!("&step_secs=5&token={token}")), &[]).await.expect("a bad step");
+    assert_eq!(bad.0, 400, "a step under 10 s: {bad:?}");
+    assert!(bad.1.contains("step_secs"), "the error names the parameter: {}", bad.1);
+    let series = || async {
+        let (status, body) = request(d.port, &series_path(&format!("&token={token}")), &[]).await?;
+        (status == 200).then(|| serde_json::from_str::<Value>(&body).ok()).flatten()
+    };
+    // The snapshot tables' last point holds today's net quantity: 150 AAPL − 40 MSFT.
+    eventually("the series to reach the rows' net quantity", WAIT, || async {
+        let answer = series().await?;
+        let points = answer["points"].as_array()?;
+        let ascending = points.windows(2).all(|w| w[0]["at"].as_str() < w[1]["at"].as_str());
+        (ascending && points.last()?["net_qty"] == "110").then_some(())
+    })
+    .await;
+    click(&browser, "nav.tabs button[data-tab='charts']").await;
+    eventually("the P&L chart to draw every /api/series point", WAIT, || async {
+        let want = series().await?["points"].as_array()?.len();
+        let page = js(
+            &browser,
+            "const c = window.tradeflowCharts; if (!c || !c.pnl) return null;
+             return [c.restPoints, c.positionLine.data().length - c.livePoints, document.querySelectorAll('#pnl-chart canvas').length];",
+        )
+        .await;
+        if page[0].as_u64() != Some(want as u64) {
+            // A snapshot landed between the page's fetch and the test's: the page fetches again.
+            js(&browser, "loadSeries()").await;
+            return None;
+        }
+        (page[1].as_u64() == Some(want as u64) && page[2].as_u64() > Some(0)).then_some(())
+    })
+    .await;
+    // Minute candles: with /api/bars (branch bars) the chart holds the REST bars; without it the
+    // page says why instead of drawing nothing silently.
+    let bars = || async {
+        let (status, body) = request(d.port, &format!("/api/bars?symbol=AAPL&token={token}"), &[]).await?;
+        let bars = serde_json::from_str::<Value>(&body).ok().and_then(|b| b["bars"].as_array().map(Vec::len));
+        Some((status, bars, body))
+    };
+    let (status, _, body) = eventually("/api/bars to answer with AAPL's ticks, or to be absent", WAIT, || async {
+        bars().await.filter(|(status, n, _)| *status != 200 || n.is_some_and(|n| n > 0))
+    })
+    .await;
+    js(
+        &browser,
+        "const s = document.getElementById('chart-symbol'); s.value = 'AAPL'; s.dispatchEvent(new Event('change'));",
+    )
+    .await;
+    if status == 200 {
+        eventually("the candle chart to hold AAPL's bars", WAIT, || async {
+            let want = bars().await?.1?;
+            let page = js(
+                &browser,
+                "return [window.tradeflowCharts.barCount, document.querySelectorAll('#candle-chart canvas').length]",
+            )
+            .await;
+            (page[0].as_u64() == Some(want as u64) && page[1].as_u64() > Some(0)).then_some(())
+        })
+        .await;
+    } else {
+        let status = status.to_string();
+        eventually(&format!("the candle chart to say why it is empty ({body})"), WAIT, || async {
+            let note = browser.find(Locator::Id("candle-note")).await.ok()?.text().await.ok()?;
+            note.contains(&status).then_some(())
+        })
+        .await;
+    }
+    browser.set_window_size(1600, 900).await.expect("a taller window for both charts");
+    screenshot(&browser, "page-charts.png").await;
+    browser.set_window_size(1600, 560).await.expect("the window back");
+    click(&browser, "nav.tabs button[data-tab='rows']").await;
+
     // The dashboard killed: the badge turns red and the rows grey; restarted: live again.
     d.service.kill9();
     eventually("the badge to say disconnected", WAIT, || async {
@@ -367,6 +516,7 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
         ("TRADEFLOW_AUTH_SECRET", SECRET.to_owned()),
         ("DATABASE_URL", p.db.url.clone()),
         ("RUST_LOG", "info".to_owned()),
+        rest_limit,
     ];
     d.service = Service::start("dashboard", &["dashboard", "--listen", &listen], &envs, &d.root);
     eventually("the page to reconnect to the restarted dashboard", WAIT, || async {

@@ -24,6 +24,7 @@ mod ingestor;
 mod mapping;
 mod odd_input;
 mod redrive;
+mod page_bench;
 mod refused;
 mod secure;
 mod smoke;
