@@ -7,7 +7,8 @@
 //!   [`exact`]: decimal sums and products that refuse instead of rounding.
 //! - [`log_format`]: the `Key:Value|…` trade-log line (parser and renderer) and the
 //!   `tradeLog_client<CID>.<YYYY.MM.DD>.log` file name.
-//! - [`summary`]: the per-(trade_date, client, account, symbol) summary row and its math.
+//! - [`summary`]: the per-(trade_date, client, account, symbol) summary row and its math;
+//!   [`fill_bars`]: its fills per UTC minute (count, quantity by side, VWAP).
 //! - [`pnl`]: a row's realized / unrealized / total P&L, order-independent, exact.
 //! - [`holdings`]: one row per (client, account, symbol) across trade dates: position, average cost, P&L.
 //! - [`oracle`]: the expected summary rows computed straight from log files.
@@ -23,6 +24,7 @@ pub mod client;
 pub mod database;
 pub mod edge;
 pub mod exact;
+pub mod fill_bars;
 pub mod holdings;
 pub mod http;
 pub mod kafka;
