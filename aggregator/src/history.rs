@@ -1,4 +1,4 @@
-//! Snapshot history upkeep: the date partitions of `summary_history` a snapshot is about to need
+//! Snapshot history upkeep: the date partitions of `summary_history` (and of `fill_bars`) a snapshot is about to need
 //! are created ahead (yesterday, today and tomorrow, UTC), and with `--history-days N` the
 //! partitions of trade dates more than N days before today are dropped whole — with their keys in
 //! `summary_keys` — while `summary_current` is untouched. The aggregator does this at start and
@@ -42,18 +42,26 @@ pub fn cutoff(today: NaiveDate, days: u32) -> Option<NaiveDate> {
 /// Creates the partitions around `today` and drops the dates before the retention cutoff.
 pub async fn upkeep(pool: &PgPool, retention: &RetentionArgs, today: NaiveDate) -> Result<Upkeep, StoreError> {
     let around: Vec<NaiveDate> = [today.pred_opt(), Some(today), today.succ_opt()].into_iter().flatten().collect();
-    let partitions: Vec<String> =
-        sqlx::query_scalar("SELECT summary_history_partition(d) FROM UNNEST($1::date[]) AS u(d)")
-            .bind(&around)
-            .fetch_all(pool)
-            .await?;
+    // The history's partitions and the fill bars' (migration 20261130000400), date by date.
+    let partitions: Vec<String> = sqlx::query_scalar(
+        "SELECT p FROM UNNEST($1::date[]) AS u(d),
+             LATERAL (VALUES (summary_history_partition(d)), (fill_bars_partition(d))) AS v(p)",
+    )
+    .bind(&around)
+    .fetch_all(pool)
+    .await?;
     let dropped = match cutoff(today, retention.history_days) {
         Some(cutoff) => {
             let mut tx = pool.begin().await?;
             // Dropping a partition waits for the snapshots writing the table: bounded, retried next time.
             sqlx::query("SET LOCAL lock_timeout = '10s'").execute(&mut *tx).await?;
-            let dropped =
+            let mut dropped: Vec<NaiveDate> =
                 sqlx::query_scalar("SELECT summary_history_drop_before($1)").bind(cutoff).fetch_all(&mut *tx).await?;
+            let bars: Vec<NaiveDate> =
+                sqlx::query_scalar("SELECT fill_bars_drop_before($1)").bind(cutoff).fetch_all(&mut *tx).await?;
+            dropped.extend(bars);
+            dropped.sort();
+            dropped.dedup();
             tx.commit().await?;
             dropped
         }

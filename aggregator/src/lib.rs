@@ -22,12 +22,14 @@
 //! - [`marks`]: the latest price per symbol from `prices` (ticks checked by `PriceTick::check`).
 //! - [`changelog`]: the `summaries` record.
 //! - [`history`]: history partitions ahead, and retention (`--history-days`).
-//! - [`verify`]: Postgres against the oracle; [`holdings`]: the view `holdings` against the oracle's.
+//! - [`verify`]: Postgres against the oracle; [`holdings`]: the view `holdings` against the oracle's;
+//!   [`fill_bars`]: `fill_bars` (written with the rows: [`state`], [`store`]) against the oracle's.
 
 pub mod backfill;
 pub mod changelog;
 pub mod config;
 pub mod engine;
+pub mod fill_bars;
 pub mod history;
 pub mod holdings;
 pub mod marks;

@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod config;
+pub mod fill_bars;
 pub mod http;
 pub mod limits;
 pub mod live;

@@ -1,4 +1,4 @@
-//! The HTTP side (warp): the page, `/ws`, `/api/summary`, `/api/config` and the ops endpoints.
+//! The HTTP side (warp): the page, `/ws`, `/api/summary`, `/api/fill-bars`, `/api/config` and the ops endpoints.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::access::{Access, Refusal};
+use crate::fill_bars::{FillBarsError, FillBarsQuery};
 use crate::limits::Gate;
 use crate::live::Live;
 use crate::rest::{self, QueryError, SummaryQuery};
@@ -132,6 +133,13 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
         .then(|query: String, authorization: Option<String>, s: Arc<Server>| async move {
             summary(&s, &query, authorization.as_deref()).await
         });
+    let fill_bars = warp::path!("api" / "fill-bars")
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with())
+        .then(|query: String, authorization: Option<String>, s: Arc<Server>| async move {
+            fill_bars(&s, &query, authorization.as_deref()).await
+        });
     let ws = warp::path!("ws")
         .and(warp::ws())
         .and(warp::query::<HashMap<String, String>>().or(warp::any().map(HashMap::new)).unify())
@@ -205,6 +213,8 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
             .unify()
             .or(summary)
             .unify()
+            .or(fill_bars)
+            .unify()
             .or(ws)
             .unify(),
     );
@@ -241,6 +251,57 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
         .unify()
 }
 
+/// A REST request for `client`'s data with `token`: the token must entitle it (any client's token
+/// when auth is off: see `Access`) and the client be under `--rest-per-minute`; else the refusal.
+fn admit(s: &Server, client: &ClientId, token: Option<&str>) -> Result<(), Response> {
+    let entitled = s.access.entitle(token).map_err(|r| refusal(s, &r))?;
+    s.access.check_client(entitled.as_ref(), client).map_err(|r| refusal(s, &r))?;
+    if !s.gate.rest(client.as_str()) {
+        s.live.metrics.rest_refused.fetch_add(1, Relaxed);
+        let limit = s.gate.limits.rest_per_minute;
+        return Err(text(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("over {limit} requests a minute for client {client}; retry later\n"),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /api/fill-bars` (crate::fill_bars).
+async fn fill_bars(s: &Server, raw_query: &str, authorization: Option<&str>) -> Response {
+    let query: FillBarsQuery = match serde_urlencoded::from_str(raw_query) {
+        Ok(q) => q,
+        Err(e) => {
+            let expected = "client=…[&date=YYYY-MM-DD][&account=…][&symbol=…]";
+            return text(StatusCode::BAD_REQUEST, format!("bad query: {e} (expected {expected})\n"));
+        }
+    };
+    let client = match ClientId::parse(&query.client) {
+        Ok(c) => c,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    if let Err(refused) = admit(s, &client, bearer(authorization).or(query.token.as_deref())) {
+        return refused;
+    }
+    s.live.metrics.rest_requests.fetch_add(1, Relaxed);
+    let date = match crate::fill_bars::trade_date(query.date.as_deref()) {
+        Ok(d) => d,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let (account, symbol) = (query.account.as_deref(), query.symbol.as_deref());
+    match crate::fill_bars::fill_bars(s.db.as_ref(), &client, date, account, symbol).await {
+        Ok(answer) => json(&answer),
+        Err(e @ (FillBarsError::BadDate(_) | FillBarsError::TooMany)) => {
+            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+        }
+        Err(e @ FillBarsError::NoDatabase) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+        Err(e) => {
+            tracing::warn!(error = %e, "fill bars query failed");
+            text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+        }
+    }
+}
+
 async fn summary(s: &Server, raw_query: &str, authorization: Option<&str>) -> Response {
     let query: SummaryQuery = match serde_urlencoded::from_str(raw_query) {
         Ok(q) => q,
@@ -255,21 +316,8 @@ async fn summary(s: &Server, raw_query: &str, authorization: Option<&str>) -> Re
         Ok(c) => c,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    let token = bearer(authorization).or(query.token.as_deref());
-    let entitled = match s.access.entitle(token) {
-        Ok(e) => e,
-        Err(r) => return refusal(s, &r),
-    };
-    if let Err(r) = s.access.check_client(entitled.as_ref(), &client) {
-        return refusal(s, &r);
-    }
-    if !s.gate.rest(client.as_str()) {
-        s.live.metrics.rest_refused.fetch_add(1, Relaxed);
-        let limit = s.gate.limits.rest_per_minute;
-        return text(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("over {limit} requests a minute for client {client}; retry later\n"),
-        );
+    if let Err(refused) = admit(s, &client, bearer(authorization).or(query.token.as_deref())) {
+        return refused;
     }
     s.live.metrics.rest_requests.fetch_add(1, Relaxed);
     let filter = RowFilter { account: query.account.map(Into::into), symbol: query.symbol.map(Into::into) };

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tradeflow_aggregator::changelog::SummaryChange;
+use tradeflow_aggregator::fill_bars::{compare_fill_bars, current_fill_bars};
 use tradeflow_aggregator::holdings::{compare_holdings, current_holdings};
 use tradeflow_aggregator::store::{SnapshotOutcome, Store};
 use tradeflow_aggregator::verify::{compare, compare_realized_pnl, current_realized_pnl, current_rows};
@@ -108,7 +109,12 @@ impl Pipeline {
             diffs.extend(compare_realized_pnl(&realized, &oracle));
             // Holdings (a view over the rows) equal the oracle's: nothing lost or doubled across dates.
             let held = current_holdings(&self.db.pool).await.ok()?;
-            (diffs.is_empty() && compare_holdings(&held, &oracle).is_empty()).then_some(diffs)
+            // Fill bars (written with the rows) equal the oracle's: nothing lost or doubled per minute.
+            let bars = current_fill_bars(&self.db.pool).await.ok()?;
+            (diffs.is_empty()
+                && compare_holdings(&held, &oracle).is_empty()
+                && compare_fill_bars(&bars, &oracle).is_empty())
+            .then_some(diffs)
         })
         .await;
         assert!(diffs.is_empty());
