@@ -256,3 +256,63 @@ async fn two_backfills_at_once_are_refused_not_interleaved() {
     p.converges().await;
     p.cleanup();
 }
+
+/// Issue #24: a backfill of a past date rebuilds its rows, holdings and fill bars from `trades`,
+/// and leaves the other date's alone — all equal to the oracle afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_of_a_past_date_leaves_holdings_and_fill_bars_equal_to_the_oracle() {
+    use tradeflow_aggregator::fill_bars::{compare_fill_bars, current_fill_bars};
+    use tradeflow_aggregator::holdings::{compare_holdings, current_holdings};
+    use tradeflow_core::oracle::Oracle;
+
+    let p = Pipeline::new().await;
+    // Two past trade dates (the run crosses midnight), a few minutes of bars on each.
+    p.produce(&[
+        "--clients",
+        "1,2,3",
+        "--count",
+        "1200",
+        "--seed",
+        "24",
+        "--start",
+        "2026-11-20T23:58:30",
+        "--rate",
+        "8",
+    ]);
+    let _ingestor = p.start("ingestor", harness::broker::free_port());
+    let _aggregator = p.start("aggregator", harness::broker::free_port());
+    p.converges().await;
+    let oracle = Oracle::from_dir(&p.logs).expect("oracle");
+    let dates: Vec<chrono::NaiveDate> = oracle.fill_bars.keys().map(|k| k.trade_date).collect();
+    let (first, last) = (dates[0], dates[dates.len() - 1]);
+    assert!(first < last, "the run crosses midnight");
+    // Wrong holdings and bars on the first date, as a bug would leave them: a doubled row, a bar
+    // lost, a bar changed, a bar that never was.
+    for sql in [
+        "UPDATE summary_current SET buy_qty = buy_qty * 2, trade_count = trade_count * 2 WHERE trade_date = $1",
+        "DELETE FROM fill_bars WHERE (trade_date, client_id, account_id, symbol, minute) IN
+             (SELECT trade_date, client_id, account_id, symbol, minute FROM fill_bars WHERE trade_date = $1 LIMIT 1)",
+        "UPDATE fill_bars SET sell_qty = sell_qty + 5 WHERE trade_date = $1",
+        "INSERT INTO fill_bars SELECT trade_date, client_id, account_id, symbol, minute - interval '1 hour', 1, 1, 0,
+             1, 0, source_partition FROM fill_bars WHERE trade_date = $1 LIMIT 1",
+    ] {
+        sqlx::query(sql).bind(first).execute(&p.db.pool).await.expect("corrupt");
+    }
+    let held = current_holdings(&p.db.pool).await.expect("holdings");
+    assert!(!compare_holdings(&held, &oracle).is_empty(), "the corruption shows in holdings");
+    let bars = current_fill_bars(&p.db.pool).await.expect("bars");
+    let wrong = compare_fill_bars(&bars, &oracle);
+    assert!(wrong.iter().all(|d| format!("{d}").contains(&first.to_string())), "only the first date is wrong");
+    assert!(wrong.len() >= 3, "{wrong:?}");
+    let last_date_bars: Vec<_> = bars.bars.iter().filter(|((k, _), _)| k.trade_date == last).collect();
+
+    let day = first.to_string();
+    let out = backfill(&p, &["--from", &day, "--to", &day], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Rows, realized P&L, holdings and fill bars equal the oracle again (and `tradeflow verify` says so).
+    p.converges().await;
+    let after = current_fill_bars(&p.db.pool).await.expect("bars");
+    let last_after: Vec<_> = after.bars.iter().filter(|((k, _), _)| k.trade_date == last).collect();
+    assert_eq!(last_after, last_date_bars, "the other date's bars are as they were");
+    p.cleanup();
+}
