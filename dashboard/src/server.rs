@@ -253,18 +253,23 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
 
 /// A REST request for `client`'s data with `token`: the token must entitle it (any client's token
 /// when auth is off: see `Access`) and the client be under `--rest-per-minute`; else the refusal.
-fn admit(s: &Server, client: &ClientId, token: Option<&str>) -> Result<(), Response> {
-    let entitled = s.access.entitle(token).map_err(|r| refusal(s, &r))?;
-    s.access.check_client(entitled.as_ref(), client).map_err(|r| refusal(s, &r))?;
+fn refused(s: &Server, client: &ClientId, token: Option<&str>) -> Option<Response> {
+    let entitled = match s.access.entitle(token) {
+        Ok(e) => e,
+        Err(r) => return Some(refusal(s, &r)),
+    };
+    if let Err(r) = s.access.check_client(entitled.as_ref(), client) {
+        return Some(refusal(s, &r));
+    }
     if !s.gate.rest(client.as_str()) {
         s.live.metrics.rest_refused.fetch_add(1, Relaxed);
         let limit = s.gate.limits.rest_per_minute;
-        return Err(text(
+        return Some(text(
             StatusCode::TOO_MANY_REQUESTS,
             format!("over {limit} requests a minute for client {client}; retry later\n"),
         ));
     }
-    Ok(())
+    None
 }
 
 /// `GET /api/fill-bars` (crate::fill_bars).
@@ -280,7 +285,7 @@ async fn fill_bars(s: &Server, raw_query: &str, authorization: Option<&str>) -> 
         Ok(c) => c,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    if let Err(refused) = admit(s, &client, bearer(authorization).or(query.token.as_deref())) {
+    if let Some(refused) = refused(s, &client, bearer(authorization).or(query.token.as_deref())) {
         return refused;
     }
     s.live.metrics.rest_requests.fetch_add(1, Relaxed);
@@ -316,7 +321,7 @@ async fn summary(s: &Server, raw_query: &str, authorization: Option<&str>) -> Re
         Ok(c) => c,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    if let Err(refused) = admit(s, &client, bearer(authorization).or(query.token.as_deref())) {
+    if let Some(refused) = refused(s, &client, bearer(authorization).or(query.token.as_deref())) {
         return refused;
     }
     s.live.metrics.rest_requests.fetch_add(1, Relaxed);

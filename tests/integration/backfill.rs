@@ -314,5 +314,48 @@ async fn a_backfill_of_a_past_date_leaves_holdings_and_fill_bars_equal_to_the_or
     let after = current_fill_bars(&p.db.pool).await.expect("bars");
     let last_after: Vec<_> = after.bars.iter().filter(|((k, _), _)| k.trade_date == last).collect();
     assert_eq!(last_after, last_date_bars, "the other date's bars are as they were");
+
+    // GET /api/fill-bars serves them: client 1's bars of the rebuilt date, with the oracle's VWAP.
+    let dash = Dash::start_on(p.topics.clone(), &[], &[("DATABASE_URL", p.db.url.clone())]).await;
+    let (token, port) = (dash.token("1"), dash.port);
+    let get = |path: String| async move { harness::http::request(port, &path, &[]).await.expect("answer") };
+    let (status, body) = get(format!("/api/fill-bars?client=1&date={day}&token={token}")).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!((answer["client"].as_str(), answer["trade_date"].as_str()), (Some("1"), Some(day.as_str())));
+    type Bar = (String, String, String, i64, Option<rust_decimal::Decimal>);
+    let served: Vec<Bar> = answer["bars"]
+        .as_array()
+        .expect("bars")
+        .iter()
+        .map(|b| {
+            let s = |f: &str| b[f].as_str().unwrap_or_default().to_owned();
+            let vwap = b["vwap"].as_str().map(|v| v.parse().expect("vwap"));
+            (s("account_id"), s("symbol"), s("minute"), b["trade_count"].as_i64().unwrap_or(-1), vwap)
+        })
+        .collect();
+    let expected: Vec<Bar> = oracle
+        .fill_bars
+        .iter()
+        .filter(|(k, _)| k.client_id.as_str() == "1" && k.trade_date == first)
+        .flat_map(|(k, bars)| {
+            bars.iter().map(move |(m, b)| {
+                let minute = m.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                (k.account_id.to_string(), k.symbol.to_string(), minute, b.trade_count, b.vwap())
+            })
+        })
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(served, expected);
+    // The token rules and the edge: another client's token, none, a bad date, an unknown parameter.
+    assert_eq!(get(format!("/api/fill-bars?client=2&date={day}&token={token}")).await.0, 403);
+    assert_eq!(get(format!("/api/fill-bars?client=1&date={day}")).await.0, 401);
+    assert_eq!(get(format!("/api/fill-bars?client=1&date=2026-02-30&token={token}")).await.0, 400);
+    assert_eq!(get(format!("/api/fill-bars?client=1&minute=1&token={token}")).await.0, 400);
+    let (status, body) = get(format!("/api/fill-bars?client=1&date=2026-01-01&token={token}")).await;
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&body).expect("json")["bars"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
     p.cleanup();
 }
