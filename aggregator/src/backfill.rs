@@ -153,14 +153,17 @@ impl Build {
     /// of both (the higher per file), next offset = the end read to.
     fn job(&self) -> SnapshotJob {
         let mut rows = Vec::new();
-        for (state, keys) in [
-            (&self.rebuilt, self.rebuilt.rows.keys().cloned().collect::<Vec<_>>()),
-            (&self.carried, self.carried.dirty_rows.iter().cloned().collect()),
+        // Rebuilt rows with all their bars (the range's are deleted first), carried ones with the
+        // bars that changed.
+        for (state, keys, all) in [
+            (&self.rebuilt, self.rebuilt.rows.keys().cloned().collect::<Vec<_>>(), true),
+            (&self.carried, self.carried.dirty_rows.iter().cloned().collect(), false),
         ] {
             for key in keys {
                 let Some(position) = state.rows.get(&key) else { continue };
                 let offset = state.row_offsets.get(&key).copied().unwrap_or(self.end);
-                rows.push(RowImage { key, position: position.clone(), mark: None, offset });
+                let bars = state.row_bars(&key, all);
+                rows.push(RowImage { key, position: position.clone(), mark: None, offset, bars });
             }
         }
         let mut files: HashMap<FileKey, u64> = HashMap::new();

@@ -1,8 +1,8 @@
-//! Snapshot history upkeep: the date partitions of `summary_history` (and of `price_bars`) a
+//! Snapshot history upkeep: the date partitions of `summary_history`, `price_bars` and `fill_bars` a
 //! snapshot is about to need are created ahead (yesterday, today and tomorrow, UTC), and with
 //! `--history-days N` the partitions of trade dates more than N days before today are dropped
-//! whole — the history with its keys in `summary_keys`, and the minute price bars — while
-//! `summary_current` is untouched. The aggregator does this at start and
+//! whole — the history with its keys in `summary_keys`, the minute price bars and the fill bars —
+//! while `summary_current` is untouched. The aggregator does this at start and
 //! hourly; `tradeflow history` does it once.
 
 use std::time::Duration;
@@ -45,21 +45,22 @@ pub fn cutoff(today: NaiveDate, days: u32) -> Option<NaiveDate> {
 /// Creates the partitions around `today` and drops the dates before the retention cutoff.
 pub async fn upkeep(pool: &PgPool, retention: &RetentionArgs, today: NaiveDate) -> Result<Upkeep, StoreError> {
     let around: Vec<NaiveDate> = [today.pred_opt(), Some(today), today.succ_opt()].into_iter().flatten().collect();
-    let partitions: Vec<String> =
-        sqlx::query_scalar("SELECT summary_history_partition(d) FROM UNNEST($1::date[]) AS u(d)")
-            .bind(&around)
-            .fetch_all(pool)
-            .await?;
-    let bar_partitions: Vec<String> =
-        sqlx::query_scalar("SELECT price_bars_partition(d) FROM UNNEST($1::date[]) AS u(d)")
-            .bind(&around)
-            .fetch_all(pool)
-            .await?;
+    let partitions: Vec<String> = sqlx::query_scalar(
+        "SELECT p FROM UNNEST($1::date[]) AS u(d),
+             LATERAL (VALUES (summary_history_partition(d)), (fill_bars_partition(d)), (price_bars_partition(d))) AS v(p)",
+    )
+    .bind(&around)
+    .fetch_all(pool)
+    .await?;
     let (dropped, bars_dropped) = match cutoff(today, retention.history_days) {
-        Some(cutoff) => (
-            drop_before(pool, "summary_history_drop_before", cutoff).await?,
-            drop_before(pool, "price_bars_drop_before", cutoff).await?,
-        ),
+        Some(cutoff) => {
+            let mut dropped = drop_before(pool, "summary_history_drop_before", cutoff).await?;
+            // The fill bars (migration 20261130000400) go with the history of their dates.
+            dropped.extend(drop_before(pool, "fill_bars_drop_before", cutoff).await?);
+            dropped.sort();
+            dropped.dedup();
+            (dropped, drop_before(pool, "price_bars_drop_before", cutoff).await?)
+        }
         None => (Vec::new(), Vec::new()),
     };
     Ok(Upkeep { partitions: partitions.into_iter().chain(bar_partitions).collect(), dropped, bars_dropped })

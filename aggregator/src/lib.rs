@@ -26,7 +26,8 @@
 //! - [`changelog`]: the `summaries` record.
 //! - [`history`]: history partitions ahead, and retention (`--history-days`).
 //! - [`verify`]: Postgres against the oracle; [`holdings`]: the view `holdings` against the oracle's;
-//!   [`day_pnl`]: its day P&L against the oracle's at the stored marks and bars.
+//!   [`day_pnl`]: its day P&L against the oracle's at the stored marks and bars;
+//!   [`fill_bars`]: `fill_bars` (written with the rows: [`state`], [`store`]) against the oracle's.
 
 pub mod backfill;
 pub mod bars;
@@ -34,6 +35,7 @@ pub mod changelog;
 pub mod config;
 pub mod day_pnl;
 pub mod engine;
+pub mod fill_bars;
 pub mod history;
 pub mod holdings;
 pub mod marks;

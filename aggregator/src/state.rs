@@ -1,12 +1,14 @@
 //! The state one aggregator owns for one `trades` partition: its summary rows, the dedupe marks
-//! (highest line offset applied per log file generation), and the next offset to consume.
+//! (highest line offset applied per log file generation), the rows' fill bars, and the next
+//! offset to consume.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
 use tradeflow_core::ClientId;
+use tradeflow_core::fill_bars::{FillBar, RowBars, next_bar};
 use tradeflow_core::record::{TradeId, TradeRecord};
-use tradeflow_core::summary::{Mark, Position, SummaryKey};
+use tradeflow_core::summary::{Mark, Overflow, Position, SummaryKey};
 
 use crate::redrive::Redriven;
 
@@ -36,6 +38,10 @@ pub struct PartitionState {
     pub dirty_files: StateSet<FileKey>,
     /// Identities applied as re-drives ([`crate::redrive`]).
     pub redriven: Redriven,
+    /// Each row's fill bars (a trade counts in its row and its bar, or in neither).
+    pub bars: StateMap<SummaryKey, RowBars>,
+    /// The minutes of each dirty row whose bar changed since the last snapshot (what it writes).
+    pub dirty_bars: StateMap<SummaryKey, BTreeSet<NaiveDateTime>>,
     /// `next_offset` when last snapshotted (a snapshot is due when it moved).
     pub snapshotted_offset: i64,
 }
@@ -67,6 +73,9 @@ pub struct RowImage {
     pub mark: Option<Mark>,
     /// The `trades` offset (exclusive) the row reflects.
     pub offset: i64,
+    /// The row's fill bars that changed since the last snapshot, whole (written as they are, so
+    /// writing one twice is harmless), by minute.
+    pub bars: Vec<(NaiveDateTime, FillBar)>,
 }
 
 /// What applying one record did.
@@ -102,12 +111,7 @@ impl PartitionState {
             return Applied::Duplicate;
         }
         let key = SummaryKey::of(&record.id.client, &record.trade);
-        let result = match self.rows.get_mut(&key) {
-            Some(p) => p.apply(&record.trade),
-            None => Position::first(&record.trade).map(|p| {
-                self.rows.insert(key.clone(), p);
-            }),
-        };
+        let result = self.apply_to_row(&key, record);
         // The line is consumed either way: mark it so a re-send is not applied later.
         if redrive {
             self.redriven.insert(record.id.clone());
@@ -125,6 +129,34 @@ impl PartitionState {
         }
     }
 
+    /// Applies the trade to the row `key` and its fill bar, both or neither.
+    fn apply_to_row(&mut self, key: &SummaryKey, record: &TradeRecord) -> Result<(), Overflow> {
+        let (minute, bar) = match self.bars.get(key) {
+            Some(bars) => next_bar(bars, &record.trade)?,
+            None => next_bar(&RowBars::new(), &record.trade)?,
+        };
+        match self.rows.get_mut(key) {
+            Some(p) => p.apply(&record.trade)?,
+            None => {
+                self.rows.insert(key.clone(), Position::first(&record.trade)?);
+            }
+        }
+        self.bars.entry(key.clone()).or_default().insert(minute, bar);
+        self.dirty_bars.entry(key.clone()).or_default().insert(minute);
+        Ok(())
+    }
+
+    /// The bars of row `key` as a snapshot writes them: every one (`all`, a rebuild) or the
+    /// minutes changed since the last snapshot.
+    pub fn row_bars(&self, key: &SummaryKey, all: bool) -> Vec<(NaiveDateTime, FillBar)> {
+        let Some(bars) = self.bars.get(key) else { return Vec::new() };
+        if all {
+            return bars.iter().map(|(m, b)| (*m, b.clone())).collect();
+        }
+        let minutes = self.dirty_bars.get(key).into_iter().flatten();
+        minutes.filter_map(|m| bars.get(m).map(|b| (*m, b.clone()))).collect()
+    }
+
     pub fn snapshot_due(&self) -> bool {
         !self.dirty_rows.is_empty()
             || !self.dirty_files.is_empty()
@@ -135,14 +167,16 @@ impl PartitionState {
     /// Copies what changed since the last snapshot and clears the dirty sets. The job must end in
     /// [`Self::snapshot_committed`] or [`Self::snapshot_failed`] (which makes its keys dirty again).
     pub fn take_snapshot(&mut self, marks: &HashMap<String, Mark>) -> SnapshotJob {
-        let rows = self
-            .dirty_rows
-            .drain()
+        let keys: Vec<SummaryKey> = self.dirty_rows.drain().collect();
+        let rows = keys
+            .into_iter()
             .filter_map(|key| {
                 let position = self.rows.get(&key)?.clone();
                 let offset = self.row_offsets.get(&key).copied().unwrap_or(self.next_offset);
                 let mark = marks.get(key.symbol.as_str()).cloned();
-                Some(RowImage { key, position, mark, offset })
+                let bars = self.row_bars(&key, false);
+                self.dirty_bars.remove(&key);
+                Some(RowImage { key, position, mark, offset, bars })
             })
             .collect();
         let files = self.dirty_files.drain().filter_map(|f| self.files.get(&f).map(|&max| (f, max))).collect();
@@ -165,7 +199,10 @@ impl PartitionState {
     /// Nothing of `job` was written: its rows and files are written by the next snapshot, with
     /// whatever values they have by then (state only moves forward, so that is still consistent).
     pub fn snapshot_failed(&mut self, job: SnapshotJob) {
-        self.dirty_rows.extend(job.rows.into_iter().map(|r| r.key));
+        for r in job.rows {
+            self.dirty_bars.entry(r.key.clone()).or_default().extend(r.bars.into_iter().map(|(m, _)| m));
+            self.dirty_rows.insert(r.key);
+        }
         self.dirty_files.extend(job.files.into_iter().map(|(f, _)| f));
         self.redriven.dirty.extend(job.redriven);
     }
@@ -179,6 +216,11 @@ impl PartitionState {
                 self.rows.remove(key);
                 self.row_offsets.remove(key);
                 self.dirty_rows.remove(key);
+                self.bars.remove(key);
+                self.dirty_bars.remove(key);
+            } else if let Some(bars) = self.bars.get(key) {
+                // Its stored bars went with the refused image: the next image writes them all.
+                self.dirty_bars.entry(key.clone()).or_default().extend(bars.keys().copied());
             }
         }
     }
@@ -186,6 +228,9 @@ impl PartitionState {
     /// Everything dirty (when a snapshot's outcome is unknown).
     pub fn mark_all_dirty(&mut self) {
         self.dirty_rows.extend(self.rows.keys().cloned());
+        for (key, bars) in &self.bars {
+            self.dirty_bars.entry(key.clone()).or_default().extend(bars.keys().copied());
+        }
         self.dirty_files.extend(self.files.keys().cloned());
         self.redriven.dirty.extend(self.redriven.seen.iter().cloned());
     }
@@ -258,6 +303,9 @@ mod tests {
         let retry = s.take_snapshot(&HashMap::new());
         assert_eq!((retry.rows.len(), retry.next_offset), (1, 2));
         assert_eq!(retry.rows[0].position.trade_count, 2);
+        // The failed job's bar is written by the retry, whole: both fills of 09:30.
+        assert_eq!(retry.rows[0].bars.len(), 1);
+        assert_eq!((retry.rows[0].bars[0].1.trade_count, retry.rows[0].bars[0].1.buy_qty), (2, 3));
         s.snapshot_committed(&retry);
         assert!(!s.snapshot_due());
     }

@@ -14,10 +14,11 @@ use rust_decimal::Decimal;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tradeflow_core::ClientId;
+use tradeflow_core::fill_bars::FillBar;
 use tradeflow_core::pnl::Book;
 use tradeflow_core::summary::{Mark, Position, SummaryKey};
 
-use crate::state::{PartitionState, SnapshotJob};
+use crate::state::{PartitionState, RowImage, SnapshotJob};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
@@ -106,7 +107,7 @@ impl Store {
             return Ok(());
         }
         let missing: Vec<NaiveDate> = missing.into_iter().collect();
-        sqlx::query("SELECT summary_history_partition(d) FROM UNNEST($1::date[]) AS u(d)")
+        sqlx::query("SELECT summary_history_partition(d), fill_bars_partition(d) FROM UNNEST($1::date[]) AS u(d)")
             .bind(&missing)
             .execute(&self.pool)
             .await?;
@@ -232,6 +233,15 @@ impl Store {
             .bind(to)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(
+                "DELETE FROM fill_bars WHERE source_partition = $1
+                 AND ($2::date IS NULL OR trade_date >= $2) AND ($3::date IS NULL OR trade_date <= $3)",
+            )
+            .bind(job.partition)
+            .bind(from)
+            .bind(to)
+            .execute(&mut *tx)
+            .await?;
         }
         if !job.quarantined.is_empty() {
             delete_rows(&mut tx, &job.quarantined).await?;
@@ -241,6 +251,7 @@ impl Store {
             cols.push(&r.key, &r.position, r.mark.as_ref(), job.partition, r.offset);
         }
         insert_rows(&mut tx, &cols, Utc::now()).await?;
+        insert_bars(&mut tx, &job.rows, job.partition).await?;
         write_files(&mut tx, job).await?;
         crate::redrive::write(&mut tx, job.partition, &job.redriven).await?;
         tx.commit().await?;
@@ -248,8 +259,8 @@ impl Store {
     }
 }
 
-/// Deletes the quarantined rows' keys from `summary_current` (their history stays: it is what was
-/// true then). A key Postgres cannot even compare (a NUL byte in it) was never stored: its
+/// Deletes the quarantined rows' keys from `summary_current` and their fill bars (their history
+/// stays: it is what was true then). A key Postgres cannot even compare (a NUL byte in it) was never stored: its
 /// data error is passed over, inside a savepoint.
 async fn delete_rows(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
@@ -266,6 +277,18 @@ async fn delete_rows(
         .bind(k.symbol.as_str())
         .execute(&mut **tx)
         .await;
+        let deleted = match deleted {
+            Ok(_) => sqlx::query(
+                "DELETE FROM fill_bars WHERE trade_date = $1 AND client_id = $2 AND account_id = $3 AND symbol = $4",
+            )
+            .bind(k.trade_date)
+            .bind(k.client_id.as_str())
+            .bind(k.account_id.as_str())
+            .bind(k.symbol.as_str())
+            .execute(&mut **tx)
+            .await,
+            e => e,
+        };
         match deleted {
             Ok(_) => sqlx::query("RELEASE SAVEPOINT quarantine").execute(&mut **tx).await?,
             Err(e) if DataError::of(&e).is_some() => {
@@ -323,7 +346,10 @@ impl Store {
                 cols.push(&r.key, &r.position, r.mark.as_ref(), job.partition, r.offset);
             }
             sqlx::query("SAVEPOINT probe").execute(&mut *tx).await?;
-            let result = insert_rows(&mut tx, &cols, now).await;
+            let mut result = insert_rows(&mut tx, &cols, now).await;
+            if result.is_ok() {
+                result = insert_bars(&mut tx, &job.rows[range.clone()], job.partition).await;
+            }
             sqlx::query("ROLLBACK TO SAVEPOINT probe").execute(&mut *tx).await?;
             match result {
                 Ok(()) => {}
@@ -413,7 +439,104 @@ async fn read_state(
         state.files.insert((client, date, generation as u32), max as u64);
     }
     state.redriven.seen = crate::redrive::read(tx, state.partition).await?;
+    read_bars(tx, state).await
+}
+
+/// Reads the fill bars of a partition's rows into `state` (within `tx`). A bar whose row is not
+/// the partition's (none is written so) is passed over.
+async fn read_bars(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    state: &mut PartitionState,
+) -> Result<(), StoreError> {
+    type Bar = (NaiveDate, String, String, String, DateTime<Utc>, i64, i64, i64, Decimal, Decimal);
+    let bars: Vec<Bar> = sqlx::query_as(
+        "SELECT trade_date, client_id, account_id, symbol, minute, trade_count, buy_qty, sell_qty, buy_notional,
+                sell_notional FROM fill_bars WHERE source_partition = $1",
+    )
+    .bind(state.partition)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (date, client, account, symbol, minute, trade_count, buy_qty, sell_qty, buy_notional, sell_notional) in bars {
+        let client_id = ClientId::parse(&client).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let key = SummaryKey { trade_date: date, client_id, account_id: account.into(), symbol: symbol.into() };
+        if !state.rows.contains_key(&key) {
+            continue;
+        }
+        let bar = FillBar { trade_count, buy_qty, sell_qty, buy_notional, sell_notional };
+        state.bars.entry(key).or_default().insert(minute.naive_utc(), bar);
+    }
     Ok(())
+}
+
+/// Upserts the fill bars of `rows` (each bar whole: writing one again is harmless) into `fill_bars`.
+async fn insert_bars(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    rows: &[RowImage],
+    partition: i32,
+) -> Result<(), StoreError> {
+    let mut cols = BarColumns::default();
+    for r in rows {
+        for (minute, bar) in &r.bars {
+            cols.push(&r.key, *minute, bar);
+        }
+    }
+    if cols.minute.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO fill_bars (trade_date, client_id, account_id, symbol, minute, trade_count, buy_qty, sell_qty,
+                buy_notional, sell_notional, source_partition)
+         SELECT u.d, u.c, u.a, u.s, u.m, u.tc, u.bq, u.sq, u.bn, u.sn, $11
+         FROM UNNEST($1::date[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::bigint[],
+                     $8::bigint[], $9::numeric[], $10::numeric[]) AS u(d, c, a, s, m, tc, bq, sq, bn, sn)
+         ON CONFLICT (trade_date, client_id, account_id, symbol, minute) DO UPDATE SET
+             trade_count = EXCLUDED.trade_count, buy_qty = EXCLUDED.buy_qty, sell_qty = EXCLUDED.sell_qty,
+             buy_notional = EXCLUDED.buy_notional, sell_notional = EXCLUDED.sell_notional,
+             source_partition = EXCLUDED.source_partition",
+    )
+    .bind(&cols.trade_date)
+    .bind(&cols.client_id)
+    .bind(&cols.account_id)
+    .bind(&cols.symbol)
+    .bind(&cols.minute)
+    .bind(&cols.trade_count)
+    .bind(&cols.buy_qty)
+    .bind(&cols.sell_qty)
+    .bind(&cols.buy_notional)
+    .bind(&cols.sell_notional)
+    .bind(partition)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct BarColumns {
+    trade_date: Vec<NaiveDate>,
+    client_id: Vec<String>,
+    account_id: Vec<String>,
+    symbol: Vec<String>,
+    minute: Vec<DateTime<Utc>>,
+    trade_count: Vec<i64>,
+    buy_qty: Vec<i64>,
+    sell_qty: Vec<i64>,
+    buy_notional: Vec<Decimal>,
+    sell_notional: Vec<Decimal>,
+}
+
+impl BarColumns {
+    fn push(&mut self, key: &SummaryKey, minute: NaiveDateTime, bar: &FillBar) {
+        self.trade_date.push(key.trade_date);
+        self.client_id.push(key.client_id.to_string());
+        self.account_id.push(key.account_id.to_string());
+        self.symbol.push(key.symbol.to_string());
+        self.minute.push(minute.and_utc());
+        self.trade_count.push(bar.trade_count);
+        self.buy_qty.push(bar.buy_qty);
+        self.sell_qty.push(bar.sell_qty);
+        self.buy_notional.push(bar.buy_notional);
+        self.sell_notional.push(bar.sell_notional);
+    }
 }
 
 /// Writes `cols` into `summary_current` (upsert) and `summary_history` (append) at `now`, and

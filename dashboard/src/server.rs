@@ -1,4 +1,4 @@
-//! The HTTP side (warp): the page, `/ws`, `/api/summary`, `/api/config` and the ops endpoints.
+//! The HTTP side (warp): the page, `/ws`, `/api/summary`, `/api/fill-bars`, `/api/config` and the ops endpoints.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::access::{Access, Refusal};
+use crate::fill_bars::{FillBarsError, FillBarsQuery};
 use crate::limits::Gate;
 use crate::live::Live;
 use crate::reply::{json, text};
@@ -143,6 +144,13 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
         .then(|query: String, authorization: Option<String>, s: Arc<Server>| async move {
             series(&s, &query, authorization.as_deref()).await
         });
+    let fill_bars = warp::path!("api" / "fill-bars")
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with())
+        .then(|query: String, authorization: Option<String>, s: Arc<Server>| async move {
+            fill_bars(&s, &query, authorization.as_deref()).await
+        });
     let ws = warp::path!("ws")
         .and(warp::ws())
         .and(warp::query::<HashMap<String, String>>().or(warp::any().map(HashMap::new)).unify())
@@ -229,6 +237,8 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
                 metrics: &s.live.metrics,
             }))
             .unify()
+            .or(fill_bars)
+            .unify()
             .or(ws)
             .unify(),
     );
@@ -265,6 +275,37 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
         .unify()
 }
 
+/// `GET /api/fill-bars` (crate::fill_bars).
+async fn fill_bars(s: &Server, raw_query: &str, authorization: Option<&str>) -> Response {
+    let query: FillBarsQuery = match serde_urlencoded::from_str(raw_query) {
+        Ok(q) => q,
+        Err(e) => {
+            let expected = "client=…[&date=YYYY-MM-DD][&account=…][&symbol=…]";
+            return text(StatusCode::BAD_REQUEST, format!("bad query: {e} (expected {expected})\n"));
+        }
+    };
+    let client = match admit_rest(s, &query.client, bearer(authorization).or(query.token.as_deref())) {
+        Ok(c) => c,
+        Err(refused) => return *refused,
+    };
+    let date = match crate::fill_bars::trade_date(query.date.as_deref()) {
+        Ok(d) => d,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let (account, symbol) = (query.account.as_deref(), query.symbol.as_deref());
+    match crate::fill_bars::fill_bars(s.db.as_ref(), &client, date, account, symbol).await {
+        Ok(answer) => json(&answer),
+        Err(e @ (FillBarsError::BadDate(_) | FillBarsError::TooMany)) => {
+            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+        }
+        Err(e @ FillBarsError::NoDatabase) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+        Err(e) => {
+            tracing::warn!(error = %e, "fill bars query failed");
+            text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+        }
+    }
+}
+
 async fn summary(s: &Server, raw_query: &str, authorization: Option<&str>) -> Response {
     let query: SummaryQuery = match serde_urlencoded::from_str(raw_query) {
         Ok(q) => q,
@@ -275,27 +316,10 @@ async fn summary(s: &Server, raw_query: &str, authorization: Option<&str>) -> Re
             );
         }
     };
-    let client = match ClientId::parse(&query.client) {
+    let client = match admit_rest(s, &query.client, bearer(authorization).or(query.token.as_deref())) {
         Ok(c) => c,
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        Err(refused) => return *refused,
     };
-    let token = bearer(authorization).or(query.token.as_deref());
-    let entitled = match s.access.entitle(token) {
-        Ok(e) => e,
-        Err(r) => return refusal(s, &r),
-    };
-    if let Err(r) = s.access.check_client(entitled.as_ref(), &client) {
-        return refusal(s, &r);
-    }
-    if !s.gate.rest(client.as_str()) {
-        s.live.metrics.rest_refused.fetch_add(1, Relaxed);
-        let limit = s.gate.limits.rest_per_minute;
-        return text(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("over {limit} requests a minute for client {client}; retry later\n"),
-        );
-    }
-    s.live.metrics.rest_requests.fetch_add(1, Relaxed);
     let filter = RowFilter { account: query.account.map(Into::into), symbol: query.symbol.map(Into::into) };
     match query.as_of {
         None => json(&rest::live_rows(&s.live, &client, &filter)),

@@ -24,7 +24,7 @@ pub struct VerifyArgs {
     database: tradeflow_aggregator::config::DatabaseArgs,
 }
 
-/// Prints the differences between Postgres and the oracle (rows with their realized P&L, holdings, and their day P&L); an error (exit 1) if there are any.
+/// Prints the differences between Postgres and the oracle (rows with their realized P&L, holdings with their day P&L, and fill bars); an error (exit 1) if there are any.
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let mapping = args.mapping.load()?;
     let mut oracle = Oracle::new();
@@ -56,7 +56,17 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         println!("{d}");
     }
     println!("day P&L: stored {}; differences: {}", day.len(), day_diffs.len());
-    let n = diffs.len() + held_diffs.len() + day_diffs.len();
+    let bars = tradeflow_aggregator::fill_bars::current_fill_bars(&pool).await.context("reading fill_bars")?;
+    let bar_diffs = tradeflow_aggregator::fill_bars::compare_fill_bars(&bars, &oracle);
+    for d in &bar_diffs {
+        println!("{d}");
+    }
+    let past = tradeflow_aggregator::fill_bars::dates_past_retention(&bars, &oracle);
+    if !past.is_empty() {
+        println!("fill bars not compared on {} trade dates dropped by retention: {past:?}", past.len());
+    }
+    println!("fill bars: stored {}; differences: {}", bars.bars.len(), bar_diffs.len());
+    let n = diffs.len() + held_diffs.len() + day_diffs.len() + bar_diffs.len();
     if n == 0 { Ok(()) } else { anyhow::bail!("{n} differences") }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tradeflow_aggregator::changelog::SummaryChange;
+use tradeflow_aggregator::fill_bars::{compare_fill_bars, current_fill_bars};
 use tradeflow_aggregator::holdings::{compare_holdings, current_holdings};
 use tradeflow_aggregator::store::{SnapshotOutcome, Store};
 use tradeflow_aggregator::verify::{compare, compare_realized_pnl, current_realized_pnl, current_rows};
@@ -111,7 +112,13 @@ impl Pipeline {
             // Their day P&L equals the oracle's at the stored marks and day-open marks (price_bars).
             let day = tradeflow_aggregator::day_pnl::current_day_pnl(&self.db.pool).await.ok()?;
             let day_diffs = tradeflow_aggregator::day_pnl::compare_day_pnl(&self.db.pool, &day, &oracle).await.ok()?;
-            (diffs.is_empty() && compare_holdings(&held, &oracle).is_empty() && day_diffs.is_empty()).then_some(diffs)
+            // Fill bars (written with the rows) equal the oracle's: nothing lost or doubled per minute.
+            let bars = current_fill_bars(&self.db.pool).await.ok()?;
+            (diffs.is_empty()
+                && compare_holdings(&held, &oracle).is_empty()
+                && day_diffs.is_empty()
+                && compare_fill_bars(&bars, &oracle).is_empty())
+            .then_some(diffs)
         })
         .await;
         assert!(diffs.is_empty());

@@ -256,3 +256,106 @@ async fn two_backfills_at_once_are_refused_not_interleaved() {
     p.converges().await;
     p.cleanup();
 }
+
+/// Issue #24: a backfill of a past date rebuilds its rows, holdings and fill bars from `trades`,
+/// and leaves the other date's alone — all equal to the oracle afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_of_a_past_date_leaves_holdings_and_fill_bars_equal_to_the_oracle() {
+    use tradeflow_aggregator::fill_bars::{compare_fill_bars, current_fill_bars};
+    use tradeflow_aggregator::holdings::{compare_holdings, current_holdings};
+    use tradeflow_core::oracle::Oracle;
+
+    let p = Pipeline::new().await;
+    // Two past trade dates (the run crosses midnight), a few minutes of bars on each.
+    p.produce(&[
+        "--clients",
+        "1,2,3",
+        "--count",
+        "1200",
+        "--seed",
+        "24",
+        "--start",
+        "2026-11-20T23:58:30",
+        "--rate",
+        "8",
+    ]);
+    let _ingestor = p.start("ingestor", harness::broker::free_port());
+    let _aggregator = p.start("aggregator", harness::broker::free_port());
+    p.converges().await;
+    let oracle = Oracle::from_dir(&p.logs).expect("oracle");
+    let dates: Vec<chrono::NaiveDate> = oracle.fill_bars.keys().map(|k| k.trade_date).collect();
+    let (first, last) = (dates[0], dates[dates.len() - 1]);
+    assert!(first < last, "the run crosses midnight");
+    // Wrong holdings and bars on the first date, as a bug would leave them: a doubled row, a bar
+    // lost, a bar changed, a bar that never was.
+    for sql in [
+        "UPDATE summary_current SET buy_qty = buy_qty * 2, trade_count = trade_count * 2 WHERE trade_date = $1",
+        "DELETE FROM fill_bars WHERE (trade_date, client_id, account_id, symbol, minute) IN
+             (SELECT trade_date, client_id, account_id, symbol, minute FROM fill_bars WHERE trade_date = $1 LIMIT 1)",
+        "UPDATE fill_bars SET sell_qty = sell_qty + 5 WHERE trade_date = $1",
+        "INSERT INTO fill_bars SELECT trade_date, client_id, account_id, symbol, minute - interval '1 hour', 1, 1, 0,
+             1, 0, source_partition FROM fill_bars WHERE trade_date = $1 LIMIT 1",
+    ] {
+        sqlx::query(sql).bind(first).execute(&p.db.pool).await.expect("corrupt");
+    }
+    let held = current_holdings(&p.db.pool).await.expect("holdings");
+    assert!(!compare_holdings(&held, &oracle).is_empty(), "the corruption shows in holdings");
+    let bars = current_fill_bars(&p.db.pool).await.expect("bars");
+    let wrong = compare_fill_bars(&bars, &oracle);
+    assert!(wrong.iter().all(|d| format!("{d}").contains(&first.to_string())), "only the first date is wrong");
+    assert!(wrong.len() >= 3, "{wrong:?}");
+    let last_date_bars: Vec<_> = bars.bars.iter().filter(|((k, _), _)| k.trade_date == last).collect();
+
+    let day = first.to_string();
+    let out = backfill(&p, &["--from", &day, "--to", &day], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Rows, realized P&L, holdings and fill bars equal the oracle again (and `tradeflow verify` says so).
+    p.converges().await;
+    let after = current_fill_bars(&p.db.pool).await.expect("bars");
+    let last_after: Vec<_> = after.bars.iter().filter(|((k, _), _)| k.trade_date == last).collect();
+    assert_eq!(last_after, last_date_bars, "the other date's bars are as they were");
+
+    // GET /api/fill-bars serves them: client 1's bars of the rebuilt date, with the oracle's VWAP.
+    let dash = Dash::start_on(p.topics.clone(), &[], &[("DATABASE_URL", p.db.url.clone())]).await;
+    let (token, port) = (dash.token("1"), dash.port);
+    let get = |path: String| async move { harness::http::request(port, &path, &[]).await.expect("answer") };
+    let (status, body) = get(format!("/api/fill-bars?client=1&date={day}&token={token}")).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!((answer["client"].as_str(), answer["trade_date"].as_str()), (Some("1"), Some(day.as_str())));
+    type Bar = (String, String, String, i64, Option<rust_decimal::Decimal>);
+    let served: Vec<Bar> = answer["bars"]
+        .as_array()
+        .expect("bars")
+        .iter()
+        .map(|b| {
+            let s = |f: &str| b[f].as_str().unwrap_or_default().to_owned();
+            let vwap = b["vwap"].as_str().map(|v| v.parse().expect("vwap"));
+            (s("account_id"), s("symbol"), s("minute"), b["trade_count"].as_i64().unwrap_or(-1), vwap)
+        })
+        .collect();
+    let expected: Vec<Bar> = oracle
+        .fill_bars
+        .iter()
+        .filter(|(k, _)| k.client_id.as_str() == "1" && k.trade_date == first)
+        .flat_map(|(k, bars)| {
+            bars.iter().map(move |(m, b)| {
+                let minute = m.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                (k.account_id.to_string(), k.symbol.to_string(), minute, b.trade_count, b.vwap())
+            })
+        })
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(served, expected);
+    // The token rules and the edge: another client's token, none, a bad date, an unknown parameter.
+    assert_eq!(get(format!("/api/fill-bars?client=2&date={day}&token={token}")).await.0, 403);
+    assert_eq!(get(format!("/api/fill-bars?client=1&date={day}")).await.0, 401);
+    assert_eq!(get(format!("/api/fill-bars?client=1&date=2026-02-30&token={token}")).await.0, 400);
+    assert_eq!(get(format!("/api/fill-bars?client=1&minute=1&token={token}")).await.0, 400);
+    let (status, body) = get(format!("/api/fill-bars?client=1&date=2026-01-01&token={token}")).await;
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&body).expect("json")["bars"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+    p.cleanup();
+}

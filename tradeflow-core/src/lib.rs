@@ -7,7 +7,8 @@
 //!   [`exact`]: decimal sums and products that refuse instead of rounding.
 //! - [`log_format`]: the `Key:Value|…` trade-log line (parser and renderer) and the
 //!   `tradeLog_client<CID>.<YYYY.MM.DD>.log` file name.
-//! - [`summary`]: the per-(trade_date, client, account, symbol) summary row and its math.
+//! - [`summary`]: the per-(trade_date, client, account, symbol) summary row and its math;
+//!   [`fill_bars`]: its fills per UTC minute (count, quantity by side, VWAP).
 //! - [`pnl`]: a row's realized / unrealized / total P&L, order-independent, exact.
 //! - [`holdings`]: one row per (client, account, symbol) across trade dates: position, average cost, P&L;
 //!   [`day_pnl`]: its P&L on one day against the day-open mark from the minute price [`bars`].
@@ -26,6 +27,7 @@ pub mod database;
 pub mod day_pnl;
 pub mod edge;
 pub mod exact;
+pub mod fill_bars;
 pub mod holdings;
 pub mod http;
 pub mod kafka;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::client::ClientId;
 use crate::edge::MAX_LINE_BYTES;
+use crate::fill_bars::{RowBars, next_bar};
 use crate::log_format::framing::{Piece, frames};
 use crate::log_format::{LogFileName, parse_line};
 use crate::mapping::{Mapping, Parsed, Source};
@@ -24,6 +25,8 @@ pub enum OracleError {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Oracle {
     pub rows: BTreeMap<SummaryKey, Position>,
+    /// Each row's fill bars (`crate::fill_bars`): a trade counts in its row and its bar, or in neither.
+    pub fill_bars: BTreeMap<SummaryKey, RowBars>,
     /// Complete lines seen.
     pub lines: u64,
     /// Lines that failed to parse, were over the line cap, or would overflow a row (or make its
@@ -73,20 +76,21 @@ impl Oracle {
 
     fn apply_trade(&mut self, client: &ClientId, trade: &Trade) -> bool {
         let key = SummaryKey::of(client, trade);
-        let applied = match self.rows.get_mut(&key) {
-            Some(position) => position.apply(trade).is_ok(),
-            None => match Position::first(trade) {
-                Ok(position) => {
-                    self.rows.insert(key, position);
-                    true
+        let bars = self.fill_bars.get(&key);
+        let applied = next_bar(bars.unwrap_or(&RowBars::new()), trade).ok().and_then(|(minute, bar)| {
+            match self.rows.get_mut(&key) {
+                Some(position) => position.apply(trade).ok()?,
+                None => {
+                    self.rows.insert(key.clone(), Position::first(trade).ok()?);
                 }
-                Err(_) => false,
-            },
-        };
-        if !applied {
+            }
+            self.fill_bars.entry(key).or_default().insert(minute, bar);
+            Some(())
+        });
+        if applied.is_none() {
             self.bad_lines += 1;
         }
-        applied
+        applied.is_some()
     }
 
     /// Applies every complete line of `contents` (a log file's bytes from offset 0) read under
@@ -220,6 +224,12 @@ mod tests {
         assert_eq!((aapl.trade_count, aapl.net_qty()), (2, 1));
         assert_eq!(aapl.buy_notional.to_string(), "21.0");
         assert_eq!(aapl.last_price.to_string(), "11");
+        // Both AAPL fills fall in 09:30: one bar, the row's sums.
+        let bars = o.fill_bars.iter().find(|(k, _)| k.symbol == "AAPL").unwrap().1;
+        assert_eq!(bars.len(), 1);
+        let bar = bars.values().next().unwrap();
+        assert_eq!((bar.trade_count, bar.buy_qty, bar.sell_qty), (2, 2, 1));
+        assert_eq!((bar.buy_notional, bar.sell_notional), (aapl.buy_notional, aapl.sell_notional));
     }
 
     const LINE: &str = "Activity Time:2026.11.22 09:30:00.1|Symbol:AAPL|Side:B|Price:1|Quantity:2|AccountID:CQ01";
