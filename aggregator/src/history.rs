@@ -63,7 +63,7 @@ pub async fn upkeep(pool: &PgPool, retention: &RetentionArgs, today: NaiveDate) 
         }
         None => (Vec::new(), Vec::new()),
     };
-    Ok(Upkeep { partitions: partitions.into_iter().chain(bar_partitions).collect(), dropped, bars_dropped })
+    Ok(Upkeep { partitions, dropped, bars_dropped })
 }
 
 /// Runs one of the retention functions (`summary_history_drop_before`, `price_bars_drop_before`).
