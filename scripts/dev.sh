@@ -70,7 +70,7 @@ export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" DATABASE_URL TRADE_LOG_DIR="$STATE/
 # One seed for the producer's trade prices and the price feed: both walk the same path, so trades
 # are priced near the marks the rows are valued at (docs/pnl.md).
 export TRADEFLOW_PRICES_SEED="${TRADEFLOW_PRICES_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
-"$TF" producer 2>>"$STATE/producer.log" & PIDS+=($!)
+"$TF" producer 2>>"$STATE/producer.log" & PIDS+=($!); PRODUCER_PID=$!
 "$TF" prices 2>>"$STATE/prices.log" & PIDS+=($!)
 "$TF" ingestor --state-dir "$STATE/ingestor" 2>>"$STATE/ingestor.log" & PIDS+=($!)
 TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 2>>"$STATE/aggregator.log" & PIDS+=($!)
@@ -114,8 +114,18 @@ INFO
     sleep 1
   done
 ) &
-status=0
-wait -n "${PIDS[@]}" || status=$?
+# The first service to stop ends the run — except a producer that wrote its `--count` and exited 0
+# (TRADEFLOW_PRODUCER_COUNT): the rest keep running.
+while :; do
+  status=0 done_pid=""
+  wait -n -p done_pid "${PIDS[@]}" || status=$?
+  if [ "$done_pid" = "$PRODUCER_PID" ] && [ "$status" = 0 ]; then
+    log "the producer wrote its lines and stopped; everything else keeps running (Ctrl-C stops all)"
+    rest=(); for p in "${PIDS[@]}"; do [ "$p" = "$PRODUCER_PID" ] || rest+=("$p"); done; PIDS=("${rest[@]}")
+    continue
+  fi
+  break
+done
 # A terminal's Ctrl-C reaches the services too: they stop cleanly (status 0), and bash then does not
 # run its own INT trap (it lets a child that handled the signal decide). A failure is non-zero.
 if [ "$status" = 0 ]; then exit 130; fi
