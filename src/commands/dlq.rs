@@ -13,7 +13,8 @@ use tradeflow_ingestor::dead_letters::{Filter, History, Lines, State, read};
 
 #[derive(Subcommand, Debug)]
 pub enum DlqCommand {
-    /// List dead-lettered lines, one per line identity with its latest state and reason.
+    /// List dead-lettered lines, one per line identity with its latest state and reason; lines
+    /// re-driven already are hidden unless `--all`.
     List(ListArgs),
     /// Show one line's dead letters: every record of its history, the raw bytes escaped.
     Show(ShowArgs),
@@ -82,7 +83,7 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<()> {
 }
 
 async fn read_lines(source: &Source) -> anyhow::Result<Lines> {
-    super::reach_kafka(&source.kafka).await?;
+    super::require_kafka(&source.kafka).await?;
     let (kafka, topic) = (source.kafka.clone(), source.topics.topics().trades_dlq);
     let lines = tokio::task::spawn_blocking(move || read::read_lines(&kafka, &topic))
         .await
@@ -101,10 +102,47 @@ fn state(h: &History) -> &'static str {
     }
 }
 
+/// A filter that cannot match anything is refused, not answered with nothing.
+fn check_filter(filter: &Filter) -> anyhow::Result<()> {
+    if let (Some(from), Some(to)) = (filter.from, filter.to)
+        && from >= to
+    {
+        anyhow::bail!("--from {from} is not before --to {to}: no dead letter can match");
+    }
+    Ok(())
+}
+
+/// After listing nothing for a `--reason`: the reasons there are, so a typo is seen.
+fn explain_empty(lines: &Lines, filter: &Filter) {
+    if let Some(reason) = &filter.reason {
+        let mut present: Vec<&str> = lines.lines.values().map(|h| h.latest_line().reason_code.as_str()).collect();
+        present.sort_unstable();
+        present.dedup();
+        eprintln!("no dead letter has reason {reason:?}; reasons present: {}", present.join(", "));
+    }
+}
+
+/// Output cut short by the reader (`dlq list | head`) ends the command quietly, as other tools do.
+fn quiet_on_closed_pipe(result: anyhow::Result<()>) -> anyhow::Result<()> {
+    match result {
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 async fn list(args: ListArgs) -> anyhow::Result<()> {
+    check_filter(&args.filter)?;
     let lines = read_lines(&args.source).await?;
+    quiet_on_closed_pipe(write_list(&args, &lines))
+}
+
+fn write_list(args: &ListArgs, lines: &Lines) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
+    let mut listed = 0usize;
     for h in lines.select(&args.filter).filter(|h| args.all || h.latest().state == State::Dead) {
+        listed += 1;
         let (first, dead) = (h.first(), h.latest_line());
         let at = first.at.map(|t| t.to_rfc3339()).unwrap_or_default();
         if args.json {
@@ -128,10 +166,26 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
             )?;
         }
     }
+    if listed == 0 {
+        explain_empty(lines, &args.filter);
+    }
     Ok(())
 }
 
+/// `FILE:GENERATION:OFFSET` (a file name may itself hold colons: the last two fields are numbers).
+fn check_line_id(id: &str) -> anyhow::Result<()> {
+    let mut fields = id.rsplitn(3, ':');
+    let (offset, generation, file) = (fields.next(), fields.next(), fields.next());
+    match (file, generation.map(str::parse::<u32>), offset.map(str::parse::<u64>)) {
+        (Some(f), Some(Ok(_)), Some(Ok(_))) if !f.is_empty() => Ok(()),
+        _ => anyhow::bail!(
+            "malformed line id {id:?}: expected FILE:GENERATION:OFFSET, as `tradeflow dlq list` prints it"
+        ),
+    }
+}
+
 async fn show(args: ShowArgs) -> anyhow::Result<()> {
+    check_line_id(&args.line)?;
     let lines = read_lines(&args.source).await?;
     let h = lines
         .lines
@@ -156,6 +210,7 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
 }
 
 async fn redrive_cmd(args: RedriveArgs) -> anyhow::Result<()> {
+    check_filter(&args.filter)?;
     let mapping = args.mapping.load()?;
     let lines = read_lines(&args.source).await?;
     let options = Options { include_redriven: args.include_redriven, rate: args.rate };

@@ -1,3 +1,5 @@
+use anyhow::Context as _;
+
 pub mod aggregator;
 pub mod dashboard;
 pub mod dlq;
@@ -12,6 +14,16 @@ pub mod topics;
 /// Checks at a command's start that Kafka can be reached with its settings: wrong credentials or an
 /// untrusted certificate stop it with the client's reason; a broker that does not answer in time
 /// is only reported (the service waits for it as it always does).
+/// For a one-shot command (`dlq`): Kafka must answer within 10 s, else the command fails saying so.
+pub async fn require_kafka(kafka: &tradeflow_core::kafka::KafkaArgs) -> anyhow::Result<()> {
+    let args = kafka.clone();
+    tokio::task::spawn_blocking(move || {
+        tradeflow_core::kafka::check_connection(&args, std::time::Duration::from_secs(10))
+    })
+    .await?
+    .with_context(|| format!("Kafka at {} did not answer (KAFKA_BROKERS / --brokers)", kafka.brokers))
+}
+
 pub async fn reach_kafka(kafka: &tradeflow_core::kafka::KafkaArgs) -> anyhow::Result<()> {
     let args = kafka.clone();
     let checked = tokio::task::spawn_blocking(move || {
