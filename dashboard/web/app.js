@@ -42,6 +42,7 @@ const state = {
   rows: new Map(),          // key → row (live)
   changedAt: new Map(),     // key → { at: ms, prev: row | null }: the row's last change, for ages and late flashes
   pending: new Map(),       // key → the row before this paint's first change (null: a new row)
+  dirty: new Set(),         // keys changed since the view (currentView) was last brought up to date
   epoch: null, seq: null,   // resume position
   ws: null, backoff: 500, retryTimer: null, connected: false,
   lastMessageAt: 0,
@@ -137,40 +138,133 @@ function isStale(row) {
 }
 
 // ---- the view: filtered, sorted, optionally grouped rows (what the table and the export show) ----
+// Kept between repaints (`view`): a repaint applies only the rows changed since the last one
+// (`state.dirty`): each is taken out of the sorted list (binary search) and put back in place, and
+// its old values are taken off the exact totals and its new ones added. The view is rebuilt from
+// all rows only when the source (live / a snapshot / a moment of history), a filter, the sort or the
+// grouping changes, when over half the rows changed at once, or while sorting by age (every age moves).
 function sourceRows() { return state.history ? state.history.rows : state.rows; }
-function filteredRows() {
-  const account = $("#f-account").value;
-  const symbol = $("#f-symbol").value.trim().toUpperCase();
-  const rows = [...sourceRows().values()].filter((r) => (!account || r.account_id === account) && (!symbol || r.symbol.toUpperCase().includes(symbol)));
-  const { key, dir } = state.layout.sort;
-  const col = BY_KEY.get(key);
-  const numeric = col && ["qty", "price", "money"].includes(col.kind);
-  const value = (r) => (key === "age" ? -changedAtOf(r) : numeric ? (r[key] === null ? -Infinity : Number(r[key])) : r[key]);
-  // Each row's sort value and key computed once, not per comparison (2,000 rows: ~22,000 of them).
-  const decorated = rows.map((r) => [value(r), rowKey(r), r]);
-  decorated.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0) * dir || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
-  return decorated.map((d) => d[2]);
-}
-function sums(rows) {
-  const out = {};
-  for (const c of COLUMNS) if (c.total) out[c.key] = sumDecimals(rows.map((r) => r[c.key]));
-  return out;
-}
-/// Items in display order: { kind: "row", key, row } or { kind: "group", key, label, count, open, sums }.
-function viewItems(rows) {
-  const by = state.layout.groupBy;
-  if (!by) return rows.map((row) => ({ kind: "row", key: rowKey(row), row }));
-  const groups = new Map();
-  for (const row of rows) { const g = row[by]; if (!groups.has(g)) groups.set(g, []); groups.get(g).push(row); }
-  const items = [];
-  for (const name of [...groups.keys()].sort()) {
-    const members = groups.get(name);
-    const key = `group:${by}:${name}`;
-    const open = state.expanded.has(key);
-    items.push({ kind: "group", key, label: name, count: members.length, open, sums: sums(members) });
-    if (open) for (const row of members) items.push({ kind: "row", key: rowKey(row), row });
+/// An exact running sum of decimal strings: `value()` equals `sumDecimals` of the values added
+/// (and not taken off again) — the same digits, at the largest scale among them.
+class DecimalSum {
+  constructor() { this.total = 0n; this.scale = 0; this.scales = new Map(); this.count = 0; }
+  add(v, by) { // by: 1 adds v, -1 takes it off
+    if (v === null || v === undefined || v === "") return;
+    const p = parseDecimal(v);
+    if (p.scale > this.scale) { this.total *= 10n ** BigInt(p.scale - this.scale); this.scale = p.scale; }
+    const n = p.digits * 10n ** BigInt(this.scale - p.scale);
+    this.total += by > 0 ? (p.neg ? -n : n) : (p.neg ? n : -n);
+    const left = (this.scales.get(p.scale) || 0) + by;
+    if (left) this.scales.set(p.scale, left); else this.scales.delete(p.scale);
+    this.count += by;
   }
-  return items;
+  value() {
+    if (!this.count) return "";
+    const scale = Math.max(...this.scales.keys());
+    return formatScaled(this.total / 10n ** BigInt(this.scale - scale), scale); // exact: every part has scale ≤ `scale`
+  }
+}
+const TOTAL_COLUMNS = COLUMNS.filter((c) => c.total);
+function newSums() { return Object.fromEntries(TOTAL_COLUMNS.map((c) => [c.key, new DecimalSum()])); }
+function sumValues(s) { return Object.fromEntries(TOTAL_COLUMNS.map((c) => [c.key, s[c.key].value()])); }
+let view = null;
+function entryCompare(dir) {
+  return (a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0) * dir || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+}
+/// The sorted list's entry for `row`, or null when a filter hides it. Values that don't compare as a
+/// total order (NaN, a text column's null) mark the view inexact: it is then re-sorted whole each
+/// time, as the page always did.
+function entryOf(v, row) {
+  if ((v.account && row.account_id !== v.account) || (v.symbol && !row.symbol.toUpperCase().includes(v.symbol))) return null;
+  const value = v.key === "age" ? -changedAtOf(row) : v.numeric ? (row[v.key] === null ? -Infinity : Number(row[v.key])) : row[v.key];
+  if (v.numeric ? Number.isNaN(value) : typeof value !== "string") v.exact = false;
+  return { value, key: rowKey(row), row };
+}
+function count(v, row, by) {
+  for (const c of TOTAL_COLUMNS) v.totals[c.key].add(row[c.key], by);
+  if (!v.by) return;
+  const name = row[v.by];
+  let g = v.groups.get(name);
+  if (!g) { g = { count: 0, sums: newSums() }; v.groups.set(name, g); }
+  g.count += by;
+  for (const c of TOTAL_COLUMNS) g.sums[c.key].add(row[c.key], by);
+  if (!g.count) v.groups.delete(name);
+}
+function buildView(params) {
+  const col = BY_KEY.get(params.key);
+  const v = { ...params, numeric: !!col && ["qty", "price", "money"].includes(col.kind), exact: true, list: [], entries: new Map(), totals: newSums(), groups: new Map(), accounts: new Set(), accountsChanged: true };
+  for (const row of params.source.values()) {
+    v.accounts.add(row.account_id);
+    const e = entryOf(v, row);
+    if (!e) continue;
+    v.list.push(e); v.entries.set(e.key, e); count(v, row, 1);
+  }
+  v.list.sort(entryCompare(v.dir));
+  state.dirty.clear();
+  return v;
+}
+function lowerBound(list, e, cmp) {
+  let lo = 0, hi = list.length;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (cmp(list[mid], e) < 0) lo = mid + 1; else hi = mid; }
+  return lo;
+}
+/// The rows changed since the view was last brought up to date, applied one by one.
+function applyChanges(v) {
+  const cmp = entryCompare(v.dir);
+  for (const k of state.dirty) {
+    const row = v.source.get(k);
+    if (row && !v.accounts.has(row.account_id)) { v.accounts.add(row.account_id); v.accountsChanged = true; }
+    const old = v.entries.get(k);
+    if (old) {
+      let i = lowerBound(v.list, old, cmp);
+      if (v.list[i] !== old) i = v.list.indexOf(old);
+      v.list.splice(i, 1); v.entries.delete(k); count(v, old.row, -1);
+    }
+    const e = row && entryOf(v, row);
+    if (!e) continue;
+    v.list.splice(lowerBound(v.list, e, cmp), 0, e); v.entries.set(k, e); count(v, row, 1);
+  }
+  state.dirty.clear();
+}
+function currentView() {
+  const params = {
+    source: sourceRows(),
+    account: $("#f-account").value,
+    symbol: $("#f-symbol").value.trim().toUpperCase(),
+    key: state.layout.sort.key, dir: state.layout.sort.dir,
+    by: state.layout.groupBy,
+  };
+  const v = view;
+  const same = v && v.exact && v.key !== "age" && Object.keys(params).every((p) => v[p] === params[p]);
+  if (!same || (v.source === state.rows && state.dirty.size * 2 > v.source.size)) {
+    const accounts = v && v.source === params.source ? v.accounts : null;
+    view = buildView(params);
+    if (accounts && accounts.size === view.accounts.size) view.accountsChanged = v.accountsChanged; // rows are never removed from a source
+    return view;
+  }
+  if (v.source === state.rows && state.dirty.size) {
+    applyChanges(v);
+    if (!v.exact) view = buildView(params);
+  }
+  return view;
+}
+const rowItem = (e) => ({ kind: "row", key: e.key, row: e.row });
+/// Items in display order: { kind: "row", key, row } or { kind: "group", key, label, count, open, sums };
+/// as `{ length, range(from, to) }` so a repaint builds only the items it draws.
+function viewItems(v) {
+  const by = v.by;
+  if (!by) return { length: v.list.length, range: (from, to) => v.list.slice(from, to).map(rowItem) };
+  const names = [...v.groups.keys()].sort();
+  const open = new Map(names.filter((name) => state.expanded.has(`group:${by}:${name}`)).map((name) => [name, []]));
+  if (open.size) for (const e of v.list) { const members = open.get(e.row[by]); if (members) members.push(e); }
+  const items = [];
+  for (const name of names) {
+    const g = v.groups.get(name);
+    const key = `group:${by}:${name}`;
+    items.push({ kind: "group", key, label: name, count: g.count, open: open.has(name), sums: sumValues(g.sums) });
+    if (open.has(name)) for (const e of open.get(name)) items.push(rowItem(e));
+  }
+  return { length: items.length, range: (from, to) => items.slice(from, to) };
 }
 
 // ---- painting ----
@@ -274,14 +368,14 @@ const WINDOW_FROM = 300;      // views up to this many items are drawn whole
 const WINDOW_MARGIN = 30;     // items drawn above and below the screen
 let rowHeight = 0;            // measured from a drawn row, once
 function onScreen(items, tbody, span) {
-  if (items.length <= WINDOW_FROM) return items;
+  if (items.length <= WINDOW_FROM) return items.range(0, items.length);
   if (!rowHeight) { const tr = tbody.querySelector("tr:not(.spacer)"); rowHeight = (tr && tr.offsetHeight) || 27; }
   const top = tbody.getBoundingClientRect().top; // the first item's top, relative to the viewport
   const first = Math.max(0, Math.min(items.length, Math.floor(-top / rowHeight) - WINDOW_MARGIN));
   const last = Math.min(items.length, Math.max(first, Math.floor(-top / rowHeight)) + Math.ceil(innerHeight / rowHeight) + WINDOW_MARGIN);
   return [
     { kind: "spacer", key: "spacer:top", height: first * rowHeight, span },
-    ...items.slice(first, last),
+    ...items.range(first, last),
     { kind: "spacer", key: "spacer:bottom", height: (items.length - last) * rowHeight, span },
   ];
 }
@@ -301,8 +395,8 @@ function paint() {
   const tbody = $("#rows tbody");
   const columns = visibleColumns();
   if (state.fullPaint) { tbody.textContent = ""; state.fullPaint = false; }
-  const rows = filteredRows();
-  const items = onScreen(viewItems(rows), tbody, columns.length);
+  const v = currentView();
+  const items = onScreen(viewItems(v), tbody, columns.length);
   const existing = new Map([...tbody.children].map((tr) => [tr.dataset.key, tr]));
   const order = [];
   const toPaint = [];
@@ -340,15 +434,15 @@ function paint() {
   for (const c of columns) {
     const td = document.querySelector(`#totals [data-total="${c.key}"]`);
     if (!td) continue;
-    const v = sumDecimals(rows.map((r) => r[c.key]));
-    td.textContent = display(c.kind, v);
-    td.title = v;
-    if (c.signed) sign(td, v);
+    const total = v.totals[c.key].value();
+    td.textContent = display(c.kind, total);
+    td.title = total;
+    if (c.signed) sign(td, total);
   }
-  $("#row-count").textContent = `${rows.length} of ${sourceRows().size} rows`;
+  $("#row-count").textContent = `${v.list.length} of ${sourceRows().size} rows`;
   $("#empty").hidden = sourceRows().size > 0;
   $("#empty").textContent = state.client ? `No rows for client ${state.client} yet.` : "Enter a client id to watch its positions.";
-  refreshAccounts();
+  if (v.accountsChanged) { v.accountsChanged = false; refreshAccounts(v.accounts); }
 }
 function flashFresh(tr, row, prev) {
   for (const td of tr.children) {
@@ -360,9 +454,10 @@ function flashFresh(tr, row, prev) {
   }
 }
 
-function refreshAccounts() {
+/// `accounts`: every account among the view's source rows (only called when a new one appeared).
+function refreshAccounts(accounts) {
   const select = $("#f-account");
-  const accounts = [...new Set([...sourceRows().values()].map((r) => r.account_id))].sort();
+  accounts = [...accounts].sort();
   const have = [...select.options].slice(1).map((o) => o.value);
   if (accounts.join() === have.join()) return;
   const current = select.value;
@@ -420,14 +515,15 @@ function csvField(v) {
 }
 function exportCsv() {
   const columns = visibleColumns();
-  const rows = filteredRows();
+  const v = currentView();
   const lines = [["line", ...columns.map((c) => c.label)]];
   const now = Date.now();
-  for (const item of viewItems(rows)) {
+  const items = viewItems(v);
+  for (const item of items.range(0, items.length)) {
     if (item.kind === "group") lines.push(["subtotal", ...columns.map((c, i) => (c.total ? item.sums[c.key] : c.key === state.layout.groupBy || i === 0 ? item.label : ""))]);
     else lines.push(["row", ...columns.map((c) => (c.kind === "age" ? (state.history ? "" : Math.floor((now - changedAtOf(item.row)) / 1000)) : item.row[c.key]))]);
   }
-  const total = sums(rows);
+  const total = sumValues(v.totals);
   lines.push(["total", ...columns.map((c, i) => (c.total ? total[c.key] : i === 0 ? "Total" : ""))]);
   const at = state.history ? `as-of-${state.history.at.toISOString()}` : `live-${new Date().toISOString()}`;
   const parts = [`tradeflow_client-${state.client || "none"}`, at.replace(/[:.]/g, "-")];
@@ -559,6 +655,7 @@ function handle(frame) {
         const k = rowKey(r);
         const prev = state.rows.get(k) || null;
         if (!state.pending.has(k)) state.pending.set(k, prev);
+        state.dirty.add(k);
         state.changedAt.set(k, { at: now, prev });
         state.rows.set(k, r);
       }
