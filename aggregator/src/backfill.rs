@@ -37,6 +37,7 @@ use rdkafka::{Message as _, Offset};
 use tokio_util::sync::CancellationToken;
 use tradeflow_core::kafka::{EndOfPartitionIsNormal, KafkaArgs};
 use tradeflow_core::record::TradeRecord;
+use tradeflow_core::summary::Mark;
 use tradeflow_core::topics::TopicArgs;
 
 use crate::AggregateError;
@@ -150,8 +151,9 @@ impl Build {
     }
 
     /// What the rebuild writes: every rebuilt row, the carried rows that changed, the dedupe marks
-    /// of both (the higher per file), next offset = the end read to.
-    fn job(&self) -> SnapshotJob {
+    /// of both (the higher per file), next offset = the end read to. Each row is valued at its
+    /// symbol's newest stored mark (`marks`), so a rebuild keeps the rows' P&L.
+    fn job(&self, marks: &HashMap<String, Mark>) -> SnapshotJob {
         let mut rows = Vec::new();
         // Rebuilt rows with all their bars (the range's are deleted first), carried ones with the
         // bars that changed.
@@ -163,7 +165,8 @@ impl Build {
                 let Some(position) = state.rows.get(&key) else { continue };
                 let offset = state.row_offsets.get(&key).copied().unwrap_or(self.end);
                 let bars = state.row_bars(&key, all);
-                rows.push(RowImage { key, position: position.clone(), mark: None, offset, bars });
+                let mark = marks.get(key.symbol.as_str()).cloned();
+                rows.push(RowImage { key, position: position.clone(), mark, offset, bars });
             }
         }
         let mut files: HashMap<FileKey, u64> = HashMap::new();
@@ -303,12 +306,14 @@ async fn rebuild(
     if let Fault::Hold(pause) = fault {
         tokio::time::sleep(pause).await;
     }
+    // Read after the leases are taken: the live owners no longer write these partitions' rows.
+    let marks = store.latest_marks().await?;
     for (written, build) in builds.iter().enumerate() {
         if fault == Fault::CrashAfter(written) {
             eprintln!("TRADEFLOW_BACKFILL_FAULT=crash-after:{written}: aborting before the next partition");
             std::process::abort();
         }
-        let job = build.job();
+        let job = build.job(&marks);
         match store.write_rebuild(&job, dates.from, dates.to).await? {
             SnapshotOutcome::Committed { rows } => report.rows += rows,
             _ => {

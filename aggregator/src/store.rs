@@ -690,6 +690,18 @@ impl Store {
     }
 
     /// A partition's stored rows and dedupe marks, as its lease found them (no ownership taken).
+    /// The newest mark stored per symbol (over every current row): what a rebuilt row is valued at,
+    /// as a live row carries its symbol's latest tick (a backfill reads `trades`, not `prices`).
+    pub async fn latest_marks(&self) -> Result<HashMap<String, Mark>, StoreError> {
+        let marks: Vec<(String, Decimal, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT DISTINCT ON (symbol) symbol, mark_price, mark_at FROM summary_current
+             WHERE mark_price IS NOT NULL AND mark_at IS NOT NULL ORDER BY symbol, mark_at DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(marks.into_iter().map(|(symbol, price, at)| (symbol, Mark { price, at })).collect())
+    }
+
     pub async fn read_partition(&self, lease: &Lease) -> Result<PartitionState, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut state = PartitionState::new(lease.partition, lease.epoch, lease.next_offset);

@@ -155,7 +155,7 @@ async fn answer(s: &BarsContext<'_>, raw_query: &str, authorization: Option<&str
         let limit = s.gate.limits.rest_per_minute;
         return text(StatusCode::TOO_MANY_REQUESTS, format!("over {limit} requests a minute; retry later\n"));
     }
-    if let Err(e) = tradeflow_core::edge::check_key("symbol", &query.symbol) {
+    if let Err(e) = tradeflow_core::edge::check_outside_key("symbol", &query.symbol) {
         return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
     }
     s.metrics.rest_requests.fetch_add(1, Relaxed);

@@ -54,6 +54,10 @@ pub struct FillBarRow {
 pub enum FillBarsError {
     #[error("date must be a trade date such as 2026-11-30: {0}")]
     BadDate(chrono::ParseError),
+    #[error("date must be a trade date written YYYY-MM-DD, such as 2026-11-30: {0:?}")]
+    DateShape(String),
+    #[error("{0}")]
+    BadKey(tradeflow_core::log_format::ParseError),
     #[error("more than {MAX_FILL_BARS} fill bars: narrow the query with account= or symbol=")]
     TooMany,
     #[error("fill bars need the snapshot database (start the dashboard with --database-url)")]
@@ -66,8 +70,25 @@ pub enum FillBarsError {
 pub fn trade_date(date: Option<&str>) -> Result<NaiveDate, FillBarsError> {
     match date {
         None => Ok(Utc::now().date_naive()),
+        // chrono's %Y takes any number of digits ("26-11-30" is year 26): the shape first.
+        Some(d) if !is_iso_date_shape(d) => Err(FillBarsError::DateShape(d.chars().take(40).collect())),
         Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(FillBarsError::BadDate),
     }
+}
+
+fn is_iso_date_shape(d: &str) -> bool {
+    let b = d.as_bytes();
+    b.len() == 10 && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() })
+}
+
+/// An `account` or `symbol` filter: a key a trade could have (docs/edge.md), else 400.
+pub fn check_filter(account: Option<&str>, symbol: Option<&str>) -> Result<(), FillBarsError> {
+    for (field, value) in [("account", account), ("symbol", symbol)] {
+        if let Some(v) = value {
+            tradeflow_core::edge::check_outside_key(field, v).map_err(FillBarsError::BadKey)?;
+        }
+    }
+    Ok(())
 }
 
 type Row = (String, String, DateTime<Utc>, i64, i64, i64, Decimal, Decimal, Option<Decimal>);
@@ -130,7 +151,11 @@ mod tests {
         assert!(serde_urlencoded::from_str::<FillBarsQuery>("date=2026-11-30").is_err(), "no client");
         assert_eq!(trade_date(Some("2026-11-30")).unwrap(), NaiveDate::from_ymd_opt(2026, 11, 30).unwrap());
         assert!(matches!(trade_date(Some("2026-13-01")), Err(FillBarsError::BadDate(_))));
-        assert!(matches!(trade_date(Some("30.11.2026")), Err(FillBarsError::BadDate(_))));
+        assert!(matches!(trade_date(Some("30.11.2026")), Err(FillBarsError::DateShape(_))));
+        assert!(matches!(trade_date(Some("26-11-30")), Err(FillBarsError::DateShape(_))), "year 26 is not meant");
+        assert!(matches!(check_filter(Some("CQ01"), Some("A\0")), Err(FillBarsError::BadKey(_))));
+        assert!(matches!(check_filter(Some(&"A".repeat(33)), None), Err(FillBarsError::BadKey(_))));
+        assert!(check_filter(Some("CQ01"), Some("AAPL")).is_ok());
         assert_eq!(trade_date(None).unwrap(), Utc::now().date_naive());
     }
 

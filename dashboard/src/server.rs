@@ -293,11 +293,17 @@ async fn fill_bars(s: &Server, raw_query: &str, authorization: Option<&str>) -> 
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
     let (account, symbol) = (query.account.as_deref(), query.symbol.as_deref());
+    if let Err(e) = crate::fill_bars::check_filter(account, symbol) {
+        return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+    }
     match crate::fill_bars::fill_bars(s.db.as_ref(), &client, date, account, symbol).await {
         Ok(answer) => json(&answer),
-        Err(e @ (FillBarsError::BadDate(_) | FillBarsError::TooMany)) => {
-            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
-        }
+        Err(
+            e @ (FillBarsError::BadDate(_)
+            | FillBarsError::DateShape(_)
+            | FillBarsError::BadKey(_)
+            | FillBarsError::TooMany),
+        ) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
         Err(e @ FillBarsError::NoDatabase) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
         Err(e) => {
             tracing::warn!(error = %e, "fill bars query failed");

@@ -232,7 +232,7 @@ fn subscribe(
         let Some(symbol) = request.symbol.as_deref() else {
             return vec![error(ctx, "bad_request", "the bars view needs a \"symbol\"")];
         };
-        if let Err(e) = tradeflow_core::edge::check_key("symbol", symbol) {
+        if let Err(e) = tradeflow_core::edge::check_outside_key("symbol", symbol) {
             return vec![error(ctx, "bad_request", &e.to_string())];
         }
         ctx.live.metrics.snapshots.fetch_add(1, Relaxed);

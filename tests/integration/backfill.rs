@@ -306,11 +306,27 @@ async fn a_backfill_of_a_past_date_leaves_holdings_and_fill_bars_equal_to_the_or
     assert!(wrong.len() >= 3, "{wrong:?}");
     let last_date_bars: Vec<_> = bars.bars.iter().filter(|((k, _), _)| k.trade_date == last).collect();
 
+    // The rows carry marks, as the live aggregators write them from `prices`.
+    sqlx::query("UPDATE summary_current SET mark_price = 123.45, mark_at = now()")
+        .execute(&p.db.pool)
+        .await
+        .expect("marks");
+
     let day = first.to_string();
     let out = backfill(&p, &["--from", &day, "--to", &day], &[]);
     assert!(out.status.success(), "{}", text(&out));
     // Rows, realized P&L, holdings and fill bars equal the oracle again (and `tradeflow verify` says so).
     p.converges().await;
+    // The rebuilt rows keep their symbols' marks (a rebuild reads `trades`, not `prices`): their P&L
+    // is not wiped.
+    let unmarked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM summary_current WHERE trade_date = $1 AND mark_price IS DISTINCT FROM 123.45",
+    )
+    .bind(first)
+    .fetch_one(&p.db.pool)
+    .await
+    .expect("marks after");
+    assert_eq!(unmarked, 0, "every rebuilt row keeps its symbol's newest mark");
     let after = current_fill_bars(&p.db.pool).await.expect("bars");
     let last_after: Vec<_> = after.bars.iter().filter(|((k, _), _)| k.trade_date == last).collect();
     assert_eq!(last_after, last_date_bars, "the other date's bars are as they were");

@@ -81,6 +81,16 @@ pub fn check_key(field: &'static str, value: &str) -> Result<(), ParseError> {
     check_len(field, value, MAX_KEY_BYTES)
 }
 
+/// A key that arrives outside a log line (a query parameter, a price tick's symbol): [`check_key`]
+/// and no control character (inside a line the line's own check has found those already).
+pub fn check_outside_key(field: &'static str, value: &str) -> Result<(), ParseError> {
+    check_key(field, value)?;
+    match first_control(value.as_bytes()) {
+        Some(_) => Err(ParseError::bad_value(field, value, "must not hold a control character")),
+        None => Ok(()),
+    }
+}
+
 /// A free-text field: at most [`MAX_TEXT_BYTES`].
 pub fn check_text(field: &'static str, value: Option<&str>) -> Result<(), ParseError> {
     value.map_or(Ok(()), |v| check_len(field, v, MAX_TEXT_BYTES))

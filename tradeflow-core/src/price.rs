@@ -37,6 +37,13 @@ pub enum TickRefusal {
     PriceTooLarge(Decimal),
     #[error("empty symbol")]
     EmptySymbol,
+    /// More decimal places than a trade price may have (docs/edge.md: 8), so a mark times any
+    /// position stays inside exact decimal range.
+    #[error("price {0} has more than {max} decimal places", max = crate::edge::MAX_PRICE_DECIMALS)]
+    TooPrecise(Decimal),
+    /// A symbol a trade could not have (docs/edge.md: 1–32 bytes, no control characters).
+    #[error("symbol {0:?} is not a valid symbol (1–32 bytes, no control characters)")]
+    BadSymbol(CompactString),
 }
 
 impl TickRefusal {
@@ -48,6 +55,8 @@ impl TickRefusal {
             Self::NegativePrice(_) => "negative_price",
             Self::PriceTooLarge(_) => "price_too_large",
             Self::EmptySymbol => "empty_symbol",
+            Self::TooPrecise(_) => "price_too_precise",
+            Self::BadSymbol(_) => "bad_symbol",
         }
     }
 }
@@ -64,7 +73,7 @@ impl PriceTick {
 
     /// Whether the tick may move a mark, judged at the receiver's clock `now`: `at` at most
     /// [`FUTURE_TOLERANCE`] ahead of `now`, a price in `0..=`[`MAX_PRICE`] (SPEC §1: prices are
-    /// ≥ 0), a non-empty symbol. A tick from the past is accepted (marks go stale by age).
+    /// ≥ 0) with at most 8 decimal places, a symbol a trade could have (docs/edge.md). A tick from the past is accepted (marks go stale by age).
     pub fn check(&self, now: DateTime<Utc>) -> Result<(), TickRefusal> {
         if self.symbol.is_empty() {
             return Err(TickRefusal::EmptySymbol);
@@ -74,6 +83,12 @@ impl PriceTick {
         }
         if self.price > MAX_PRICE {
             return Err(TickRefusal::PriceTooLarge(self.price));
+        }
+        if self.price.scale() > crate::edge::MAX_PRICE_DECIMALS {
+            return Err(TickRefusal::TooPrecise(self.price));
+        }
+        if crate::edge::check_outside_key("Symbol", &self.symbol).is_err() {
+            return Err(TickRefusal::BadSymbol(self.symbol.clone()));
         }
         let ahead = self.at - now;
         if ahead > FUTURE_TOLERANCE {
@@ -100,6 +115,18 @@ mod tests {
         assert_eq!(far.code(), "future");
         let just = tick("1", now + TimeDelta::milliseconds(5001)).check(now).unwrap_err();
         assert_eq!(just, TickRefusal::Future { ahead: TimeDelta::milliseconds(5001) });
+    }
+
+    #[test]
+    fn a_price_more_precise_than_a_trade_price_or_an_odd_symbol_is_refused() {
+        let now = Utc::now();
+        assert_eq!(tick("777.12345678", now).check(now), Ok(()));
+        let fine = tick("777.1234567890123456789012345", now).check(now).unwrap_err();
+        assert_eq!(fine.code(), "price_too_precise");
+        let nul = PriceTick { symbol: "AA\0PL".into(), price: Decimal::ONE, at: now };
+        assert_eq!(nul.check(now).unwrap_err().code(), "bad_symbol");
+        let long = PriceTick { symbol: "A".repeat(33).into(), price: Decimal::ONE, at: now };
+        assert_eq!(long.check(now).unwrap_err().code(), "bad_symbol");
     }
 
     #[test]
