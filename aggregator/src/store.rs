@@ -26,6 +26,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 pub enum StoreError {
     #[error("Postgres: {0}")]
     Db(#[from] sqlx::Error),
+    /// No connection within the pool's acquire timeout (30 s): where, and why (one more attempt's
+    /// error: sqlx's own "pool timed out" names neither).
+    #[error("Postgres at {at} did not accept a connection within 30 s (DATABASE_URL): {cause}")]
+    Unreachable { at: String, cause: String },
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("the snapshot transaction did not finish within {0:?}")]
@@ -84,6 +88,28 @@ pub fn from_nanos(ns: i64) -> NaiveDateTime {
 /// the 120 s a test (or an operator) would wait for a takeover.
 const IDLE_IN_TRANSACTION_TIMEOUT: &str = "10s";
 
+/// A pool of `max` connections to `options`. Postgres down or unreachable for the pool's acquire
+/// timeout (30 s) is [`StoreError::Unreachable`], naming the host and the last attempt's error.
+pub async fn connect_pool(options: sqlx::postgres::PgConnectOptions, max: u32) -> Result<PgPool, StoreError> {
+    match PgPoolOptions::new().max_connections(max).connect_with(options.clone()).await {
+        Ok(pool) => Ok(pool),
+        Err(sqlx::Error::PoolTimedOut) => {
+            use sqlx::ConnectOptions as _;
+            let cause = match options.connect().await {
+                Err(e) => e.to_string(),
+                Ok(_) => "it answers now; try again".to_owned(),
+            };
+            Err(StoreError::Unreachable { at: format!("{}:{}", options.get_host(), options.get_port()), cause })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// [`connect_pool`] for a URL (`DATABASE_URL`).
+pub async fn connect_url(url: &str, max: u32) -> Result<PgPool, StoreError> {
+    connect_pool(url.parse()?, max).await
+}
+
 impl Store {
     pub async fn connect(url: &str, topic: &str) -> Result<Self, StoreError> {
         // An owner paused mid-snapshot (a stopped process, a frozen VM) would hold its row locks
@@ -92,7 +118,7 @@ impl Store {
         let options = url
             .parse::<sqlx::postgres::PgConnectOptions>()?
             .options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_TIMEOUT)]);
-        let pool = PgPoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = connect_pool(options, 4).await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool, topic: topic.to_owned(), dated: Arc::default() })
     }

@@ -32,7 +32,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         oracle.apply_dir_mapped(dir, &mapping).with_context(|| format!("oracle of {}", dir.display()))?;
     }
     let url = args.database.url().context("reading --database-password-file")?;
-    let pool = sqlx::PgPool::connect(&url).await.context("connecting to Postgres")?;
+    let pool = tradeflow_aggregator::store::connect_url(&url, 4).await.context("connecting to Postgres")?;
     let stored = tradeflow_aggregator::verify::current_rows(&pool).await.context("reading summary_current")?;
     let mut diffs = tradeflow_aggregator::verify::compare(&stored, &oracle);
     let realized =
@@ -100,7 +100,7 @@ pub struct HistoryArgs {
 /// One history upkeep (what the aggregator does hourly): partitions around today, then retention.
 pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
     let url = args.database.url().context("reading --database-password-file")?;
-    let pool = sqlx::PgPool::connect(&url).await.context("connecting to Postgres")?;
+    let pool = tradeflow_aggregator::store::connect_url(&url, 4).await.context("connecting to Postgres")?;
     tradeflow_aggregator::store::MIGRATOR.run(&pool).await.context("running the migrations")?;
     let today = chrono::Utc::now().date_naive();
     let done = tradeflow_aggregator::history::upkeep(&pool, &args.retention, today).await.context("history upkeep")?;

@@ -30,12 +30,7 @@ pub async fn run(args: RebaseArgs) -> anyhow::Result<()> {
     super::reach_kafka(&args.kafka).await?;
     let topic = args.topics.topics().trades;
     let url = args.database.url().context("reading --database-password-file")?;
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(std::time::Duration::from_secs(30))
-        .connect(&url)
-        .await
-        .context("connecting to Postgres")?;
+    let pool = tradeflow_aggregator::store::connect_url(&url, 1).await.context("connecting to Postgres")?;
     let client = offset_check::LogOffsets::new(&args.kafka).context("creating a Kafka client")?;
     let watermarks = |p: i32| tokio::task::block_in_place(|| client.get(&topic, p)).map_err(|e| e.to_string());
     let (rebased, errors) =
