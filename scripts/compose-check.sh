@@ -21,7 +21,7 @@
 #   COMPOSE_CHECK_PROJECT  the compose project and image tag (default tradeflow-check and check): two
 #                          checks can share an engine
 
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
@@ -36,8 +36,9 @@ IMAGE="tradeflow:$TRADEFLOW_IMAGE_TAG"
 STARTED=$SECONDS
 mkdir -p "$CACHE"
 
-ok() { printf '[compose-check] ok: %s\n' "$*" >&2; }
-step() { printf '[compose-check] %s\n' "$*" >&2; }
+LAST_STEP=""
+ok() { printf '[compose-check] ok: %s\n' "$*" >&2; LAST_STEP="ok: $*"; }
+step() { printf '[compose-check] %s\n' "$*" >&2; LAST_STEP="$*"; }
 dc() { docker compose "$@"; }
 
 # wait_until DESCRIPTION SECONDS COMMAND… → polls COMMAND every second until it succeeds; dies at the deadline.
@@ -46,6 +47,19 @@ wait_until() {
   until "$@" >/dev/null 2>&1; do
     [ "$SECONDS" -lt "$deadline" ] || { "$@" >&2 || true; die "timed out waiting for: $what"; }
     sleep 1
+  done
+}
+
+# retry TIMES COMMAND… → runs COMMAND until it succeeds, at most TIMES times, 2 s apart; its last status.
+# For the one-off docker and compose calls between the polls (an exec or run can fail while the engine
+# is busy under CI's load); each failed attempt is printed.
+retry() {
+  local times=$1 attempt=1; shift
+  until "$@"; do
+    local rc=$?
+    [ "$attempt" -lt "$times" ] || return "$rc"
+    step "attempt $attempt of $times failed (exit $rc): $*; retrying"
+    attempt=$((attempt + 1)); sleep 2
   done
 }
 
@@ -194,10 +208,16 @@ ensure_tradeflow_image() {
 
 # --- the run -------------------------------------------------------------------------------------
 
+# The command that failed, kept for the last line: CI shows only the end of the output, and the
+# containers' logs printed on failure would push it out of sight.
+FAILED_AT=""
+on_error() { [ -n "$FAILED_AT" ] || FAILED_AT="line $1: $2 (exit $3)"; }
+die() { FAILED_AT="error: $*"; log "error: $*"; exit 1; }
+
 cleanup() {
   local rc=$?
   if [ "${COMPOSE_KEEP:-0}" != 1 ] && docker info >/dev/null 2>&1; then
-    [ "$rc" = 0 ] || { dc ps -a >&2 || true; dc logs --tail 30 >&2 || true; }
+    [ "$rc" = 0 ] || { dc ps -a >&2 || true; dc logs --no-color --tail 30 >&2 || true; }
     dc down -v --remove-orphans >/dev/null 2>&1 || true
     docker rm -f "$COMPOSE_PROJECT_NAME-subscriber" >/dev/null 2>&1 || true
   fi
@@ -206,7 +226,8 @@ cleanup() {
     wait "$DOCKERD_PID" 2>/dev/null || true
   fi
   rm -rf "$RUN_DIR"
-  [ "$rc" = 0 ] && log "compose check passed in $((SECONDS - STARTED)) s" || log "compose check FAILED (exit $rc)"
+  [ "$rc" = 0 ] && log "compose check passed in $((SECONDS - STARTED)) s" ||
+    log "compose check FAILED (exit $rc) after $((SECONDS - STARTED)) s${FAILED_AT:+ at $FAILED_AT}; the last step: ${LAST_STEP:-none}"
 }
 
 # The host ports the compose file publishes: its defaults when free (CI), else free ones.
@@ -236,11 +257,11 @@ one_shot_done() { # SERVICE → exited 0
 # verify_oracle WHAT: stop the producer, wait until `tradeflow verify` (in a container, on the logs
 # volume) finds Postgres equal to the oracle of the logs, start the producer again.
 verify_oracle() {
-  dc stop producer >/dev/null 2>&1
+  retry 3 dc stop producer >/dev/null 2>&1
   wait_until "the rows to equal the oracle of the logs ($1)" 180 \
     dc run --rm --no-deps -T -v "${COMPOSE_PROJECT_NAME}_trade-logs:/logs:ro" aggregator verify --logs /logs
   ok "$1: rows equal the oracle of the logs volume ($(dc run --rm --no-deps -T -v "${COMPOSE_PROJECT_NAME}_trade-logs:/logs:ro" aggregator verify --logs /logs 2>/dev/null | tail -1))"
-  dc start producer >/dev/null 2>&1
+  retry 3 dc start producer >/dev/null 2>&1
 }
 
 group_members_with_partitions() { # → how many aggregator instances own partitions of `trades`
@@ -291,7 +312,7 @@ panels_answer() { python3 scripts/compose-panels.py "http://127.0.0.1:$PROMETHEU
 # bad_line → appends a line that is not a trade to a log file of client 9 on the logs volume (the
 # ingestor dead-letters it; the oracle skips it).
 bad_line() {
-  docker run --rm -v "${COMPOSE_PROJECT_NAME}_trade-logs:/logs" debian:bookworm-slim \
+  retry 3 docker run --rm -v "${COMPOSE_PROJECT_NAME}_trade-logs:/logs" debian:bookworm-slim \
     sh -c 'printf "not a trade line\n" >>"/logs/tradeLog_client9.$(date -u +%Y.%m.%d).log"'
 }
 
@@ -305,17 +326,19 @@ check_monitoring() {
   wait_until "the TradeflowDeadLetters alert to fire" 90 alert_firing TradeflowDeadLetters
   ok "two bad lines dead-lettered: tradeflow_ingestor_lines_dead_lettered_total counts them, TradeflowDeadLetters fires"
   # A websocket subscriber for the subscribers and fan-out panels.
-  token=$(dc exec -T dashboard tradeflow token --client 1)
-  docker run -d --name "$COMPOSE_PROJECT_NAME-subscriber" --network host "$IMAGE" tail --client 1 \
+  token=$(retry 3 dc exec -T dashboard tradeflow token --client 1)
+  docker rm -f "$COMPOSE_PROJECT_NAME-subscriber" >/dev/null 2>&1 || true
+  retry 3 docker run -d --name "$COMPOSE_PROJECT_NAME-subscriber" --network host "$IMAGE" tail --client 1 \
     --url "ws://127.0.0.1:$DASHBOARD_HOST_PORT/ws" --token "$token" >/dev/null
   wait_until "every Grafana panel's query to answer" 120 panels_answer --quiet
-  panels_answer | sed 's/^/[compose-check] ok: /' >&2
+  panels_answer | sed 's/^/[compose-check] ok: /' >&2 || step "(a panel's query went quiet again after answering: rates need two scrapes)"
   docker rm -f "$COMPOSE_PROJECT_NAME-subscriber" >/dev/null
 }
 
 main() {
   RUN_DIR=$(mktemp -d /tmp/tradeflow-compose-check.XXXXXX)
   trap cleanup EXIT
+  trap 'on_error "$LINENO" "$BASH_COMMAND" "$?"' ERR
   ensure_psql
   ensure_docker
   ensure_compose
@@ -340,7 +363,7 @@ main() {
   page=$(curl -fsS "http://127.0.0.1:$DASHBOARD_HOST_PORT/") || die "the dashboard does not serve its page"
   grep -qi '<html' <<<"$page" || die "the dashboard's page is not HTML"
   ok "the dashboard serves its page on 127.0.0.1:$DASHBOARD_HOST_PORT"
-  token=$(dc exec -T dashboard tradeflow token --client 1) || die "docker compose exec dashboard tradeflow token --client 1 failed"
+  token=$(retry 3 dc exec -T dashboard tradeflow token --client 1) || die "docker compose exec dashboard tradeflow token --client 1 failed"
   frame=$(docker run --rm --network host "$IMAGE" tail --client 1 --json --frames 2 \
     --url "ws://127.0.0.1:$DASHBOARD_HOST_PORT/ws" --token "$token") || die "no websocket frame with the token"
   grep -q '"snapshot"' <<<"$frame" || die "no snapshot frame after the hello: $frame"
@@ -359,7 +382,7 @@ main() {
   before=$(traded)
   docker kill --signal KILL "$victim" >/dev/null
   wait_until "trades to go on after the kill" 60 traded_more_than "$before"
-  dc restart aggregator >/dev/null 2>&1
+  retry 3 dc restart aggregator >/dev/null 2>&1
   [ "$(dc ps -q --status running aggregator | wc -l)" = 3 ] || die "docker compose restart aggregator did not bring back 3 instances"
   ok "killed one aggregator (SIGKILL), trades went on, docker compose restart aggregator: 3 running again"
   verify_oracle "after the kill and restart"
