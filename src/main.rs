@@ -52,7 +52,25 @@ enum Command {
     Tail(tradeflow_dashboard::config::TailArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Exit status: 0 done; 1 an error (printed as anyhow prints it); a command's own status for a
+/// partial outcome ([`commands::PartialOutcome`], e.g. 2 from `dlq redrive`).
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<commands::PartialOutcome>() {
+            Some(partial) => {
+                eprintln!("{partial}");
+                std::process::ExitCode::from(partial.code)
+            }
+            None => {
+                eprintln!("Error: {e:?}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tradeflow_core::telemetry::init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -19,6 +19,8 @@ pub enum DlqCommand {
     /// Show one line's dead letters: every record of its history, the raw bytes escaped.
     Show(ShowArgs),
     /// Parse the selected dead lines again with the current mapping; publish those that parse now.
+    /// Exit status: 0 every selected line re-driven (or nothing to do); 2 done, but some lines still
+    /// fail (they stay dead, with their reason); 1 an error.
     Redrive(RedriveArgs),
 }
 
@@ -248,5 +250,15 @@ async fn redrive_cmd(args: RedriveArgs) -> anyhow::Result<()> {
         report.not_lines,
         report.already_redriven
     );
+    if !args.dry_run && report.still_failing > 0 {
+        return Err(super::PartialOutcome {
+            code: 2,
+            message: format!(
+                "{} line(s) still fail under this mapping and stay dead with their reason (`tradeflow dlq list`); the others were re-driven",
+                report.still_failing
+            ),
+        }
+        .into());
+    }
     Ok(())
 }

@@ -11,6 +11,23 @@ pub mod rebase;
 pub mod secrets;
 pub mod topics;
 
+/// A command that ran to its end but has to report a partial outcome with its own exit status
+/// (`dlq redrive` with lines that still fail: 2), distinct from 1 (an error: nothing or not all done).
+/// `main` prints the message to stderr and exits with `code`.
+#[derive(Debug)]
+pub struct PartialOutcome {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for PartialOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PartialOutcome {}
+
 /// Checks at a command's start that Kafka can be reached with its settings: wrong credentials or an
 /// untrusted certificate stop it with the client's reason; a broker that does not answer in time
 /// is only reported (the service waits for it as it always does).

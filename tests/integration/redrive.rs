@@ -74,6 +74,11 @@ async fn converges(p: &Pipeline, oracle: &Oracle, what: &str) {
 
 /// `tradeflow dlq ARGS…` against the stage's broker and topics; stdout, asserting success.
 fn dlq(s: &Stage, args: &[&str]) -> String {
+    dlq_exiting(s, args, 0)
+}
+
+/// `tradeflow dlq ARGS…`; stdout, asserting the exit status (`redrive`: 2 when lines still fail).
+fn dlq_exiting(s: &Stage, args: &[&str], code: i32) -> String {
     let out = Command::new(harness::tradeflow_bin())
         .arg("dlq")
         .args(args)
@@ -82,7 +87,11 @@ fn dlq(s: &Stage, args: &[&str]) -> String {
         .output()
         .expect("tradeflow dlq");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "dlq {args:?}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "dlq {args:?}: {stdout}{stderr}");
+    if code == 2 {
+        assert!(stderr.contains("still fail"), "exit 2 says why: {stderr}");
+    }
     stdout
 }
 
@@ -125,20 +134,20 @@ async fn a_mapping_fix_re_driven_ends_equal_to_its_oracle_and_again_changes_noth
     assert_eq!(total(&dry), format!("would {expected}"));
     assert_eq!(dlq(&s, &["list"]).lines().count(), n + 1, "a dry run changes nothing");
     // The re-drive.
-    assert_eq!(total(&dlq(&s, &["redrive", "--mapping", &fixed])), expected);
+    assert_eq!(total(&dlq_exiting(&s, &["redrive", "--mapping", &fixed], 2)), expected, "exit 2: one line still fails");
     ends_equal_to_the_fixed_oracle(&s).await;
     let left = dlq(&s, &["list"]);
     assert_eq!(left.lines().count(), 1, "only the unreadable row stays dead: {left}");
     assert_eq!(dlq(&s, &["list", "--all"]).lines().count(), n + 1);
     // Again: nothing to do.
-    let again = dlq(&s, &["redrive", "--mapping", &fixed]);
+    let again = dlq_exiting(&s, &["redrive", "--mapping", &fixed], 2);
     assert_eq!(
         total(&again),
         format!("total\tredriven=0\theaders=0\tstill_failing=1\tnew_reasons=0\tnot_lines=0\talready_redriven={n}")
     );
     // Forced to publish every line again: the aggregator drops each one as a duplicate.
     let before = http::metric(s.aggregator_port, "tradeflow_aggregator_duplicates_total").await.expect("metrics");
-    let forced = dlq(&s, &["redrive", "--mapping", &fixed, "--include-redriven"]);
+    let forced = dlq_exiting(&s, &["redrive", "--mapping", &fixed, "--include-redriven"], 2);
     assert!(total(&forced).starts_with(&format!("total\tredriven={n}\t")), "{forced}");
     eventually("every line published again counted as a duplicate", LONG, || async {
         let now = http::metric(s.aggregator_port, "tradeflow_aggregator_duplicates_total").await?;
@@ -175,7 +184,7 @@ async fn a_re_drive_killed_half_way_ends_equal_when_run_again() {
     dlq_topic.read_until("a first batch marked re-driven", LONG, |r| r.len() > n + 1).await;
     assert!(redrive.running(), "killed half-way, not after the end");
     redrive.kill9();
-    let rerun = dlq(&s, &["redrive", "--mapping", &fixed]);
+    let rerun = dlq_exiting(&s, &["redrive", "--mapping", &fixed], 2);
     let counts: Vec<u64> =
         total(&rerun).split('\t').filter_map(|kv| kv.split_once('=').and_then(|(_, v)| v.parse().ok())).collect();
     let (redriven, already) = (counts[0], counts[5]);
