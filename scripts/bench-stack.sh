@@ -1,4 +1,4 @@
-# The latency benchmarks' stack (sourced by bench-latency.sh, bench-soak.sh via it, bench-ceiling.sh
+# The latency benchmarks' stack (sourced by bench-latency.sh, bench-soak.sh via it, bench-ceiling.sh, bench-recovery.sh
 # and bench-fanout.sh): builds the release binaries, starts a fresh Apache Kafka node, database, topics,
 # ingestor, aggregator and dashboard per stack, runs the e2e_latency client, and reports the per-hop
 # quantiles, each process's CPU and CPU per trade between two scrapes, and the load average.
@@ -31,10 +31,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_stack PARTITIONS: a fresh broker, database, topics and services; then a warm-up.
+# start_aggregator: the stack's aggregator (again: bench-recovery.sh restarts it after a kill -9, as
+# a supervisor would, with the same flags); its pid in AGG_PID, its log $STACK_DIR/aggregator.log
+# (AGG_RUST_LOG: its log filter, default the stack's RUST_LOG).
+start_aggregator() {
+  RUST_LOG="${AGG_RUST_LOG:-$RUST_LOG}" TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 2>>"$STACK_DIR/aggregator.log" &
+  AGG_PID=$!
+}
+
+# start_stack PARTITIONS: a fresh broker, database, topics and services; then a warm-up
+# (BENCH_WARMUP=none: none — the services answer and the stack is handed over cold).
 start_stack() {
   local partitions=$1 dir dport
-  STACKS=$((${STACKS:-0} + 1)); dir="$WORK/stack$STACKS"
+  STACKS=$((${STACKS:-0} + 1)); dir="$WORK/stack$STACKS"; STACK_DIR=$dir
   dport=$(free_port)
   DB="tradeflow_bench_$$_$STACKS"
   mkdir -p "$dir/logs"
@@ -45,7 +54,7 @@ start_stack() {
   export TRADEFLOW_INGESTOR_METRICS_ADDR="$ING_METRICS" TRADEFLOW_AGGREGATOR_METRICS_ADDR="$AGG_METRICS"
   TRADEFLOW_TRADES_PARTITIONS=$partitions TRADEFLOW_SUMMARIES_PARTITIONS=$SUMMARY_PARTS "$TF" topics >/dev/null
   "$TF" ingestor --state-dir "$dir/state" 2>>"$dir/ingestor.log" & PIDS+=($!)
-  TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 2>>"$dir/aggregator.log" & PIDS+=($!)
+  start_aggregator; PIDS+=("$AGG_PID")
   "$TF" dashboard --auth-off --listen "127.0.0.1:$dport" 2>>"$dir/dashboard.log" & PIDS+=($!)
   WS="ws://127.0.0.1:$dport/ws"
   local deadline=$((SECONDS + 60))
@@ -54,6 +63,7 @@ start_stack() {
   done
   # Warm-up (not reported): the consumer group settles, rows and feeds exist, connections are hot;
   # BENCH_WARMUP="SECONDS RATE" (default "3 1000") — the soak warms the broker's JIT at its own rate.
+  [ "${BENCH_WARMUP:-}" = none ] && return 0
   local warm=(${BENCH_WARMUP:-3 1000})
   "$BENCH" --logs "$dir/logs" --ws "$WS" --seconds "${warm[0]}" --label warm-up --rate "${warm[1]}" --clients 10 --subscribers 10 >/dev/null
 }

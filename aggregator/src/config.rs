@@ -42,6 +42,15 @@ pub struct AggregatorArgs {
     /// Consumer session timeout in ms (how fast a dead instance's partitions move).
     #[arg(long, env = "TRADEFLOW_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
     pub session_timeout_ms: u64,
+    /// Static group membership (Kafka's `group.instance.id`): this instance's name in the group,
+    /// unique per running instance and kept across its restarts. A restarted instance rejoining
+    /// under its name takes its partitions back at once instead of waiting for the dead one's
+    /// session to expire (docs/benchmarks.md, recovery under load); a stopped one is not replaced
+    /// before its session expires (no leave on shutdown). Two running instances with one name fence
+    /// each other: the older one stops with an error (the snapshot's epoch fencing keeps the
+    /// tables exact either way). Unset: dynamic membership.
+    #[arg(long, env = "TRADEFLOW_AGGREGATOR_INSTANCE_ID")]
+    pub instance_id: Option<String>,
 }
 
 /// `--database-url` for every command that reads or writes the snapshot tables.

@@ -390,14 +390,17 @@ impl ConsumerContext for EngineContext {
 }
 
 /// Consumes until shutdown: apply, publish the changed rows, snapshot on the interval (in the
-/// background: a snapshot's transactions never pause consumption).
+/// background: a snapshot's transactions never pause consumption). `Err`: the consumer hit a fatal
+/// error (another running instance took this one's `group.instance.id`) and the loop stopped, after
+/// the final snapshot (fenced for every partition a new owner has loaded).
 pub fn run(
     engine: Arc<Engine>,
     consumer: BaseConsumer<EngineContext>,
     changelog: BaseProducer,
     summaries_topic: String,
     interval: Duration,
-) {
+) -> Result<(), String> {
+    let mut fatal = None;
     let mut last_snapshot = Instant::now();
     let mut last_lag = Instant::now();
     let mut last_reload = Instant::now();
@@ -415,7 +418,13 @@ pub fn run(
             let m = match result {
                 Ok(m) => m,
                 Err(e) => {
-                    tracing::warn!(error = %e, "consume error");
+                    if let Some((code, reason)) = consumer.client().fatal_error() {
+                        tracing::error!(?code, reason, "fatal consumer error; stopping");
+                        fatal = Some(format!("{reason} ({code:?})"));
+                        engine.shutdown.cancel();
+                    } else {
+                        tracing::warn!(error = %e, "consume error");
+                    }
                     break;
                 }
             };
@@ -576,6 +585,7 @@ pub fn run(
     let _ = changelog.flush(Duration::from_secs(10));
     engine.refused.flush(Duration::from_secs(10));
     tracing::info!("aggregator consumer stopped");
+    fatal.map_or(Ok(()), Err)
 }
 
 impl Engine {

@@ -73,6 +73,8 @@ pub enum AggregateError {
     Thread(String),
     #[error("cannot read --database-password-file: {0}")]
     PasswordFile(std::io::Error),
+    #[error("the consumer stopped on a fatal error: {0}")]
+    Consumer(String),
 }
 
 pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<(), AggregateError> {
@@ -102,9 +104,11 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
         mismatched: Mutex::default(),
         offsets_client: offset_check::LogOffsets::new(&config.kafka)?,
     });
-    let consumer: BaseConsumer<EngineContext> = config
-        .kafka
-        .consumer_config()
+    let mut consumer_config = config.kafka.consumer_config();
+    if let Some(id) = &config.instance_id {
+        consumer_config.set("group.instance.id", id);
+    }
+    let consumer: BaseConsumer<EngineContext> = consumer_config
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -135,7 +139,12 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
         }
     };
     let listener = tokio::net::TcpListener::bind(config.metrics_addr).await.map_err(AggregateError::Metrics)?;
-    tracing::info!(metrics = %listener.local_addr().map_err(AggregateError::Metrics)?, group = %config.group_id, "aggregator running");
+    tracing::info!(
+        metrics = %listener.local_addr().map_err(AggregateError::Metrics)?,
+        group = %config.group_id,
+        instance = config.instance_id.as_deref().unwrap_or("(dynamic)"),
+        "aggregator running"
+    );
     tokio::spawn(tradeflow_core::http::serve_get_with_status(listener, render, shutdown.clone()));
     let interval = Duration::from_millis(config.snapshot_interval_ms.max(10));
     let summaries = topics.summaries.clone();
@@ -143,5 +152,5 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
     let result =
         tokio::task::spawn_blocking(move || engine::run(thread_engine, consumer, changelog, summaries, interval)).await;
     shutdown.cancel();
-    result.map_err(|e| AggregateError::Thread(e.to_string()))
+    result.map_err(|e| AggregateError::Thread(e.to_string()))?.map_err(AggregateError::Consumer)
 }

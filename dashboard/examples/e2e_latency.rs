@@ -49,6 +49,11 @@ struct Args {
     /// time a trade was appended; 0: only the whole run) — the soak benchmark uses 60.
     #[arg(long, default_value_t = 0)]
     window_secs: u64,
+    /// Also write every (trade, subscriber) sample to this file, one `APPEND_MS LATENCY_MS` line
+    /// each (the append in ms since the load began), after a `# load_started_unix_ms N` line — the
+    /// recovery benchmark computes its sliding spans from it.
+    #[arg(long)]
+    samples: Option<PathBuf>,
 }
 
 /// A summary row: (client index, symbol index, trade date). A run that crosses midnight UTC starts
@@ -77,8 +82,8 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 struct Subscriber {
-    /// (window of the trade's append, latency in µs)
-    latencies: Vec<(u32, u64)>,
+    /// (the trade's append in µs since the load began, latency in µs)
+    latencies: Vec<(u64, u64)>,
     /// Frames received, per window of their arrival.
     frames: Vec<u64>,
 }
@@ -153,8 +158,8 @@ async fn subscribe(
                 let rows = appends.rows.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(times) = rows.get(&row) {
                     for t in &times[*last..count.min(times.len())] {
-                        let w = load_started.map_or(0, |s| window_of(s, *t, window));
-                        out.latencies.push((w, now.saturating_duration_since(*t).as_micros() as u64));
+                        let at = load_started.map_or(0, |s| t.saturating_duration_since(s).as_micros() as u64);
+                        out.latencies.push((at, now.saturating_duration_since(*t).as_micros() as u64));
                     }
                 }
                 *last = count;
@@ -211,6 +216,7 @@ async fn main() {
     let mut batches: Vec<Vec<u8>> = vec![Vec::new(); args.clients];
     let mut pending: Vec<(RowId, usize)> = Vec::new();
     let started = Instant::now();
+    let started_unix_ms = chrono::Utc::now().timestamp_millis();
     *load_started.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
     let total = args.rate as u64 * args.seconds;
     let mut written = 0u64;
@@ -258,7 +264,7 @@ async fn main() {
         t.extend(counts.iter().map(|(row, n)| (*row, *n)));
     }
     let _ = target_tx.send(true);
-    let mut samples: Vec<(u32, u64)> = Vec::new();
+    let mut samples: Vec<(u64, u64)> = Vec::new();
     let mut frames_per_window: Vec<u64> = Vec::new();
     let wait = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(subs)).await;
     let mut complete = true;
@@ -279,10 +285,23 @@ async fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     let frames: u64 = frames_per_window.iter().sum();
     let ms = |us: u64| us as f64 / 1000.0;
+    if let Some(path) = &args.samples {
+        let mut text = format!("# load_started_unix_ms {started_unix_ms}\n");
+        for (at, l) in &samples {
+            text.push_str(&format!("{:.3} {:.3}\n", ms(*at), ms(*l)));
+        }
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("cannot write the samples to {}: {e}", path.display());
+        }
+    }
     if args.window_secs > 0 {
         let windows = args.seconds.div_ceil(args.window_secs) as u32;
         for w in 0..windows {
-            let mut lat: Vec<u64> = samples.iter().filter(|(sw, _)| *sw == w).map(|(_, l)| *l).collect();
+            let mut lat: Vec<u64> = samples
+                .iter()
+                .filter(|(at, _)| (*at / (args.window_secs * 1_000_000)) as u32 == w)
+                .map(|(_, l)| *l)
+                .collect();
             lat.sort_unstable();
             let from = u64::from(w) * args.window_secs;
             let to = (from + args.window_secs).min(args.seconds);

@@ -322,6 +322,53 @@ async fn kill_9_of_the_aggregator_loses_and_double_counts_nothing() {
     p.cleanup();
 }
 
+/// Static membership (`--instance-id`): an instance killed -9 and restarted under its name resumes
+/// its partitions (nothing lost or doubled), and a second running instance under the same name fences
+/// the first, which stops with an error instead of lingering — the tables stay exact throughout.
+#[tokio::test]
+async fn static_members_restart_under_their_name_and_a_duplicate_name_stops_the_older_one() {
+    let p = Pipeline::new().await;
+    let producer = Service::producer(
+        &["--clients", "1,2,3,4", "--rate", "500", "--count", "6000", "--seed", "6"],
+        &p.logs,
+        &p.root,
+    );
+    let _ingestor = p.start("ingestor", harness::broker::free_port());
+    let id = [("TRADEFLOW_AGGREGATOR_INSTANCE_ID", "agg-a")];
+    let port = harness::broker::free_port();
+    let mut aggregator = p.start_with("aggregator", port, &id);
+    let mut target = 300;
+    for _ in 0..2 {
+        eventually("aggregator progress", LONG, || async {
+            let records = metric(port, "tradeflow_aggregator_records_total").await?;
+            let snaps = metric(port, "tradeflow_aggregator_snapshots_total").await?;
+            (records >= target && snaps >= 1).then_some(())
+        })
+        .await;
+        aggregator.kill9();
+        aggregator = p.start_with("aggregator", port, &id);
+        target += 200;
+    }
+    // The restarted instance owns its partitions again and consumes.
+    eventually("the restarted instance to own partitions", LONG, || async {
+        (metric(port, "tradeflow_aggregator_partitions_owned").await? > 0).then_some(())
+    })
+    .await;
+    // A second running instance under the same name: the first is fenced by the coordinator and stops.
+    let port2 = harness::broker::free_port();
+    let mut second = p.start_with("aggregator", port2, &id);
+    aggregator.exited("the fenced instance to stop", LONG).await;
+    assert_eq!(aggregator.exited_successfully(), Some(false), "the fenced instance's exit status");
+    let log = std::fs::read_to_string(p.root.join("aggregator.log")).unwrap_or_default();
+    assert!(log.contains("fatal consumer error"), "no fatal consumer error in the aggregator log");
+    assert!(second.running(), "the newer instance stopped too");
+    let mut producer = producer;
+    producer.exited("the producer to finish", LONG).await;
+    p.converges().await;
+    drop(second);
+    p.cleanup();
+}
+
 #[tokio::test]
 async fn duplicate_records_in_the_topic_count_once() {
     let p = Pipeline::new().await;

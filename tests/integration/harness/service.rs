@@ -76,6 +76,11 @@ impl Service {
         }
     }
 
+    /// Whether it has exited with success (`None`: still running, or killed already).
+    pub fn exited_successfully(&mut self) -> Option<bool> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()).map(|s| s.success())
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
