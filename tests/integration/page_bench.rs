@@ -9,6 +9,8 @@
 //! With `BENCH_PAGE_TRACE=path` it also records a CDP trace of a loaded window
 //! (`BENCH_PAGE_TRACE_SECS`, 8 s, from a third of the run or 35 s in, whichever is sooner), saves it
 //! to `path` and prints where the page's main thread spent that window (`page_trace.rs`).
+//! `BENCH_PAGE_INJECT=file.js` runs a script in the page before the probe (to try a change to the
+//! page's functions without rebuilding the binary it is compiled into).
 
 use std::time::{Duration, Instant};
 
@@ -200,6 +202,12 @@ async fn page_benchmark() {
         (shown.as_str() == Some(&format!("{rows} of {rows} rows"))).then_some(())
     })
     .await;
+    if let Some(path) = std::env::var_os("BENCH_PAGE_INJECT") {
+        let script = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("BENCH_PAGE_INJECT {}: {e}", std::path::Path::new(&path).display()));
+        js(&browser, &script).await;
+        println!("injected {}", std::path::Path::new(&path).display());
+    }
     js(&browser, PROBE).await;
     // The browser's own CDP endpoint (chromedriver started it and says where), for the trace.
     let debugger = browser

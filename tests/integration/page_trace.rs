@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::http::get;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// The DevTools Performance panel's categories, without the JS sampler (its own overhead).
 const CATEGORIES: &[&str] = &[
@@ -41,8 +41,7 @@ pub(crate) struct Trace {
 /// Starts tracing the whole browser on its CDP endpoint (`debugger`: "host:port").
 pub(crate) async fn start(debugger: &str) -> Result<Trace> {
     let port: u16 = debugger.rsplit(':').next().and_then(|p| p.parse().ok()).context("debuggerAddress's port")?;
-    let version = get(port, "/json/version").await.with_context(|| format!("GET {debugger}/json/version"))?;
-    let version: Value = serde_json::from_str(&version).context("/json/version")?;
+    let version = json_version(port).await.with_context(|| format!("GET {debugger}/json/version"))?;
     let url = version["webSocketDebuggerUrl"].as_str().context("webSocketDebuggerUrl")?;
     let (ws, _) = tokio_tungstenite::connect_async(url).await.with_context(|| format!("connect {url}"))?;
     let (mut sink, mut stream) = ws.split();
@@ -72,6 +71,34 @@ pub(crate) async fn start(debugger: &str) -> Result<Trace> {
         Err(anyhow!("the CDP socket closed before Tracing.tracingComplete"))
     });
     Ok(Trace { sink, events })
+}
+
+/// `GET /json/version`, read by its content-length: Chromium's DevTools server keeps the connection
+/// open (a read to the end never ends).
+async fn json_version(port: u16) -> Result<Value> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(format!("GET /json/version HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n").as_bytes()).await?;
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, s.read(&mut chunk)).await.context("no answer in 30 s")??;
+        if n == 0 {
+            bail!("the connection closed after {} bytes", buf.len());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .context("no content-length")?;
+            if body.len() >= length {
+                return serde_json::from_str(&body[..length]).context("the answer is not JSON");
+            }
+        }
+    }
 }
 
 impl Trace {
