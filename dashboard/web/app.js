@@ -308,14 +308,28 @@ function setCell(td, text, exact, flash) {
   td.title = exact === null || exact === undefined ? "" : String(exact);
   if (flash) flashCell(td, flash);
 }
-// A flash is a Web Animation: restarting it needs no forced layout (the CSS-class restart read
-// `offsetWidth` per changed cell, a synchronous layout of the whole table each time: with 2,000 rows
-// that froze the page — docs/benchmarks.md#the-page). The class stays as the cell's "what changed".
-const FLASH_COLOURS = { flash: "rgba(74,163,255,.40)", "flash-up": "rgba(47,191,113,.45)", "flash-down": "rgba(229,83,75,.45)" };
+// A flash lights the cell for FLASH_MS: the colour class (`flash-up`, …) says what changed and
+// stays as the cell's mark; `lit` shows it and is taken off again by one sweep for all the cells
+// lit before then (`unlight`). Two style changes per flash: a Web Animation of the background ran on
+// the main thread and restyled and repainted every flashing cell on every frame — with ~30 rows
+// changing a second on screen that was most of the frame (docs/benchmarks.md#the-page); the
+// CSS-class restart before it read `offsetWidth` per cell, a forced layout each time.
+const lit = new Map();        // td → when it was lit (insertion order: oldest first)
+let unlightTimer = null;
 function flashCell(td, flash) {
   td.classList.remove("flash", "flash-up", "flash-down");
-  td.classList.add(flash);
-  td.animate([{ backgroundColor: FLASH_COLOURS[flash] }, { backgroundColor: "transparent" }], { duration: FLASH_MS, easing: "ease-out" });
+  td.classList.add(flash, "lit");
+  lit.delete(td); lit.set(td, performance.now());
+  if (!unlightTimer) unlightTimer = setTimeout(unlight, FLASH_MS);
+}
+function unlight() {
+  unlightTimer = null;
+  const now = performance.now();
+  for (const [td, at] of lit) {
+    if (now - at < FLASH_MS) { unlightTimer = setTimeout(unlight, Math.max(50, FLASH_MS - (now - at))); return; }
+    td.classList.remove("lit");
+    lit.delete(td);
+  }
 }
 function flashClass(before, after) {
   const b = Number(before), a = Number(after);
