@@ -51,6 +51,7 @@ const state = {
   cursor: null,             // the selected tbody row's data-key
   history: null,            // { at: Date, rows: Map } while the board shows a past moment
   paintQueued: false, lastPaint: 0, fullPaint: true,
+  rowsChanged: false,       // deltas applied since the last repaint (status line, charts)
   wanted: false,
 };
 
@@ -445,6 +446,12 @@ function paint() {
     } else if (prev !== undefined) paintRow(tr, item.row, prev, columns);
   }
   state.pending.clear();
+  if (state.rowsChanged) {
+    state.rowsChanged = false;
+    touched();
+    $("#seq").textContent = `seq ${state.seq}`;
+    document.dispatchEvent(new Event("tradeflow:rows"));
+  }
   for (const c of columns) {
     const td = document.querySelector(`#totals [data-total="${c.key}"]`);
     if (!td) continue;
@@ -674,9 +681,12 @@ function handle(frame) {
         state.rows.set(k, r);
       }
       state.seq = frame.seq;
-      touched(); schedulePaint();
-      document.dispatchEvent(new Event("tradeflow:rows"));
-      break;
+      // The status line and the charts' "rows changed" follow on the repaint (≤ PAINT_HZ a
+      // second), not on each of the ~100 frames a second: every DOM write here made a frame of
+      // its own need style and layout (docs/benchmarks.md#the-page).
+      state.rowsChanged = true;
+      schedulePaint();
+      return;
     }
     case "pong":
       break;
