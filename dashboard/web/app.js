@@ -312,8 +312,8 @@ function setCell(td, text, exact, flash) {
 // A flash lights the cell for FLASH_MS: the colour class (`flash-up`, …) says what changed and
 // stays as the cell's mark; `lit` shows it and is taken off again by one sweep for all the cells
 // lit before then (`unlight`). Two style changes per flash: a Web Animation of the background ran on
-// the main thread and restyled and repainted every flashing cell on every frame — with ~30 rows
-// changing a second on screen that was most of the frame (docs/benchmarks.md#the-page); the
+// the main thread and restyled every flashing cell on every frame (the page benchmark's trace: style
+// 16 % of the main thread's wall time, 2 % lit by class — docs/benchmarks.md#the-page); the
 // CSS-class restart before it read `offsetWidth` per cell, a forced layout each time.
 const lit = new Map();        // td → when it was lit (insertion order: oldest first)
 let unlightTimer = null;
