@@ -51,6 +51,7 @@ const state = {
   cursor: null,             // the selected tbody row's data-key
   history: null,            // { at: Date, rows: Map } while the board shows a past moment
   paintQueued: false, lastPaint: 0, fullPaint: true,
+  rowsChanged: false,       // deltas applied since the last repaint (status line, charts)
   wanted: false,
 };
 
@@ -308,14 +309,28 @@ function setCell(td, text, exact, flash) {
   td.title = exact === null || exact === undefined ? "" : String(exact);
   if (flash) flashCell(td, flash);
 }
-// A flash is a Web Animation: restarting it needs no forced layout (the CSS-class restart read
-// `offsetWidth` per changed cell, a synchronous layout of the whole table each time: with 2,000 rows
-// that froze the page — docs/benchmarks.md#the-page). The class stays as the cell's "what changed".
-const FLASH_COLOURS = { flash: "rgba(74,163,255,.40)", "flash-up": "rgba(47,191,113,.45)", "flash-down": "rgba(229,83,75,.45)" };
+// A flash lights the cell for FLASH_MS: the colour class (`flash-up`, …) says what changed and
+// stays as the cell's mark; `lit` shows it and is taken off again by one sweep for all the cells
+// lit before then (`unlight`). Two style changes per flash: a Web Animation of the background ran on
+// the main thread and restyled every flashing cell on every frame (the page benchmark's trace: style
+// 16 % of the main thread's wall time, 2 % lit by class — docs/benchmarks.md#the-page); the
+// CSS-class restart before it read `offsetWidth` per cell, a forced layout each time.
+const lit = new Map();        // td → when it was lit (insertion order: oldest first)
+let unlightTimer = null;
 function flashCell(td, flash) {
   td.classList.remove("flash", "flash-up", "flash-down");
-  td.classList.add(flash);
-  td.animate([{ backgroundColor: FLASH_COLOURS[flash] }, { backgroundColor: "transparent" }], { duration: FLASH_MS, easing: "ease-out" });
+  td.classList.add(flash, "lit");
+  lit.delete(td); lit.set(td, performance.now());
+  if (!unlightTimer) unlightTimer = setTimeout(unlight, FLASH_MS);
+}
+function unlight() {
+  unlightTimer = null;
+  const now = performance.now();
+  for (const [td, at] of lit) {
+    if (now - at < FLASH_MS) { unlightTimer = setTimeout(unlight, Math.max(50, FLASH_MS - (now - at))); return; }
+    td.classList.remove("lit");
+    lit.delete(td);
+  }
 }
 function flashClass(before, after) {
   const b = Number(before), a = Number(after);
@@ -431,6 +446,12 @@ function paint() {
     } else if (prev !== undefined) paintRow(tr, item.row, prev, columns);
   }
   state.pending.clear();
+  if (state.rowsChanged) {
+    state.rowsChanged = false;
+    touched();
+    $("#seq").textContent = `seq ${state.seq}`;
+    document.dispatchEvent(new Event("tradeflow:rows"));
+  }
   for (const c of columns) {
     const td = document.querySelector(`#totals [data-total="${c.key}"]`);
     if (!td) continue;
@@ -660,9 +681,12 @@ function handle(frame) {
         state.rows.set(k, r);
       }
       state.seq = frame.seq;
-      touched(); schedulePaint();
-      document.dispatchEvent(new Event("tradeflow:rows"));
-      break;
+      // The status line and the charts' "rows changed" follow on the repaint (≤ PAINT_HZ a
+      // second), not on each of the ~100 frames a second: every DOM write here made a frame of
+      // its own need style and layout (docs/benchmarks.md#the-page).
+      state.rowsChanged = true;
+      schedulePaint();
+      return;
     }
     case "pong":
       break;

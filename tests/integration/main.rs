@@ -24,6 +24,7 @@ mod ingestor;
 mod mapping;
 mod odd_input;
 mod page_bench;
+mod page_trace;
 mod redrive;
 mod refused;
 mod secure;

@@ -6,6 +6,11 @@
 //! animation frames (`requestAnimationFrame`), the page's paint work per frame, long tasks
 //! (`PerformanceObserver`), and the JS heap after a collection every 30 s (`performance.memory`).
 //! The peer in the same run: the same page, same browser, idle for 15 s before the load.
+//! With `BENCH_PAGE_TRACE=path` it also records a CDP trace of a loaded window
+//! (`BENCH_PAGE_TRACE_SECS`, 8 s, from a third of the run or 35 s in, whichever is sooner), saves it
+//! to `path` and prints where the page's main thread spent that window (`page_trace.rs`).
+//! `BENCH_PAGE_INJECT=file.js` runs a script in the page before the probe (to try a change to the
+//! page's functions without rebuilding the binary it is compiled into).
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +26,7 @@ use tradeflow_core::summary::{Position, SummaryKey};
 use crate::browser::{Driver, js};
 use crate::dashboard::Dash;
 use crate::harness::{TestTopics, eventually};
+use crate::page_trace;
 
 const ACCOUNTS: usize = 40;
 const SYMBOLS: usize = 50;
@@ -164,6 +170,8 @@ async fn publish(producer: &FutureProducer, topic: &str, from: u64, to: u64) {
 #[ignore = "a benchmark: scripts/bench-page.sh [MINUTES]"]
 async fn page_benchmark() {
     let minutes: f64 = std::env::var("BENCH_PAGE_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(2.0);
+    let trace_path = std::env::var_os("BENCH_PAGE_TRACE").map(std::path::PathBuf::from);
+    let trace_secs: f64 = std::env::var("BENCH_PAGE_TRACE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(8.0);
     let rate: u64 = std::env::var("BENCH_PAGE_RATE").ok().and_then(|r| r.parse().ok()).unwrap_or(1000);
     println!(
         "page benchmark: {minutes} min at {rate} row versions/s into {} rows; load average at start {}",
@@ -206,7 +214,17 @@ async fn page_benchmark() {
         (shown.as_str() == Some(&format!("{rows} of {rows} rows"))).then_some(())
     })
     .await;
+    if let Some(path) = std::env::var_os("BENCH_PAGE_INJECT") {
+        let script = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("BENCH_PAGE_INJECT {}: {e}", std::path::Path::new(&path).display()));
+        js(&browser, &script).await;
+        println!("injected {}", std::path::Path::new(&path).display());
+    }
     js(&browser, PROBE).await;
+    // The browser's own CDP endpoint (chromedriver started it and says where), for the trace.
+    let debugger = browser
+        .capabilities()
+        .and_then(|c| c.get("goog:chromeOptions")?["debuggerAddress"].as_str().map(str::to_owned));
 
     // The peer: the same page idle (no updates), 15 s.
     tokio::time::sleep(Duration::from_secs(15)).await; // a measured window, not a synchronisation
@@ -223,6 +241,12 @@ async fn page_benchmark() {
     let mut sums: Vec<u64> = vec![0; 10001];
     let (mut applied, mut frame_max, mut long_tasks, mut long_ms) = (0.0, 0.0_f64, 0, 0.0);
     let mut window_start = Instant::now();
+    // The trace window: a third of the run in (35 s at most: past the first figures' collection).
+    let trace_from = total.div_f64(3.0).min(Duration::from_secs(35));
+    let trace_to = trace_from + Duration::from_secs_f64(trace_secs);
+    let mut trace: Option<page_trace::Trace> = None;
+    let mut trace_wanted = trace_path.is_some();
+    let mut trace_ended = false;
     let mut ticker = tokio::time::interval(Duration::from_millis(10));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while started.elapsed() < total {
@@ -231,6 +255,29 @@ async fn page_benchmark() {
         if due > version {
             publish(&producer, &topic, version, due).await;
             version = due;
+        }
+        if trace_wanted && started.elapsed() >= trace_from {
+            trace_wanted = false;
+            match &debugger {
+                None => println!("trace: not taken: chromedriver reported no debuggerAddress"),
+                Some(at) => match page_trace::start(at).await {
+                    Ok(t) => {
+                        println!(
+                            "trace: started at t={:.0}s for {trace_secs} s (load average {})",
+                            started.elapsed().as_secs_f64(),
+                            loadavg()
+                        );
+                        trace = Some(t);
+                    }
+                    Err(e) => println!("trace: not taken: {e:#}"),
+                },
+            }
+        }
+        if let Some(t) = trace.as_mut().filter(|_| started.elapsed() >= trace_to && !trace_ended) {
+            trace_ended = true;
+            if let Err(e) = t.end().await {
+                println!("trace: Tracing.end failed: {e:#}");
+            }
         }
         if Instant::now() >= next_take {
             let taken = js(&browser, TAKE).await;
@@ -274,6 +321,22 @@ async fn page_benchmark() {
         slope * 60.0,
         loadavg(),
     );
+    if let (Some(mut t), Some(path)) = (trace, &trace_path) {
+        let ended = if trace_ended { Ok(()) } else { t.end().await };
+        let summary = match ended {
+            Ok(()) => t.finish(path).await.and_then(|events| page_trace::summary(&events)),
+            Err(e) => Err(e),
+        };
+        match summary {
+            Ok(lines) => {
+                println!("trace saved to {}", path.display());
+                for l in lines {
+                    println!("{l}");
+                }
+            }
+            Err(e) => println!("trace: failed: {e:#}"),
+        }
+    }
     // The run measured something: the page applied updates and drew frames under load.
     assert!(applied > 0.0, "the page applied no row updates");
     assert!(sums.iter().sum::<u64>() > 0, "no animation frames");

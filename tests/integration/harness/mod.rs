@@ -23,9 +23,10 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
-/// The `tradeflow` binary built for this test run.
+/// The `tradeflow` binary built for this test run, or `TRADEFLOW_BIN` when set (the page benchmark
+/// alternates two builds of the page that way without rebuilding: docs/benchmarks.md#the-page).
 pub fn tradeflow_bin() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_BIN_EXE_tradeflow"))
+    std::env::var_os("TRADEFLOW_BIN").map_or_else(|| env!("CARGO_BIN_EXE_tradeflow").into(), std::path::PathBuf::from)
 }
 
 /// A fresh temporary directory (removed by the test when it passes).
