@@ -279,6 +279,7 @@ function schedulePaint(full = false) {
 function buildHeader() {
   const head = $("#rows thead tr");
   head.textContent = "";
+  widthsDirty = true;
   for (const c of visibleColumns()) {
     const th = document.createElement("th");
     th.dataset.key = c.key;
@@ -302,7 +303,27 @@ function buildHeader() {
   });
 }
 
+// Column widths: the table layout is fixed (widths from the header, see app.css), so each header
+// gets a width that fits the widest text its column has shown (at least a minimum per kind): numbers
+// are never cut. Widths only grow (until the columns change); the table scrolls sideways in its box.
+const MIN_CHARS = { text: 8, qty: 7, price: 8, money: 12, time: 12, age: 4 };
+const colChars = new Map();   // column key → the longest text drawn in it
+let widthsDirty = true;
+function fit(key, text) {
+  const n = text.length + (key === "mark_price" ? 6 : 0); // room for the " stale" tag
+  if (n > (colChars.get(key) || 0)) { colChars.set(key, n); widthsDirty = true; }
+}
+function applyWidths() {
+  if (!widthsDirty) return;
+  widthsDirty = false;
+  for (const th of $("#rows thead tr").children) {
+    const c = BY_KEY.get(th.dataset.key);
+    const chars = Math.max(MIN_CHARS[c.kind] || 8, c.label.length + 2, colChars.get(c.key) || 0);
+    th.style.width = `${Math.ceil(chars * 7.8) + 24}px`;
+  }
+}
 function setCell(td, text, exact, flash) {
+  if (td.dataset.key) fit(td.dataset.key, text);
   if (td.textContent === text) return;
   td.textContent = text;
   td.title = exact === null || exact === undefined ? "" : String(exact);
@@ -436,6 +457,7 @@ function paint() {
     if (!td) continue;
     const total = v.totals[c.key].value();
     td.textContent = display(c.kind, total);
+    fit(c.key, td.textContent);
     td.title = total;
     if (c.signed) sign(td, total);
   }
@@ -443,6 +465,7 @@ function paint() {
   $("#empty").hidden = sourceRows().size > 0;
   $("#empty").textContent = state.client ? `No rows for client ${state.client} yet.` : "Enter a client id to watch its positions.";
   if (v.accountsChanged) { v.accountsChanged = false; refreshAccounts(v.accounts); }
+  applyWidths();
 }
 function flashFresh(tr, row, prev) {
   for (const td of tr.children) {
