@@ -145,11 +145,12 @@ function isStale(row) {
 // grouping changes, when over half the rows changed at once, or while sorting by age (every age moves).
 function sourceRows() { return state.history ? state.history.rows : state.rows; }
 /// An exact running sum of decimal strings: `value()` equals `sumDecimals` of the values added
-/// (and not taken off again) — the same digits, at the largest scale among them.
+/// (and not taken off again) — the same digits, at the largest scale among them — or null while
+/// any added value is unknown (null: a P&L or market value without a mark): `nulls` counts those.
 class DecimalSum {
-  constructor() { this.total = 0n; this.scale = 0; this.scales = new Map(); this.count = 0; }
+  constructor() { this.total = 0n; this.scale = 0; this.scales = new Map(); this.count = 0; this.nulls = 0; }
   add(v, by) { // by: 1 adds v, -1 takes it off
-    if (v === null || v === undefined || v === "") return;
+    if (v === null || v === undefined || v === "") { this.nulls += by; return; }
     const p = parseDecimal(v);
     if (p.scale > this.scale) { this.total *= 10n ** BigInt(p.scale - this.scale); this.scale = p.scale; }
     const n = p.digits * 10n ** BigInt(this.scale - p.scale);
@@ -159,6 +160,7 @@ class DecimalSum {
     this.count += by;
   }
   value() {
+    if (this.nulls) return null;
     if (!this.count) return "";
     const scale = Math.max(...this.scales.keys());
     return formatScaled(this.total / 10n ** BigInt(this.scale - scale), scale); // exact: every part has scale ≤ `scale`
@@ -167,6 +169,16 @@ class DecimalSum {
 const TOTAL_COLUMNS = COLUMNS.filter((c) => c.total);
 function newSums() { return Object.fromEntries(TOTAL_COLUMNS.map((c) => [c.key, new DecimalSum()])); }
 function sumValues(s) { return Object.fromEntries(TOTAL_COLUMNS.map((c) => [c.key, s[c.key].value()])); }
+function sumNulls(s) { return Object.fromEntries(TOTAL_COLUMNS.map((c) => [c.key, s[c.key].nulls])); }
+/// A total or subtotal cell: "—" when some row of it has no value (the sum is unknown, not partial).
+function setTotal(td, c, value, nulls) {
+  if (value === null) {
+    setCell(td, "—", null, null);
+    td.title = `unknown: ${nulls} row${nulls === 1 ? "" : "s"} without a mark`;
+  } else setCell(td, display(c.kind, value), value, null);
+  fit(c.key, td.textContent);
+  if (c.signed) sign(td, value);
+}
 let view = null;
 function entryCompare(dir) {
   return (a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0) * dir || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
@@ -261,7 +273,7 @@ function viewItems(v) {
   for (const name of names) {
     const g = v.groups.get(name);
     const key = `group:${by}:${name}`;
-    items.push({ kind: "group", key, label: name, count: g.count, open: open.has(name), sums: sumValues(g.sums) });
+    items.push({ kind: "group", key, label: name, count: g.count, open: open.has(name), sums: sumValues(g.sums), nulls: sumNulls(g.sums) });
     if (open.has(name)) for (const e of open.get(name)) items.push(rowItem(e));
   }
   return { length: items.length, range: (from, to) => items.slice(from, to) };
@@ -376,7 +388,7 @@ function paintGroup(tr, item, columns) {
   [...tr.children].forEach((td, i) => {
     const c = BY_KEY.get(td.dataset.key);
     if (i === 0) { setCell(td, `${item.open ? "▾" : "▸"} ${item.label} (${item.count})`, null, null); td.classList.add("text"); return; }
-    if (c.total) { setCell(td, display(c.kind, item.sums[c.key]), item.sums[c.key], null); if (c.signed) sign(td, item.sums[c.key]); return; }
+    if (c.total) { setTotal(td, c, item.sums[c.key], item.nulls[c.key]); return; }
     if (c.key === state.layout.groupBy) { setCell(td, item.label, item.label, null); return; }
     setCell(td, "", null, null);
   });
@@ -455,11 +467,7 @@ function paint() {
   for (const c of columns) {
     const td = document.querySelector(`#totals [data-total="${c.key}"]`);
     if (!td) continue;
-    const total = v.totals[c.key].value();
-    td.textContent = display(c.kind, total);
-    fit(c.key, td.textContent);
-    td.title = total;
-    if (c.signed) sign(td, total);
+    setTotal(td, c, v.totals[c.key].value(), v.totals[c.key].nulls);
   }
   $("#row-count").textContent = `${v.list.length} of ${sourceRows().size} rows`;
   $("#empty").hidden = sourceRows().size > 0;
@@ -557,15 +565,17 @@ function exportCsv() {
 }
 
 // ---- time travel: the board as of a moment of the chosen trade date (REST as_of) ----
+/// The chosen moment, or null when the date is empty or not a date (the picker was cleared).
 function sliderMoment() {
   const date = $("#as-of-date").value;
   const secs = Number($("#as-of-slider").value);
-  const t = new Date(`${date}T00:00:00Z`);
-  return new Date(t.getTime() + secs * 1000);
+  const t = new Date(`${date}T00:00:00Z`).getTime() + secs * 1000;
+  return /^\d{4}-\d{2}-\d{2}$/.test(date) && Number.isFinite(t) ? new Date(t) : null;
 }
 let travelTimer = null;
 function travel() {
   const at = sliderMoment();
+  if (!at) { goLive(); return; } // a cleared or invalid date: back to the live board
   $("#as-of-label").textContent = at.toISOString().replace("T", " ").slice(0, 19) + " UTC";
   clearTimeout(travelTimer);
   travelTimer = setTimeout(async () => {
@@ -576,7 +586,7 @@ function travel() {
       const response = await fetch(`api/summary?client=${encodeURIComponent(state.client)}&as_of=${encodeURIComponent(at.toISOString())}`, { headers });
       if (!response.ok) { showError(`history: ${response.status} ${(await response.text()).trim()}`); return; }
       const answer = await response.json();
-      if (sliderMoment().getTime() !== at.getTime()) return; // the slider moved on
+      if (sliderMoment()?.getTime() !== at.getTime()) return; // the slider moved on
       state.history = { at, rows: new Map(answer.rows.map((r) => [rowKey(r), r])) };
       document.body.classList.add("history");
       $("#history-banner").hidden = false;
