@@ -589,7 +589,7 @@ function travel() {
       if (sliderMoment()?.getTime() !== at.getTime()) return; // the slider moved on
       state.history = { at, rows: new Map(answer.rows.map((r) => [rowKey(r), r])) };
       document.body.classList.add("history");
-      $("#history-banner").hidden = false;
+      $("#history-banner").hidden = $("#rows-view").hidden; // the banner is the Rows tab's (Holdings stays live)
       $("#history-at").textContent = at.toISOString().replace("T", " ").slice(0, 19) + " UTC";
       schedulePaint(true);
     } catch (e) {
@@ -785,6 +785,7 @@ $("#login").addEventListener("submit", (event) => {
 function showTab(name) {
   for (const b of document.querySelectorAll(".tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === name));
   for (const view of ["rows", "holdings", "charts"]) $(`#${view}-view`).hidden = view !== name;
+  $("#history-banner").hidden = !state.history || name !== "rows"; // time travel is the Rows tab's only
   document.dispatchEvent(new CustomEvent("tradeflow:tab", { detail: name }));
 }
 for (const b of document.querySelectorAll(".tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
