@@ -584,8 +584,9 @@ function travel() {
     const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
     try {
       const response = await fetch(`api/summary?client=${encodeURIComponent(state.client)}&as_of=${encodeURIComponent(at.toISOString())}`, { headers });
-      if (!response.ok) { showError(`history: ${response.status} ${(await response.text()).trim()}`); return; }
+      if (!response.ok) { showError(`history: ${response.status} ${(await response.text()).trim()}`, "history"); return; }
       const answer = await response.json();
+      clearError("history");
       if (sliderMoment()?.getTime() !== at.getTime()) return; // the slider moved on
       state.history = { at, rows: new Map(answer.rows.map((r) => [rowKey(r), r])) };
       document.body.classList.add("history");
@@ -593,12 +594,13 @@ function travel() {
       $("#history-at").textContent = at.toISOString().replace("T", " ").slice(0, 19) + " UTC";
       schedulePaint(true);
     } catch (e) {
-      showError(`history: ${e}`);
+      showError(`history: ${e}`, "history");
     }
   }, 150);
 }
 function goLive() {
   clearTimeout(travelTimer);
+  clearError("history");
   state.history = null;
   document.body.classList.remove("history");
   $("#history-banner").hidden = true;
@@ -622,10 +624,14 @@ function setConnected(connected) {
   state.connected = connected;
   document.body.classList.toggle("offline", !connected && state.wanted);
 }
-function showError(text) {
+/// `from` names the request the error is about ("history", …): its next success clears it (clearError).
+let errorFrom = null;
+function showError(text, from = null) {
+  errorFrom = text ? from : null;
   $("#error").hidden = !text;
   $("#error").textContent = text || "";
 }
+function clearError(from) { if (errorFrom === from) showError(""); }
 function touched() {
   $("#last-update").textContent = `last update ${new Date().toLocaleTimeString()}`;
 }
