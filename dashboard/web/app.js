@@ -557,11 +557,14 @@ function exportCsv() {
   const total = sumValues(v.totals);
   lines.push(["total", ...columns.map((c, i) => (c.total ? total[c.key] : i === 0 ? "Total" : ""))]);
   const at = state.history ? `as-of-${state.history.at.toISOString()}` : `live-${new Date().toISOString()}`;
-  const parts = [`tradeflow_client-${state.client || "none"}`, at.replace(/[:.]/g, "-")];
-  if ($("#f-account").value) parts.push(`account-${$("#f-account").value}`);
-  if ($("#f-symbol").value.trim()) parts.push(`symbol-${$("#f-symbol").value.trim().toUpperCase()}`);
+  // Name parts from user input are sanitised and capped (a 300-character filter made the download fail).
+  const part = (s) => String(s).replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 40);
+  const parts = [`tradeflow_client-${part(state.client || "none")}`, at.replace(/[:.]/g, "-")];
+  if ($("#f-account").value) parts.push(`account-${part($("#f-account").value)}`);
+  if ($("#f-symbol").value.trim()) parts.push(`symbol-${part($("#f-symbol").value.trim().toUpperCase())}`);
   if (state.layout.groupBy) parts.push(`by-${state.layout.groupBy.replace("_id", "")}`);
-  return { name: parts.join("_") + ".csv", text: lines.map((l) => l.map(csvField).join(",")).join("\r\n") + "\r\n" };
+  // A UTF-8 byte order mark first: Excel reads the file as UTF-8 (non-ASCII names were garbled).
+  return { name: parts.join("_") + ".csv", text: "\uFEFF" + lines.map((l) => l.map(csvField).join(",")).join("\r\n") + "\r\n" };
 }
 
 // ---- time travel: the board as of a moment of the chosen trade date (REST as_of) ----
