@@ -376,11 +376,13 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
         &browser,
         "window.pageErrors = []; addEventListener('error', (e) => window.pageErrors.push(String(e.message)));
          const d = document.getElementById('as-of-date'); d.value = ''; d.dispatchEvent(new Event('change'));
-         d.value = ''; document.getElementById('as-of-slider').dispatchEvent(new Event('input'));
+         d.value = ''; document.getElementById('as-of-slider').dispatchEvent(new Event('input'));",
     )
     .await;
-    eventually("a cleared date to go live", WAIT, || async { (!body_class(&browser).await.contains("history")).then_some(()) })
-        .await;
+    eventually("a cleared date to go live", WAIT, || async {
+        (!body_class(&browser).await.contains("history")).then_some(())
+    })
+    .await;
     assert_eq!(js(&browser, "return window.pageErrors").await, json!([]), "no exception on a cleared date");
     click(&browser, "#live").await;
     eventually("Live to show the live board again", WAIT, || async {
