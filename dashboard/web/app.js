@@ -648,7 +648,9 @@ function connect() {
   const ws = new WebSocket(`${proto}://${location.host}/ws`, protocols);
   state.ws = ws;
   if (state.seq === null) setBadge("reconnecting", "connecting");
+  let opened = false;
   ws.onopen = () => {
+    opened = true;
     const request = { op: "subscribe", client: state.client };
     if (state.epoch !== null && state.seq !== null) { request.epoch = state.epoch; request.since = state.seq; }
     ws.send(JSON.stringify(request));
@@ -666,11 +668,27 @@ function connect() {
     if (!state.wanted) return;
     setConnected(false);
     // A refused handshake (bad token / origin) closes before opening: don't hammer the server.
+    if (!opened && state.token) checkRefusal();
     const delay = state.backoff * (0.75 + Math.random() * 0.5);
     state.backoff = Math.min(state.backoff * 2, 15000);
     setBadge("offline", `disconnected · retry in ${Math.max(1, Math.round(delay / 1000))}s`);
     state.retryTimer = setTimeout(connect, delay);
   };
+}
+
+/// The socket closed before opening: ask REST with the same token why. A 401/403 is a refusal of the
+/// token (bad, forged, expired): show the server's text, stop retrying and forget the token.
+async function checkRefusal() {
+  const token = state.token;
+  try {
+    const r = await fetch(`api/summary?client=${encodeURIComponent(state.client)}`, { headers: { Authorization: `Bearer ${token}` } });
+    if ((r.status !== 401 && r.status !== 403) || token !== state.token) return;
+    const text = (await r.text()).trim();
+    state.wanted = false; clearTimeout(state.retryTimer);
+    setBadge("refused");
+    showError(`refused: ${r.status} ${text}`);
+    sessionStorage.setItem("tradeflow", JSON.stringify({ client: state.client, token: null }));
+  } catch { /* the dashboard is down: keep retrying */ }
 }
 
 function handle(frame) {

@@ -125,6 +125,7 @@ function connectHoldings() {
   ws.onclose = () => {
     holdings.ws = null;
     holdingsOffline(true);
+    if (!state.wanted && $("#badge").classList.contains("refused")) return; // the token was refused
     // A fresh subscription brings a complete snapshot: nothing to resume.
     holdings.retry = setTimeout(connectHoldings, holdings.backoff * (0.75 + Math.random() * 0.5));
     holdings.backoff = Math.min(holdings.backoff * 2, 15000);
