@@ -530,6 +530,11 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     assert!(body_class(&browser).await.contains("offline"));
     let opacity = js(&browser, "return getComputedStyle(document.querySelector('#rows tbody')).opacity").await;
     assert_eq!(opacity, json!("0.45"), "rows greyed while disconnected");
+    eventually("the holdings greyed while their socket is down", WAIT, || async {
+        let opacity = js(&browser, "return getComputedStyle(document.querySelector('#holdings tbody')).opacity").await;
+        (opacity == json!("0.45")).then_some(())
+    })
+    .await;
     screenshot(&browser, "page-disconnected.png").await;
     let listen = format!("127.0.0.1:{}", d.port);
     let envs = [
