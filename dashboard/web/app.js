@@ -146,11 +146,12 @@ function isStale(row) {
 // grouping changes, when over half the rows changed at once, or while sorting by age (every age moves).
 function sourceRows() { return state.history ? state.history.rows : state.rows; }
 /// An exact running sum of decimal strings: `value()` equals `sumDecimals` of the values added
-/// (and not taken off again) — the same digits, at the largest scale among them.
+/// (and not taken off again) — the same digits, at the largest scale among them — or null while
+/// any added value is unknown (null: a P&L or market value without a mark): `nulls` counts those.
 class DecimalSum {
-  constructor() { this.total = 0n; this.scale = 0; this.scales = new Map(); this.count = 0; }
+  constructor() { this.total = 0n; this.scale = 0; this.scales = new Map(); this.count = 0; this.nulls = 0; }
   add(v, by) { // by: 1 adds v, -1 takes it off
-    if (v === null || v === undefined || v === "") return;
+    if (v === null || v === undefined || v === "") { this.nulls += by; return; }
     const p = parseDecimal(v);
     if (p.scale > this.scale) { this.total *= 10n ** BigInt(p.scale - this.scale); this.scale = p.scale; }
     const n = p.digits * 10n ** BigInt(this.scale - p.scale);
@@ -160,6 +161,7 @@ class DecimalSum {
     this.count += by;
   }
   value() {
+    if (this.nulls) return null;
     if (!this.count) return "";
     const scale = Math.max(...this.scales.keys());
     return formatScaled(this.total / 10n ** BigInt(this.scale - scale), scale); // exact: every part has scale ≤ `scale`
@@ -168,6 +170,16 @@ class DecimalSum {
 const TOTAL_COLUMNS = COLUMNS.filter((c) => c.total);
 function newSums() { return Object.fromEntries(TOTAL_COLUMNS.map((c) => [c.key, new DecimalSum()])); }
 function sumValues(s) { return Object.fromEntries(TOTAL_COLUMNS.map((c) => [c.key, s[c.key].value()])); }
+function sumNulls(s) { return Object.fromEntries(TOTAL_COLUMNS.map((c) => [c.key, s[c.key].nulls])); }
+/// A total or subtotal cell: "—" when some row of it has no value (the sum is unknown, not partial).
+function setTotal(td, c, value, nulls) {
+  if (value === null) {
+    setCell(td, "—", null, null);
+    td.title = `unknown: ${nulls} row${nulls === 1 ? "" : "s"} without a mark`;
+  } else setCell(td, display(c.kind, value), value, null);
+  fit(c.key, td.textContent);
+  if (c.signed) sign(td, value);
+}
 let view = null;
 function entryCompare(dir) {
   return (a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0) * dir || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
@@ -262,7 +274,7 @@ function viewItems(v) {
   for (const name of names) {
     const g = v.groups.get(name);
     const key = `group:${by}:${name}`;
-    items.push({ kind: "group", key, label: name, count: g.count, open: open.has(name), sums: sumValues(g.sums) });
+    items.push({ kind: "group", key, label: name, count: g.count, open: open.has(name), sums: sumValues(g.sums), nulls: sumNulls(g.sums) });
     if (open.has(name)) for (const e of open.get(name)) items.push(rowItem(e));
   }
   return { length: items.length, range: (from, to) => items.slice(from, to) };
@@ -280,6 +292,7 @@ function schedulePaint(full = false) {
 function buildHeader() {
   const head = $("#rows thead tr");
   head.textContent = "";
+  widthsDirty = true;
   for (const c of visibleColumns()) {
     const th = document.createElement("th");
     th.dataset.key = c.key;
@@ -303,7 +316,27 @@ function buildHeader() {
   });
 }
 
+// Column widths: the table layout is fixed (widths from the header, see app.css), so each header
+// gets a width that fits the widest text its column has shown (at least a minimum per kind): numbers
+// are never cut. Widths only grow (until the columns change); the table scrolls sideways in its box.
+const MIN_CHARS = { text: 8, qty: 7, price: 8, money: 12, time: 12, age: 4 };
+const colChars = new Map();   // column key → the longest text drawn in it
+let widthsDirty = true;
+function fit(key, text) {
+  const n = text.length + (key === "mark_price" ? 6 : 0); // room for the " stale" tag
+  if (n > (colChars.get(key) || 0)) { colChars.set(key, n); widthsDirty = true; }
+}
+function applyWidths() {
+  if (!widthsDirty) return;
+  widthsDirty = false;
+  for (const th of $("#rows thead tr").children) {
+    const c = BY_KEY.get(th.dataset.key);
+    const chars = Math.max(MIN_CHARS[c.kind] || 8, c.label.length + 2, colChars.get(c.key) || 0);
+    th.style.width = `${Math.ceil(chars * 7.8) + 24}px`;
+  }
+}
 function setCell(td, text, exact, flash) {
+  if (td.dataset.key) fit(td.dataset.key, text);
   if (td.textContent === text) return;
   td.textContent = text;
   td.title = exact === null || exact === undefined ? "" : String(exact);
@@ -370,7 +403,7 @@ function paintGroup(tr, item, columns) {
   [...tr.children].forEach((td, i) => {
     const c = BY_KEY.get(td.dataset.key);
     if (i === 0) { setCell(td, `${item.open ? "▾" : "▸"} ${item.label} (${item.count})`, null, null); td.classList.add("text"); return; }
-    if (c.total) { setCell(td, display(c.kind, item.sums[c.key]), item.sums[c.key], null); if (c.signed) sign(td, item.sums[c.key]); return; }
+    if (c.total) { setTotal(td, c, item.sums[c.key], item.nulls[c.key]); return; }
     if (c.key === state.layout.groupBy) { setCell(td, item.label, item.label, null); return; }
     setCell(td, "", null, null);
   });
@@ -455,15 +488,13 @@ function paint() {
   for (const c of columns) {
     const td = document.querySelector(`#totals [data-total="${c.key}"]`);
     if (!td) continue;
-    const total = v.totals[c.key].value();
-    td.textContent = display(c.kind, total);
-    td.title = total;
-    if (c.signed) sign(td, total);
+    setTotal(td, c, v.totals[c.key].value(), v.totals[c.key].nulls);
   }
   $("#row-count").textContent = `${v.list.length} of ${sourceRows().size} rows`;
   $("#empty").hidden = sourceRows().size > 0;
   $("#empty").textContent = state.client ? `No rows for client ${state.client} yet.` : "Enter a client id to watch its positions.";
   if (v.accountsChanged) { v.accountsChanged = false; refreshAccounts(v.accounts); }
+  applyWidths();
 }
 function flashFresh(tr, row, prev) {
   for (const td of tr.children) {
@@ -547,23 +578,28 @@ function exportCsv() {
   const total = sumValues(v.totals);
   lines.push(["total", ...columns.map((c, i) => (c.total ? total[c.key] : i === 0 ? "Total" : ""))]);
   const at = state.history ? `as-of-${state.history.at.toISOString()}` : `live-${new Date().toISOString()}`;
-  const parts = [`tradeflow_client-${state.client || "none"}`, at.replace(/[:.]/g, "-")];
-  if ($("#f-account").value) parts.push(`account-${$("#f-account").value}`);
-  if ($("#f-symbol").value.trim()) parts.push(`symbol-${$("#f-symbol").value.trim().toUpperCase()}`);
+  // Name parts from user input are sanitised and capped (a 300-character filter made the download fail).
+  const part = (s) => String(s).replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 40);
+  const parts = [`tradeflow_client-${part(state.client || "none")}`, at.replace(/[:.]/g, "-")];
+  if ($("#f-account").value) parts.push(`account-${part($("#f-account").value)}`);
+  if ($("#f-symbol").value.trim()) parts.push(`symbol-${part($("#f-symbol").value.trim().toUpperCase())}`);
   if (state.layout.groupBy) parts.push(`by-${state.layout.groupBy.replace("_id", "")}`);
-  return { name: parts.join("_") + ".csv", text: lines.map((l) => l.map(csvField).join(",")).join("\r\n") + "\r\n" };
+  // A UTF-8 byte order mark first: Excel reads the file as UTF-8 (non-ASCII names were garbled).
+  return { name: parts.join("_") + ".csv", text: "\uFEFF" + lines.map((l) => l.map(csvField).join(",")).join("\r\n") + "\r\n" };
 }
 
 // ---- time travel: the board as of a moment of the chosen trade date (REST as_of) ----
+/// The chosen moment, or null when the date is empty or not a date (the picker was cleared).
 function sliderMoment() {
   const date = $("#as-of-date").value;
   const secs = Number($("#as-of-slider").value);
-  const t = new Date(`${date}T00:00:00Z`);
-  return new Date(t.getTime() + secs * 1000);
+  const t = new Date(`${date}T00:00:00Z`).getTime() + secs * 1000;
+  return /^\d{4}-\d{2}-\d{2}$/.test(date) && Number.isFinite(t) ? new Date(t) : null;
 }
 let travelTimer = null;
 function travel() {
   const at = sliderMoment();
+  if (!at) { goLive(); return; } // a cleared or invalid date: back to the live board
   $("#as-of-label").textContent = at.toISOString().replace("T", " ").slice(0, 19) + " UTC";
   clearTimeout(travelTimer);
   travelTimer = setTimeout(async () => {
@@ -572,21 +608,23 @@ function travel() {
     const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
     try {
       const response = await fetch(`api/summary?client=${encodeURIComponent(state.client)}&as_of=${encodeURIComponent(at.toISOString())}`, { headers });
-      if (!response.ok) { showError(`history: ${response.status} ${(await response.text()).trim()}`); return; }
+      if (!response.ok) { showError(`history: ${response.status} ${(await response.text()).trim()}`, "history"); return; }
       const answer = await response.json();
-      if (sliderMoment().getTime() !== at.getTime()) return; // the slider moved on
+      clearError("history");
+      if (sliderMoment()?.getTime() !== at.getTime()) return; // the slider moved on
       state.history = { at, rows: new Map(answer.rows.map((r) => [rowKey(r), r])) };
       document.body.classList.add("history");
-      $("#history-banner").hidden = false;
+      $("#history-banner").hidden = $("#rows-view").hidden; // the banner is the Rows tab's (Holdings stays live)
       $("#history-at").textContent = at.toISOString().replace("T", " ").slice(0, 19) + " UTC";
       schedulePaint(true);
     } catch (e) {
-      showError(`history: ${e}`);
+      showError(`history: ${e}`, "history");
     }
   }, 150);
 }
 function goLive() {
   clearTimeout(travelTimer);
+  clearError("history");
   state.history = null;
   document.body.classList.remove("history");
   $("#history-banner").hidden = true;
@@ -610,10 +648,14 @@ function setConnected(connected) {
   state.connected = connected;
   document.body.classList.toggle("offline", !connected && state.wanted);
 }
-function showError(text) {
+/// `from` names the request the error is about ("history", …): its next success clears it (clearError).
+let errorFrom = null;
+function showError(text, from = null) {
+  errorFrom = text ? from : null;
   $("#error").hidden = !text;
   $("#error").textContent = text || "";
 }
+function clearError(from) { if (errorFrom === from) showError(""); }
 function touched() {
   $("#last-update").textContent = `last update ${new Date().toLocaleTimeString()}`;
 }
@@ -627,7 +669,9 @@ function connect() {
   const ws = new WebSocket(`${proto}://${location.host}/ws`, protocols);
   state.ws = ws;
   if (state.seq === null) setBadge("reconnecting", "connecting");
+  let opened = false;
   ws.onopen = () => {
+    opened = true;
     const request = { op: "subscribe", client: state.client };
     if (state.epoch !== null && state.seq !== null) { request.epoch = state.epoch; request.since = state.seq; }
     ws.send(JSON.stringify(request));
@@ -645,11 +689,27 @@ function connect() {
     if (!state.wanted) return;
     setConnected(false);
     // A refused handshake (bad token / origin) closes before opening: don't hammer the server.
+    if (!opened && state.token) checkRefusal();
     const delay = state.backoff * (0.75 + Math.random() * 0.5);
     state.backoff = Math.min(state.backoff * 2, 15000);
     setBadge("offline", `disconnected · retry in ${Math.max(1, Math.round(delay / 1000))}s`);
     state.retryTimer = setTimeout(connect, delay);
   };
+}
+
+/// The socket closed before opening: ask REST with the same token why. A 401/403 is a refusal of the
+/// token (bad, forged, expired): show the server's text, stop retrying and forget the token.
+async function checkRefusal() {
+  const token = state.token;
+  try {
+    const r = await fetch(`api/summary?client=${encodeURIComponent(state.client)}`, { headers: { Authorization: `Bearer ${token}` } });
+    if ((r.status !== 401 && r.status !== 403) || token !== state.token) return;
+    const text = (await r.text()).trim();
+    state.wanted = false; clearTimeout(state.retryTimer);
+    setBadge("refused");
+    showError(`refused: ${r.status} ${text}`);
+    sessionStorage.setItem("tradeflow", JSON.stringify({ client: state.client, token: null }));
+  } catch { /* the dashboard is down: keep retrying */ }
 }
 
 function handle(frame) {
@@ -776,6 +836,7 @@ $("#login").addEventListener("submit", (event) => {
 function showTab(name) {
   for (const b of document.querySelectorAll(".tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === name));
   for (const view of ["rows", "holdings", "charts"]) $(`#${view}-view`).hidden = view !== name;
+  $("#history-banner").hidden = !state.history || name !== "rows"; // time travel is the Rows tab's only
   document.dispatchEvent(new CustomEvent("tradeflow:tab", { detail: name }));
 }
 for (const b of document.querySelectorAll(".tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));

@@ -43,6 +43,7 @@ async function loadSeries() {
   if (!state.client || !charts.pnl) return;
   const client = state.client;
   charts.loadedFor = client;
+  charts.seriesDate = new Date().toISOString().slice(0, 10); // the UTC day the chart is of
   try {
     const response = await fetch(`api/series?client=${encodeURIComponent(client)}&step_secs=${SERIES_STEP_SECS}`, { headers: authHeaders() });
     if (!response.ok) { chartNote("#pnl-note", `series: ${response.status} ${(await response.text()).trim()}`); return; }
@@ -65,6 +66,12 @@ function livePoint() {
   charts.liveTimer = null;
   if (!charts.pnlLine || charts.loadedFor !== state.client || state.history) return;
   const today = new Date().toISOString().slice(0, 10);
+  // Midnight UTC passed: a new day's chart (yesterday's points are not today's), and its candles.
+  if (charts.seriesDate && charts.seriesDate !== today) {
+    loadSeries();
+    if (charts.barsSymbol) loadBars(charts.barsSymbol);
+    return;
+  }
   const rows = [...state.rows.values()].filter((r) => r.trade_date === today);
   if (!rows.length) return;
   const time = Math.floor(Date.now() / 1000 / SERIES_STEP_SECS) * SERIES_STEP_SECS;

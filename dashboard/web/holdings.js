@@ -39,6 +39,12 @@ function holdingCell(td, column, value) {
   td.title = value === null || value === undefined ? (column.key === "day_pnl" ? "no day P&L (no opening mark)" : "unknown: no mark") : String(value);
   if (column.signed) sign(td, value);
 }
+/// A holding's mark older than /api/config's stale_after_s: flagged like the Rows tab's (td.stale).
+function holdingStale(h) {
+  return !!(h && h.mark_at) && Date.now() - Date.parse(h.mark_at) > state.config.stale_after_s * 1000;
+}
+/// The holdings socket is down: the table greys like the rows (its figures may be out of date).
+function holdingsOffline(offline) { $("#holdings-view").classList.toggle("offline", offline); }
 function holdingsLine(cells, className) {
   const tr = document.createElement("tr");
   if (className) tr.className = className;
@@ -65,6 +71,7 @@ function paintHoldings() {
     for (const h of items) {
       const tr = holdingsLine(HOLDING_COLUMNS.map((c) => [c, h[c.key]]));
       tr.dataset.key = holdingKey(h);
+      tr.querySelector('[data-key="mark_price"]').classList.toggle("stale", holdingStale(h));
       lines.push(tr);
     }
     const sub = holdingsLine(HOLDING_COLUMNS.map((c, i) => [c, c.total ? holdingsSum(items, c.key) : null, i === 0 ? account : i === 1 ? `total (${items.length})` : ""]), "subtotal");
@@ -112,10 +119,13 @@ function connectHoldings() {
     for (const h of frame.rows) holdings.rows.set(holdingKey(h), h);
     holdings.seq = frame.seq;
     holdings.backoff = 500;
+    holdingsOffline(false);
     scheduleHoldings();
   };
   ws.onclose = () => {
     holdings.ws = null;
+    holdingsOffline(true);
+    if (!state.wanted && $("#badge").classList.contains("refused")) return; // the token was refused
     // A fresh subscription brings a complete snapshot: nothing to resume.
     holdings.retry = setTimeout(connectHoldings, holdings.backoff * (0.75 + Math.random() * 0.5));
     holdings.backoff = Math.min(holdings.backoff * 2, 15000);
@@ -129,5 +139,12 @@ document.addEventListener("tradeflow:watch", (event) => {
   connectHoldings();
 });
 document.addEventListener("tradeflow:tab", (event) => { if (event.detail === "holdings") paintHoldings(); });
+// Marks go stale with time alone: re-flag the drawn marks every second while the tab shows.
+setInterval(() => {
+  if ($("#holdings-view").hidden) return;
+  for (const td of document.querySelectorAll('#holdings tbody td[data-key="mark_price"]')) {
+    td.classList.toggle("stale", holdingStale(holdings.rows.get(td.parentElement.dataset.key)));
+  }
+}, 1000);
 buildHoldingsHeader();
 paintHoldings();

@@ -222,6 +222,15 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     let totals =
         browser.find(Locator::Css("[data-total='trade_count']")).await.expect("totals").text().await.expect("text");
     assert_eq!(totals, "3");
+    // A total over rows without a mark is unknown ("—", the tooltip says how many), never a partial sum.
+    let live = d.rest("77").await;
+    let unmarked = live["rows"].as_array().expect("rows").iter().filter(|r| r["total_pnl"].is_null()).count();
+    let pnl_total = browser.find(Locator::Css("[data-total='total_pnl']")).await.expect("P&L total");
+    if unmarked > 0 {
+        assert_eq!(pnl_total.text().await.expect("text"), "—", "a P&L total over {unmarked} unmarked rows");
+        let title = pnl_total.attr("title").await.expect("title").unwrap_or_default();
+        assert!(title.contains(&format!("{unmarked} row")), "the tooltip counts the unmarked rows: {title:?}");
+    }
     // Display precision: prices to at most 4 decimals, the exact value in the tooltip.
     let live = d.rest("77").await;
     let aapl = live["rows"].as_array().and_then(|r| r.iter().find(|r| r["symbol"] == "AAPL")).cloned().expect("AAPL");
@@ -362,6 +371,19 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     let then = as_of(past).await.expect("as-of answer");
     assert_eq!(count_at(&then, "AAPL"), Some(json!(1)), "REST as_of agrees with the page");
     screenshot(&browser, "page-history.png").await;
+    // Clearing the date throws nothing (window errors are collected) and goes back to the live board.
+    js(
+        &browser,
+        "window.pageErrors = []; addEventListener('error', (e) => window.pageErrors.push(String(e.message)));
+         const d = document.getElementById('as-of-date'); d.value = ''; d.dispatchEvent(new Event('change'));
+         d.value = ''; document.getElementById('as-of-slider').dispatchEvent(new Event('input'));",
+    )
+    .await;
+    eventually("a cleared date to go live", WAIT, || async {
+        (!body_class(&browser).await.contains("history")).then_some(())
+    })
+    .await;
+    assert_eq!(js(&browser, "return window.pageErrors").await, json!([]), "no exception on a cleared date");
     click(&browser, "#live").await;
     eventually("Live to show the live board again", WAIT, || async {
         let history = body_class(&browser).await.contains("history");
@@ -508,6 +530,11 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     assert!(body_class(&browser).await.contains("offline"));
     let opacity = js(&browser, "return getComputedStyle(document.querySelector('#rows tbody')).opacity").await;
     assert_eq!(opacity, json!("0.45"), "rows greyed while disconnected");
+    eventually("the holdings greyed while their socket is down", WAIT, || async {
+        let opacity = js(&browser, "return getComputedStyle(document.querySelector('#holdings tbody')).opacity").await;
+        (opacity == json!("0.45")).then_some(())
+    })
+    .await;
     screenshot(&browser, "page-disconnected.png").await;
     let listen = format!("127.0.0.1:{}", d.port);
     let envs = [
