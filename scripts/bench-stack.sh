@@ -6,9 +6,10 @@ SUMMARY_PARTS="${SUMMARY_PARTS:-${BENCH_SUMMARIES_PARTITIONS:-1}}"
 ensure_kafka
 ensure_postgres
 # Two builds, as dev.sh builds: the binary alone (dev.sh's build is reused), then the latency client
-# from its own package. Naming `-p tradeflow` with `--example` pulled the root package's
-# dev-dependencies (the browser test's TLS stack) into the release build: after dev.sh's build that
-# was 65 crates and ~6 minutes on 2 cores; the example alone is ~1 minute (2026-11-30).
+# from its own package, which resolves the same features as the binary (Cargo.toml: rand_chacha) and
+# so compiles only the example itself. Naming `-p tradeflow` with `--example` pulls the root package's
+# dev-dependencies (the browser test's TLS stack) into the release build: 65 crates, ~6 minutes on
+# 2 cores (docs/benchmarks.md, "Build time").
 cargo build --release --locked --bin tradeflow >&2
 cargo build --release --locked -p tradeflow-dashboard --example e2e_latency >&2
 TF="${TRADEFLOW_BIN:-$PWD/target/release/tradeflow}"  # TRADEFLOW_BIN: another build (an A/B), as dev.sh

@@ -6,12 +6,14 @@
 //! this process, its partition is created if missing (outside the snapshot transaction, so the
 //! snapshot never holds the table lock that creating a partition takes).
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::PgPoolOptions;
 use tradeflow_core::ClientId;
 use tradeflow_core::fill_bars::FillBar;
@@ -20,7 +22,42 @@ use tradeflow_core::summary::{Mark, Position, SummaryKey};
 
 use crate::state::{PartitionState, RowImage, SnapshotJob};
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+/// The schema's migrations, embedded in the binary: what `sqlx::migrate!("../migrations")` generated
+/// (the same versions, descriptions and SHA-384 checksums, so databases migrated by earlier builds
+/// accept them; `the_embedded_migrations_are_the_directory` checks), built without sqlx's proc macro,
+/// whose host copy of sqlx, tokio, rustls and ring cost the release build a minute of CPU.
+/// A new migration file is added to `MIGRATION_FILES`.
+pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| Migrator {
+    migrations: Cow::Owned(MIGRATION_FILES.iter().map(|(name, sql)| migration(name, sql)).collect()),
+    ..Migrator::DEFAULT
+});
+
+macro_rules! migration_files {
+    ($($name:literal),* $(,)?) => { &[$(($name, include_str!(concat!("../../migrations/", $name)))),*] };
+}
+
+/// `migrations/`, in version order: (file name, SQL).
+const MIGRATION_FILES: &[(&str, &str)] = migration_files![
+    "20261123000001_summary.sql",
+    "20261126000001_history_by_date.sql",
+    "20261126000002_rebuild_lease.sql",
+    "20261130000200_pnl.sql",
+    "20261130000201_holdings.sql",
+    "20261130000300_price_bars.sql",
+    "20261130000301_day_pnl.sql",
+    "20261130000400_fill_bars.sql",
+    "20261130000500_redrive.sql",
+];
+
+/// One migration as sqlx reads a file `<version>_<description>.sql` (sqlx-core's `resolve_blocking`).
+fn migration(name: &'static str, sql: &'static str) -> Migration {
+    let (version, rest) = name.split_once('_').expect("migration file names are <version>_<description>.sql");
+    let version = version.parse().expect("a migration file name starts with its version");
+    let migration_type = MigrationType::from_filename(rest);
+    let description = rest.trim_end_matches(migration_type.suffix()).replace('_', " ");
+    let no_tx = sql.starts_with("-- no-transaction");
+    Migration::new(version, Cow::Owned(description), migration_type, Cow::Borrowed(sql), no_tx)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -799,5 +836,32 @@ impl Columns {
         self.mark_at.push(mark.map(|m| m.at));
         self.source_offset.push(offset);
         self.realized_pnl.push(Book::from(p).realized());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::MIGRATOR;
+
+    /// The embedded list is `migrations/` as `sqlx::migrate!` read it: every file, in order, with the
+    /// same version, description, type, transaction mode and checksum.
+    #[test]
+    fn the_embedded_migrations_are_the_directory() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        let on_disk = sqlx::migrate::resolve_blocking(&dir).expect("reading migrations/");
+        let embedded = &MIGRATOR.migrations;
+        let names = |m: &sqlx::migrate::Migration| (m.version, m.description.to_string());
+        assert_eq!(
+            embedded.iter().map(names).collect::<Vec<_>>(),
+            on_disk.iter().map(|(m, _)| names(m)).collect::<Vec<_>>(),
+            "aggregator/src/store.rs MIGRATION_FILES lists migrations/"
+        );
+        for (ours, (theirs, path)) in embedded.iter().zip(&on_disk) {
+            assert_eq!(ours.migration_type, theirs.migration_type, "{}", path.display());
+            assert_eq!(ours.no_tx, theirs.no_tx, "{}", path.display());
+            assert_eq!(ours.checksum, theirs.checksum, "{}", path.display());
+        }
     }
 }
