@@ -8,7 +8,7 @@
 # clippy first, then the broker and Postgres it starts). Everything shares this machine's 2 cores:
 # the load average is printed at the start and the end.
 # BENCH_PAGE_TRACE=file.json also saves a CDP trace of 8 s of the load and prints where the page's
-# main thread spent it (docs/benchmarks.md#the-page; TRADEFLOW_BIN, BENCH_PAGE_INJECT to alternate builds).
+# main thread spent it (docs/benchmarks.md#the-page; TRADEFLOW_TEST_BIN, BENCH_PAGE_INJECT to alternate builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_PAGE_MINUTES="${1:-2}"

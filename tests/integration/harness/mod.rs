@@ -23,10 +23,13 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
-/// The `tradeflow` binary built for this test run, or `TRADEFLOW_BIN` when set (the page benchmark
-/// alternates two builds of the page that way without rebuilding: docs/benchmarks.md#the-page).
+/// The `tradeflow` binary built for this test run, or `TRADEFLOW_TEST_BIN` when set (the page
+/// benchmark alternates two builds of the page that way without rebuilding:
+/// docs/benchmarks.md#the-page). Not `TRADEFLOW_BIN`: that is dev.sh's and the stack benchmarks'
+/// setting, and one exported for them must not swap the binary every test runs.
 pub fn tradeflow_bin() -> std::path::PathBuf {
-    std::env::var_os("TRADEFLOW_BIN").map_or_else(|| env!("CARGO_BIN_EXE_tradeflow").into(), std::path::PathBuf::from)
+    std::env::var_os("TRADEFLOW_TEST_BIN")
+        .map_or_else(|| env!("CARGO_BIN_EXE_tradeflow").into(), std::path::PathBuf::from)
 }
 
 /// A fresh temporary directory (removed by the test when it passes).
