@@ -114,6 +114,14 @@ impl LineReader {
     /// Reads up to one chunk from `file` and returns the items it completes (empty at EOF or
     /// while the last line is partial). Items index into this reader until the next call.
     pub fn read(&mut self, file: &File) -> std::io::Result<Vec<Item>> {
+        let size = file.metadata()?.len();
+        self.read_upto(file, size)
+    }
+
+    /// [`Self::read`] with the file's size already known (an `fstat` the caller made): reads up to
+    /// one chunk of what lies between the read offset and `size`, and makes no read at all when
+    /// nothing does. Bytes appended after that `fstat` are read by a later call.
+    pub fn read_upto(&mut self, file: &File, size: u64) -> std::io::Result<Vec<Item>> {
         self.buf.drain(..self.consumed);
         self.buf_offset += self.consumed as u64;
         self.consumed = 0;
@@ -123,8 +131,11 @@ impl LineReader {
         // line or two between reads, and zeroing a whole chunk (256 KiB) per read was ~11 % of the
         // live ingestor's CPU in `perf` at 10 k lines/s (docs/benchmarks.md, ingest). A file that
         // grows after the `fstat` is read further on the next call.
-        let available = file.metadata()?.len().saturating_sub(offset);
+        let available = size.saturating_sub(offset);
         let want = usize::try_from(available).map_or(CHUNK, |a| a.min(CHUNK));
+        if want == 0 {
+            return Ok(Vec::new());
+        }
         self.buf.resize(start + want, 0);
         let n = match file.read_at(&mut self.buf[start..], offset) {
             Ok(n) => n,

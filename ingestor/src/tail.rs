@@ -43,8 +43,14 @@ pub async fn tail(
         if let Some(why) = file.replaced()? {
             file = file.reset(why, &shared).await?;
         }
-        // Read everything there is (yielding between chunks, persisting as acks arrive).
-        while file.pump(&shared).await? > 0 || !file.caught_up() {
+        // Read everything up to the size `replaced` saw (yielding between chunks, persisting as
+        // acks arrive). Bytes appended since then notify the wake-up again (or the poll finds
+        // them): no second `fstat` and empty read per wake-up to learn that nothing more came.
+        loop {
+            file.pump_seen(&shared).await?;
+            if file.read_to_seen() {
+                break;
+            }
             if last_persist.elapsed() >= PERSIST_EVERY {
                 file.persist(&shared)?;
                 last_persist = Instant::now();
@@ -63,14 +69,16 @@ pub async fn tail(
         if file.stale() {
             continue; // rewritten under the last read: a new generation at once
         }
-        let acks = file.window.clone();
-        let in_flight = acks.in_flight() > 0;
-        let pending = in_flight || file.unpersisted();
+        // While lines are unacknowledged or unsaved, wake when the next cursor write is due.
+        // Acknowledgements themselves do not wake the loop: each batch the broker acknowledges
+        // cost a whole wake-up (the checks and reads above) per file, every linger. A delivery
+        // failure is seen at that next wake-up too (`persist`, `pump`).
+        let pending = file.window.in_flight() > 0 || file.unpersisted();
+        let until_persist = PERSIST_EVERY.saturating_sub(last_persist.elapsed()).max(Duration::from_millis(1));
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = wake.notified() => {}
-            _ = acks.changed.notified(), if in_flight => {}
-            _ = tokio::time::sleep(if pending { PERSIST_EVERY } else { poll }) => {}
+            _ = tokio::time::sleep(if pending { until_persist } else { poll }) => {}
         }
     }
     // Shutdown: let the producer deliver what is in flight, then persist what was acknowledged.

@@ -1,5 +1,6 @@
 use anyhow::Context as _;
 use clap::Args;
+use tradeflow_core::group_coordinator::wait_for_group_coordinator;
 use tradeflow_core::kafka::{KafkaArgs, check_topics, create_topics};
 use tradeflow_core::topics::{PartitionArgs, TopicArgs};
 
@@ -11,7 +12,15 @@ pub struct TopicsArgs {
     topics: TopicArgs,
     #[command(flatten)]
     partitions: PartitionArgs,
+    /// The aggregator's consumer group, whose coordinator is made ready here (a fresh cluster
+    /// creates its offsets topic on the first request for a coordinator: ~6 s a first join would
+    /// otherwise wait while trades queue).
+    #[arg(long = "aggregator-group", env = "TRADEFLOW_AGGREGATOR_GROUP", default_value = "tradeflow-aggregator")]
+    aggregator_group: String,
 }
+
+/// How long `topics` waits for the group coordinator before warning and going on.
+const COORDINATOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
     super::reach_kafka(&args.kafka).await?;
@@ -35,6 +44,17 @@ pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "{errors} existing topic settings break tradeflow's guarantees (see above); fix or recreate those topics"
         );
+    }
+    let (kafka, group, topic) = (args.kafka.clone(), args.aggregator_group.clone(), args.topics.topics().trades);
+    let ready = tokio::task::spawn_blocking(move || {
+        wait_for_group_coordinator(&kafka, &group, &topic, COORDINATOR_TIMEOUT)
+    })
+    .await
+    .context("waiting for the group coordinator")?;
+    match ready {
+        Ok(took) => println!("ready\tgroup coordinator for {}\t{} ms", args.aggregator_group, took.as_millis()),
+        // Not fatal: the services wait for it themselves (the first join is only slower).
+        Err(e) => println!("warning\tgroup coordinator for {}\tnot ready after {COORDINATOR_TIMEOUT:?}: {e}", args.aggregator_group),
     }
     Ok(())
 }

@@ -181,6 +181,8 @@ async fn topics_command_is_idempotent() {
     let first = String::from_utf8_lossy(&first.stdout).to_string();
     assert_eq!(first.matches("created").count(), 5, "{first}"); // trades, trades.dlq, trades.refused, prices, summaries
     assert!(first.contains(&format!("{prefix}trades\tpartitions=4")), "{first}");
+    // The aggregator group's coordinator answered (a fresh cluster's offsets topic exists now).
+    assert!(first.contains("ready\tgroup coordinator for tradeflow-aggregator\t"), "{first}");
     let second = run();
     assert!(second.status.success());
     assert_eq!(String::from_utf8_lossy(&second.stdout).matches("exists").count(), 5);

@@ -28,6 +28,7 @@ pub mod day_pnl;
 pub mod edge;
 pub mod exact;
 pub mod fill_bars;
+pub mod group_coordinator;
 pub mod holdings;
 pub mod http;
 pub mod kafka;

@@ -1,0 +1,39 @@
+//! Making a fresh cluster's group coordinator ready before any consumer group needs it.
+//!
+//! Kafka creates its offsets topic (`__consumer_offsets`, 50 partitions by default) on the first
+//! FindCoordinator request for a group, and a group can join only once that topic's partition
+//! for it is loaded. On a fresh single broker this took ~6 s (docs/benchmarks.md, recovery under
+//! load): the aggregator's first join paid it while trades queued. Asking for a group's committed
+//! offsets needs its coordinator, so it makes the broker create and load the topic now.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::error::KafkaError;
+
+use crate::kafka::KafkaArgs;
+
+/// Waits (blocking, up to `timeout`) until the broker can coordinate `group`: it asks for the
+/// group's committed offset of `topic` partition 0, which needs the group's coordinator (Kafka's
+/// OffsetFetch). Joins no group and commits nothing. Returns how long it took.
+///
+/// Errors: the client cannot be made, or the coordinator did not answer within `timeout`.
+pub fn wait_for_group_coordinator(
+    kafka: &KafkaArgs,
+    group: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Duration, KafkaError> {
+    let started = Instant::now();
+    let consumer: BaseConsumer = kafka
+        .client_config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .create()?;
+    let mut partitions = TopicPartitionList::new();
+    partitions.add_partition(topic, 0);
+    consumer.committed_offsets(partitions, timeout)?;
+    Ok(started.elapsed())
+}
