@@ -46,15 +46,17 @@ pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
         );
     }
     let (kafka, group, topic) = (args.kafka.clone(), args.aggregator_group.clone(), args.topics.topics().trades);
-    let ready = tokio::task::spawn_blocking(move || {
-        wait_for_group_coordinator(&kafka, &group, &topic, COORDINATOR_TIMEOUT)
-    })
-    .await
-    .context("waiting for the group coordinator")?;
+    let ready =
+        tokio::task::spawn_blocking(move || wait_for_group_coordinator(&kafka, &group, &topic, COORDINATOR_TIMEOUT))
+            .await
+            .context("waiting for the group coordinator")?;
     match ready {
         Ok(took) => println!("ready\tgroup coordinator for {}\t{} ms", args.aggregator_group, took.as_millis()),
         // Not fatal: the services wait for it themselves (the first join is only slower).
-        Err(e) => println!("warning\tgroup coordinator for {}\tnot ready after {COORDINATOR_TIMEOUT:?}: {e}", args.aggregator_group),
+        Err(e) => println!(
+            "warning\tgroup coordinator for {}\tnot ready after {COORDINATOR_TIMEOUT:?}: {e}",
+            args.aggregator_group
+        ),
     }
     Ok(())
 }
