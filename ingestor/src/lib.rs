@@ -73,6 +73,7 @@ pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<()
         store: CursorStore::open(&config.state_dir)?,
         max_line_bytes: tradeflow_core::edge::MAX_LINE_BYTES,
         mapping,
+        readers: Default::default(),
     });
     let warm = shared.clone();
     tokio::task::spawn_blocking(move || warm.publisher.warm_up(Duration::from_secs(2)))

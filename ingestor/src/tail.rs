@@ -14,8 +14,34 @@ use crate::log_file::{LogFile, Shared};
 
 /// How long shutdown waits for in-flight lines before persisting what was acknowledged.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Persist the cursor at least this often while lines are being acknowledged.
+/// Persist the cursor at least this often while lines are being acknowledged…
 const PERSIST_EVERY: Duration = Duration::from_millis(100);
+/// …and no more often than this times the number of live readers: the ingestor's cursor writes
+/// (two fsyncs each) stay near 100 a second however many files are live — a thousand live files
+/// save each cursor every 10 s. A crash re-sends at most that much of a file, under the same
+/// identities (SPEC §2), so it is counted once downstream.
+const PERSIST_SPREAD: Duration = Duration::from_millis(10);
+
+/// The interval between one file's cursor writes with `readers` live readers.
+fn persist_every(readers: usize) -> Duration {
+    PERSIST_EVERY.max(PERSIST_SPREAD * u32::try_from(readers).unwrap_or(u32::MAX))
+}
+
+/// Counts a live reader while it lives.
+struct Live<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Live<'a> {
+    fn new(readers: &'a std::sync::atomic::AtomicUsize) -> Self {
+        readers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(readers)
+    }
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 pub async fn tail(
     name: LogFileName,
@@ -38,6 +64,8 @@ pub async fn tail(
     };
     // Readable (again): no longer reported as unreadable.
     shared.metrics.set_unreadable(&name.to_string(), None);
+    let _live = Live::new(&shared.readers);
+    let every = || persist_every(shared.readers.load(std::sync::atomic::Ordering::Relaxed));
     let mut last_persist = Instant::now();
     while !shutdown.is_cancelled() {
         if let Some(why) = file.replaced()? {
@@ -51,8 +79,8 @@ pub async fn tail(
             if file.read_to_seen() {
                 break;
             }
-            if last_persist.elapsed() >= PERSIST_EVERY {
-                file.persist(&shared)?;
+            if last_persist.elapsed() >= every() {
+                file.persist_in_background(&shared).await?;
                 last_persist = Instant::now();
             }
             if shutdown.is_cancelled() {
@@ -60,10 +88,11 @@ pub async fn tail(
             }
             tokio::task::yield_now().await;
         }
-        // Cursor writes (fsync + rename) at most every PERSIST_EVERY: a live file wakes the
-        // reader on every append, and syncing on each wake cost a core at 10 k lines/s.
-        if last_persist.elapsed() >= PERSIST_EVERY {
-            file.persist(&shared)?;
+        // Cursor writes (fsync + rename) at most every `persist_every`, off the runtime: a live
+        // file wakes the reader on every append, and syncing on each wake cost a core at 10 k
+        // lines/s.
+        if last_persist.elapsed() >= every() {
+            file.persist_in_background(&shared).await?;
             last_persist = Instant::now();
         }
         if file.stale() {
@@ -74,7 +103,7 @@ pub async fn tail(
         // cost a whole wake-up (the checks and reads above) per file, every linger. A delivery
         // failure is seen at that next wake-up too (`persist`, `pump`).
         let pending = file.window.in_flight() > 0 || file.unpersisted();
-        let until_persist = PERSIST_EVERY.saturating_sub(last_persist.elapsed()).max(Duration::from_millis(1));
+        let until_persist = every().saturating_sub(last_persist.elapsed()).max(Duration::from_millis(1));
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = wake.notified() => {}
@@ -89,7 +118,26 @@ pub async fn tail(
             tracing::warn!(file = %name, in_flight = file.window.in_flight(), "shutdown before the broker acknowledged every line")
         }
     }
-    file.persist(&shared)?;
+    file.persist(&shared).await?;
     tracing::info!(file = %name, offset = file.cursor.offset, generation = file.cursor.generation, "cursor saved");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_writes_are_spread_over_the_live_readers() {
+        assert_eq!(persist_every(0), PERSIST_EVERY);
+        assert_eq!(persist_every(10), PERSIST_EVERY);
+        assert_eq!(persist_every(1000), Duration::from_secs(10));
+        let readers = std::sync::atomic::AtomicUsize::new(0);
+        {
+            let _a = Live::new(&readers);
+            let _b = Live::new(&readers);
+            assert_eq!(readers.load(std::sync::atomic::Ordering::Relaxed), 2);
+        }
+        assert_eq!(readers.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
 }
