@@ -282,8 +282,24 @@ impl LogFile {
     /// Saves the cursor if the acknowledged offset moved, waiting for the write (after any
     /// running in the background); the first delivery failure, if any.
     pub async fn persist(&mut self, shared: &Shared) -> Result<(), IngestError> {
+        self.save_cursor(shared, true).await
+    }
+
+    /// [`Self::persist`] without waiting: the write (temp file, two fsyncs, rename) runs on the
+    /// blocking pool and is collected by a later call. The live loop's way: with a thousand live
+    /// files, cursor writes on the runtime's two workers stalled every reader (the fan-out
+    /// benchmark's append → produce hop averaged 0.75 s; docs/benchmarks.md). One write per file
+    /// at a time; a failed one is this call's error (or the next's).
+    pub async fn persist_in_background(&mut self, shared: &Shared) -> Result<(), IngestError> {
+        self.save_cursor(shared, false).await
+    }
+
+    async fn save_cursor(&mut self, shared: &Shared, wait: bool) -> Result<(), IngestError> {
         if let Some(f) = self.window.failure() {
             return Err(IngestError::Delivery(f));
+        }
+        if !wait && self.saving.as_ref().is_some_and(|(write, _)| !write.is_finished()) {
+            return Ok(());
         }
         if let Some((write, offset)) = self.saving.take() {
             write.await.map_err(|e| IngestError::Task(format!("cursor write: {e}")))??;
@@ -293,38 +309,13 @@ impl LogFile {
         if acked != self.persisted_offset || self.cursor.offset != acked {
             self.cursor.offset = acked;
             self.cursor.prefix_crc32 = Some(crc);
-            shared.store.save(&self.name, &self.cursor)?;
-            self.persisted_offset = acked;
-        }
-        let size = self.file.metadata().map(|m| m.len()).unwrap_or(acked);
-        shared.metrics.set_bytes_behind(&self.name.to_string(), size.saturating_sub(acked));
-        Ok(())
-    }
-
-    /// [`Self::persist`] without waiting: the write (temp file, two fsyncs, rename) runs on the
-    /// blocking pool and is collected by a later call. The live loop's way: with a thousand live
-    /// files, cursor writes on the runtime's two workers stalled every reader (the fan-out
-    /// benchmark's append → produce hop averaged 0.75 s; docs/benchmarks.md). One write per file
-    /// at a time; a failed one is this call's error (or the next's).
-    pub async fn persist_in_background(&mut self, shared: &Shared) -> Result<(), IngestError> {
-        if let Some(f) = self.window.failure() {
-            return Err(IngestError::Delivery(f));
-        }
-        if let Some((write, _)) = &self.saving {
-            if !write.is_finished() {
-                return Ok(());
+            if wait {
+                shared.store.save(&self.name, &self.cursor)?;
+                self.persisted_offset = acked;
+            } else {
+                let (store, name, cursor) = (shared.store.clone(), self.name.clone(), self.cursor.clone());
+                self.saving = Some((tokio::task::spawn_blocking(move || store.save(&name, &cursor)), acked));
             }
-            if let Some((write, offset)) = self.saving.take() {
-                write.await.map_err(|e| IngestError::Task(format!("cursor write: {e}")))??;
-                self.persisted_offset = offset;
-            }
-        }
-        let (acked, crc) = self.window.acked();
-        if acked != self.persisted_offset || self.cursor.offset != acked {
-            self.cursor.offset = acked;
-            self.cursor.prefix_crc32 = Some(crc);
-            let (store, name, cursor) = (shared.store.clone(), self.name.clone(), self.cursor.clone());
-            self.saving = Some((tokio::task::spawn_blocking(move || store.save(&name, &cursor)), acked));
         }
         let size = self.file.metadata().map(|m| m.len()).unwrap_or(acked);
         shared.metrics.set_bytes_behind(&self.name.to_string(), size.saturating_sub(acked));
