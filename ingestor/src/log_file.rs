@@ -218,17 +218,11 @@ impl LogFile {
             return Ok(Some("rewritten"));
         }
         if let Some((offset, len, crc)) = self.last_line {
-            // A line is at most the line cap; the common one fits on the stack.
-            let mut small = [0u8; 512];
-            let mut large = Vec::new();
-            let buf = if len <= small.len() {
-                &mut small[..len]
-            } else {
-                large.resize(len, 0);
-                &mut large[..]
-            };
-            match self.file.read_exact_at(buf, offset) {
-                Ok(()) if crc32fast::hash(buf) == crc => {}
+            // Into the record scratch buffer (free until the next publish): no allocation per wake-up.
+            self.scratch.clear();
+            self.scratch.resize(len, 0);
+            match self.file.read_exact_at(&mut self.scratch, offset) {
+                Ok(()) if crc32fast::hash(&self.scratch) == crc => {}
                 Ok(()) => return Ok(Some("rewritten")),
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(Some("rewritten")),
                 Err(e) => return Err(io_err(&self.path)(e)),

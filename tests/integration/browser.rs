@@ -226,10 +226,13 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     let live = d.rest("77").await;
     let unmarked = live["rows"].as_array().expect("rows").iter().filter(|r| r["total_pnl"].is_null()).count();
     let pnl_total = browser.find(Locator::Css("[data-total='total_pnl']")).await.expect("P&L total");
+    let pnl_text = pnl_total.text().await.expect("text");
     if unmarked > 0 {
-        assert_eq!(pnl_total.text().await.expect("text"), "—", "a P&L total over {unmarked} unmarked rows");
+        assert_eq!(pnl_text, "—", "a P&L total over {unmarked} unmarked rows");
         let title = pnl_total.attr("title").await.expect("title").unwrap_or_default();
         assert!(title.contains(&format!("{unmarked} row")), "the tooltip counts the unmarked rows: {title:?}");
+    } else {
+        assert_ne!(pnl_text, "—", "every row has a total P&L, so the total is known");
     }
     // Display precision: prices to at most 4 decimals, the exact value in the tooltip.
     let live = d.rest("77").await;
