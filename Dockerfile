@@ -12,7 +12,7 @@
 
 FROM debian:bookworm-slim AS runtime-base
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/tradeflow --create-home tradeflow \
  && mkdir -p /logs /state /secrets \
@@ -41,9 +41,9 @@ USER tradeflow
 
 FROM rust:1.95-slim-bookworm AS build
 # librdkafka is built from source (rdkafka's bundled build): it needs a C toolchain, make and zlib;
-# its TLS is a vendored OpenSSL, built from source too (perl drives OpenSSL's configure).
+# its TLS is the system's OpenSSL (headers from libssl-dev, found by pkg-config; libssl3 at run time).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev python3 perl \
+ && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev libssl-dev python3 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -41,10 +41,11 @@ ensure_chromium() {
 
 # Apache Kafka from Maven Central (SPEC §5): the broker's jars, resolved once by scripts/kafka/pom.xml
 # into the cache outside the checkout; Java and Maven from Debian's packages when missing.
-ensure_build_tools() { # make and perl build librdkafka and its vendored OpenSSL; the openssl CLI makes the tests' certificates
+ensure_build_tools() { # make builds librdkafka; it links the system's OpenSSL (headers: libssl-dev, found by pkg-config); the openssl CLI makes the tests' certificates
   local missing=()
   command -v make >/dev/null || missing+=(make)
-  perl -MIPC::Cmd -MFindBin -e1 2>/dev/null || missing+=(perl)
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
+  pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
   command -v openssl >/dev/null || missing+=(openssl)
   [ ${#missing[@]} -eq 0 ] && return
   log "installing ${missing[*]} (Debian packages)"

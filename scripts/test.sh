@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suite: checks formatting and lints (fails on either), installs what is missing (make,
-# perl and openssl, Apache Kafka's jars, Java, Postgres, Chromium), starts a Kafka node for the run, then runs every test,
+# pkg-config, OpenSSL's headers and CLI, Apache Kafka's jars, Java, Postgres, Chromium), starts a Kafka node for the run, then runs every test,
 # then the compose check (scripts/compose-check.sh: Docker, Compose and the images it needs are installed or built).
 # Extra arguments go to `cargo test`.
 set -euo pipefail
