@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tradeflow_core::ClientId;
+use warp::filters::BoxedFilter;
 use warp::http::{StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -208,40 +209,31 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
                 reply
             },
         );
-    let get = warp::get().and(
-        index
-            .or(app_js)
-            .unify()
-            .or(app_css)
-            .unify()
-            .or(page_js)
-            .unify()
-            .or(charts_js)
-            .unify()
-            .or(healthz)
-            .unify()
-            .or(readyz)
-            .unify()
-            .or(metrics)
-            .unify()
-            .or(config)
-            .unify()
-            .or(summary)
-            .unify()
-            .or(series)
-            .unify()
-            .or(crate::bars_rest::route(server.clone(), |s: &Server| crate::bars_rest::BarsContext {
-                access: &s.access,
-                gate: &s.gate,
-                db: s.db.as_ref(),
-                metrics: &s.live.metrics,
-            }))
-            .unify()
-            .or(fill_bars)
-            .unify()
-            .or(ws)
-            .unify(),
-    );
+    // Each route is boxed and the alternatives are folded one at a time: a chain of `.or()`s nests
+    // every route's filter type in the next, which cost this crate over a minute of a release build
+    // (docs/benchmarks.md, "Build time"); a boxed route is one dynamic call per request tried.
+    let bars = crate::bars_rest::route(server.clone(), |s: &Server| crate::bars_rest::BarsContext {
+        access: &s.access,
+        gate: &s.gate,
+        db: s.db.as_ref(),
+        metrics: &s.live.metrics,
+    });
+    let routes: [BoxedFilter<(Response,)>; 13] = [
+        app_js.boxed(),
+        app_css.boxed(),
+        page_js.boxed(),
+        charts_js.boxed(),
+        healthz.boxed(),
+        readyz.boxed(),
+        metrics.boxed(),
+        config.boxed(),
+        summary.boxed(),
+        series.boxed(),
+        bars.boxed(),
+        fill_bars.boxed(),
+        ws.boxed(),
+    ];
+    let get = warp::get().and(routes.into_iter().fold(index.boxed(), |all, route| all.or(route).unify().boxed()));
     // DNS rebinding: with auth off, only requests naming the dashboard itself.
     let host = warp::header::optional::<String>("host").and(with()).and_then(
         |host: Option<String>, s: Arc<Server>| async move {
