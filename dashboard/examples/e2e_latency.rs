@@ -97,6 +97,16 @@ fn window_of(started: Instant, at: Instant, window: Duration) -> u32 {
     }
 }
 
+/// This process's CPU time (user + system) in seconds, from /proc/self/stat (in clock ticks of
+/// 1/100 s, Linux's USER_HZ); `None` where there is no /proc.
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+    Some((utime + stime) / 100.0)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn subscribe(
     url: String,
@@ -216,6 +226,7 @@ async fn main() {
     let mut batches: Vec<Vec<u8>> = vec![Vec::new(); args.clients];
     let mut pending: Vec<(RowId, usize)> = Vec::new();
     let started = Instant::now();
+    let cpu_at_start = own_cpu_seconds();
     let started_unix_ms = chrono::Utc::now().timestamp_millis();
     *load_started.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
     let total = args.rate as u64 * args.seconds;
@@ -283,6 +294,7 @@ async fn main() {
         Err(_) => complete = false,
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let client_cpu = own_cpu_seconds().zip(cpu_at_start).map(|(end, start)| (end - start) / elapsed * 100.0);
     let frames: u64 = frames_per_window.iter().sum();
     let ms = |us: u64| us as f64 / 1000.0;
     if let Some(path) = &args.samples {
@@ -335,6 +347,10 @@ async fn main() {
         frames as f64 / elapsed,
         if complete { String::new() } else { "  INCOMPLETE: not every subscriber saw every trade within 60 s".into() }
     );
+    if let Some(cpu) = client_cpu {
+        // The load client shares the machine: what it takes is not the pipeline's.
+        println!("{:<24} this client's CPU from the load's start to the last frame: {cpu:.0} % of a core", "");
+    }
     let expected = total as usize * args.subscribers / args.clients;
     if latencies.len() < expected {
         println!("{:<24} measured {} of {} (trade, subscriber) pairs", "", latencies.len(), expected);

@@ -57,9 +57,31 @@ fn error(ctx: &SessionContext, code: &str, message: &str) -> String {
     Frame::Error { code, message }.to_text()
 }
 
+/// Reads the connection's requests into `requests` (capacity 1: a client that sends faster than
+/// its requests are answered waits on its own socket) until the socket ends or the session does.
+///
+/// A task of its own, so the socket is read only when it has something to read. Polled from the
+/// session's `select!`, a new read future per frame sent tried a read each time, and tungstenite
+/// zero-fills its whole read buffer (128 KiB, not settable through warp) before every read: 17 %
+/// of the dashboard's CPU at 10,000 subscribers (docs/benchmarks.md, "Fan-out").
+async fn read_requests(
+    mut rx: futures::stream::SplitStream<WebSocket>,
+    requests: tokio::sync::mpsc::Sender<Result<Message, warp::Error>>,
+) {
+    while let Some(message) = rx.next().await {
+        let end = message.is_err();
+        if requests.send(message).await.is_err() || end {
+            break;
+        }
+    }
+}
+
 /// Runs the connection of a subscriber entitled to `entitled` (any client when auth is off).
 pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<ClientId>, shutdown: CancellationToken) {
-    let (mut tx, mut rx) = ws.split();
+    let (mut tx, rx) = ws.split();
+    let (requests_tx, mut requests) = tokio::sync::mpsc::channel(1);
+    // Aborted when the session ends, whichever way.
+    let _reader = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(read_requests(rx, requests_tx)));
     let hello = Frame::Hello {
         epoch: &ctx.live.epoch,
         auth: !ctx.auth_off,
@@ -105,7 +127,7 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
                 let _ = tx.send(Message::close_with(1008u16, "idle: no subscription")).await;
                 break;
             }
-            message = rx.next() => match message {
+            message = requests.recv() => match message {
                 None | Some(Err(_)) => break,
                 Some(Ok(m)) if m.is_close() => break,
                 Some(Ok(m)) if m.is_ping() || m.is_pong() => continue,
@@ -299,7 +321,10 @@ fn subscribe(
 
 fn render_batch(s: &Subscription, batch: Batch) -> String {
     match s.view {
-        View::Rows => Frame::Delta { seq: batch.seq, rows: batch.rows.iter().map(|r| r.as_ref()).collect() }.to_text(),
+        View::Rows => match &batch.whole {
+            Some(delta) => delta.frame().to_owned(),
+            None => Frame::Delta { seq: batch.seq, rows: batch.rows.iter().map(|r| r.as_ref()).collect() }.to_text(),
+        },
         View::Positions => {
             let groups: BTreeSet<_> = batch.rows.iter().map(|r| positions::group_of(r)).collect();
             let rows = lock(&s.feed).rows(&s.subscriber.filter);
