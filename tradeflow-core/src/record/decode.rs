@@ -84,8 +84,10 @@ impl<'a> Reader<'a> {
         self.eat(b'"')?;
         let start = self.at;
         let len = self.bytes[start..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        self.at = start + len;
-        self.eat(b'"')?;
+        // The closing quote itself: not `eat`, which would skip a raw newline or tab inside the
+        // string (serde refuses those) and take the quote after it.
+        (self.bytes[start + len] == b'"').then_some(())?;
+        self.at = start + len + 1;
         Some(&self.bytes[start..start + len])
     }
 
@@ -296,6 +298,8 @@ mod tests {
             ("\"generation\":2", "\"generation\":-1"),              // out of range
             ("\"client\":\"client_7\"", "\"client\":\"../x\""),     // not a client id
             ("\"side\":\"S\"", "\"side\":\"X\""),
+            ("\"symbol\":\"AAPL\"", "\"symbol\":\"AAPL\n\""), // a raw newline before the quote
+            ("\"symbol\":\"AAPL\"", "\"symbol\":\"AAPL\t\""), // a raw tab before the quote
         ] {
             assert!(base.contains(from), "{from}");
             let json = base.replacen(from, to, 1);
