@@ -19,7 +19,7 @@ ensure_kafka
 ensure_postgres
 command -v kcat >/dev/null || apt_install kcat
 cargo build --release --locked --bin tradeflow >&2
-TF="$PWD/target/release/tradeflow"
+TF="${TRADEFLOW_BIN:-$PWD/target/release/tradeflow}"  # TRADEFLOW_BIN: another build (an A/B)
 WORK=$(mktemp -d /tmp/tradeflow-replay.XXXXXX)
 DB="tradeflow_replay_$$"
 BASE_URL="$DATABASE_URL"

@@ -396,9 +396,11 @@ fn read_topic(
 ) -> ReadResult {
     let probe = consumer(kafka)?;
     let mut total = 0u64;
+    let mut sizes = Vec::with_capacity(builds.len());
     for b in &mut builds {
         let (low, high) = probe.fetch_watermarks(topic, b.lease.partition, Duration::from_secs(30))?;
         b.end = high;
+        sizes.push((high - low).max(0) as u64);
         total += (high - low).max(0) as u64;
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, builds.len().max(1));
@@ -412,10 +414,7 @@ fn read_topic(
         );
         bar
     });
-    let mut shares: Vec<Vec<Build>> = (0..threads).map(|_| Vec::new()).collect();
-    for (i, b) in builds.into_iter().enumerate() {
-        shares[i % threads].push(b);
-    }
+    let shares = balance(builds, &sizes, threads);
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = shares
             .into_iter()
@@ -469,6 +468,23 @@ fn read_topic(
         "backfill read the topic"
     );
     Ok((builds, report))
+}
+
+/// `builds` (with their partitions' record counts, `sizes`) split into `readers` shares of about
+/// equal records: the largest partition first, each to the share with the fewest records so far.
+/// Keys hash unevenly over partitions (a few large clients), and a reader left alone with the
+/// largest partitions is the tail of the whole backfill.
+fn balance(builds: Vec<Build>, sizes: &[u64], readers: usize) -> Vec<Vec<Build>> {
+    let mut sized: Vec<(u64, Build)> = sizes.iter().copied().zip(builds).collect();
+    sized.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
+    let mut shares: Vec<(u64, Vec<Build>)> = (0..readers.max(1)).map(|_| (0, Vec::new())).collect();
+    for (size, build) in sized {
+        if let Some(least) = shares.iter_mut().min_by_key(|(records, _)| *records) {
+            least.0 += size;
+            least.1.push(build);
+        }
+    }
+    shares.into_iter().map(|(_, builds)| builds).collect()
 }
 
 /// One reader: its `builds`' partitions from the beginning to their ends.
