@@ -23,6 +23,7 @@ pub mod bars_rest;
 pub mod bars_view;
 pub mod config;
 pub mod day_open;
+pub mod delta;
 pub mod fill_bars;
 pub mod http;
 pub mod limits;

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use chrono::Utc;
 use compact_str::CompactString;
@@ -19,8 +19,8 @@ use tradeflow_core::changelog::SummaryChange;
 use tradeflow_core::price::PriceTick;
 use tradeflow_core::summary::{Mark, SummaryRow};
 
+use crate::delta::Delta;
 use crate::metrics::Metrics;
-use crate::protocol::Frame;
 use crate::row::{Filter, RowKey, row_key};
 use crate::subscriber::Subscriber;
 
@@ -30,29 +30,6 @@ struct LiveRow {
     partition: i32,
     generation: i64,
     offset: i64,
-}
-
-/// One delta of a client's feed: its rows in key order, each key once (one change, or a tick's
-/// rows of one symbol taken from the feed's ordered map).
-pub struct Delta {
-    pub seq: u64,
-    pub rows: Vec<Arc<SummaryRow>>,
-    /// Its `delta` frame, rendered by the first subscriber that sends it whole and shared by the
-    /// rest (the same text a coalesced batch of these rows renders).
-    frame: OnceLock<String>,
-}
-
-impl Delta {
-    pub(crate) fn new(seq: u64, rows: Vec<Arc<SummaryRow>>) -> Self {
-        Self { seq, rows, frame: OnceLock::new() }
-    }
-
-    /// The `delta` frame of all its rows (docs/protocol.md), rendered once.
-    pub fn frame(&self) -> &str {
-        self.frame.get_or_init(|| {
-            Frame::Delta { seq: self.seq, rows: self.rows.iter().map(|r| r.as_ref()).collect() }.to_text()
-        })
-    }
 }
 
 /// One client's rows, sequence, history and subscribers.

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use tokio::sync::Notify;
 use tradeflow_core::summary::SummaryRow;
 
-use crate::live::Delta;
+use crate::delta::Delta;
 use crate::metrics::Metrics;
 use crate::row::{Filter, RowKey, row_key};
 
