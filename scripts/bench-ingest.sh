@@ -26,6 +26,7 @@ PER_CLIENT=$((LINES / CLIENTS))
 
 ensure_kafka
 command -v kcat >/dev/null || apt_install kcat
+ensure_build_tools  # librdkafka's build: make, pkg-config, OpenSSL's headers
 cargo build --release --locked --bin tradeflow >&2
 TF="$PWD/target/release/tradeflow"
 WORK=$(mktemp -d /tmp/tradeflow-bench.XXXXXX)

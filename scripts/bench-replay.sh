@@ -18,6 +18,7 @@ CLIENTS=8
 ensure_kafka
 ensure_postgres
 command -v kcat >/dev/null || apt_install kcat
+ensure_build_tools  # librdkafka's build: make, pkg-config, OpenSSL's headers
 cargo build --release --locked --bin tradeflow >&2
 TF="${TRADEFLOW_BIN:-$PWD/target/release/tradeflow}"  # TRADEFLOW_BIN: another build (an A/B)
 WORK=$(mktemp -d /tmp/tradeflow-replay.XXXXXX)

@@ -32,6 +32,7 @@ BIG_CLIENT=9999999
 
 ensure_kafka
 ensure_postgres
+ensure_build_tools  # librdkafka's build: make, pkg-config, OpenSSL's headers
 cargo build --release --locked --bin tradeflow >&2
 TF="$PWD/target/release/tradeflow"
 if [ "${BENCH_P99:-0}" = 1 ]; then

@@ -19,6 +19,7 @@ KEYS=15000
 VERSIONS=$(( (ROWS + KEYS - 1) / KEYS ))
 DAY=2026-11-20
 ensure_postgres
+ensure_build_tools  # librdkafka's build: make, pkg-config, OpenSSL's headers
 cargo build --release --locked --bin tradeflow >&2
 TF="$PWD/target/release/tradeflow"
 BASE_URL="$DATABASE_URL"

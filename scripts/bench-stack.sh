@@ -10,6 +10,7 @@ ensure_postgres
 # so compiles only the example itself. Naming `-p tradeflow` with `--example` pulls the root package's
 # dev-dependencies (the browser test's TLS stack) into the release build: 65 crates, ~6 minutes on
 # 2 cores (docs/benchmarks.md, "Build time").
+ensure_build_tools  # librdkafka's build: make, pkg-config, OpenSSL's headers
 cargo build --release --locked --bin tradeflow >&2
 cargo build --release --locked -p tradeflow-dashboard --example e2e_latency >&2
 TF="${TRADEFLOW_BIN:-$PWD/target/release/tradeflow}"  # TRADEFLOW_BIN: another build (an A/B), as dev.sh

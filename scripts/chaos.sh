@@ -16,4 +16,5 @@ ensure_kafka
 ensure_pg_server_binaries
 export CHAOS_MINUTES="${1:-10}"
 log "chaos run: $CHAOS_MINUTES minutes of faults${CHAOS_SEED:+, seed $CHAOS_SEED}"
+ensure_build_tools
 cargo test --locked --test integration chaos -- --ignored --nocapture --test-threads 1

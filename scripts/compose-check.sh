@@ -199,7 +199,7 @@ ensure_tradeflow_image() {
     ok "$IMAGE: full build in $((SECONDS - start)) s"
   else
     local binary=${COMPOSE_BINARY:-target/debug/tradeflow}
-    [ -x "$binary" ] || { step "building $binary"; cargo build --locked --bin tradeflow; }
+    [ -x "$binary" ] || { step "building $binary"; ensure_build_tools; cargo build --locked --bin tradeflow; }
     docker build -q --target prebuilt --build-arg "TRADEFLOW_BINARY=$binary" -t "$IMAGE" . >/dev/null 2>"$RUN_DIR/build.err" ||
       { cat "$RUN_DIR/build.err" >&2; die "docker build --target prebuilt failed"; }
     ok "$IMAGE: the Dockerfile's prebuilt target around $binary ($((SECONDS - start)) s)"
