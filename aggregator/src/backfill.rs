@@ -474,10 +474,10 @@ fn read_topic(
 /// equal records: the largest partition first, each to the share with the fewest records so far.
 /// Keys hash unevenly over partitions (a few large clients), and a reader left alone with the
 /// largest partitions is the tail of the whole backfill.
-fn balance(builds: Vec<Build>, sizes: &[u64], readers: usize) -> Vec<Vec<Build>> {
-    let mut sized: Vec<(u64, Build)> = sizes.iter().copied().zip(builds).collect();
+fn balance<T>(builds: Vec<T>, sizes: &[u64], readers: usize) -> Vec<Vec<T>> {
+    let mut sized: Vec<(u64, T)> = sizes.iter().copied().zip(builds).collect();
     sized.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
-    let mut shares: Vec<(u64, Vec<Build>)> = (0..readers.max(1)).map(|_| (0, Vec::new())).collect();
+    let mut shares: Vec<(u64, Vec<T>)> = (0..readers.max(1)).map(|_| (0, Vec::new())).collect();
     for (size, build) in sized {
         if let Some(least) = shares.iter_mut().min_by_key(|(records, _)| *records) {
             least.0 += size;
@@ -550,6 +550,20 @@ fn read_partitions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readers_get_shares_of_about_equal_records_and_every_partition_once() {
+        // Partition i holds sizes[i] records: round-robin would give reader 0 {0, 2, 4} = 900
+        // and reader 1 {1, 3, 5} = 30.
+        let sizes = [500, 10, 300, 10, 100, 10];
+        let shares = balance((0..sizes.len()).collect(), &sizes, 2);
+        let records: Vec<u64> = shares.iter().map(|s| s.iter().map(|&p| sizes[p]).sum()).collect();
+        assert_eq!(records, vec![500, 430]);
+        let mut all: Vec<usize> = shares.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..sizes.len()).collect::<Vec<_>>());
+        assert_eq!(balance(vec![7], &[3], 0), vec![vec![7]], "at least one reader");
+    }
 
     #[test]
     fn bounds() {

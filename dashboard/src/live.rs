@@ -19,7 +19,7 @@ use tradeflow_core::changelog::SummaryChange;
 use tradeflow_core::price::PriceTick;
 use tradeflow_core::summary::{Mark, SummaryRow};
 
-use crate::delta::Delta;
+use crate::delta::{Delta, Offer};
 use crate::metrics::Metrics;
 use crate::row::{Filter, RowKey, row_key};
 use crate::subscriber::Subscriber;
@@ -62,8 +62,9 @@ impl Feed {
     fn publish(&mut self, rows: Vec<Arc<SummaryRow>>, window: usize) {
         self.seq += 1;
         let delta = Arc::new(Delta::new(self.seq, rows));
+        let offer = Arc::new(Offer::new(delta.clone()));
         for s in &self.subscribers {
-            s.offer(&delta);
+            s.offer(&offer);
         }
         self.history.push_back(delta);
         while self.history.len() > window {

@@ -1,6 +1,7 @@
 //! One websocket connection: requests in, frames out.
 //!
-//! The connection reads requests and writes frames in one task; a subscription's frames come from
+//! The connection's requests are read by a task of their own ([`read_requests`]) and handed to
+//! the session's task, which answers them and writes every frame; a subscription's frames come from
 //! its [`Subscriber`] outbox, so while this socket is slow the fan-out keeps merging row updates
 //! for it and nobody else waits.
 
@@ -322,7 +323,7 @@ fn subscribe(
 fn render_batch(s: &Subscription, batch: Batch) -> String {
     match s.view {
         View::Rows => match &batch.whole {
-            Some(delta) => delta.frame().to_owned(),
+            Some(offer) => offer.frame().to_owned(),
             None => Frame::Delta { seq: batch.seq, rows: batch.rows.iter().map(|r| r.as_ref()).collect() }.to_text(),
         },
         View::Positions => {

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use tokio::sync::Notify;
 use tradeflow_core::summary::SummaryRow;
 
-use crate::delta::Delta;
+use crate::delta::Offer;
 use crate::metrics::Metrics;
 use crate::row::{Filter, RowKey, row_key};
 
@@ -26,7 +26,7 @@ struct Outbox {
     since: Option<std::time::Instant>,
     /// The delta whose rows are exactly the pending ones (all of them matched and nothing else was
     /// pending): its shared frame can be sent instead of rendering the rows again.
-    whole: Option<Arc<Delta>>,
+    whole: Option<Arc<Offer>>,
     closed: bool,
 }
 
@@ -36,8 +36,8 @@ pub struct Batch {
     pub rows: Vec<Arc<SummaryRow>>,
     /// When its oldest row was offered.
     pub since: std::time::Instant,
-    /// The delta these rows are, whole (see [`Delta::frame`]).
-    pub whole: Option<Arc<Delta>>,
+    /// The delta these rows are, whole (see [`Offer::frame`]).
+    pub whole: Option<Arc<Offer>>,
 }
 
 pub struct Subscriber {
@@ -57,8 +57,9 @@ impl Subscriber {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Merges the rows of `delta` that pass the filter; never blocks on the subscriber.
-    pub fn offer(&self, delta: &Arc<Delta>) {
+    /// Merges the rows of the offered delta that pass the filter; never blocks on the subscriber.
+    pub fn offer(&self, offer: &Arc<Offer>) {
+        let delta = &offer.delta;
         let mut matched = false;
         let mut all = true;
         let mut coalesced = 0;
@@ -78,7 +79,7 @@ impl Subscriber {
             if matched {
                 outbox.seq = delta.seq;
                 outbox.since.get_or_insert_with(std::time::Instant::now);
-                outbox.whole = (was_empty && all).then(|| delta.clone());
+                outbox.whole = (was_empty && all).then(|| offer.clone());
             }
         }
         if coalesced > 0 {
@@ -126,6 +127,7 @@ mod tests {
     use tradeflow_core::summary::{Position, SummaryKey};
 
     use super::*;
+    use crate::delta::Delta;
     use crate::protocol::Frame;
 
     fn row(account: &str, symbol: &str, trades: i64) -> Arc<SummaryRow> {
@@ -153,6 +155,10 @@ mod tests {
         Subscriber::new(1, filter, Arc::default())
     }
 
+    fn offer(seq: u64, rows: Vec<Arc<SummaryRow>>) -> Arc<Offer> {
+        Arc::new(Offer::new(Arc::new(Delta::new(seq, rows))))
+    }
+
     fn rendered(seq: u64, rows: &[Arc<SummaryRow>]) -> String {
         Frame::Delta { seq, rows: rows.iter().map(|r| r.as_ref()).collect() }.to_text()
     }
@@ -160,7 +166,7 @@ mod tests {
     #[tokio::test]
     async fn a_delta_taken_whole_shares_its_frame_which_equals_the_rows_rendered() {
         let s = subscriber(Filter::default());
-        let delta = Arc::new(Delta::new(4, vec![row("A1", "AAPL", 1), row("A1", "MSFT", 2)]));
+        let delta = offer(4, vec![row("A1", "AAPL", 1), row("A1", "MSFT", 2)]);
         s.offer(&delta);
         let batch = s.next().await.unwrap();
         let whole = batch.whole.as_ref().expect("the pending rows are exactly the delta's");
@@ -171,22 +177,22 @@ mod tests {
     #[tokio::test]
     async fn coalesced_or_filtered_rows_are_not_taken_as_a_whole_delta() {
         let s = subscriber(Filter::default());
-        s.offer(&Arc::new(Delta::new(1, vec![row("A1", "AAPL", 1)])));
-        s.offer(&Arc::new(Delta::new(2, vec![row("A1", "MSFT", 1)])));
+        s.offer(&offer(1, vec![row("A1", "AAPL", 1)]));
+        s.offer(&offer(2, vec![row("A1", "MSFT", 1)]));
         let batch = s.next().await.unwrap();
         assert!(batch.whole.is_none(), "two deltas merged");
         assert_eq!((batch.seq, batch.rows.len()), (2, 2));
 
         let only_aapl = subscriber(Filter { account: None, symbol: Some("AAPL".into()) });
-        only_aapl.offer(&Arc::new(Delta::new(3, vec![row("A1", "AAPL", 2), row("A1", "MSFT", 2)])));
+        only_aapl.offer(&offer(3, vec![row("A1", "AAPL", 2), row("A1", "MSFT", 2)]));
         let batch = only_aapl.next().await.unwrap();
         assert!(batch.whole.is_none(), "a row filtered out");
         assert_eq!(batch.rows.len(), 1);
 
         // A delta none of whose rows match leaves a whole pending delta whole.
-        let d = Arc::new(Delta::new(5, vec![row("A1", "AAPL", 3)]));
+        let d = offer(5, vec![row("A1", "AAPL", 3)]);
         only_aapl.offer(&d);
-        only_aapl.offer(&Arc::new(Delta::new(6, vec![row("A1", "MSFT", 3)])));
+        only_aapl.offer(&offer(6, vec![row("A1", "MSFT", 3)]));
         let batch = only_aapl.next().await.unwrap();
         assert!(batch.whole.as_ref().is_some_and(|w| Arc::ptr_eq(w, &d)));
         assert_eq!(batch.seq, 5);
