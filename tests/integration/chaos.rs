@@ -300,6 +300,8 @@ struct World {
     /// (file name, byte offset) of every bad line written.
     bad_lines: HashSet<(String, u64)>,
     drops: Vec<tokio::sync::mpsc::Sender<()>>,
+    /// The subscribers' states, in `drops`' order.
+    subscriptions: Vec<Arc<Mutex<Subscription>>>,
 }
 
 fn env_of(p: &Pipeline) -> Vec<(&'static str, String)> {
@@ -515,7 +517,22 @@ impl World {
                 self.replace_acked(RECREATED_CLIENT, rng, |path| std::fs::remove_file(path).expect("delete")).await;
             }
             Fault::SubscriberResume(i) => {
-                let _ = self.drops[i % self.drops.len()].send(()).await;
+                // Wait for the new socket's first frame (resumed, or a snapshot when the since is
+                // no longer covered) before the next fault: a dashboard killed in the same instant
+                // would otherwise turn every resume of the run into a snapshot (seed
+                // 17920255419753732773 did).
+                let i = i % self.drops.len();
+                let sub = self.subscriptions[i].clone();
+                let count = || {
+                    let s = sub.lock().unwrap_or_else(|e| e.into_inner());
+                    s.resumes + s.snapshots
+                };
+                let before = count();
+                let _ = self.drops[i].send(()).await;
+                eventually(&format!("subscriber {i} to resume on a new socket"), Duration::from_secs(15), || async {
+                    (count() > before).then_some(())
+                })
+                .await;
             }
         }
     }
@@ -588,6 +605,7 @@ async fn chaos_every_fault_at_once_judged_by_the_oracle() {
         saved: Vec::new(),
         bad_lines: HashSet::new(),
         drops: Vec::new(),
+        subscriptions: Vec::new(),
         p,
         cluster,
         pg,
@@ -609,6 +627,7 @@ async fn chaos_every_fault_at_once_judged_by_the_oracle() {
             let sub = Arc::new(Mutex::new(Subscription::default()));
             let (tx, rx) = tokio::sync::mpsc::channel(4);
             world.drops.push(tx);
+            world.subscriptions.push(sub.clone());
             tasks.push(tokio::spawn(subscribe(port, client.to_owned(), token, sub.clone(), rx, stop.clone())));
             subs.push((port, client, sub));
         }
