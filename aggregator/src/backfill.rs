@@ -400,8 +400,9 @@ fn read_topic(
     for b in &mut builds {
         let (low, high) = probe.fetch_watermarks(topic, b.lease.partition, Duration::from_secs(30))?;
         b.end = high;
-        sizes.push((high - low).max(0) as u64);
-        total += (high - low).max(0) as u64;
+        let size = (high - low).max(0) as u64;
+        sizes.push(size);
+        total += size;
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, builds.len().max(1));
     let records = AtomicU64::new(0);
