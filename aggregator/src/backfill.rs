@@ -162,11 +162,10 @@ impl Build {
             (&self.carried, self.carried.dirty_rows.iter().cloned().collect(), false),
         ] {
             for key in keys {
-                let Some(position) = state.rows.get(&key) else { continue };
-                let offset = state.row_offsets.get(&key).copied().unwrap_or(self.end);
-                let bars = state.row_bars(&key, all);
+                let Some(row) = state.rows.get(&key) else { continue };
                 let mark = marks.get(key.symbol.as_str()).cloned();
-                rows.push(RowImage { key, position: position.clone(), mark, offset, bars });
+                let bars = row.bars_to_write(all);
+                rows.push(RowImage { key, position: row.position.clone(), mark, offset: row.offset, bars });
             }
         }
         let mut files: HashMap<FileKey, u64> = HashMap::new();
@@ -273,7 +272,7 @@ async fn rebuild(
         let mut trades = 0;
         let mut rebuilt: HashMap<_, _> = HashMap::new();
         for b in &builds {
-            rebuilt.extend(b.rebuilt.rows.iter().map(|(k, p)| (k.clone(), p.clone())));
+            rebuilt.extend(b.rebuilt.rows.iter().map(|(k, r)| (k.clone(), r.position.clone())));
         }
         for (key, position) in &rebuilt {
             let before = stored.get(key);

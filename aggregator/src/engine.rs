@@ -504,9 +504,8 @@ pub fn run(
             let owned = engine.lock();
             for (key, (p, traded)) in changed.drain() {
                 let Some(state) = owned.get(&p) else { continue };
-                let Some(position) = state.rows.get(&key) else { continue };
-                let offset = state.row_offsets.get(&key).copied().unwrap_or(state.next_offset);
-                let change = SummaryChange::new(&key, position, marks.get(key.symbol.as_str()), p, offset)
+                let Some(row) = state.rows.get(&key) else { continue };
+                let change = SummaryChange::new(&key, &row.position, marks.get(key.symbol.as_str()), p, row.offset)
                     .with_generation(state.generation);
                 let payload = change.to_json();
                 let k = key.kafka_key();

@@ -9,6 +9,7 @@ use tradeflow_core::ClientId;
 use tradeflow_core::fill_bars::{FillBar, RowBars, next_bar};
 use tradeflow_core::record::{TradeId, TradeRecord};
 use tradeflow_core::summary::{Mark, Overflow, Position, SummaryKey};
+use tradeflow_core::trade::Trade;
 
 use crate::redrive::Redriven;
 
@@ -30,20 +31,68 @@ pub struct PartitionState {
     pub generation: i64,
     /// Next `trades` offset to consume (everything before it is in the state).
     pub next_offset: i64,
-    pub rows: StateMap<SummaryKey, Position>,
-    /// Offset (exclusive) each row reflects.
-    pub row_offsets: StateMap<SummaryKey, i64>,
+    /// The partition's summary rows, each with its offset and fill bars (one map: a record looks
+    /// its row up once).
+    pub rows: StateMap<SummaryKey, Row>,
     pub files: StateMap<FileKey, u64>,
     pub dirty_rows: StateSet<SummaryKey>,
     pub dirty_files: StateSet<FileKey>,
     /// Identities applied as re-drives ([`crate::redrive`]).
     pub redriven: Redriven,
-    /// Each row's fill bars (a trade counts in its row and its bar, or in neither).
-    pub bars: StateMap<SummaryKey, RowBars>,
-    /// The minutes of each dirty row whose bar changed since the last snapshot (what it writes).
-    pub dirty_bars: StateMap<SummaryKey, BTreeSet<NaiveDateTime>>,
     /// `next_offset` when last snapshotted (a snapshot is due when it moved).
     pub snapshotted_offset: i64,
+}
+
+/// One summary row as its partition's owner keeps it.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub position: Position,
+    /// The `trades` offset (exclusive) the row reflects.
+    pub offset: i64,
+    /// The row's fill bars (a trade counts in the row and its bar, or in neither).
+    pub bars: RowBars,
+    /// The minutes whose bar changed since the last snapshot (what the next one writes).
+    pub dirty_minutes: BTreeSet<NaiveDateTime>,
+}
+
+impl Row {
+    /// A row as stored (loaded by a new owner): nothing dirty.
+    pub fn stored(position: Position, offset: i64) -> Self {
+        Row { position, offset, bars: RowBars::new(), dirty_minutes: BTreeSet::new() }
+    }
+
+    /// The row after exactly one trade, the record at `offset`.
+    fn first(trade: &Trade, offset: i64) -> Result<Self, Overflow> {
+        let (minute, bar) = next_bar(&RowBars::new(), trade)?;
+        let mut row = Row::stored(Position::first(trade)?, offset + 1);
+        row.bars.insert(minute, bar);
+        row.dirty_minutes.insert(minute);
+        Ok(row)
+    }
+
+    /// Adds the trade of the record at `offset` to the row and its fill bar, both or neither.
+    fn apply(&mut self, trade: &Trade, offset: i64) -> Result<(), Overflow> {
+        let (minute, bar) = next_bar(&self.bars, trade)?;
+        self.position.apply(trade)?;
+        self.bars.insert(minute, bar);
+        self.dirty_minutes.insert(minute);
+        self.offset = offset + 1;
+        Ok(())
+    }
+
+    /// The bars a snapshot writes: every one (`all`, a rebuild) or the minutes changed since the
+    /// last snapshot.
+    pub fn bars_to_write(&self, all: bool) -> Vec<(NaiveDateTime, FillBar)> {
+        if all {
+            return self.bars.iter().map(|(m, b)| (*m, b.clone())).collect();
+        }
+        self.dirty_minutes.iter().filter_map(|m| self.bars.get(m).map(|b| (*m, b.clone()))).collect()
+    }
+
+    /// Every bar to be written again (its stored image was refused, or the outcome is unknown).
+    fn all_bars_dirty(&mut self) {
+        self.dirty_minutes.extend(self.bars.keys().copied());
+    }
 }
 
 /// A consistent copy of what one snapshot writes — the changed rows (with their marks), the
@@ -104,57 +153,43 @@ impl PartitionState {
     /// (its file's mark neither decides nor moves: [`crate::redrive`]).
     pub fn apply_as(&mut self, offset: i64, record: &TradeRecord, redrive: bool) -> Applied {
         self.next_offset = offset + 1;
-        let file = (record.id.client.clone(), record.id.date, record.id.generation);
-        if self.redriven.contains(&record.id)
-            || (!redrive && self.files.get(&file).is_some_and(|&max| record.id.offset <= max))
-        {
+        if self.redriven.contains(&record.id) {
             return Applied::Duplicate;
         }
-        let key = SummaryKey::of(&record.id.client, &record.trade);
-        let result = self.apply_to_row(&key, record);
-        // The line is consumed either way: mark it so a re-send is not applied later.
-        if redrive {
-            self.redriven.insert(record.id.clone());
+        let id = &record.id;
+        let file = (id.client.clone(), id.date, id.generation);
+        // The line is consumed either way (applied, or rejected as overflowing its row): its mark
+        // moves first, so a re-send is not applied later. One lookup for the check and the move.
+        if !redrive {
+            match self.files.get_mut(&file) {
+                Some(max) if id.offset <= *max => return Applied::Duplicate,
+                Some(max) => *max = id.offset,
+                None => {
+                    self.files.insert(file.clone(), id.offset);
+                }
+            }
+            if !self.dirty_files.contains(&file) {
+                self.dirty_files.insert(file);
+            }
         } else {
-            self.files.insert(file.clone(), record.id.offset);
-            self.dirty_files.insert(file);
+            self.redriven.insert(id.clone());
         }
+        let key = SummaryKey::of(&id.client, &record.trade);
+        let result = match self.rows.get_mut(&key) {
+            Some(row) => row.apply(&record.trade, offset),
+            None => Row::first(&record.trade, offset).map(|row| {
+                self.rows.insert(key.clone(), row);
+            }),
+        };
         match result {
             Ok(()) => {
-                self.row_offsets.insert(key.clone(), offset + 1);
-                self.dirty_rows.insert(key.clone());
+                if !self.dirty_rows.contains(&key) {
+                    self.dirty_rows.insert(key.clone());
+                }
                 Applied::Row(key)
             }
             Err(e) => Applied::Rejected(format!("trade {} rejected: {e}", record.id)),
         }
-    }
-
-    /// Applies the trade to the row `key` and its fill bar, both or neither.
-    fn apply_to_row(&mut self, key: &SummaryKey, record: &TradeRecord) -> Result<(), Overflow> {
-        let (minute, bar) = match self.bars.get(key) {
-            Some(bars) => next_bar(bars, &record.trade)?,
-            None => next_bar(&RowBars::new(), &record.trade)?,
-        };
-        match self.rows.get_mut(key) {
-            Some(p) => p.apply(&record.trade)?,
-            None => {
-                self.rows.insert(key.clone(), Position::first(&record.trade)?);
-            }
-        }
-        self.bars.entry(key.clone()).or_default().insert(minute, bar);
-        self.dirty_bars.entry(key.clone()).or_default().insert(minute);
-        Ok(())
-    }
-
-    /// The bars of row `key` as a snapshot writes them: every one (`all`, a rebuild) or the
-    /// minutes changed since the last snapshot.
-    pub fn row_bars(&self, key: &SummaryKey, all: bool) -> Vec<(NaiveDateTime, FillBar)> {
-        let Some(bars) = self.bars.get(key) else { return Vec::new() };
-        if all {
-            return bars.iter().map(|(m, b)| (*m, b.clone())).collect();
-        }
-        let minutes = self.dirty_bars.get(key).into_iter().flatten();
-        minutes.filter_map(|m| bars.get(m).map(|b| (*m, b.clone()))).collect()
     }
 
     pub fn snapshot_due(&self) -> bool {
@@ -171,11 +206,11 @@ impl PartitionState {
         let rows = keys
             .into_iter()
             .filter_map(|key| {
-                let position = self.rows.get(&key)?.clone();
-                let offset = self.row_offsets.get(&key).copied().unwrap_or(self.next_offset);
+                let row = self.rows.get_mut(&key)?;
+                let bars = row.bars_to_write(false);
+                row.dirty_minutes.clear();
+                let (position, offset) = (row.position.clone(), row.offset);
                 let mark = marks.get(key.symbol.as_str()).cloned();
-                let bars = self.row_bars(&key, false);
-                self.dirty_bars.remove(&key);
                 Some(RowImage { key, position, mark, offset, bars })
             })
             .collect();
@@ -200,7 +235,9 @@ impl PartitionState {
     /// whatever values they have by then (state only moves forward, so that is still consistent).
     pub fn snapshot_failed(&mut self, job: SnapshotJob) {
         for r in job.rows {
-            self.dirty_bars.entry(r.key.clone()).or_default().extend(r.bars.into_iter().map(|(m, _)| m));
+            if let Some(row) = self.rows.get_mut(&r.key) {
+                row.dirty_minutes.extend(r.bars.into_iter().map(|(m, _)| m));
+            }
             self.dirty_rows.insert(r.key);
         }
         self.dirty_files.extend(job.files.into_iter().map(|(f, _)| f));
@@ -212,15 +249,14 @@ impl PartitionState {
     /// newer image — holding every trade of the older one — again).
     pub fn quarantine(&mut self, job: &SnapshotJob) {
         for (key, offset) in &job.quarantined {
-            if self.row_offsets.get(key) == Some(offset) {
-                self.rows.remove(key);
-                self.row_offsets.remove(key);
-                self.dirty_rows.remove(key);
-                self.bars.remove(key);
-                self.dirty_bars.remove(key);
-            } else if let Some(bars) = self.bars.get(key) {
+            match self.rows.get_mut(key) {
+                Some(row) if row.offset == *offset => {
+                    self.rows.remove(key);
+                    self.dirty_rows.remove(key);
+                }
                 // Its stored bars went with the refused image: the next image writes them all.
-                self.dirty_bars.entry(key.clone()).or_default().extend(bars.keys().copied());
+                Some(row) => row.all_bars_dirty(),
+                None => {}
             }
         }
     }
@@ -228,9 +264,7 @@ impl PartitionState {
     /// Everything dirty (when a snapshot's outcome is unknown).
     pub fn mark_all_dirty(&mut self) {
         self.dirty_rows.extend(self.rows.keys().cloned());
-        for (key, bars) in &self.bars {
-            self.dirty_bars.entry(key.clone()).or_default().extend(bars.keys().copied());
-        }
+        self.rows.values_mut().for_each(Row::all_bars_dirty);
         self.dirty_files.extend(self.files.keys().cloned());
         self.redriven.dirty.extend(self.redriven.seen.iter().cloned());
     }
@@ -264,7 +298,7 @@ mod tests {
         assert_eq!(s.apply(2, &record(100, 0, 2)), Applied::Duplicate);
         assert_eq!(s.apply(3, &record(0, 0, 1)), Applied::Duplicate);
         assert!(matches!(s.apply(4, &record(0, 1, 4)), Applied::Row(_)));
-        let p = s.rows.values().next().unwrap();
+        let p = &s.rows.values().next().unwrap().position;
         assert_eq!((p.trade_count, p.buy_qty), (3, 7));
         assert_eq!(s.next_offset, 5);
         assert!(s.snapshot_due());
@@ -287,7 +321,41 @@ mod tests {
         let mut loaded = PartitionState::new(0, 2, 5);
         loaded.redriven.seen.insert(record(50, 0, 4).id);
         assert_eq!(loaded.apply_as(5, &record(50, 0, 4), true), Applied::Duplicate);
-        assert_eq!(s.rows.values().next().unwrap().buy_qty, 7);
+        assert_eq!(s.rows.values().next().unwrap().position.buy_qty, 7);
+    }
+
+    #[test]
+    fn a_rejected_trade_moves_the_mark_and_leaves_the_row() {
+        let mut s = PartitionState::new(0, 1, 0);
+        assert!(matches!(s.apply(0, &record(0, 0, 1)), Applied::Row(_)));
+        s.take_snapshot(&HashMap::new());
+        // The row's buy quantity is at i64::MAX − 1: one more share overflows it.
+        s.rows.values_mut().for_each(|r| r.position.buy_qty = i64::MAX - 1);
+        assert!(matches!(s.apply(1, &record(10, 0, 2)), Applied::Rejected(_)));
+        let row = s.rows.values().next().unwrap();
+        assert_eq!((row.position.trade_count, row.offset), (1, 1), "the row and its offset stay");
+        assert!(s.dirty_rows.is_empty() && row.dirty_minutes.is_empty());
+        assert_eq!(s.files.values().copied().collect::<Vec<_>>(), vec![10], "the line is consumed");
+        assert_eq!(s.apply(2, &record(10, 0, 2)), Applied::Duplicate);
+    }
+
+    #[test]
+    fn a_quarantined_row_leaves_unless_a_trade_changed_it_since() {
+        let mut s = PartitionState::new(0, 1, 0);
+        s.apply(0, &record(0, 0, 1));
+        let mut job = s.take_snapshot(&HashMap::new());
+        job.quarantined = job.rows.iter().map(|r| (r.key.clone(), r.offset)).collect();
+        // A trade after the cut: the row stays, with every bar to be written again.
+        s.apply(1, &record(10, 0, 2));
+        s.take_snapshot(&HashMap::new());
+        s.quarantine(&job);
+        let row = s.rows.values().next().unwrap();
+        assert_eq!((row.position.trade_count, row.dirty_minutes.len()), (2, 1));
+        // Unchanged since the refused image: it leaves the state.
+        let mut job = s.take_snapshot(&HashMap::new());
+        job.quarantined = vec![(s.rows.keys().next().unwrap().clone(), 2)];
+        s.quarantine(&job);
+        assert!(s.rows.is_empty() && s.dirty_rows.is_empty());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tradeflow_core::fill_bars::FillBar;
 use tradeflow_core::pnl::Book;
 use tradeflow_core::summary::{Mark, Position, SummaryKey};
 
-use crate::state::{PartitionState, RowImage, SnapshotJob};
+use crate::state::{PartitionState, Row, RowImage, SnapshotJob};
 
 /// The schema's migrations, embedded in the binary: what `sqlx::migrate!("../migrations")` generated
 /// (the same versions, descriptions and SHA-384 checksums, so databases migrated by earlier builds
@@ -464,8 +464,8 @@ async fn read_state(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     state: &mut PartitionState,
 ) -> Result<(), StoreError> {
-    type Row = (NaiveDate, String, String, String, i64, i64, i64, Decimal, Decimal, Decimal, i64, i64, i64);
-    let rows: Vec<Row> = sqlx::query_as(
+    type Stored = (NaiveDate, String, String, String, i64, i64, i64, Decimal, Decimal, Decimal, i64, i64, i64);
+    let rows: Vec<Stored> = sqlx::query_as(
         "SELECT trade_date, client_id, account_id, symbol, trade_count, buy_qty, sell_qty, buy_notional,
                     sell_notional, last_price, first_trade_at_ns, last_trade_at_ns, source_offset
              FROM summary_current WHERE source_partition = $1",
@@ -488,8 +488,7 @@ async fn read_state(
             first_trade_at: from_nanos(first_ns),
             last_trade_at: from_nanos(last_ns),
         };
-        state.row_offsets.insert(key.clone(), offset);
-        state.rows.insert(key, position);
+        state.rows.insert(key, Row::stored(position, offset));
     }
     let files: Vec<(String, NaiveDate, i32, i64)> = sqlx::query_as(
         "SELECT client_id, file_date, generation, max_offset FROM file_progress WHERE source_partition = $1",
@@ -522,11 +521,9 @@ async fn read_bars(
     for (date, client, account, symbol, minute, trade_count, buy_qty, sell_qty, buy_notional, sell_notional) in bars {
         let client_id = ClientId::parse(&client).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let key = SummaryKey { trade_date: date, client_id, account_id: account.into(), symbol: symbol.into() };
-        if !state.rows.contains_key(&key) {
-            continue;
-        }
+        let Some(row) = state.rows.get_mut(&key) else { continue };
         let bar = FillBar { trade_count, buy_qty, sell_qty, buy_notional, sell_notional };
-        state.bars.entry(key).or_default().insert(minute.naive_utc(), bar);
+        row.bars.insert(minute.naive_utc(), bar);
     }
     Ok(())
 }

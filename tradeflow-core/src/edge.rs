@@ -127,7 +127,8 @@ pub fn check_price(price: Decimal) -> Result<(), ParseError> {
     if price.scale() > MAX_PRICE_DECIMALS {
         return Err(ParseError::PriceTooPrecise { value: price.to_string(), max: MAX_PRICE_DECIMALS });
     }
-    if price.trunc() >= Decimal::from(10i64.pow(MAX_PRICE_INTEGER_DIGITS)) {
+    // Below 10^10 ⇔ mantissa below 10^(10 + scale) (scale ≤ 8 here, so that fits an i128 easily).
+    if price.mantissa() >= 10i128.pow(MAX_PRICE_INTEGER_DIGITS + price.scale()) {
         return Err(ParseError::PriceTooLarge { value: price.to_string(), max_digits: MAX_PRICE_INTEGER_DIGITS });
     }
     Ok(())
@@ -211,6 +212,9 @@ mod tests {
             ("9999999999.99999999", true),
             ("0000000000009999999999", true),
             ("10000000000", false),
+            ("10000000000.00000000", false),
+            ("9999999999.9", true),
+            ("0.00000001", true),
             ("1.123456789", false),
             ("1.000000000", false),
             ("0.1234567890123456789012345678", false),
