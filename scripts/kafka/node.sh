@@ -12,7 +12,8 @@
 #
 # Environment: KAFKA_LIBS (the broker's jars; default ~/.cache/tradeflow/kafka-<version>/libs),
 # KAFKA_HEAP_OPTS (default -Xms256m -Xmx512m: the broker shares two cores with everything else),
-# JAVA (default java).
+# JAVA (default java), TRADEFLOW_NODE_OWNER_PID (the node is killed once that process is gone:
+# the test harness's, so a test process that exits or dies never leaves a broker behind).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
@@ -91,4 +92,11 @@ if [ ! -f "$dir/data/meta.properties" ]; then
   "$java_bin" "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" --ignore-formatted "${format_extra[@]}"
 fi
 echo "node.sh: starting node $id (Apache Kafka $version) on 127.0.0.1:$port"
+if [ -n "${TRADEFLOW_NODE_OWNER_PID:-}" ]; then
+  # $$ is this shell, which becomes the JVM at the exec below.
+  node_pid=$$ owner=$TRADEFLOW_NODE_OWNER_PID
+  ( exec </dev/null >/dev/null 2>&1
+    while kill -0 "$owner" 2>/dev/null && kill -0 "$node_pid" 2>/dev/null; do sleep 1; done
+    kill -KILL "$node_pid" 2>/dev/null ) &
+fi
 exec "$java_bin" "${jvm[@]}" kafka.Kafka "$dir/server.properties"

@@ -111,6 +111,9 @@ impl KafkaCluster {
             .args(["--controller-port", &node.controller_port.to_string(), "--voters", &self.voters])
             .args(["--cluster-id", &self.cluster_id, "--replication", &replication])
             .args(&self.extra)
+            // Killed once this test process is gone, however it ends (the shared broker below is
+            // never dropped; a panic or a kill skips every drop).
+            .env("TRADEFLOW_NODE_OWNER_PID", std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -210,8 +213,8 @@ impl Broker {
             .get_or_init(|| match std::env::var("TRADEFLOW_TEST_BROKERS") {
                 Ok(b) if !b.is_empty() => b,
                 _ => {
-                    // No broker given: start one for this test process and leave it running until
-                    // the process exits.
+                    // No broker given: start one for this test process; it runs until the
+                    // process exits (node.sh's owner watch kills it then).
                     let cluster = KafkaCluster::start(1);
                     let brokers = cluster.brokers();
                     std::mem::forget(cluster);
