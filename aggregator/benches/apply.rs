@@ -8,37 +8,21 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use rust_decimal::Decimal;
 use tradeflow_aggregator::state::PartitionState;
 use tradeflow_core::record::{TradeId, TradeRecord};
-use tradeflow_core::{ClientId, Side, Trade};
+use tradeflow_core::{ClientId, Trade};
 
-const SYMBOLS: [&str; 5] = ["BANKNIFTY", "AAPL", "AMZN", "FB", "GOOG"];
-const ACCOUNTS: [&str; 3] = ["CQ01", "CQ02", "CQ03"];
-const CLIENTS: u64 = 8;
+const CLIENTS: usize = 8;
 
-/// `n` records as the benchmarks' producer writes them: 8 clients' files, 3 accounts, 5 symbols,
-/// 15 fills a second, each file's offsets increasing.
+/// `n` records of [`Trade::samples`] from 8 clients' files (each file's offsets increasing).
 fn records(n: usize) -> Vec<TradeRecord> {
     let day = NaiveDate::from_ymd_opt(2026, 11, 22).expect("valid");
-    let start = day.and_hms_opt(9, 30, 0).expect("valid");
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    (0..n)
-        .map(|i| {
-            let time = start + chrono::Duration::nanoseconds(i as i64 * 66_666_667 + (next() % 1000) as i64);
-            let symbol = SYMBOLS[(next() % 5) as usize];
-            let side = if next() % 2 == 0 { Side::Buy } else { Side::Sell };
-            let price = Decimal::new((next() % 100_000) as i64, 2);
-            let quantity = (next() % 100) as i64;
-            let trade = Trade::from_template(time, symbol, side, price, quantity, ACCOUNTS[(next() % 3) as usize]);
-            let client = ClientId::parse(&format!("client_{}", i as u64 % CLIENTS)).expect("valid");
-            let id = TradeId { client, date: day, generation: 0, offset: (i as u64 / CLIENTS) * 180 };
+    Trade::samples(n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, trade)| {
+            let client = ClientId::parse(&format!("client_{}", i % CLIENTS)).expect("valid");
+            let id = TradeId { client, date: day, generation: 0, offset: (i / CLIENTS) as u64 * 180 };
             TradeRecord { id, trade }
         })
         .collect()

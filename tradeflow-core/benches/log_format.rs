@@ -5,40 +5,14 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use chrono::NaiveDate;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rust_decimal::Decimal;
 use tradeflow_core::log_format::{parse_line, parse_line_ref, render_line_into};
 use tradeflow_core::mapping::Mapping;
 use tradeflow_core::record::{TradeId, TradeRecord, write_record_json};
 use tradeflow_core::{ClientId, Side, Trade};
 
-const SYMBOLS: [&str; 5] = ["BANKNIFTY", "AAPL", "AMZN", "FB", "GOOG"];
-const ACCOUNTS: [&str; 3] = ["CQ01", "CQ02", "CQ03"];
-
-fn trades(n: usize) -> Vec<Trade> {
-    let start = NaiveDate::from_ymd_opt(2026, 11, 22).and_then(|d| d.and_hms_opt(9, 30, 0)).expect("valid");
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    (0..n)
-        .map(|i| {
-            let time = start + chrono::Duration::nanoseconds(i as i64 * 66_666_667 + (next() % 1000) as i64);
-            let symbol = SYMBOLS[(next() % 5) as usize];
-            let side = if next() % 2 == 0 { Side::Buy } else { Side::Sell };
-            let price = Decimal::new((next() % 100_000) as i64, 2);
-            let quantity = (next() % 100) as i64;
-            Trade::from_template(time, symbol, side, price, quantity, ACCOUNTS[(next() % 3) as usize])
-        })
-        .collect()
-}
-
 fn bench(c: &mut Criterion) {
-    let trades = trades(10_000);
+    let trades = Trade::samples(10_000);
     let mut buf = Vec::new();
     let lines: Vec<Vec<u8>> = trades
         .iter()

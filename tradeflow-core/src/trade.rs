@@ -136,6 +136,33 @@ impl Trade {
         }
     }
 
+    /// `n` template trades ([`Trade::from_template`]), the same on every call: one every ~67 ms
+    /// from 2026-11-22 09:30:00 UTC, symbols of five, accounts of three, prices 0.00–999.99,
+    /// quantities 0–99, sides at random (xorshift, fixed seed). The benchmarks' input.
+    pub fn samples(n: usize) -> Vec<Trade> {
+        const SYMBOLS: [&str; 5] = ["BANKNIFTY", "AAPL", "AMZN", "FB", "GOOG"];
+        const ACCOUNTS: [&str; 3] = ["CQ01", "CQ02", "CQ03"];
+        let start = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).and_then(|d| d.and_hms_opt(9, 30, 0));
+        let start = start.unwrap_or_default();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..n)
+            .map(|i| {
+                let time = start + chrono::Duration::nanoseconds(i as i64 * 66_666_667 + (next() % 1000) as i64);
+                let symbol = SYMBOLS[(next() % 5) as usize];
+                let side = if next() % 2 == 0 { Side::Buy } else { Side::Sell };
+                let price = Decimal::new((next() % 100_000) as i64, 2);
+                let quantity = (next() % 100) as i64;
+                Trade::from_template(time, symbol, side, price, quantity, ACCOUNTS[(next() % 3) as usize])
+            })
+            .collect()
+    }
+
     /// A trade with the constant fields of the SPEC §1 template line (what the mock feed writes)
     /// and the six varying ones given.
     pub fn from_template(
