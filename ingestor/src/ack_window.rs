@@ -45,6 +45,18 @@ impl AckWindow {
         s.base + s.entries.len() as u64 - 1
     }
 
+    /// Takes back the line registered last, `seq`, which was never handed to the producer (its
+    /// send was abandoned at shutdown): nothing will acknowledge it, and the drain must not wait.
+    pub fn withdraw(&self, seq: u64) {
+        let mut s = self.lock();
+        let last = (s.base + s.entries.len() as u64).checked_sub(1);
+        if !s.entries.is_empty() && last == Some(seq) {
+            s.entries.pop_back();
+        }
+        drop(s);
+        self.changed.notify_waiters();
+    }
+
     pub fn ack(&self, seq: u64) {
         let mut s = self.lock();
         let Some(i) = seq.checked_sub(s.base) else { return };
@@ -108,6 +120,24 @@ impl AckWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_withdrawn_last_line_is_no_longer_in_flight() {
+        let w = AckWindow::new(0, 0);
+        let (a, b, c) = (w.register(10, 1), w.register(20, 2), w.register(30, 3));
+        w.withdraw(b); // not the last: nothing happens
+        assert_eq!(w.in_flight(), 3);
+        w.withdraw(c);
+        assert_eq!(w.in_flight(), 2);
+        w.ack(a);
+        w.ack(b);
+        assert_eq!((w.in_flight(), w.acked()), (0, (20, 2)));
+        w.withdraw(c); // already gone, and nothing registered: no underflow
+        assert_eq!(w.in_flight(), 0);
+        let fresh = AckWindow::new(0, 0);
+        fresh.withdraw(0);
+        assert_eq!(fresh.in_flight(), 0);
+    }
 
     #[test]
     fn moves_only_over_contiguous_acks() {

@@ -16,6 +16,12 @@ pub enum IngestError {
     Task(String),
     #[error(transparent)]
     Mapping(#[from] tradeflow_core::mapping::MappingError),
+    /// Shutdown came while a line waited for room in the producer's full queue (the broker slow
+    /// or down): that line was not sent, and is read again at the next start.
+    #[error(
+        "stopped while the producer's queue was full (the broker is slow or down); unsent lines are read again at the next start"
+    )]
+    Stopped,
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error(

@@ -65,6 +65,7 @@ pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<()
         },
         &config.topics.topics(),
         metrics.clone(),
+        shutdown.clone(),
     )?;
     let shared = Arc::new(Shared {
         publisher,
@@ -88,7 +89,9 @@ pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<()
         metrics::serve(config.metrics_addr, metrics.clone(), shutdown.clone()).await.map_err(IngestError::Metrics)?;
     tracing::info!(dir = %config.dir.display(), state = %config.state_dir.display(), metrics = %addr, "ingestor running");
     let result = discovery::run(&config, shared.clone(), shutdown.clone()).await;
-    let flushed = shared.publisher.flush(Duration::from_secs(30));
+    // Each file's reader has waited for its lines' acknowledgements already (up to 30 s): this is
+    // for what is left (dead letters of a reader that stopped early), not a second long wait.
+    let flushed = shared.publisher.flush(Duration::from_secs(5));
     shutdown.cancel();
     result?;
     flushed?;

@@ -372,6 +372,18 @@ impl LogFile {
         Ok(items.len())
     }
 
+    /// A send of line `seq` that failed: abandoned at shutdown (`Canceled`: the line is taken
+    /// back from the window and read again at the next start) or refused by the producer.
+    fn not_sent(&self, seq: u64, e: rdkafka::error::KafkaError) -> IngestError {
+        match e {
+            rdkafka::error::KafkaError::Canceled => {
+                self.window.withdraw(seq);
+                IngestError::Stopped
+            }
+            e => e.into(),
+        }
+    }
+
     async fn publish(&mut self, item: &Item, sent: Instant, shared: &Shared) -> Result<(), IngestError> {
         let client = self.name.client.as_str().as_bytes();
         let offset = item.offset();
@@ -404,7 +416,10 @@ impl LogFile {
                         self.scratch.clear();
                         write_record_json(&id, &trade, &mut self.scratch);
                         let p = pending(&self.window, false);
-                        shared.publisher.send_trade(client, &self.scratch, p).await?;
+                        let seq = p.seq;
+                        if let Err(e) = shared.publisher.send_trade(client, &self.scratch, p).await {
+                            return Err(self.not_sent(seq, e));
+                        }
                         if self.ages_fills {
                             self.activity_times.push(activity_time);
                         }
@@ -444,7 +459,10 @@ impl LogFile {
             (record::DLQ_TRUNCATED, if truncated { "true" } else { "false" }),
         ]);
         let p = pending(&self.window, true);
-        shared.publisher.send_dead_letter(client, raw, headers, p).await?;
+        let seq = p.seq;
+        if let Err(e) = shared.publisher.send_dead_letter(client, raw, headers, p).await {
+            return Err(self.not_sent(seq, e));
+        }
         Ok(())
     }
 

@@ -1,6 +1,8 @@
 //! The Kafka side: an idempotent producer (`acks=all`, Java-compatible murmur2 partitioning) whose
 //! delivery reports feed each file's [`AckWindow`]. When the producer's queue is full, a send
-//! waits: reading pauses and memory stays bounded while the broker is slow or down.
+//! waits: reading pauses and memory stays bounded while the broker is slow or down — until
+//! shutdown, which abandons the waiting send ([`KafkaError::Canceled`]): its line was never handed
+//! to the producer, so the cursor stays before it and the next start reads it again.
 //!
 //! Trades are produced through a topic handle made once ([`TopicHandle`]); dead letters, which
 //! carry headers, through rust-rdkafka's `send`.
@@ -12,6 +14,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, IntoOpaque as _};
+use tokio_util::sync::CancellationToken;
 use tradeflow_core::kafka::KafkaArgs;
 use tradeflow_core::topics::Topics;
 
@@ -59,6 +62,8 @@ pub struct Publisher {
     trades_name: String,
     dead_letters: String,
     producer: ThreadedProducer<AckContext>,
+    /// Shutdown: a send waiting for room in a full queue gives up.
+    stop: CancellationToken,
 }
 
 /// Producer settings (SPEC §2; the ingestor issue §4).
@@ -74,6 +79,7 @@ impl Publisher {
         config: &PublisherConfig,
         topics: &Topics,
         metrics: Arc<Metrics>,
+        stop: CancellationToken,
     ) -> Result<Self, KafkaError> {
         let mut client = kafka.client_config();
         client
@@ -95,7 +101,7 @@ impl Publisher {
         }
         let producer: ThreadedProducer<AckContext> = client.create_with_context(AckContext { metrics })?;
         let trades = TopicHandle::new(producer.client(), &topics.trades)?;
-        Ok(Self { trades, trades_name: topics.trades.clone(), dead_letters: topics.trades_dlq.clone(), producer })
+        Ok(Self { trades, trades_name: topics.trades.clone(), dead_letters: topics.trades_dlq.clone(), producer, stop })
     }
 
     /// Asks for the trades topic's metadata on the producer's own connection, twice. librdkafka
@@ -115,7 +121,8 @@ impl Publisher {
         }
     }
 
-    /// Hands one trade record to the producer, waiting while its queue is full.
+    /// Hands one trade record to the producer, waiting while its queue is full; at shutdown a
+    /// waiting send gives up with [`KafkaError::Canceled`] (the record was not handed over).
     pub async fn send_trade(&self, key: &[u8], payload: &[u8], pending: Pending) -> Result<(), KafkaError> {
         let mut pending = Box::new(pending);
         let mut backoff = QueueFullBackoff::new();
@@ -124,7 +131,7 @@ impl Publisher {
                 Ok(()) => return Ok(()),
                 Err((RDKafkaErrorCode::QueueFull, returned)) => {
                     pending = returned;
-                    backoff.wait().await;
+                    self.wait_for_room(&mut backoff).await?;
                 }
                 Err((code, _)) => return Err(KafkaError::MessageProduction(code)),
             }
@@ -147,7 +154,8 @@ impl Publisher {
         }
     }
 
-    /// Hands one dead letter (with its headers) to the producer, waiting while its queue is full.
+    /// Hands one dead letter (with its headers) to the producer, waiting while its queue is full
+    /// (given up at shutdown, as [`Self::send_trade`]).
     pub async fn send_dead_letter(
         &self,
         key: &[u8],
@@ -165,10 +173,18 @@ impl Publisher {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     record = returned;
-                    backoff.wait().await;
+                    self.wait_for_room(&mut backoff).await?;
                 }
                 Err((e, _)) => return Err(e),
             }
+        }
+    }
+
+    /// One back-off step while the queue is full, or `Canceled` once shutdown has begun.
+    async fn wait_for_room(&self, backoff: &mut QueueFullBackoff) -> Result<(), KafkaError> {
+        tokio::select! {
+            _ = self.stop.cancelled() => Err(KafkaError::Canceled),
+            _ = backoff.wait() => Ok(()),
         }
     }
 

@@ -75,7 +75,12 @@ pub async fn tail(
         // acks arrive). Bytes appended since then notify the wake-up again (or the poll finds
         // them): no second `fstat` and empty read per wake-up to learn that nothing more came.
         loop {
-            file.pump_seen(&shared).await?;
+            match file.pump_seen(&shared).await {
+                Ok(_) => {}
+                // Shutdown while the producer's queue was full: drain and save what was acknowledged.
+                Err(IngestError::Stopped) => break,
+                Err(e) => return Err(e),
+            }
             if file.read_to_seen() {
                 break;
             }

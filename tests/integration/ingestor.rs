@@ -426,6 +426,43 @@ async fn broker_down_for_30_seconds_loses_nothing() {
     s.cleanup();
 }
 
+/// SIGTERM while the broker is down and the producer's queue is full: the ingestor used to wait
+/// for room forever (a newcomer's trial: over 100 s, until kill -9). Now the waiting send gives
+/// up, the acknowledged cursor is saved, the process exits, and the next start sends the rest.
+#[tokio::test]
+async fn a_stop_with_the_broker_down_and_the_queue_full_exits_and_loses_nothing() {
+    let mut broker = KafkaCluster::start(1);
+    let s = Setup::on(broker.kafka()).await;
+    let mut ingestor = s.ingestor_with(&["--queue-kb", "1024"]);
+    eventually("the ingestor serving metrics", LONG, || s.metric("tradeflow_ingestor_lines_read_total")).await;
+    broker.kill9(0);
+    // ~12,000 records of ~520 bytes: several times the 1 MiB queue.
+    s.produce(&["--clients", "1,2,3", "--rate", "1000000", "--count", "4000", "--seed", "5"]);
+    eventually("the queue full (reading paused)", LONG, || async {
+        s.metric("tradeflow_ingestor_lines_read_total").await.filter(|&n| n >= 1500).map(|_| ())
+    })
+    .await;
+    let read = s.metric("tradeflow_ingestor_lines_read_total").await.unwrap_or(0);
+    assert!(read < 12_000, "the queue should have paused reading, read {read}");
+    let stopped = std::time::Instant::now();
+    let _ = std::process::Command::new("kill").args(["-TERM", &ingestor.pid().to_string()]).status();
+    // Each reader waits up to 30 s for acknowledgements, then the producer 5 s more.
+    ingestor.exited("the ingestor to exit after SIGTERM", Duration::from_secs(60)).await;
+    assert!(stopped.elapsed() < Duration::from_secs(45), "exit took {:?}", stopped.elapsed());
+    broker.restart(0);
+    let _again = s.ingestor_with(&["--queue-kb", "1024"]);
+    let expected = lines_of(&s.logs);
+    assert_eq!(expected.len(), 12_000);
+    let mut reader = s.trades();
+    reader
+        .read_until("every line after the restart", Duration::from_secs(180), |records| {
+            records.iter().map(|r| id_key(&trade_record(r).id)).collect::<HashSet<_>>().len() >= 12_000
+        })
+        .await;
+    assert_all_published(&reader.records, &expected);
+    s.cleanup();
+}
+
 #[tokio::test]
 async fn backfill_republishes_a_date_range_with_the_same_identities() {
     let s = Setup::new().await;
