@@ -119,7 +119,8 @@ INFO
 while :; do
   status=0 done_pid=""
   wait -n -p done_pid "${PIDS[@]}" || status=$?
-  if [ "$done_pid" = "$PRODUCER_PID" ] && [ "$status" = 0 ]; then
+  # (Without a count the producer only stops when told: its exit 0 is the Ctrl-C, not the end of its lines.)
+  if [ "$done_pid" = "$PRODUCER_PID" ] && [ "$status" = 0 ] && [ -n "${TRADEFLOW_PRODUCER_COUNT:-}" ]; then
     log "the producer wrote its lines and stopped; everything else keeps running (Ctrl-C stops all)"
     rest=(); for p in "${PIDS[@]}"; do [ "$p" = "$PRODUCER_PID" ] || rest+=("$p"); done; PIDS=("${rest[@]}")
     continue

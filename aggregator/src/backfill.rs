@@ -97,9 +97,25 @@ pub struct BackfillArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Seconds a partition stays held without a renewal (renewed every third of it while the
-    /// backfill runs): how long live owners wait for a backfill that died.
-    #[arg(long, env = "TRADEFLOW_BACKFILL_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..))]
+    /// backfill runs): how long live owners wait for a backfill that died. 3 to 86,400 (a day).
+    #[arg(long, env = "TRADEFLOW_BACKFILL_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=86_400))]
     pub lease_secs: u64,
+}
+
+impl BackfillArgs {
+    /// The trade dates to rebuild; [`AggregateError::Invalid`] when `--to` is before `--from`
+    /// (checked before anything is taken or connected to).
+    pub fn dates(&self) -> Result<Dates, AggregateError> {
+        let dates = Dates { from: self.from.date(), to: self.to.and_then(Bound::date) };
+        if let (Some(from), Some(to)) = (dates.from, dates.to)
+            && to < from
+        {
+            return Err(AggregateError::Invalid(format!(
+                "--to {to} is before --from {from}: no trade date is in that range"
+            )));
+        }
+        Ok(dates)
+    }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -189,10 +205,10 @@ impl Build {
 }
 
 pub async fn run(args: BackfillArgs, shutdown: CancellationToken) -> Result<BackfillReport, AggregateError> {
+    let dates = args.dates()?;
     let topics = args.topics.topics();
     let url = args.database.url().map_err(AggregateError::PasswordFile)?;
     let store = Store::connect(&url, &topics.trades).await?;
-    let dates = Dates { from: args.from.date(), to: args.to.and_then(Bound::date) };
     let _lock = store.backfill_lock().await?;
     let partitions = {
         let (kafka, topic) = (args.kafka.clone(), topics.trades.clone());

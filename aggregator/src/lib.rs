@@ -67,6 +67,8 @@ pub enum AggregateError {
     Store(#[from] store::StoreError),
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("invalid arguments: {0}")]
+    Invalid(String),
     #[error("cannot serve metrics: {0}")]
     Metrics(std::io::Error),
     #[error("the consumer thread failed: {0}")]

@@ -74,6 +74,7 @@ pub async fn backfill(
     args: tradeflow_aggregator::backfill::BackfillArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    args.dates().context("backfill")?;
     super::reach_kafka(&args.kafka).await?;
     let report = tradeflow_aggregator::backfill::run(args, shutdown).await.context("backfill")?;
     match report.would_change {

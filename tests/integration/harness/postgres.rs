@@ -25,7 +25,14 @@ impl TestDatabase {
     pub async fn create_on(server: &str) -> Self {
         let name = super::unique("tradeflow_test_");
         let admin = PgConnectOptions::from_str(server).expect("server url");
-        let mut conn = admin.connect().await.expect("connect to Postgres (DATABASE_URL)");
+        let mut conn = admin.connect().await.unwrap_or_else(|e| {
+            panic!(
+                "connect to Postgres at {}:{} (DATABASE_URL, or the default): {e}. \
+                 `bash scripts/test.sh [cargo test args]` installs and starts one for the run",
+                admin.get_host(),
+                admin.get_port()
+            )
+        });
         sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.expect("create database");
         let options = admin.clone().database(&name);
         // The server's URL with the database's name (not `to_url_lossy`: it writes `sslrootcert` as

@@ -1,4 +1,5 @@
-//! A `tradeflow` subcommand running as a child process: killed (SIGKILL) on drop.
+//! A `tradeflow` subcommand running as a child process: killed (SIGKILL) on drop, and by a
+//! watcher once the test process is gone (a kill -9 of the test binary skips every drop).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -7,6 +8,20 @@ use std::time::Duration;
 pub struct Service {
     pub name: String,
     child: Option<Child>,
+}
+
+/// Starts `bin` through a shell that execs it (the child's pid is `bin`'s) after leaving a watcher
+/// behind: once this test process is gone, the watcher kills `bin` (as `scripts/kafka/node.sh`
+/// does for the broker nodes the harness starts).
+fn owned(bin: &Path) -> Command {
+    const WATCH: &str = r#"owner=$1; shift
+( exec </dev/null >/dev/null 2>&1
+  while kill -0 "$owner" 2>/dev/null && kill -0 $$ 2>/dev/null; do sleep 1; done
+  kill -KILL $$ 2>/dev/null ) &
+exec "$@""#;
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", WATCH, "tradeflow"]).arg(std::process::id().to_string()).arg(bin);
+    cmd
 }
 
 impl Service {
@@ -18,7 +33,7 @@ impl Service {
             .append(true)
             .open(log_dir.join(format!("{name}.log")))
             .expect("service log");
-        let mut cmd = Command::new(super::tradeflow_bin());
+        let mut cmd = owned(&super::tradeflow_bin());
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         for (k, v) in envs {
             cmd.env(k, v);
@@ -36,7 +51,7 @@ impl Service {
 
     /// Runs `tradeflow producer <args>` writing into `logs` to completion (it must succeed).
     pub fn produce_logs(args: &[&str], logs: &Path) {
-        let status = Command::new(super::tradeflow_bin())
+        let status = owned(&super::tradeflow_bin())
             .arg("producer")
             .args(args)
             .env("TRADE_LOG_DIR", logs)
