@@ -525,14 +525,17 @@ fn read_partitions(
     consumer.assign(&tpl)?;
     let mut pending: HashSet<i32> = index.keys().copied().collect();
     // `is_cancelled` takes the token's lock (3 % of a reader's CPU when asked per record): asked
-    // once every 1,024 polls.
+    // once every 1,024 polls, and whenever a poll waited in vain (a broker down: up to 100 ms each).
     let (mut cancelled, mut polls) = (false, 0u64);
     while !pending.is_empty() && !cancelled {
         if polls % 1024 == 0 {
             cancelled = shutdown.is_cancelled();
         }
         polls += 1;
-        let Some(result) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let Some(result) = consumer.poll(Duration::from_millis(100)) else {
+            cancelled = shutdown.is_cancelled();
+            continue;
+        };
         let m = match result {
             Ok(m) => m,
             // The end of what the partition holds now (at or past `end`, which was its end when

@@ -125,8 +125,10 @@ impl<'a> Reader<'a> {
             }
         }
         let digits = self.at - start;
-        // No leading zero, and no fraction or exponent (serde refuses those for an integer).
+        // No leading zero, no fraction or exponent, and no `-0` (serde reads that as the float
+        // −0.0 and refuses it for an integer).
         if digits == 0
+            || (negative && value == 0)
             || (self.bytes[start] == b'0' && digits > 1)
             || matches!(self.bytes.get(self.at), Some(b'.' | b'e' | b'E'))
         {
@@ -335,6 +337,8 @@ mod tests {
             ("\"order_no\":16000000000001", "\"order_no\":null"),   // null
             ("\"quantity\":42", "\"quantity\":042"),                // leading zero: serde refuses
             ("\"quantity\":42", "\"quantity\":42.0"),               // a fraction: serde refuses
+            ("\"quantity\":42", "\"quantity\":-0"),                 // −0.0 to serde: refused
+            ("\"offset\":1}", "\"offset\":-0}"),                    // the same for an unsigned field
             ("\"quantity\":42", "\"quantity\":42,\"quantity\":43"), // repeated: serde refuses
             ("\"quantity\":42", "\"quantity\":42,\"extra\":1"),     // unknown: serde ignores
             ("\"generation\":2", "\"generation\":-1"),              // out of range
