@@ -377,8 +377,13 @@ main() {
   check_monitoring
 
 
-  local victim before
-  victim=$(retry 3 dc ps -q aggregator | head -1)  # once failed with exit 255 right after the monitoring checks (not diagnosed)
+  local victim ids before
+  # All of the output first, then its first line: `| head -1` closed the pipe after one line, and
+  # `docker compose ps` writing the next got EPIPE and exited 255 (pipefail: the check failed,
+  # now and then — whenever the three ids came in separate writes).
+  ids=$(retry 3 dc ps -q aggregator)
+  victim=${ids%%$'\n'*}
+  [ -n "$victim" ] || die "docker compose ps -q aggregator named no container"
   before=$(traded)
   docker kill --signal KILL "$victim" >/dev/null
   wait_until "trades to go on after the kill" 60 traded_more_than "$before"
