@@ -105,6 +105,18 @@ fn lines_of(dir: &Path) -> BTreeMap<(String, String, u64), Vec<u8>> {
     out
 }
 
+/// Reads `trades` until every line of `expected` is there (by identity; re-sends allowed), then
+/// checks each was published as written.
+async fn read_every_line(s: &Setup, expected: &BTreeMap<(String, String, u64), Vec<u8>>, what: &str) {
+    let mut reader = s.trades();
+    reader
+        .read_until(what, Duration::from_secs(180), |records| {
+            records.iter().map(|r| id_key(&trade_record(r).id)).collect::<HashSet<_>>().len() >= expected.len()
+        })
+        .await;
+    assert_all_published(&reader.records, expected);
+}
+
 fn trade_record(r: &Record) -> TradeRecord {
     TradeRecord::from_json(&r.payload).expect("a trade record")
 }
@@ -416,13 +428,7 @@ async fn broker_down_for_30_seconds_loses_nothing() {
     producer.exited("the producer to finish", LONG).await;
     let expected = lines_of(&s.logs);
     assert_eq!(expected.len(), 24000);
-    let mut reader = s.trades();
-    reader
-        .read_until("every line after the outage", Duration::from_secs(180), |records| {
-            records.iter().map(|r| id_key(&trade_record(r).id)).collect::<HashSet<_>>().len() >= 24000
-        })
-        .await;
-    assert_all_published(&reader.records, &expected);
+    read_every_line(&s, &expected, "every line after the outage").await;
     s.cleanup();
 }
 
@@ -453,13 +459,7 @@ async fn a_stop_with_the_broker_down_and_the_queue_full_exits_and_loses_nothing(
     let _again = s.ingestor_with(&["--queue-kb", "1024"]);
     let expected = lines_of(&s.logs);
     assert_eq!(expected.len(), 12_000);
-    let mut reader = s.trades();
-    reader
-        .read_until("every line after the restart", Duration::from_secs(180), |records| {
-            records.iter().map(|r| id_key(&trade_record(r).id)).collect::<HashSet<_>>().len() >= 12_000
-        })
-        .await;
-    assert_all_published(&reader.records, &expected);
+    read_every_line(&s, &expected, "every line after the restart").await;
     s.cleanup();
 }
 
