@@ -1,7 +1,9 @@
 //! `tradeflow dlq list|show|redrive`: dead letters you can act on (docs/mapping.md,
 //! "Re-driving dead letters"). The logic is `tradeflow_ingestor::dead_letters`.
 
+use std::collections::BTreeSet;
 use std::io::Write as _;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -9,7 +11,7 @@ use tradeflow_core::kafka::KafkaArgs;
 use tradeflow_core::mapping::MappingArgs;
 use tradeflow_core::topics::TopicArgs;
 use tradeflow_ingestor::dead_letters::redrive::{self, Options, Outcome};
-use tradeflow_ingestor::dead_letters::{Filter, History, Lines, State, read};
+use tradeflow_ingestor::dead_letters::{Filter, History, LineKey, Lines, State, read};
 
 #[derive(Subcommand, Debug)]
 pub enum DlqCommand {
@@ -84,17 +86,23 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn read_lines(source: &Source) -> anyhow::Result<Lines> {
+/// Reads `trades.dlq` whole, keeping the raw bytes of the lines `keep_bytes` names only
+/// ([`Lines`]: memory is the lines' headers, not the topic's size).
+async fn read_lines(source: &Source, keep_bytes: impl Fn(&LineKey) -> bool + Send + 'static) -> anyhow::Result<Lines> {
     super::require_kafka(&source.kafka).await?;
     let (kafka, topic) = (source.kafka.clone(), source.topics.topics().trades_dlq);
-    let lines = tokio::task::spawn_blocking(move || read::read_lines(&kafka, &topic))
+    let lines = tokio::task::spawn_blocking(move || read::read_lines(&kafka, &topic, &keep_bytes))
         .await
         .context("the dead-letter reader")?
         .context("reading the dead-letter topic")?;
+    Ok(lines)
+}
+
+/// Records of the topic that are not dead letters, on stderr (counted, never acted on).
+fn warn_unreadable(lines: &Lines) {
     for u in &lines.unreadable {
         eprintln!("unreadable\t{}:{}\t{}", u.partition, u.dlq_offset, u.why);
     }
-    Ok(lines)
 }
 
 fn state(h: &History) -> &'static str {
@@ -136,7 +144,8 @@ fn quiet_on_closed_pipe(result: anyhow::Result<()>) -> anyhow::Result<()> {
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {
     check_filter(&args.filter)?;
-    let lines = read_lines(&args.source).await?;
+    let lines = read_lines(&args.source, |_| false).await?;
+    warn_unreadable(&lines);
     quiet_on_closed_pipe(write_list(&args, &lines))
 }
 
@@ -188,7 +197,9 @@ fn check_line_id(id: &str) -> anyhow::Result<()> {
 
 async fn show(args: ShowArgs) -> anyhow::Result<()> {
     check_line_id(&args.line)?;
-    let lines = read_lines(&args.source).await?;
+    let id = args.line.clone();
+    let lines = read_lines(&args.source, move |k| k.to_string() == id).await?;
+    warn_unreadable(&lines);
     let h = lines
         .lines
         .values()
@@ -214,7 +225,17 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
 async fn redrive_cmd(args: RedriveArgs) -> anyhow::Result<()> {
     check_filter(&args.filter)?;
     let mapping = args.mapping.load()?;
-    let lines = read_lines(&args.source).await?;
+    // Two reads: the headers, to learn which lines the filter selects, then those lines' bytes
+    // (memory: the selected lines' bytes, not the whole topic's). A line dead-lettered between the
+    // two reads is left for the next run.
+    let headers = read_lines(&args.source, |_| false).await?;
+    warn_unreadable(&headers);
+    let selected: BTreeSet<LineKey> = headers.select(&args.filter).map(|h| h.first().line.clone()).collect();
+    drop(headers);
+    let wanted = Arc::new(selected);
+    let keep = wanted.clone();
+    let mut lines = read_lines(&args.source, move |k| keep.contains(k)).await?;
+    lines.lines.retain(|k, _| wanted.contains(k));
     let options = Options { include_redriven: args.include_redriven, rate: args.rate };
     let planned = redrive::plan(&lines, &args.filter, &mapping, options);
     let verb = if args.dry_run { "would " } else { "" };

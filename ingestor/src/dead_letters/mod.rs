@@ -27,6 +27,10 @@ pub enum DlqError {
     NoTopic(String),
     #[error("publishing a re-driven line failed: {0} (nothing after it was marked re-driven; run again)")]
     Delivery(String),
+    #[error(
+        "reading {topic}: nothing arrived for {secs} s with partitions {partitions:?} not read to their end (is the broker reachable?)"
+    )]
+    Stalled { topic: String, secs: u64, partitions: Vec<i32> },
 }
 
 /// What became of a dead letter's line.
@@ -160,7 +164,10 @@ impl History {
     }
 }
 
-/// The topic folded by line: each line's history (memory: one entry per dead-lettered line).
+/// The topic folded by line: each line's history. Memory: one entry per dead-lettered line (its
+/// records' headers), and the raw bytes of at most one record per line — the newest dead letter's
+/// ([`History::latest_line`], the only bytes `show` and `redrive` use), and only for the lines a
+/// read was asked to keep bytes of ([`read::read_lines`]).
 #[derive(Debug, Default)]
 pub struct Lines {
     pub lines: BTreeMap<LineKey, History>,
@@ -168,21 +175,43 @@ pub struct Lines {
 }
 
 impl Lines {
-    /// Folds records in topic order (per partition; the DLQ's records of one client share one).
+    /// Folds records in topic order (per partition; the DLQ's records of one client share one),
+    /// keeping every line's bytes.
     pub fn fold(records: impl IntoIterator<Item = Result<DeadLetter, Unreadable>>) -> Self {
         let mut out = Lines::default();
         for r in records {
-            match r {
-                Ok(d) => {
-                    out.lines.entry(d.line.clone()).or_insert_with(|| History { records: Vec::new() }).records.push(d)
-                }
-                Err(u) => out.unreadable.push(u),
+            out.add(r, &|_| true);
+        }
+        out.finish();
+        out
+    }
+
+    /// Adds one record as it is read. Its raw bytes are kept only if `keep_bytes` says so for its
+    /// line, and then only while it is the line's newest dead letter (an older one's are dropped).
+    pub fn add(&mut self, record: Result<DeadLetter, Unreadable>, keep_bytes: &dyn Fn(&LineKey) -> bool) {
+        let mut d = match record {
+            Ok(d) => d,
+            Err(u) => return self.unreadable.push(u),
+        };
+        if !keep_bytes(&d.line) {
+            d.value = Vec::new();
+        }
+        let h = self.lines.entry(d.line.clone()).or_insert_with(|| History { records: Vec::new() });
+        h.records.push(d);
+        let newest_dead =
+            h.records.iter().filter(|r| r.state == State::Dead).map(|r| (r.partition, r.dlq_offset)).max();
+        for r in &mut h.records {
+            if Some((r.partition, r.dlq_offset)) != newest_dead && !r.value.is_empty() {
+                r.value = Vec::new();
             }
         }
-        for h in out.lines.values_mut() {
+    }
+
+    /// Orders every history by its records' places in the topic (after the last [`Lines::add`]).
+    pub fn finish(&mut self) {
+        for h in self.lines.values_mut() {
             h.records.sort_by_key(|r| (r.partition, r.dlq_offset));
         }
-        out
     }
 
     /// The histories `filter` selects, in identity order.

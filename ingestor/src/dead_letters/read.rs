@@ -4,18 +4,20 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use tradeflow_core::kafka::{EndOfPartitionIsNormal, KafkaArgs};
 
-use super::{DeadLetter, DlqError, Lines};
+use super::{DeadLetter, DlqError, LineKey, Lines};
 
-/// How long a read may take before it gives up (a broker that stops answering half-way).
-const READ_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a read may go without a record before it gives up (a broker that stops answering
+/// half-way): [`DlqError::Stalled`]. A long topic takes as long as it takes while records arrive.
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Reads every record `topic` holds now and folds them by line. Memory: every record's headers
-/// and the line bytes, i.e. the dead-letter topic's size (each value at most 900 KiB).
-pub fn read_lines(kafka: &KafkaArgs, topic: &str) -> Result<Lines, DlqError> {
+/// Reads every record `topic` holds now and folds them by line ([`Lines::add`]). Memory: every
+/// record's headers, and the raw bytes (at most 900 KiB each) only of the newest dead letter of
+/// the lines `keep_bytes` names: `|_| false` for a listing, one line for `show`, the selected
+/// lines for a re-drive.
+pub fn read_lines(kafka: &KafkaArgs, topic: &str, keep_bytes: &dyn Fn(&LineKey) -> bool) -> Result<Lines, DlqError> {
     let consumer: BaseConsumer<EndOfPartitionIsNormal> = kafka
         .consumer_config()
         .set("group.id", format!("tradeflow-dlq-{}", std::process::id()))
@@ -36,27 +38,29 @@ pub fn read_lines(kafka: &KafkaArgs, topic: &str) -> Result<Lines, DlqError> {
             ends.insert(p, high);
         }
     }
-    let mut records = Vec::new();
+    let mut lines = Lines::default();
     if ends.is_empty() {
-        return Ok(Lines::fold(records));
+        return Ok(lines);
     }
     consumer.assign(&tpl)?;
-    let deadline = Instant::now() + READ_TIMEOUT;
+    let mut last_record = Instant::now();
     while !ends.is_empty() {
-        if Instant::now() > deadline {
-            return Err(DlqError::Kafka(KafkaError::MessageConsumption(
-                rdkafka::types::RDKafkaErrorCode::RequestTimedOut,
-            )));
+        if last_record.elapsed() > STALL_TIMEOUT {
+            let mut partitions: Vec<i32> = ends.keys().copied().collect();
+            partitions.sort_unstable();
+            return Err(DlqError::Stalled { topic: topic.to_owned(), secs: STALL_TIMEOUT.as_secs(), partitions });
         }
         let Some(result) = consumer.poll(Duration::from_millis(200)) else { continue };
         let m = result?;
+        last_record = Instant::now();
         let Some(&end) = ends.get(&m.partition()) else { continue };
         if m.offset() < end {
-            records.push(DeadLetter::from_message(&m));
+            lines.add(DeadLetter::from_message(&m), keep_bytes);
         }
         if m.offset() + 1 >= end {
             ends.remove(&m.partition());
         }
     }
-    Ok(Lines::fold(records))
+    lines.finish();
+    Ok(lines)
 }

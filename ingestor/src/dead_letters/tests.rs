@@ -84,3 +84,36 @@ fn a_re_driven_line_is_left_alone_unless_asked() {
     let planned = redrive::plan(&lines, &Filter::default(), &fixed, again);
     assert!(matches!(planned[0].outcome, Outcome::Publish { .. }), "the line's bytes are the dead letter's");
 }
+
+#[test]
+fn a_read_keeps_the_bytes_of_the_newest_dead_letter_of_the_lines_asked_for_only() {
+    let mut lines = Lines::default();
+    let keep_100 = |k: &LineKey| k.offset == 100;
+    for r in [
+        letter(100, 0, State::Dead, "bad_value", HOLD),
+        letter(200, 1, State::Dead, "column_count", "a,b"),
+        letter(100, 2, State::Dead, "bad_value", "newer bytes"),
+        letter(100, 3, State::Redriven, "bad_value", ""),
+    ] {
+        lines.add(Ok(r), &keep_100);
+    }
+    lines.finish();
+    let bytes = |offset: u64| -> Vec<(i64, Vec<u8>)> {
+        let h = lines.lines.values().find(|h| h.first().line.offset == offset).unwrap();
+        h.records.iter().map(|r| (r.dlq_offset, r.value.clone())).collect()
+    };
+    assert_eq!(
+        bytes(100),
+        vec![(0, vec![]), (2, b"newer bytes".to_vec()), (3, vec![])],
+        "only the newest dead letter's"
+    );
+    assert_eq!(bytes(200), vec![(1, vec![])], "a line not asked for keeps its headers, no bytes");
+    let h = lines.lines.values().next().unwrap();
+    assert_eq!((h.records.len(), h.latest_line().value.as_slice()), (3, b"newer bytes".as_slice()));
+    // Out of order (never within one partition): the older record's bytes are the ones dropped.
+    let mut lines = Lines::default();
+    lines.add(Ok(letter(100, 5, State::Dead, "bad_value", "newest")), &|_| true);
+    lines.add(Ok(letter(100, 4, State::Dead, "bad_value", "older")), &|_| true);
+    lines.finish();
+    assert_eq!(lines.lines.values().next().unwrap().latest_line().value, b"newest".to_vec());
+}
