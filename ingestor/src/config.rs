@@ -47,6 +47,13 @@ pub struct IngestorArgs {
     #[arg(long, env = "TRADEFLOW_INGESTOR_COMPRESSION", default_value = "lz4",
           value_parser = clap::builder::PossibleValuesParser::new(tradeflow_core::kafka::COMPRESSION_CODECS))]
     pub compression: String,
+    /// At shutdown, seconds to wait for the broker to acknowledge the lines in flight before each
+    /// file's cursor is saved (lines not acknowledged by then are read again at the next start:
+    /// nothing is lost). The default stops within `docker compose stop`'s 10 s grace, also with
+    /// the broker down.
+    #[arg(long, env = "TRADEFLOW_INGESTOR_DRAIN_SECS", default_value_t = 7,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub drain_secs: u64,
     /// Republish whole historical files (`--from`/`--to`) and exit; cursors are not touched.
     #[arg(long, requires = "from")]
     pub backfill: bool,
@@ -72,6 +79,7 @@ impl IngestorArgs {
             queue_kb: 64 * 1024,
             linger_ms: 5,
             compression: "lz4".into(),
+            drain_secs: 7,
             backfill: false,
             from: None,
             to: None,

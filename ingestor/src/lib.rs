@@ -48,6 +48,10 @@ pub use error::IngestError;
 
 use crate::cursor::CursorStore;
 use crate::log_file::Shared;
+
+/// The last flush at shutdown, after the readers drained (`--drain-secs`): with the default drain
+/// the ingestor exits within `docker compose stop`'s 10 s grace even with the broker down.
+const FINAL_FLUSH: Duration = Duration::from_secs(2);
 use crate::metrics::Metrics;
 use crate::publisher::{Publisher, PublisherConfig};
 
@@ -75,6 +79,7 @@ pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<()
         max_line_bytes: tradeflow_core::edge::MAX_LINE_BYTES,
         mapping,
         readers: Default::default(),
+        drain: Duration::from_secs(config.drain_secs),
     });
     let warm = shared.clone();
     tokio::task::spawn_blocking(move || warm.publisher.warm_up(Duration::from_secs(2)))
@@ -89,9 +94,9 @@ pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<()
         metrics::serve(config.metrics_addr, metrics.clone(), shutdown.clone()).await.map_err(IngestError::Metrics)?;
     tracing::info!(dir = %config.dir.display(), state = %config.state_dir.display(), metrics = %addr, "ingestor running");
     let result = discovery::run(&config, shared.clone(), shutdown.clone()).await;
-    // Each file's reader has waited for its lines' acknowledgements already (up to 30 s): this is
-    // for what is left (dead letters of a reader that stopped early), not a second long wait.
-    let flushed = shared.publisher.flush(Duration::from_secs(5));
+    // Each file's reader has waited for its lines' acknowledgements already (`--drain-secs`): this
+    // is for what is left (dead letters of a reader that stopped early), not a second long wait.
+    let flushed = shared.publisher.flush(FINAL_FLUSH);
     shutdown.cancel();
     result?;
     flushed?;

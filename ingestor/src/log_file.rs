@@ -32,6 +32,8 @@ pub struct Shared {
     pub mapping: Mapping,
     /// Live file readers now: the cursor writes are spread by it ([`crate::tail`]).
     pub readers: std::sync::atomic::AtomicUsize,
+    /// How long a stopping reader waits for its lines' acknowledgements (`--drain-secs`).
+    pub drain: std::time::Duration,
 }
 
 pub struct LogFile {

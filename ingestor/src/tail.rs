@@ -12,8 +12,6 @@ use tradeflow_core::log_format::LogFileName;
 use crate::error::IngestError;
 use crate::log_file::{LogFile, Shared};
 
-/// How long shutdown waits for in-flight lines before persisting what was acknowledged.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Persist the cursor at least this often while lines are being acknowledged…
 const PERSIST_EVERY: Duration = Duration::from_millis(100);
 /// …and no more often than this times the number of live readers: the ingestor's cursor writes
@@ -116,7 +114,7 @@ pub async fn tail(
         }
     }
     // Shutdown: let the producer deliver what is in flight, then persist what was acknowledged.
-    match tokio::time::timeout(DRAIN_TIMEOUT, file.window.drained()).await {
+    match tokio::time::timeout(shared.drain, file.window.drained()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(file = %name, error = %e, "delivery failed during shutdown"),
         Err(_) => {

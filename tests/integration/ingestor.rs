@@ -452,9 +452,10 @@ async fn a_stop_with_the_broker_down_and_the_queue_full_exits_and_loses_nothing(
     assert!(read < 12_000, "the queue should have paused reading, read {read}");
     let stopped = std::time::Instant::now();
     let _ = std::process::Command::new("kill").args(["-TERM", &ingestor.pid().to_string()]).status();
-    // Each reader waits up to 30 s for acknowledgements, then the producer 5 s more.
+    // Each reader waits `--drain-secs` (7) for acknowledgements, then the producer 2 s more: within
+    // `docker compose stop`'s 10 s grace (the bound leaves room for a loaded machine).
     ingestor.exited("the ingestor to exit after SIGTERM", Duration::from_secs(60)).await;
-    assert!(stopped.elapsed() < Duration::from_secs(45), "exit took {:?}", stopped.elapsed());
+    assert!(stopped.elapsed() < Duration::from_secs(20), "exit took {:?}", stopped.elapsed());
     broker.restart(0);
     let _again = s.ingestor_with(&["--queue-kb", "1024"]);
     let expected = lines_of(&s.logs);
