@@ -125,7 +125,7 @@ pub enum Frame<'a> {
         bars: &'a [tradeflow_core::bars::Bar],
     },
     /// The upstream feed (Kafka `summaries` / `prices`) went down or came back
-    /// (crate::feed_health); also right after a subscription's first frames while it is down.
+    /// (crate::feed_health); also right before a subscription's first frames while it is down.
     /// `state`: `"up"` or `"down"`; while down, `since` (RFC 3339 UTC, ms: when the feed last
     /// flowed — what is shown is as of then), `reason` (`all_brokers_down` | `no_progress`) and
     /// `upstream` (`summaries` | `prices`).

@@ -5,7 +5,7 @@
 //! its [`Subscriber`] outbox, so while this socket is slow the fan-out keeps merging row updates
 //! for it and nobody else waits. The feed's health ([`FeedHealth`]) reaches every connection as a
 //! `feed` frame on each change (a watch: one pending state, coalesced), and a subscription's first
-//! frames are followed by one while the feed is down.
+//! frames are preceded by one while the feed is down.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -201,12 +201,13 @@ struct Subscriptions<'a> {
     feed_state: &'a mut tokio::sync::watch::Receiver<FeedState>,
 }
 
-/// After a subscription's first frames: a `feed` frame when the upstream feed is down (taken as
-/// seen, so a change already pending is not told twice).
+/// Before a subscription's first frames: a `feed` frame when the upstream feed is down (so a page
+/// never shows the snapshot as live for a moment; taken as seen, so a change already pending is
+/// not told twice).
 fn feed_notice(feed_state: &mut tokio::sync::watch::Receiver<FeedState>, frames: &mut Vec<String>) {
     let state = *feed_state.borrow_and_update();
     if state.is_down() {
-        frames.push(feed_frame(&state));
+        frames.insert(0, feed_frame(&state));
     }
 }
 

@@ -55,12 +55,16 @@ async fn kafka_killed_under_the_dashboard_is_told_to_readyz_and_subscribers_and_
     assert_eq!(metric(dash.port, "tradeflow_dashboard_feed_down").await, Some(1));
     assert_eq!(metric(dash.port, "tradeflow_dashboard_feed_outages_total").await, Some(1));
 
-    // A subscriber arriving while it is down is told after its snapshot (the rows as last known).
+    // A subscriber arriving while it is down is told just before its snapshot (the rows as last known).
     let mut late = dash.connect("7").await;
     late.send(subscribe).await;
+    let first = late.next(WAIT).await.expect("a frame");
+    assert_eq!(
+        (first["type"].as_str(), first["state"].as_str(), first["since"].as_str()),
+        (Some("feed"), Some("down"), Some(since)),
+        "{first}"
+    );
     assert_eq!(trade_count(&late.expect("snapshot", WAIT).await), Some(1));
-    let told = late.expect("feed", WAIT).await;
-    assert_eq!((told["state"].as_str(), told["since"].as_str()), (Some("down"), Some(since)));
 
     cluster.restart(0);
     for socket in [&mut ws, &mut late] {
