@@ -83,4 +83,5 @@ async fn kafka_killed_under_the_dashboard_is_told_to_readyz_and_subscribers_and_
     for socket in [&mut ws, &mut late] {
         assert_eq!(trade_count(&socket.expect("delta", WAIT).await), Some(2));
     }
+    let _ = std::fs::remove_dir_all(&dash.root);
 }
