@@ -42,6 +42,12 @@ pub struct DashboardArgs {
     /// Deltas kept per client for resuming subscribers (older resumes get a fresh snapshot).
     #[arg(long, env = "TRADEFLOW_RESUME_WINDOW", default_value_t = 4096)]
     pub resume_window: usize,
+    /// Seconds without a fetch answered (librdkafka's statistics: none, even empty ones of a quiet
+    /// feed) before the upstream feed counts as down: `/readyz` 503, subscribers told, the page
+    /// stale. All brokers reported down takes it down at once. 2–300; above `--fetch-wait-ms` + 2 s.
+    #[arg(long, env = "TRADEFLOW_FEED_DOWN_AFTER_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub feed_down_after_secs: u64,
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
 }

@@ -4,6 +4,8 @@
 //! token) and watches its rows move with every trade and price tick.
 //!
 //! - [`source`]: reads `summaries` and `prices` (all partitions, from the beginning) into [`live`].
+//! - [`feed_health`]: whether that feed flows (fed by [`feed_signals`], the consumers' librdkafka
+//!   context): `/readyz`, a gauge and a `feed` frame to every subscriber when it is down.
 //! - [`live`]: every client's rows joined with the latest mark, and its feed — one sequence of
 //!   deltas and a bounded history shared by all of that client's subscribers.
 //! - [`subscriber`]: a subscriber's outbox, coalescing per row so a slow browser delays only itself.
@@ -24,6 +26,8 @@ pub mod bars_view;
 pub mod config;
 pub mod day_open;
 pub mod delta;
+pub mod feed_health;
+pub mod feed_signals;
 pub mod fill_bars;
 pub mod http;
 pub mod limits;
@@ -50,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::DashboardArgs;
 
 use crate::access::Access;
+use crate::feed_health::FeedHealth;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::server::Server;
@@ -70,6 +75,26 @@ pub enum DashboardError {
     Database(#[from] sqlx::Error),
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(
+        "--feed-down-after-secs {secs} is too short for --fetch-wait-ms {fetch_wait_ms}: a quiet feed's fetches are answered only every fetch wait, and seen every {stats_ms} ms; give at least {min_secs} s"
+    )]
+    FeedDownAfter { secs: u64, fetch_wait_ms: u64, stats_ms: u64, min_secs: u64 },
+}
+
+/// Checks that `--feed-down-after-secs` leaves room for two statistics reports beyond a quiet
+/// feed's fetch wait (else a quiet feed would be judged down).
+fn check_feed_down_after(secs: u64, fetch_wait_ms: u64) -> Result<std::time::Duration, DashboardError> {
+    let stats_ms = feed_signals::STATS_INTERVAL_MS;
+    let needed_ms = fetch_wait_ms.saturating_add(2 * stats_ms);
+    if secs.saturating_mul(1000) < needed_ms {
+        return Err(DashboardError::FeedDownAfter {
+            secs,
+            fetch_wait_ms,
+            stats_ms,
+            min_secs: needed_ms.div_ceil(1000),
+        });
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// Runs the dashboard until `shutdown` (on a multi-threaded Tokio runtime: metadata requests block
@@ -96,7 +121,9 @@ pub async fn run(config: DashboardArgs, shutdown: CancellationToken) -> Result<(
         Some(url) => Some(Arc::new(sqlx::postgres::PgPoolOptions::new().max_connections(4).connect_lazy(url)?)),
         None => None,
     };
+    let down_after = check_feed_down_after(config.feed_down_after_secs, config.kafka.fetch_wait_ms)?;
     let metrics = Arc::new(Metrics::default());
+    let feed = Arc::new(FeedHealth::new(down_after, metrics.clone()));
     let live = Arc::new(Live::new(config.resume_window, metrics));
     let listener = listen(config.listen).map_err(|source| DashboardError::Listen { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| DashboardError::Listen { addr: config.listen, source })?;
@@ -112,6 +139,7 @@ pub async fn run(config: DashboardArgs, shutdown: CancellationToken) -> Result<(
             auth_off: key.is_none(),
             max_message_bytes: config.max_message_bytes,
             gate,
+            feed: feed.clone(),
         }),
         shutdown: shutdown.clone(),
     });
@@ -121,8 +149,9 @@ pub async fn run(config: DashboardArgs, shutdown: CancellationToken) -> Result<(
         tokio::spawn(day_open::follow(db.clone(), symbols, move |m| b.day_open.set(m), shutdown.clone()));
     }
     let topics = config.topics.topics();
-    let source =
-        tokio::spawn(source::follow(config.kafka.clone(), topics.summaries, topics.prices, live, shutdown.clone()));
+    let topics = source::SourceTopics { summaries: topics.summaries, prices: topics.prices };
+    tokio::spawn(feed_health::watch(feed.clone(), shutdown.clone()));
+    let source = tokio::spawn(source::follow(config.kafka.clone(), topics, live, feed, shutdown.clone()));
     tracing::info!(url = %format!("http://{addr}/"), auth = key.is_some(), "dashboard listening");
     let header_timeout = std::time::Duration::from_secs(config.limits.handshake_timeout_secs.max(1));
     http::serve(server::routes(server), listener, header_timeout, shutdown.clone()).await;
@@ -147,6 +176,14 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_feed_down_bound_leaves_room_for_a_quiet_feeds_fetches() {
+        assert_eq!(super::check_feed_down_after(5, 100).unwrap(), std::time::Duration::from_secs(5));
+        assert!(super::check_feed_down_after(2, 0).is_ok());
+        let e = super::check_feed_down_after(5, 4000).unwrap_err().to_string();
+        assert!(e.contains("at least 6 s"), "{e}");
+    }
+
     #[tokio::test]
     async fn accepted_connections_send_small_frames_at_once() {
         let listener = super::listen("127.0.0.1:0".parse().unwrap()).unwrap();

@@ -23,6 +23,12 @@ pub struct Metrics {
     pub rest_requests: AtomicU64,
     pub rest_refused: AtomicU64,
     pub ready: AtomicU64,
+    /// 1 while the upstream feed is down (crate::feed_health), else 0.
+    pub feed_down: AtomicU64,
+    /// When the feed was last known to flow, in Unix seconds, while it is down; 0 while up.
+    pub feed_down_since: AtomicU64,
+    /// Times the feed went down.
+    pub feed_outages: AtomicU64,
     /// Age of each summary change when read (now − its Kafka timestamp).
     pub summary_age: tradeflow_core::metrics::Histogram,
     /// A row change offered to a subscriber's outbox → the frame carrying it written to the socket.
@@ -91,6 +97,19 @@ impl Metrics {
                     "counter",
                 ),
                 ("ready", "1 once the changelog and prices have been read to their end.", &self.ready, "gauge"),
+                (
+                    "feed_down",
+                    "1 while upstream Kafka is unreachable (all brokers down, or no fetch answered for --feed-down-after-secs): /readyz answers 503 and subscribers are told.",
+                    &self.feed_down,
+                    "gauge",
+                ),
+                (
+                    "feed_down_since_seconds",
+                    "While the feed is down: when it was last known to flow (Unix seconds); 0 while up.",
+                    &self.feed_down_since,
+                    "gauge",
+                ),
+                ("feed_outages_total", "Times the upstream feed went down.", &self.feed_outages, "counter"),
             ],
         );
         self.summary_age.render(

@@ -4,8 +4,8 @@
 //! `{"op":"subscribe","client":"7","account":"ACC1"?,"symbol":"AAPL"?,"view":"rows"|"totals_by_symbol"|"totals_by_account"|"positions"|"bars"?,"epoch":"…"?,"since":12?}`,
 //! `{"op":"unsubscribe"}`, `{"op":"ping","id":1?}`.
 //!
-//! Dashboard → subscriber: `hello`, `snapshot`, `resumed`, `delta`, `view`, `bars`, `pong`, `error`
-//! (see [`Frame`]).
+//! Dashboard → subscriber: `hello`, `snapshot`, `resumed`, `delta`, `view`, `bars`, `feed`, `pong`,
+//! `error` (see [`Frame`]).
 
 use chrono::NaiveDate;
 use compact_str::CompactString;
@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tradeflow_core::summary::SummaryRow;
 
+use crate::feed_health::FeedState;
 use crate::positions::PositionRow;
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -123,6 +124,20 @@ pub enum Frame<'a> {
         snapshot: bool,
         bars: &'a [tradeflow_core::bars::Bar],
     },
+    /// The upstream feed (Kafka `summaries` / `prices`) went down or came back
+    /// (crate::feed_health); also right before a subscription's first frames while it is down.
+    /// `state`: `"up"` or `"down"`; while down, `since` (RFC 3339 UTC, ms: when the feed last
+    /// flowed — what is shown is as of then), `reason` (`all_brokers_down` | `no_progress`) and
+    /// `upstream` (`summaries` | `prices`).
+    Feed {
+        state: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        since: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        upstream: Option<&'a str>,
+    },
     Pong {
         id: Option<u64>,
     },
@@ -137,6 +152,23 @@ impl Frame<'_> {
     pub fn to_text(&self) -> String {
         // Plain data only: serialising cannot fail.
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The `feed` frame telling `state`.
+pub fn feed_frame(state: &FeedState) -> String {
+    match state {
+        FeedState::Up => Frame::Feed { state: "up", since: None, reason: None, upstream: None }.to_text(),
+        FeedState::Down { reason, upstream, .. } => {
+            let since = state.since_text();
+            Frame::Feed {
+                state: "down",
+                since: since.as_deref(),
+                reason: Some(reason.code()),
+                upstream: Some(upstream.name()),
+            }
+            .to_text()
+        }
     }
 }
 
@@ -161,4 +193,20 @@ pub struct Total {
     /// Sums over the rows that have a mark, as `market_value`.
     pub unrealized_pnl: Decimal,
     pub total_pnl: Decimal,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::feed_health::{DownReason, FeedState, Upstream};
+
+    #[test]
+    fn feed_frames_say_up_or_down_since_when_and_why() {
+        assert_eq!(super::feed_frame(&FeedState::Up), r#"{"type":"feed","state":"up"}"#);
+        let since = chrono::DateTime::parse_from_rfc3339("2026-12-01T12:03:04Z").unwrap().to_utc();
+        let down = FeedState::Down { since, reason: DownReason::AllBrokersDown, upstream: Upstream::Prices };
+        assert_eq!(
+            super::feed_frame(&down),
+            r#"{"type":"feed","state":"down","since":"2026-12-01T12:03:04.000Z","reason":"all_brokers_down","upstream":"prices"}"#
+        );
+    }
 }

@@ -13,6 +13,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::access::{Access, Refusal};
+use crate::feed_health::{DownReason, FeedState};
 use crate::fill_bars::{FillBarsError, FillBarsQuery};
 use crate::limits::Gate;
 use crate::live::Live;
@@ -109,7 +110,18 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Response,), Error =
         .unify();
     let healthz = warp::path!("healthz").map(|| text(StatusCode::OK, "ok\n"));
     let readyz = warp::path!("readyz").and(with()).map(|s: Arc<Server>| {
-        if s.live.metrics.ready.load(Relaxed) == 1 {
+        let feed = s.sessions.feed.state();
+        if let FeedState::Down { reason, upstream, .. } = feed {
+            let since = feed.since_text().unwrap_or_default();
+            let why = match reason {
+                DownReason::AllBrokersDown => "all brokers down",
+                DownReason::NoProgress => "no fetch answered",
+            };
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("upstream Kafka unreachable since {since} ({why}; {} consumer)\n", upstream.name()),
+            )
+        } else if s.live.metrics.ready.load(Relaxed) == 1 {
             text(StatusCode::OK, "ready\n")
         } else {
             text(StatusCode::SERVICE_UNAVAILABLE, "catching up with summaries and prices\n")

@@ -3,7 +3,9 @@
 //! The connection's requests are read by a task of their own ([`read_requests`]) and handed to
 //! the session's task, which answers them and writes every frame; a subscription's frames come from
 //! its [`Subscriber`] outbox, so while this socket is slow the fan-out keeps merging row updates
-//! for it and nobody else waits.
+//! for it and nobody else waits. The feed's health ([`FeedHealth`]) reaches every connection as a
+//! `feed` frame on each change (a watch: one pending state, coalesced), and a subscription's first
+//! frames are preceded by one while the feed is down.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,9 +17,10 @@ use tradeflow_core::ClientId;
 use warp::ws::{Message, WebSocket};
 
 use crate::bars_view::BarsSubscription;
+use crate::feed_health::{FeedHealth, FeedState};
 use crate::limits::{Bucket, Gate};
 use crate::live::{Live, SharedFeed, Start, lock};
-use crate::protocol::{Frame, Op, Request, View};
+use crate::protocol::{Frame, Op, Request, View, feed_frame};
 use crate::row::Filter;
 use crate::subscriber::{Batch, Subscriber};
 use crate::{positions, views};
@@ -34,6 +37,8 @@ pub struct SessionContext {
     pub auth_off: bool,
     pub max_message_bytes: usize,
     pub gate: Arc<Gate>,
+    /// Whether the upstream feed flows.
+    pub feed: Arc<FeedHealth>,
 }
 
 /// An active subscription; dropping it unregisters it from its feed.
@@ -93,6 +98,9 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
     if send(&mut tx, &ctx, hello.to_text()).await.is_err() {
         return;
     }
+    // Changes from now on; the current state goes out with a subscription's first frames.
+    let mut feed_state = ctx.feed.subscribe();
+    feed_state.mark_unchanged();
     let mut subscription: Option<Subscription> = None;
     let mut bars: Option<BarsSubscription> = None;
     let mut subscribes = Bucket::per_minute(ctx.gate.limits.subscribes_per_minute);
@@ -117,6 +125,11 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
                 None => std::future::pending().await,
             }
         };
+        let feed_changed = async {
+            if feed_state.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
         let mut offered_at = None;
         let frames = tokio::select! {
             _ = shutdown.cancelled() => {
@@ -133,7 +146,7 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
                 Some(Ok(m)) if m.is_close() => break,
                 Some(Ok(m)) if m.is_ping() || m.is_pong() => continue,
                 Some(Ok(m)) => {
-                    let mut subs = Subscriptions { feed: &mut subscription, bars: &mut bars };
+                    let mut subs = Subscriptions { feed: &mut subscription, bars: &mut bars, feed_state: &mut feed_state };
                     let frames = handle(&ctx, entitled.as_ref(), &mut subs, &mut subscribes, &m);
                     let subscribed = subscription.is_some() || bars.is_some();
                     unsubscribed_since = match (subscribed, unsubscribed_since) {
@@ -152,6 +165,7 @@ pub async fn run(ws: WebSocket, ctx: Arc<SessionContext>, entitled: Option<Clien
                 _ => continue,
             },
             frame = next_bars => vec![frame],
+            () = feed_changed => vec![feed_frame(&feed_state.borrow_and_update())],
         };
         let mut failed = false;
         for frame in frames {
@@ -180,10 +194,21 @@ async fn send(
 }
 
 /// A connection's subscription: to a client's feed (rows and views over them), or to the bars
-/// of a symbol; at most one at a time.
+/// of a symbol; at most one at a time. With the connection's view of the upstream feed's state.
 struct Subscriptions<'a> {
     feed: &'a mut Option<Subscription>,
     bars: &'a mut Option<BarsSubscription>,
+    feed_state: &'a mut tokio::sync::watch::Receiver<FeedState>,
+}
+
+/// Before a subscription's first frames: a `feed` frame when the upstream feed is down (so a page
+/// never shows the snapshot as live for a moment; taken as seen, so a change already pending is
+/// not told twice).
+fn feed_notice(feed_state: &mut tokio::sync::watch::Receiver<FeedState>, frames: &mut Vec<String>) {
+    let state = *feed_state.borrow_and_update();
+    if state.is_down() {
+        frames.insert(0, feed_frame(&state));
+    }
 }
 
 fn handle(
@@ -248,7 +273,7 @@ fn subscribe(
         };
         return vec![error(ctx, "forbidden", &message)];
     }
-    let Subscriptions { feed: subscription, bars } = subscriptions;
+    let Subscriptions { feed: subscription, bars, feed_state } = subscriptions;
     **bars = None;
     if request.view == View::Bars {
         **subscription = None;
@@ -261,7 +286,9 @@ fn subscribe(
         ctx.live.metrics.snapshots.fetch_add(1, Relaxed);
         let (subscription, snapshot) = BarsSubscription::start(ctx.live.clone(), symbol.into());
         **bars = Some(subscription);
-        return vec![snapshot];
+        let mut frames = vec![snapshot];
+        feed_notice(feed_state, &mut frames);
+        return frames;
     }
     **subscription = None;
     let live = ctx.live.clone();
@@ -317,6 +344,8 @@ fn subscribe(
         }
     };
     **subscription = Some(Subscription { client, view, feed, subscriber, live });
+    let mut frames = frames;
+    feed_notice(feed_state, &mut frames);
     frames
 }
 

@@ -2,6 +2,8 @@
 //! into [`Live`]. No consumer group: each dashboard instance reads everything, so several run side
 //! by side. Ready once both topics have been read to the end they had at start. A price tick
 //! moves a mark only if `PriceTick::check` passes at this host's clock (the aggregator's rule).
+//! Each consumer reports its progress and librdkafka's errors to [`FeedHealth`] (through
+//! [`FeedSignals`], its client context).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use tradeflow_core::changelog::SummaryChange;
 use tradeflow_core::kafka::KafkaArgs;
 use tradeflow_core::price::PriceTick;
 
+use crate::feed_health::{FeedHealth, Upstream};
+use crate::feed_signals::{FeedSignals, STATS_INTERVAL_MS};
 use crate::live::Live;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,15 +28,27 @@ enum Kind {
     Prices,
 }
 
-/// End-of-partition is how readiness is detected (below), not an error.
-type SourceContext = tradeflow_core::kafka::EndOfPartitionIsNormal;
-type SourceConsumer = StreamConsumer<SourceContext>;
+impl Kind {
+    fn upstream(self) -> Upstream {
+        match self {
+            Kind::Summaries => Upstream::Summaries,
+            Kind::Prices => Upstream::Prices,
+        }
+    }
+}
+
+/// End-of-partition is how readiness is detected (below), not an error; statistics and errors
+/// are the feed's health signals.
+type SourceConsumer = StreamConsumer<FeedSignals>;
 
 /// Creates a consumer assigned to every partition of `topic` from the beginning, waiting (until
-/// `shutdown`) for the topic to exist. Returns the partition count.
+/// `shutdown`) for the topic to exist. Returns the partition count. From its creation the
+/// consumer must make progress (`health`): a metadata answer counts.
 async fn assign_all(
     kafka: &KafkaArgs,
     topic: &str,
+    kind: Kind,
+    health: &Arc<FeedHealth>,
     shutdown: &CancellationToken,
 ) -> Result<Option<(SourceConsumer, usize)>, KafkaError> {
     let consumer: SourceConsumer = kafka
@@ -41,13 +57,18 @@ async fn assign_all(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("fetch.error.backoff.ms", "50")
-        .create_with_context(tradeflow_core::kafka::EndOfPartitionIsNormal)?;
+        .set("statistics.interval.ms", STATS_INTERVAL_MS.to_string())
+        .create_with_context(FeedSignals::new(kind.upstream(), health.clone()))?;
+    health.arm(kind.upstream());
     let mut warned = false;
     loop {
         // A blocking broker round trip: keep it off the async workers' queue.
         let metadata = tokio::task::block_in_place(|| consumer.fetch_metadata(Some(topic), Duration::from_secs(5)));
         let partitions = match metadata {
-            Ok(md) => md.topics().first().map(|t| t.partitions().len()).unwrap_or(0),
+            Ok(md) => {
+                health.progress(kind.upstream());
+                md.topics().first().map(|t| t.partitions().len()).unwrap_or(0)
+            }
             Err(e) => {
                 tracing::debug!(error = %e, topic, "metadata");
                 0
@@ -72,19 +93,31 @@ async fn assign_all(
     }
 }
 
-/// Follows both topics until `shutdown`.
+/// The topics the dashboard follows.
+pub struct SourceTopics {
+    pub summaries: String,
+    pub prices: String,
+}
+
+/// Follows both topics until `shutdown`, reporting the consumers' health to `health`.
 pub async fn follow(
     kafka: KafkaArgs,
-    summaries: String,
-    prices: String,
+    topics: SourceTopics,
     live: Arc<Live>,
+    health: Arc<FeedHealth>,
     shutdown: CancellationToken,
 ) -> Result<(), KafkaError> {
-    let Some((s, s_parts)) = assign_all(&kafka, &summaries, &shutdown).await? else { return Ok(()) };
-    let Some((p, p_parts)) = assign_all(&kafka, &prices, &shutdown).await? else { return Ok(()) };
+    let SourceTopics { summaries, prices } = topics;
+    let Some((s, s_parts)) = assign_all(&kafka, &summaries, Kind::Summaries, &health, &shutdown).await? else {
+        return Ok(());
+    };
+    let Some((p, p_parts)) = assign_all(&kafka, &prices, Kind::Prices, &health, &shutdown).await? else {
+        return Ok(());
+    };
     let caught_up = Arc::new(std::sync::Mutex::new(CatchUp { reached: HashSet::new(), partitions: s_parts + p_parts }));
-    let a = tokio::spawn(consume(s, Kind::Summaries, live.clone(), caught_up.clone(), shutdown.clone()));
-    let b = tokio::spawn(consume(p, Kind::Prices, live, caught_up, shutdown));
+    let a =
+        tokio::spawn(consume(s, Kind::Summaries, live.clone(), health.clone(), caught_up.clone(), shutdown.clone()));
+    let b = tokio::spawn(consume(p, Kind::Prices, live, health, caught_up, shutdown));
     let _ = tokio::join!(a, b);
     Ok(())
 }
@@ -99,6 +132,7 @@ async fn consume(
     consumer: SourceConsumer,
     kind: Kind,
     live: Arc<Live>,
+    health: Arc<FeedHealth>,
     caught_up: Arc<std::sync::Mutex<CatchUp>>,
     shutdown: CancellationToken,
 ) {
@@ -109,6 +143,7 @@ async fn consume(
         };
         match message {
             Ok(m) => {
+                health.progress(kind.upstream());
                 let Some(payload) = m.payload() else { continue };
                 if let (Kind::Summaries, Some(ts)) = (kind, m.timestamp().to_millis()) {
                     live.metrics.summary_age.observe_age_ms(ts);
@@ -140,6 +175,7 @@ async fn consume(
                 }
             }
             Err(KafkaError::PartitionEOF(p)) => {
+                health.progress(kind.upstream());
                 let mut c = caught_up.lock().unwrap_or_else(|e| e.into_inner());
                 if c.reached.insert((kind == Kind::Summaries, p))
                     && c.reached.len() == c.partitions
@@ -149,7 +185,11 @@ async fn consume(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, ?kind, "consumer error");
+                if health.state().is_down() {
+                    tracing::debug!(error = %e, ?kind, "consumer error while the feed is down");
+                } else {
+                    tracing::warn!(error = %e, ?kind, "consumer error");
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}

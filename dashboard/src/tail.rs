@@ -249,6 +249,14 @@ pub fn describe(frame: &Value) -> String {
             if frame["snapshot"] == Value::Bool(true) { "snapshot" } else { "update" }
         ),
         "error" => write!(line, "error {}: {}", s(&frame["code"]), s(&frame["message"])),
+        "feed" if frame["state"] == "down" => write!(
+            line,
+            "FEED DOWN since {} ({}, {}): the rows are stale",
+            s(&frame["since"]),
+            s(&frame["reason"]),
+            s(&frame["upstream"])
+        ),
+        "feed" => write!(line, "feed up"),
         other => write!(line, "{other}"),
     };
     let is_view = frame["type"] == "view";

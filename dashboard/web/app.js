@@ -34,6 +34,9 @@ const BY_KEY = new Map(COLUMNS.map((c) => [c.key, c]));
 const LAYOUT_KEY = "tradeflow.layout.v1";
 const PAINT_HZ = 16;          // repaint ceiling (frames per second)
 const FLASH_MS = 1200;        // a changed cell flashes this long (flashCell)
+// Reconnects: 0.5 s doubling to 4 s, each ±25 % (so never above 5 s); the badge counts down.
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 4000;
 const DEFAULT_LAYOUT = { order: COLUMNS.map((c) => c.key), hidden: [], sort: { key: "symbol", dir: 1 }, groupBy: "", compact: false };
 
 const state = {
@@ -44,7 +47,9 @@ const state = {
   pending: new Map(),       // key → the row before this paint's first change (null: a new row)
   dirty: new Set(),         // keys changed since the view (currentView) was last brought up to date
   epoch: null, seq: null,   // resume position
-  ws: null, backoff: 500, retryTimer: null, connected: false,
+  ws: null, backoff: BACKOFF_FIRST_MS, retryTimer: null, retryAt: 0, connected: false,
+  feedDown: null,           // { since: Date } while the dashboard says its upstream Kafka feed is down
+  feedTold: false,          // this socket has sent a `feed` frame (one comes before a snapshot while down)
   lastMessageAt: 0,
   layout: loadLayout(),
   expanded: new Set(),      // open groups ("account_id:ACC1")
@@ -648,6 +653,27 @@ function setConnected(connected) {
   state.connected = connected;
   document.body.classList.toggle("offline", !connected && state.wanted);
 }
+/// The socket delivers: "live" — unless the dashboard said its upstream feed is down, then the
+/// board is stale (badge red, rows greyed) until it says the feed is up again (docs/page.md#liveness).
+function showLive() {
+  if (state.feedDown) setBadge("stale", `stale · feed down since ${state.feedDown.since.toLocaleTimeString()}`);
+  else setBadge("live");
+  document.body.classList.toggle("feed-down", !!state.feedDown);
+}
+/// A `feed` frame (docs/protocol.md#feed-health).
+function feedFrame(frame) {
+  state.feedTold = true;
+  const since = frame.state === "down" ? new Date(frame.since) : null;
+  state.feedDown = since && !Number.isNaN(since.getTime()) ? { since } : frame.state === "down" ? { since: new Date() } : null;
+  document.body.classList.toggle("feed-down", !!state.feedDown);
+  if (state.connected) showLive();
+}
+/// While waiting to reconnect: the badge counts down each second; "retry now" reconnects at once.
+function showRetry() {
+  if (!state.retryAt) return;
+  const left = Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000));
+  setBadge("offline", `disconnected · retry in ${left}s`);
+}
 /// `from` names the request the error is about ("history", …): its next success clears it (clearError).
 let errorFrom = null;
 function showError(text, from = null) {
@@ -662,6 +688,9 @@ function touched() {
 
 function connect() {
   clearTimeout(state.retryTimer);
+  state.retryAt = 0;
+  state.feedTold = false;
+  $("#retry-now").hidden = true;
   if (state.ws) { state.ws.onclose = null; state.ws.close(); }
   const proto = location.protocol === "https:" ? "wss" : "ws";
   // The token travels as a subprotocol (a header), not in the URL: it stays out of access logs.
@@ -681,7 +710,7 @@ function connect() {
     let frame;
     try { frame = JSON.parse(event.data); } catch { return; }
     // Frames again after a stale spell: live (a snapshot or resume says so by itself).
-    if (!state.connected && state.seq !== null && (frame.type === "delta" || frame.type === "pong")) { setBadge("live"); setConnected(true); }
+    if (!state.connected && state.seq !== null && (frame.type === "delta" || frame.type === "pong")) { setConnected(true); showLive(); }
     handle(frame);
   };
   ws.onclose = () => {
@@ -691,8 +720,10 @@ function connect() {
     // A refused handshake (bad token / origin) closes before opening: don't hammer the server.
     if (!opened && state.token) checkRefusal();
     const delay = state.backoff * (0.75 + Math.random() * 0.5);
-    state.backoff = Math.min(state.backoff * 2, 15000);
-    setBadge("offline", `disconnected · retry in ${Math.max(1, Math.round(delay / 1000))}s`);
+    state.backoff = Math.min(state.backoff * 2, BACKOFF_MAX_MS);
+    state.retryAt = Date.now() + delay;
+    showRetry();
+    $("#retry-now").hidden = false;
     state.retryTimer = setTimeout(connect, delay);
   };
 }
@@ -705,7 +736,7 @@ async function checkRefusal() {
     const r = await fetch(`api/summary?client=${encodeURIComponent(state.client)}`, { headers: { Authorization: `Bearer ${token}` } });
     if ((r.status !== 401 && r.status !== 403) || token !== state.token) return;
     const text = (await r.text()).trim();
-    state.wanted = false; clearTimeout(state.retryTimer);
+    state.wanted = false; clearTimeout(state.retryTimer); state.retryAt = 0; $("#retry-now").hidden = true;
     setBadge("refused");
     showError(`refused: ${r.status} ${text}`);
     sessionStorage.setItem("tradeflow", JSON.stringify({ client: state.client, token: null }));
@@ -720,15 +751,20 @@ function handle(frame) {
       state.rows = new Map(frame.rows.map((r) => [rowKey(r), r]));
       state.changedAt.clear(); state.pending.clear();
       state.epoch = frame.epoch; state.seq = frame.seq;
-      state.backoff = 500;
-      setBadge("live"); setConnected(true); showError(""); touched(); schedulePaint(true);
+      state.backoff = BACKOFF_FIRST_MS;
+      if (!state.feedTold) state.feedDown = null; // while down, a `feed` frame came first on this socket
+      setConnected(true); showLive(); showError(""); touched(); schedulePaint(true);
       document.dispatchEvent(new Event("tradeflow:rows"));
       break;
     }
     case "resumed":
       state.epoch = frame.epoch; state.seq = frame.since;
-      state.backoff = 500;
-      setBadge("live"); setConnected(true); showError("");
+      state.backoff = BACKOFF_FIRST_MS;
+      if (!state.feedTold) state.feedDown = null; // as for a snapshot
+      setConnected(true); showLive(); showError("");
+      break;
+    case "feed":
+      feedFrame(frame);
       break;
     case "delta": {
       const now = Date.now();
@@ -767,6 +803,7 @@ setInterval(() => {
   if (state.ws && state.ws.readyState === WebSocket.OPEN && state.lastMessageAt && Date.now() - state.lastMessageAt > 30000) {
     setBadge("stale"); setConnected(false);
   }
+  if (!state.ws) showRetry();
   if (state.history || $("#rows-view").hidden) return;
   // Only the rows drawn (a long view draws those on screen: windowing above).
   for (const tr of $("#rows tbody").children) {
@@ -826,7 +863,7 @@ $("#login").addEventListener("submit", (event) => {
   sessionStorage.setItem("tradeflow", JSON.stringify({ client, token: state.token }));
   history.replaceState(null, "", `#client=${encodeURIComponent(client)}`);
   if (switching) { state.rows = new Map(); state.changedAt.clear(); state.epoch = null; state.seq = null; goLive(); }
-  state.wanted = true; state.backoff = 500;
+  state.wanted = true; state.backoff = BACKOFF_FIRST_MS;
   showError("");
   connect();
   // holdings.js and charts.js follow the watched client on their own sockets.
@@ -856,6 +893,7 @@ $("#export").addEventListener("click", (event) => {
 $("#as-of-slider").addEventListener("input", travel);
 $("#as-of-date").addEventListener("change", travel);
 $("#live").addEventListener("click", goLive);
+$("#retry-now").addEventListener("click", () => { if (state.wanted && !state.ws) { state.backoff = BACKOFF_FIRST_MS; connect(); } });
 $("#live-back").addEventListener("click", goLive);
 
 fetch("api/config").then((r) => r.json()).then((config) => {

@@ -22,7 +22,7 @@ const HOLDINGS_PAINT_MS = 250;  // the holdings table repaints at most 4 times a
 
 const holdings = {
   rows: new Map(),   // "account|symbol" → holding
-  ws: null, retry: null, backoff: 500, client: null, token: null,
+  ws: null, retry: null, backoff: BACKOFF_FIRST_MS, client: null, token: null,
   paintQueued: false, seq: null,
 };
 const holdingKey = (h) => `${h.account_id}|${h.symbol}`;
@@ -118,7 +118,7 @@ function connectHoldings() {
     if (frame.snapshot) holdings.rows = new Map();
     for (const h of frame.rows) holdings.rows.set(holdingKey(h), h);
     holdings.seq = frame.seq;
-    holdings.backoff = 500;
+    holdings.backoff = BACKOFF_FIRST_MS;
     holdingsOffline(false);
     scheduleHoldings();
   };
@@ -128,14 +128,14 @@ function connectHoldings() {
     if (!state.wanted && $("#badge").classList.contains("refused")) return; // the token was refused
     // A fresh subscription brings a complete snapshot: nothing to resume.
     holdings.retry = setTimeout(connectHoldings, holdings.backoff * (0.75 + Math.random() * 0.5));
-    holdings.backoff = Math.min(holdings.backoff * 2, 15000);
+    holdings.backoff = Math.min(holdings.backoff * 2, BACKOFF_MAX_MS);
   };
 }
 
 document.addEventListener("tradeflow:watch", (event) => {
   const { client, token } = event.detail;
   if (client !== holdings.client) { holdings.rows = new Map(); scheduleHoldings(); }
-  holdings.client = client; holdings.token = token; holdings.backoff = 500;
+  holdings.client = client; holdings.token = token; holdings.backoff = BACKOFF_FIRST_MS;
   connectHoldings();
 });
 document.addEventListener("tradeflow:tab", (event) => { if (event.detail === "holdings") paintHoldings(); });

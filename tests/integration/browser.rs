@@ -522,12 +522,34 @@ async fn browser_sees_a_row_change_after_a_trade_line_is_appended() {
     browser.set_window_size(1600, 560).await.expect("the window back");
     click(&browser, "nav.tabs button[data-tab='rows']").await;
 
-    // The dashboard killed: the badge turns red and the rows grey; restarted: live again.
+    // The dashboard's upstream feed down (its `feed` frame, handed to the page's frame handler; the
+    // frame itself is tested against a killed broker in feed_health.rs): stale, greyed; up: live.
+    js(&browser, "handle({type: 'feed', state: 'down', since: '2026-12-01T12:03:04.000Z', reason: 'all_brokers_down', upstream: 'summaries'})").await;
+    let badge = browser.find(Locator::Id("badge")).await.expect("badge");
+    let (text, class) =
+        (badge.text().await.expect("text"), badge.attr("class").await.expect("class").unwrap_or_default());
+    assert!(text.to_lowercase().starts_with("stale · feed down since ") && class.contains("stale"), "{text} / {class}");
+    let opacity = js(&browser, "return getComputedStyle(document.querySelector('#rows tbody')).opacity").await;
+    assert_eq!(opacity, json!("0.45"), "rows greyed while the feed is down");
+    js(&browser, "handle({type: 'feed', state: 'up'})").await;
+    assert_eq!(badge.text().await.expect("text").to_lowercase(), "live");
+    assert!(!body_class(&browser).await.contains("feed-down"));
+
+    // The dashboard killed: the badge turns red and the rows grey, the retry counts down; restarted: live again.
     d.service.kill9();
     eventually("the badge to say disconnected", WAIT, || async {
         let badge = browser.find(Locator::Id("badge")).await.ok()?;
         let (text, class) = (badge.text().await.ok()?, badge.attr("class").await.ok()??);
         (text.to_lowercase().contains("disconnected") && class.contains("offline")).then_some(())
+    })
+    .await;
+    // Reconnects back off to at most 5 s (4 s ± 25 %), and "retry now" is offered meanwhile.
+    eventually("a retry at most 5 s away, with a retry-now button", WAIT, || async {
+        let text = browser.find(Locator::Id("badge")).await.ok()?.text().await.ok()?.to_lowercase();
+        let secs: u64 = text.rsplit("retry in ").next()?.trim_end_matches('s').parse().ok()?;
+        let shown = browser.find(Locator::Id("retry-now")).await.ok()?.is_displayed().await.ok()?;
+        assert!(secs <= 5, "{text}");
+        shown.then_some(())
     })
     .await;
     assert!(body_class(&browser).await.contains("offline"));

@@ -18,6 +18,7 @@ mod compose;
 mod dashboard;
 mod day_pnl;
 mod failover;
+mod feed_health;
 mod foundation;
 mod history;
 mod ingestor;
