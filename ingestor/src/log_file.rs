@@ -393,10 +393,11 @@ impl LogFile {
             sent,
             dead_letter,
         };
+        let first_line = self.reader.is_first_line(offset);
         let (raw, reason, code, len): (&[u8], String, &'static str, u64) = match item {
             Item::Line { range, .. } => {
                 let bytes = self.reader.bytes(range.clone());
-                match shared.mapping.sources[self.source].parse_line(bytes, offset) {
+                match shared.mapping.sources[self.source].parse_line(bytes, first_line) {
                     Ok(Parsed::Header) => {
                         // A delimited file's header: not a trade; the cursor moves past it.
                         let window = self.window.clone();
@@ -448,8 +449,8 @@ impl LogFile {
         let generation = self.cursor.generation.to_string();
         let line_len = len.to_string();
         let date = self.name.date.to_string();
-        let headers = dlq_headers(&[
-            (record::DLQ_FILE, &file),
+        let mut fields = vec![
+            (record::DLQ_FILE, file.as_str()),
             (record::DLQ_DATE, &date),
             (record::DLQ_OFFSET, &offset_s),
             (record::DLQ_GENERATION, &generation),
@@ -457,7 +458,11 @@ impl LogFile {
             (record::DLQ_REASON_CODE, code),
             (record::DLQ_LINE_LEN, &line_len),
             (record::DLQ_TRUNCATED, if truncated { "true" } else { "false" }),
-        ]);
+        ];
+        if first_line && matches!(item, Item::Line { .. }) {
+            fields.push((record::DLQ_FIRST_LINE, "true"));
+        }
+        let headers = dlq_headers(&fields);
         let p = pending(&self.window, true);
         let seq = p.seq;
         if let Err(e) = shared.publisher.send_dead_letter(client, raw, headers, p).await {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use tradeflow_core::log_format::framing::first_line_offset;
 use tradeflow_core::mapping::{Mapping, MappingArgs, Parsed};
 use tradeflow_core::record::{TradeId, write_record_json};
 
@@ -62,12 +63,15 @@ fn check_sample(
     };
     let source = &mapping.sources[source];
     let contents = std::fs::read(sample).with_context(|| format!("reading {}", sample.display()))?;
-    let (mut records, mut bad, mut offset, mut line_no) = (0, 0, 0usize, 0);
+    // A BOM at offset 0 is skipped (docs/edge.md, framing): the first line, the header of a
+    // delimited file, then starts at 3.
+    let first = first_line_offset(&contents) as usize;
+    let (mut records, mut bad, mut offset, mut line_no) = (0, 0, first, 0);
     let mut scratch = Vec::new();
     while let Some(len) = memchr_newline(&contents[offset..]) {
         line_no += 1;
         let line = &contents[offset..offset + len];
-        match source.parse_line(line, offset as u64) {
+        match source.parse_line(line, offset == first) {
             Ok(Parsed::Header) => writeln!(err, "{}:{line_no}: header", sample.display())?,
             Ok(parsed) => {
                 if let Some(trade) = parsed.trade() {

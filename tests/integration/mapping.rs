@@ -50,9 +50,11 @@ fn fills(seed: u64, n: usize) -> Vec<Fill> {
 }
 
 /// A CSV export (examples/mappings/csv.toml) for `client` on 2026-11-22: header, rows, and every
-/// 40th row bad (side `HOLD`). Returns the number of bad rows.
+/// 40th row bad (side `HOLD`). Client 2's file starts with a UTF-8 BOM, as Excel writes it (its
+/// header is then at byte 3). Returns the number of bad rows.
 pub(crate) fn write_csv(dir: &Path, client: u32, n: usize) -> usize {
-    let mut text = String::from("time,account,symbol,side,qty,price,order_no\n");
+    let bom = if client == 2 { "\u{FEFF}" } else { "" };
+    let mut text = format!("{bom}time,account,symbol,side,qty,price,order_no\n");
     let mut bad = 0;
     for (i, f) in fills(client as u64, n).iter().enumerate() {
         let side = if i % 40 == 39 {
@@ -211,9 +213,14 @@ fn mapping_check_prints_records_and_each_bad_line() {
         .filter(|l| !l.contains("HOLD"))
         .map(|l| format!("{l}\n"))
         .collect();
-    std::fs::write(&sample, good).expect("write");
+    std::fs::write(&sample, &good).expect("write");
     let out = check();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Saved by Excel (a BOM first): the header at byte 3 is the header, as the ingestor reads it.
+    std::fs::write(&sample, format!("\u{FEFF}{good}")).expect("write");
+    let out = check();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("trades_5_20261122.csv:1: header"), "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -18,6 +18,15 @@
 
 use crate::edge::BOM;
 
+/// File offset of a file's first line, given the file's first bytes (at least 3 of them, or all
+/// it has): [`BOM`]`.len()` when the file starts with a BOM (skipped), else 0. A delimited
+/// mapping's header is the line at this offset — not simply the line at offset 0 (a BOM file's
+/// first line is at 3), nor any line at 3 (in a file without a BOM whose first line is 2 bytes
+/// long, the line at 3 is the second).
+pub fn first_line_offset(head: &[u8]) -> u64 {
+    if head.starts_with(BOM) { BOM.len() as u64 } else { 0 }
+}
+
 /// What the bytes at the start of a buffer are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Frame {

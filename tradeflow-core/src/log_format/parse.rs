@@ -45,6 +45,7 @@ pub fn parse_line_ref(line: &[u8]) -> Result<TradeRef<'_>, ParseError> {
     if text.is_empty() {
         return Err(ParseError::Empty);
     }
+    edge::check_no_bom(line)?;
     if let Some((at, code_point)) = edge::first_control(line) {
         return Err(ParseError::ControlCharacter { field: field_at(text, at), at, code_point });
     }
