@@ -288,7 +288,8 @@ async fn failing_snapshots_turn_readyz_red_until_they_commit() {
 }
 
 /// Case 5: one tick dated 2030 among live ticks is refused and counted; later live ticks keep
-/// moving the mark (it is what the snapshot rows carry).
+/// moving the mark (it is what the snapshot rows carry). Ticks priced `-1.00` and `"1e3"` (the
+/// newest, so it would be the mark if taken for 1000) are refused by the log line's Price rule.
 #[tokio::test]
 async fn a_price_tick_from_the_future_is_refused_and_live_ticks_keep_moving_the_mark() {
     let p = Pipeline::new().await;
@@ -304,12 +305,13 @@ async fn a_price_tick_from_the_future_is_refused_and_live_ticks_keep_moving_the_
     send(&kafka, &p.topics.topics.prices, "AAPL", &tick("999.99", "2030-01-01T00:00:00Z".parse().expect("at"))).await;
     send(&kafka, &p.topics.topics.prices, "AAPL", &tick("-1.00", now)).await;
     send(&kafka, &p.topics.topics.prices, "AAPL", &tick("101.25", chrono::Utc::now())).await;
+    let exponent = format!(r#"{{"symbol":"AAPL","price":"1e3","at":"{}"}}"#, chrono::Utc::now().to_rfc3339());
+    send(&kafka, &p.topics.topics.prices, "AAPL", exponent.as_bytes()).await;
     eventually("the live ticks applied and the odd ones refused", LONG, || async {
         let applied = sample(port, "tradeflow_aggregator_price_ticks_total").await?;
         let future = sample(port, "tradeflow_aggregator_price_ticks_refused_total{reason=\"future\"}").await?;
-        let negative =
-            sample(port, "tradeflow_aggregator_price_ticks_refused_total{reason=\"negative_price\"}").await?;
-        (applied == 2 && future == 1 && negative == 1).then_some(())
+        let bad_price = sample(port, "tradeflow_aggregator_price_ticks_refused_total{reason=\"bad_price\"}").await?;
+        (applied == 2 && future == 1 && bad_price == 2).then_some(())
     })
     .await;
     // Trades now: every AAPL row is snapshotted with the latest live mark.
