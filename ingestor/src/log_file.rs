@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use tradeflow_core::edge::DEAD_LETTER_VALUE_MAX;
-use tradeflow_core::log_format::{LogFileName, ParseError};
+use tradeflow_core::log_format::{LogFileName, framing};
 use tradeflow_core::mapping::{Mapping, Parsed};
 use tradeflow_core::record::{self, TradeId, write_record_json};
 use tradeflow_core::topics::Topics;
@@ -430,18 +430,18 @@ impl LogFile {
                 }
             }
             Item::TooLong { head, len, .. } => {
-                let e = ParseError::LineTooLong { len: *len, max: shared.max_line_bytes };
+                let e = framing::line_too_long(*len, shared.max_line_bytes);
                 (head.as_slice(), e.to_string(), e.code(), *len)
             }
             Item::NulRun { len, .. } => {
                 shared.metrics.nul_run(*len);
-                (&[], format!("run of {len} NUL bytes skipped where a line would start"), "nul_run", *len)
+                (&[], framing::nul_run_reason(*len), framing::NUL_RUN_CODE, *len)
             }
         };
         // The whole line when it fits a record (every bad line under the cap does), else its head;
         // `tradeflow.offset` and `tradeflow.line_len` point at the whole line in the file.
         let raw = &raw[..raw.len().min(DEAD_LETTER_VALUE_MAX)];
-        let truncated = (raw.len() as u64) < len && code != "nul_run";
+        let truncated = (raw.len() as u64) < len && code != framing::NUL_RUN_CODE;
         tracing::warn!(file = %self.name, offset, len, reason = %reason, "sent to the dead-letter topic");
         shared.metrics.dead_lettered(code);
         let file = self.file_name.clone();
