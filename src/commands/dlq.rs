@@ -85,7 +85,7 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<()> {
 }
 
 async fn read_lines(source: &Source) -> anyhow::Result<Lines> {
-    super::require_kafka(&source.kafka).await?;
+    super::require_kafka(&source.kafka, std::time::Duration::from_secs(10)).await?;
     let (kafka, topic) = (source.kafka.clone(), source.topics.topics().trades_dlq);
     let lines = tokio::task::spawn_blocking(move || read::read_lines(&kafka, &topic))
         .await
