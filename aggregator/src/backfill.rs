@@ -20,9 +20,21 @@
 //! publish time, not its trade date (`ingestor --backfill` republishes a past day with today's
 //! timestamps). One backfill per topic at a time (a Postgres advisory lock; a second is refused).
 //! `--dry-run` reads without taking anything and prints what would change.
+//!
+//! **A record that is not a trade record** (the live aggregator's `undecodable`) is counted in
+//! [`BackfillReport::undecodable`], the first [`UNDECODABLE_SHOWN`] named by partition and offset
+//! (so an operator can read them: `kcat -C -t trades -p P -o O -c 1`), and set aside on
+//! `trades.refused` exactly as the live aggregator does ([`crate::refused`]) — but only when it lies
+//! at or past the partition's stored offset. Below it, the live owner consumed it and committed a
+//! snapshot past it, which it does only after its refusal was delivered: it is on `trades.refused`
+//! already, and sending it again would make every backfill repeat every old refusal. At or past
+//! it, the live owner has not (durably) refused it, and after the backfill it resumes at `E` and
+//! never will: the backfill is the only reader that can. Refusals are delivered before the
+//! partition's rebuild is written (the live path's order). A dry run sets nothing aside.
 
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal as _;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -41,7 +53,10 @@ use tradeflow_core::summary::Mark;
 use tradeflow_core::topics::TopicArgs;
 
 use crate::AggregateError;
+use crate::backfill_refusals::{Unrefused, set_aside};
 use crate::changelog::SummaryChange;
+use crate::metrics::Metrics;
+use crate::refused::RefusedSink;
 use crate::state::{Applied, FileKey, PartitionState, RowImage, SnapshotJob};
 use crate::store::{Lease, SnapshotOutcome, Store};
 
@@ -118,11 +133,21 @@ impl BackfillArgs {
     }
 }
 
+/// How many undecodable records a report names (partition, offset); the count covers them all.
+pub const UNDECODABLE_SHOWN: usize = 10;
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BackfillReport {
     pub records: u64,
     pub applied: u64,
     pub duplicates: u64,
+    /// Records that are not trade records (or break the edge contract): skipped by the rebuild.
+    pub undecodable: u64,
+    /// The first [`UNDECODABLE_SHOWN`] of them as (partition, offset), in that order.
+    pub undecodable_at: Vec<(i32, i64)>,
+    /// Of them, set aside on `trades.refused` by this backfill (those at or past their
+    /// partition's stored offset; the live aggregator had refused the others).
+    pub set_aside: u64,
     pub rows: usize,
     /// Dry run: rows that would change (added, changed or removed), and by how many trades.
     pub would_change: Option<(usize, i64)>,
@@ -148,6 +173,8 @@ struct Build {
     end: i64,
     rebuilt: PartitionState,
     carried: PartitionState,
+    /// Undecodable records at or past the stored offset: to be set aside before writing.
+    refusals: Vec<Unrefused>,
 }
 
 impl Build {
@@ -273,7 +300,7 @@ async fn rebuild(
         let carried = if args.dry_run { PartitionState::default() } else { store.read_partition(lease).await? };
         let mut rebuilt = PartitionState::new(lease.partition, lease.epoch, 0);
         rebuilt.generation = lease.generation;
-        builds.push(Build { lease: *lease, end: 0, rebuilt, carried });
+        builds.push(Build { lease: *lease, end: 0, rebuilt, carried, refusals: Vec::new() });
     }
     let (kafka, topic, cancel) = (args.kafka.clone(), topics.trades.clone(), shutdown.clone());
     let (builds, mut report) = tokio::task::spawn_blocking(move || read_topic(&kafka, &topic, builds, dates, &cancel))
@@ -323,11 +350,13 @@ async fn rebuild(
     }
     // Read after the leases are taken: the live owners no longer write these partitions' rows.
     let marks = store.latest_marks().await?;
+    let sink = RefusedSink::new(&args.kafka, &topics.trades_refused, &topics.trades, Arc::new(Metrics::default()))?;
     for (written, build) in builds.iter().enumerate() {
         if fault == Fault::CrashAfter(written) {
             eprintln!("TRADEFLOW_BACKFILL_FAULT=crash-after:{written}: aborting before the next partition");
             std::process::abort();
         }
+        report.set_aside += set_aside(&sink, build.lease.partition, &build.refusals).await?;
         let job = build.job(&marks);
         match store.write_rebuild(&job, dates.from, dates.to).await? {
             SnapshotOutcome::Committed { rows } => report.rows += rows,
@@ -474,7 +503,11 @@ fn read_topic(
         report.records += r.records;
         report.applied += r.applied;
         report.duplicates += r.duplicates;
+        report.undecodable += r.undecodable;
+        report.undecodable_at.extend(r.undecodable_at);
     }
+    report.undecodable_at.sort_unstable();
+    report.undecodable_at.truncate(UNDECODABLE_SHOWN);
     builds.sort_by_key(|b| b.lease.partition);
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(
@@ -562,9 +595,26 @@ fn read_partitions(
         if report.records % 1024 == 0 {
             progress.fetch_add(1024, Relaxed); // shared by the readers: not touched per record
         }
-        let Some(Ok(record)) = m.payload().map(TradeRecord::from_json) else {
-            tracing::error!(partition = m.partition(), offset = m.offset(), "not a trade record; skipped");
-            continue;
+        let record = match m.payload().map(TradeRecord::from_json) {
+            Some(Ok(record)) => record,
+            other => {
+                // The live aggregator's reasons (engine.rs), so both set aside the same text.
+                let detail = match other {
+                    Some(Err(e)) => format!("not a trade record: {e}"),
+                    _ => "not a trade record: empty payload".into(),
+                };
+                report.undecodable += 1;
+                if report.undecodable_at.len() < UNDECODABLE_SHOWN {
+                    report.undecodable_at.push((m.partition(), m.offset()));
+                }
+                let live_refused = m.offset() < build.lease.next_offset;
+                tracing::error!(partition = m.partition(), offset = m.offset(), reason = %detail, live_refused, "not a trade record; skipped");
+                if !live_refused {
+                    let payload = m.payload().unwrap_or_default().to_vec();
+                    build.refusals.push(Unrefused { offset: m.offset(), detail, payload });
+                }
+                continue;
+            }
         };
         let redrive = crate::redrive::is_redrive(&m);
         build.apply(m.offset(), &record, redrive, dates.contains(record.trade.trade_date()), &mut report);

@@ -126,7 +126,7 @@ async fn read_batch(
             },
             Some(Err(e)) => {
                 metrics.bar_ticks_refused.fetch_add(1, Relaxed);
-                tracing::warn!(error = %e, partition = m.partition(), offset = m.offset(), "bar writer: undecodable price tick skipped");
+                tracing::warn!(error = %e, code = e.code(), partition = m.partition(), offset = m.offset(), "bar writer: price tick refused or undecodable; skipped");
                 None
             }
             None => None,

@@ -30,6 +30,7 @@
 //!   [`fill_bars`]: `fill_bars` (written with the rows: [`state`], [`store`]) against the oracle's.
 
 pub mod backfill;
+mod backfill_refusals;
 pub mod bars;
 pub mod changelog;
 pub mod config;

@@ -1,6 +1,7 @@
 //! The latest mark of every symbol, read from `prices` (all partitions, from the beginning: the
 //! topic is compacted) by every instance. A tick moves a mark only if [`PriceTick::check`] passes
-//! at this host's clock (dated at most 5 s ahead, a price in 0..=10^9): a refused tick is logged
+//! at this host's clock (dated at most 5 s ahead, a price in 0..=10^9) and its price is written
+//! as a log line's `Price` may be ([`PriceTick::from_json`]: `"1e3"` is refused): a refused tick is logged
 //! with its partition and offset and counted in `tradeflow_aggregator_price_ticks_refused_total`,
 //! so one tick from the future cannot freeze a mark.
 
@@ -61,8 +62,9 @@ pub fn follow(
                         }
                     }
                     Some(Err(e)) => {
-                        metrics.count_tick_refused("undecodable");
-                        tracing::warn!(error = %e, partition = m.partition(), offset = m.offset(), "bad price tick skipped");
+                        // Not a tick (`undecodable`), or a price the log's Price rule refuses (`bad_price`, …).
+                        metrics.count_tick_refused(e.code());
+                        tracing::warn!(error = %e, code = e.code(), partition = m.partition(), offset = m.offset(), "price tick refused");
                     }
                     None => {}
                 },

@@ -16,7 +16,7 @@ use rdkafka::{Message as _, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tradeflow_core::changelog::SummaryChange;
 use tradeflow_core::kafka::KafkaArgs;
-use tradeflow_core::price::PriceTick;
+use tradeflow_core::price::{PriceTick, TickError};
 
 use crate::feed_health::{FeedHealth, Upstream};
 use crate::feed_signals::{FeedSignals, STATS_INTERVAL_MS};
@@ -167,6 +167,11 @@ async fn consume(
                                 tracing::warn!(symbol = %tick.symbol, price = %tick.price, at = %tick.at, partition = m.partition(), offset = m.offset(), reason = %why, "price tick refused");
                             }
                         },
+                        Err(TickError::Refused(why)) => {
+                            // A price the log's Price rule refuses (`"1e3"`): a refused tick.
+                            live.metrics.price_ticks_refused.fetch_add(1, Relaxed);
+                            tracing::warn!(partition = m.partition(), offset = m.offset(), code = why.code(), reason = %why, "price tick refused");
+                        }
                         Err(e) => {
                             live.metrics.bad_records.fetch_add(1, Relaxed);
                             tracing::warn!(error = %e, topic = m.topic(), partition = m.partition(), offset = m.offset(), "undecodable price tick skipped");

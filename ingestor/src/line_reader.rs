@@ -70,6 +70,10 @@ pub struct LineReader {
     consumed: usize,
     /// CRC-32 of the file up to `buf_offset + consumed` (or to the end of what is being skipped).
     crc: crc32fast::Hasher,
+    /// Offset of the file's first line: 3 once a BOM at offset 0 was skipped, else 0
+    /// ([`tradeflow_core::log_format::framing::first_line_offset`]). A reader that starts past 0
+    /// is past the first line too (a cursor only stands at 0 or after an item), so 0 is right there.
+    first_line_offset: u64,
 }
 
 impl LineReader {
@@ -83,7 +87,13 @@ impl LineReader {
             skipping: None,
             consumed: 0,
             crc: crc32fast::Hasher::new_with_initial_len(crc, offset),
+            first_line_offset: 0,
         }
+    }
+
+    /// Whether the line at `offset` is the file's first (a delimited mapping's header line).
+    pub fn is_first_line(&self, offset: u64) -> bool {
+        offset == self.first_line_offset
     }
 
     /// File offset of the next byte to read.
@@ -159,6 +169,7 @@ impl LineReader {
                 Frame::Bom => {
                     self.hash(pos..pos + BOM.len());
                     pos += BOM.len();
+                    self.first_line_offset = BOM.len() as u64;
                 }
                 Frame::NulRun { len, complete: true } => {
                     let crc = self.hash(pos..pos + len);
@@ -354,6 +365,27 @@ mod tests {
             collect(&mut r, &f),
             vec![(3, b"OrderNo:1".to_vec(), "line"), (13, b"\xEF\xBB\xBFb".to_vec(), "line")]
         );
+    }
+
+    /// The first line is the one after a BOM (a CSV header at 3), or the one at 0; a reader that
+    /// starts past 0 (from a cursor) is past the first line, and a line at 3 in a file without a
+    /// BOM is the second line.
+    #[test]
+    fn the_first_line_is_at_3_after_a_bom_and_at_0_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"\xEF\xBB\xBFh\nrow\n").unwrap();
+        let f = File::open(&path).unwrap();
+        let mut r = LineReader::new(0, 0, 100);
+        let items = r.read(&f).unwrap();
+        let first: Vec<bool> = items.iter().map(|i| r.is_first_line(i.offset())).collect();
+        assert_eq!(first, [true, false]);
+        std::fs::write(&path, b"ab\nrow\n").unwrap();
+        let mut r = LineReader::new(0, 0, 100);
+        let items = r.read(&File::open(&path).unwrap()).unwrap();
+        let first: Vec<bool> = items.iter().map(|i| r.is_first_line(i.offset())).collect();
+        assert_eq!(first, [true, false]);
+        assert!(!LineReader::new(5, 0, 100).is_first_line(5));
     }
 
     fn adversarial_file() -> impl Strategy<Value = Vec<u8>> {

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use tradeflow_core::edge::DEAD_LETTER_VALUE_MAX;
-use tradeflow_core::log_format::{LogFileName, ParseError};
+use tradeflow_core::log_format::{LogFileName, framing};
 use tradeflow_core::mapping::{Mapping, Parsed};
 use tradeflow_core::record::{self, TradeId, write_record_json};
 use tradeflow_core::topics::Topics;
@@ -395,10 +395,11 @@ impl LogFile {
             sent,
             dead_letter,
         };
+        let first_line = self.reader.is_first_line(offset);
         let (raw, reason, code, len): (&[u8], String, &'static str, u64) = match item {
             Item::Line { range, .. } => {
                 let bytes = self.reader.bytes(range.clone());
-                match shared.mapping.sources[self.source].parse_line(bytes, offset) {
+                match shared.mapping.sources[self.source].parse_line(bytes, first_line) {
                     Ok(Parsed::Header) => {
                         // A delimited file's header: not a trade; the cursor moves past it.
                         let window = self.window.clone();
@@ -431,18 +432,18 @@ impl LogFile {
                 }
             }
             Item::TooLong { head, len, .. } => {
-                let e = ParseError::LineTooLong { len: *len, max: shared.max_line_bytes };
+                let e = framing::line_too_long(*len, shared.max_line_bytes);
                 (head.as_slice(), e.to_string(), e.code(), *len)
             }
             Item::NulRun { len, .. } => {
                 shared.metrics.nul_run(*len);
-                (&[], format!("run of {len} NUL bytes skipped where a line would start"), "nul_run", *len)
+                (&[], framing::nul_run_reason(*len), framing::NUL_RUN_CODE, *len)
             }
         };
         // The whole line when it fits a record (every bad line under the cap does), else its head;
         // `tradeflow.offset` and `tradeflow.line_len` point at the whole line in the file.
         let raw = &raw[..raw.len().min(DEAD_LETTER_VALUE_MAX)];
-        let truncated = (raw.len() as u64) < len && code != "nul_run";
+        let truncated = (raw.len() as u64) < len && code != framing::NUL_RUN_CODE;
         tracing::warn!(file = %self.name, offset, len, reason = %reason, "sent to the dead-letter topic");
         shared.metrics.dead_lettered(code);
         let file = self.file_name.clone();
@@ -450,8 +451,8 @@ impl LogFile {
         let generation = self.cursor.generation.to_string();
         let line_len = len.to_string();
         let date = self.name.date.to_string();
-        let headers = dlq_headers(&[
-            (record::DLQ_FILE, &file),
+        let mut fields = vec![
+            (record::DLQ_FILE, file.as_str()),
             (record::DLQ_DATE, &date),
             (record::DLQ_OFFSET, &offset_s),
             (record::DLQ_GENERATION, &generation),
@@ -459,7 +460,11 @@ impl LogFile {
             (record::DLQ_REASON_CODE, code),
             (record::DLQ_LINE_LEN, &line_len),
             (record::DLQ_TRUNCATED, if truncated { "true" } else { "false" }),
-        ]);
+        ];
+        if first_line && matches!(item, Item::Line { .. }) {
+            fields.push((record::DLQ_FIRST_LINE, "true"));
+        }
+        let headers = dlq_headers(&fields);
         let p = pending(&self.window, true);
         let seq = p.seq;
         if let Err(e) = shared.publisher.send_dead_letter(client, raw, headers, p).await {

@@ -135,7 +135,7 @@ mod tests {
                 let t = trade(account);
                 let mut line = Vec::new();
                 format.render_into(&t, Tz::UTC, &mut line);
-                let parsed = mapping.sources[source].parse_line(&line[..line.len() - 1], 100).unwrap();
+                let parsed = mapping.sources[source].parse_line(&line[..line.len() - 1], false).unwrap();
                 let got = parsed.trade().unwrap().to_trade();
                 assert_eq!((got.side, got.price, got.quantity), (t.side, t.price, t.quantity), "{file}");
                 assert_eq!(got.account_id, t.account_id, "{file}");

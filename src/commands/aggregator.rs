@@ -76,18 +76,47 @@ pub async fn backfill(
 ) -> anyhow::Result<()> {
     args.dates().context("backfill")?;
     super::reach_kafka(&args.kafka).await?;
+    let topics = args.topics.topics();
     let report = tradeflow_aggregator::backfill::run(args, shutdown).await.context("backfill")?;
     match report.would_change {
         Some((rows, trades)) => println!(
-            "dry run: records read: {}  would change {rows} rows ({trades:+} trades); nothing written",
-            report.records
+            "dry run: records read: {}  undecodable: {}  would change {rows} rows ({trades:+} trades); nothing written",
+            report.records, report.undecodable
         ),
         None => println!(
-            "records read: {}  applied: {}  duplicates dropped: {}  rows written: {}",
-            report.records, report.applied, report.duplicates, report.rows
+            "records read: {}  applied: {}  duplicates dropped: {}  undecodable: {}  rows written: {}",
+            report.records, report.applied, report.duplicates, report.undecodable, report.rows
         ),
     }
+    if report.undecodable > 0 {
+        println!("{}", undecodable_summary(&report, &topics));
+    }
     Ok(())
+}
+
+/// The undecodable records of a backfill: where the first are, and where they were set aside.
+fn undecodable_summary(
+    report: &tradeflow_aggregator::backfill::BackfillReport,
+    topics: &tradeflow_core::topics::Topics,
+) -> String {
+    let at: Vec<String> = report.undecodable_at.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+    let first = if report.undecodable > at.len() as u64 { format!("first {} of ", at.len()) } else { String::new() };
+    let (p, o) = report.undecodable_at.first().copied().unwrap_or_default();
+    let set_aside = if report.would_change.is_some() {
+        "dry run: nothing set aside".to_owned()
+    } else {
+        format!(
+            "{} set aside on {} now (the others were at offsets the live aggregator had refused already)",
+            report.set_aside, topics.trades_refused
+        )
+    };
+    format!(
+        "undecodable records on {} ({first}{} as PARTITION:OFFSET): {}\n  {set_aside}; inspect one: kcat -C -t {} -p {p} -o {o} -c 1",
+        topics.trades,
+        report.undecodable,
+        at.join(" "),
+        topics.trades
+    )
 }
 
 #[derive(Args, Debug)]

@@ -89,7 +89,7 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<()> {
 /// Reads `trades.dlq` whole, keeping the raw bytes of the lines `keep_bytes` names only
 /// ([`Lines`]: memory is the lines' headers, not the topic's size).
 async fn read_lines(source: &Source, keep_bytes: impl Fn(&LineKey) -> bool + Send + 'static) -> anyhow::Result<Lines> {
-    super::require_kafka(&source.kafka).await?;
+    super::require_kafka(&source.kafka, std::time::Duration::from_secs(10)).await?;
     let (kafka, topic) = (source.kafka.clone(), source.topics.topics().trades_dlq);
     let lines = tokio::task::spawn_blocking(move || read::read_lines(&kafka, &topic, &keep_bytes))
         .await

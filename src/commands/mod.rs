@@ -31,14 +31,43 @@ impl std::error::Error for PartialOutcome {}
 /// Checks at a command's start that Kafka can be reached with its settings: wrong credentials or an
 /// untrusted certificate stop it with the client's reason; a broker that does not answer in time
 /// is only reported (the service waits for it as it always does).
-/// For a one-shot command (`dlq`): Kafka must answer within 10 s, else the command fails saying so.
-pub async fn require_kafka(kafka: &tradeflow_core::kafka::KafkaArgs) -> anyhow::Result<()> {
+/// For a one-shot command (`dlq`, `topics`, `rebase-offsets`): Kafka must answer (cluster
+/// metadata from one of the bootstrap servers) within `timeout`, else the command fails naming the
+/// servers it tried — it never waits on librdkafka's own retries, which go on for minutes.
+pub async fn require_kafka(
+    kafka: &tradeflow_core::kafka::KafkaArgs,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
     let args = kafka.clone();
-    tokio::task::spawn_blocking(move || {
-        tradeflow_core::kafka::check_connection(&args, std::time::Duration::from_secs(10))
-    })
-    .await?
-    .with_context(|| format!("Kafka at {} did not answer (KAFKA_BROKERS / --brokers)", kafka.brokers))
+    tokio::task::spawn_blocking(move || tradeflow_core::kafka::check_connection(&args, timeout)).await?.with_context(
+        || {
+            format!(
+                "Kafka at {} did not answer within {}s (bootstrap servers: KAFKA_BROKERS / --brokers)",
+                kafka.brokers,
+                timeout.as_secs()
+            )
+        },
+    )
+}
+
+/// How long a one-shot command (`topics`, `init`, `rebase-offsets`) waits for Kafka to answer.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KafkaTimeout {
+    /// Seconds to wait for Kafka to answer (cluster metadata from a bootstrap server) before the
+    /// command fails, naming the servers it tried (1 to 3600).
+    #[arg(
+        long = "timeout-secs",
+        env = "TRADEFLOW_KAFKA_TIMEOUT_SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub secs: u64,
+}
+
+impl KafkaTimeout {
+    pub fn duration(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.secs)
+    }
 }
 
 pub async fn reach_kafka(kafka: &tradeflow_core::kafka::KafkaArgs) -> anyhow::Result<()> {

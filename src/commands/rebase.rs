@@ -20,14 +20,16 @@ pub struct RebaseArgs {
     /// Only print what would move.
     #[arg(long, env = "TRADEFLOW_REBASE_DRY_RUN")]
     dry_run: bool,
+    #[command(flatten)]
+    timeout: super::KafkaTimeout,
 }
 
 /// Moves every mismatched partition's stored offset to its log start; prints one line per
 /// partition moved (`rebased  <topic>  partition=P  from=F  to=T  <why>`). A running aggregator
 /// that paused the partition resumes it within a second. Exit 1 when a partition could not be
-/// checked.
+/// checked, and within `--timeout-secs` (30 s) when no bootstrap server answers.
 pub async fn run(args: RebaseArgs) -> anyhow::Result<()> {
-    super::reach_kafka(&args.kafka).await?;
+    super::require_kafka(&args.kafka, args.timeout.duration()).await?;
     let topic = args.topics.topics().trades;
     let url = args.database.url().context("reading --database-password-file")?;
     let pool = tradeflow_aggregator::store::connect_url(&url, 1).await.context("connecting to Postgres")?;

@@ -17,13 +17,16 @@ pub struct TopicsArgs {
     /// otherwise wait while trades queue).
     #[arg(long = "aggregator-group", env = "TRADEFLOW_AGGREGATOR_GROUP", default_value = "tradeflow-aggregator")]
     aggregator_group: String,
+    #[command(flatten)]
+    timeout: super::KafkaTimeout,
 }
 
 /// How long `topics` waits for the group coordinator before warning and going on.
 const COORDINATOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Fails within `--timeout-secs` (30 s) when no bootstrap server answers, naming them.
 pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
-    super::reach_kafka(&args.kafka).await?;
+    super::require_kafka(&args.kafka, args.timeout.duration()).await?;
     let specs = args.partitions.specs(&args.topics.topics());
     let created = create_topics(&args.kafka, &specs)
         .await

@@ -67,3 +67,36 @@ fn a_backfill_refuses_a_reversed_range_and_an_absurd_lease_before_connecting() {
         assert!(err.contains("3..=86400"), "--lease-secs {lease}: {err}");
     }
 }
+
+/// With a broker address where nothing listens, `topics` and `rebase-offsets` fail within their
+/// bound (`--timeout-secs`, env `TRADEFLOW_KAFKA_TIMEOUT_SECS`; 30 s by default) naming the
+/// bootstrap servers they tried — before, they waited for minutes. Awaited with a deadline: a
+/// command that hangs fails the test instead of hanging it (and is killed).
+#[tokio::test]
+async fn topics_and_rebase_fail_in_bounded_time_when_no_broker_answers() {
+    let nowhere = format!("127.0.0.1:{}", harness::broker::free_port());
+    let bound = std::time::Duration::from_secs(3);
+    for (command, flag) in [("topics", true), ("rebase-offsets", false)] {
+        let mut cmd = tokio::process::Command::new(harness::tradeflow_bin());
+        cmd.arg(command)
+            .env("KAFKA_BROKERS", &nowhere)
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .kill_on_drop(true);
+        // One through the flag, one through the environment.
+        if flag {
+            cmd.args(["--timeout-secs", "3"]);
+        } else {
+            cmd.env("TRADEFLOW_KAFKA_TIMEOUT_SECS", "3");
+        }
+        let started = std::time::Instant::now();
+        let out = tokio::time::timeout(bound + std::time::Duration::from_secs(20), cmd.output())
+            .await
+            .unwrap_or_else(|_| panic!("`tradeflow {command}` still waiting after {:?}", started.elapsed()))
+            .expect("run tradeflow");
+        let took = started.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "`tradeflow {command}`: {err}");
+        assert!(err.contains(&format!("Kafka at {nowhere} did not answer within 3s")), "`tradeflow {command}`: {err}");
+        assert!(took >= bound, "`tradeflow {command}` gave up before its bound: {took:?}");
+    }
+}

@@ -50,9 +50,11 @@ fn fills(seed: u64, n: usize) -> Vec<Fill> {
 }
 
 /// A CSV export (examples/mappings/csv.toml) for `client` on 2026-11-22: header, rows, and every
-/// 40th row bad (side `HOLD`). Returns the number of bad rows.
+/// 40th row bad (side `HOLD`). Client 2's file starts with a UTF-8 BOM, as Excel writes it (its
+/// header is then at byte 3). Returns the number of bad rows.
 pub(crate) fn write_csv(dir: &Path, client: u32, n: usize) -> usize {
-    let mut text = String::from("time,account,symbol,side,qty,price,order_no\n");
+    let bom = if client == 2 { "\u{FEFF}" } else { "" };
+    let mut text = format!("{bom}time,account,symbol,side,qty,price,order_no\n");
     let mut bad = 0;
     for (i, f) in fills(client as u64, n).iter().enumerate() {
         let side = if i % 40 == 39 {
@@ -211,9 +213,53 @@ fn mapping_check_prints_records_and_each_bad_line() {
         .filter(|l| !l.contains("HOLD"))
         .map(|l| format!("{l}\n"))
         .collect();
-    std::fs::write(&sample, good).expect("write");
+    std::fs::write(&sample, &good).expect("write");
     let out = check();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Saved by Excel (a BOM first): the header at byte 3 is the header, as the ingestor reads it.
+    std::fs::write(&sample, format!("\u{FEFF}{good}")).expect("write");
+    let out = check();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("trades_5_20261122.csv:1: header"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `mapping check` frames a sample as the ingestor and the oracle do (one rule, one reason): a
+/// line over the 1 MiB cap is `line_too_long` (not `field_too_long`, as when the check cut lines
+/// itself), a NUL run is `nul_run`, and the line after either is read on its own.
+#[test]
+fn mapping_check_frames_as_the_ingestor_and_names_the_same_reasons() {
+    use tradeflow_core::edge::MAX_LINE_BYTES;
+    let dir = harness::temp_dir();
+    let sample = dir.join("trades_6_20261122.csv");
+    let row = "2026-11-22T09:30:00.000000001,CQ01,AAPL,BUY,5,101.25,";
+    let long = format!("2026-11-22T09:30:00.000000002,{},AAPL,BUY,5,101.25,", "A".repeat(MAX_LINE_BYTES));
+    let header = "time,account,symbol,side,qty,price,order_no";
+    let mut bytes = format!("{header}\n{row}\n{long}\n{row}\n").into_bytes();
+    bytes.extend_from_slice(&[0; 16]);
+    bytes.extend_from_slice(format!("{row}\n").as_bytes());
+    std::fs::write(&sample, &bytes).expect("write");
+    let out = std::process::Command::new(harness::tradeflow_bin())
+        .args(["mapping", "check", "--mapping"])
+        .arg(example("csv.toml"))
+        .arg(&sample)
+        .output()
+        .expect("mapping check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3, "the rows around the long line: {stderr}");
+    let too_long = tradeflow_core::log_format::ParseError::LineTooLong { len: long.len() as u64, max: MAX_LINE_BYTES };
+    assert!(
+        stderr.contains(&format!("offset {}: {too_long} [line_too_long]", header.len() + row.len() + 2)),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("field_too_long"), "{stderr}");
+    assert!(stderr.contains("[nul_run]"), "{stderr}");
+    assert!(stderr.contains("records: 3; bad lines: 1; NUL runs: 1"), "{stderr}");
+    // The oracle counts the same: three trades, one bad line.
+    let mapping = Mapping::load(&example("csv.toml")).expect("mapping");
+    let oracle = Oracle::from_dir_mapped(&dir, &mapping).expect("oracle");
+    assert_eq!((oracle.lines, oracle.bad_lines, oracle.nul_runs), (4, 1, 1));
     let _ = std::fs::remove_dir_all(dir);
 }
 

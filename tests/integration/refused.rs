@@ -288,7 +288,8 @@ async fn failing_snapshots_turn_readyz_red_until_they_commit() {
 }
 
 /// Case 5: one tick dated 2030 among live ticks is refused and counted; later live ticks keep
-/// moving the mark (it is what the snapshot rows carry).
+/// moving the mark (it is what the snapshot rows carry). Ticks priced `-1.00` and `"1e3"` (the
+/// newest, so it would be the mark if taken for 1000) are refused by the log line's Price rule.
 #[tokio::test]
 async fn a_price_tick_from_the_future_is_refused_and_live_ticks_keep_moving_the_mark() {
     let p = Pipeline::new().await;
@@ -304,12 +305,13 @@ async fn a_price_tick_from_the_future_is_refused_and_live_ticks_keep_moving_the_
     send(&kafka, &p.topics.topics.prices, "AAPL", &tick("999.99", "2030-01-01T00:00:00Z".parse().expect("at"))).await;
     send(&kafka, &p.topics.topics.prices, "AAPL", &tick("-1.00", now)).await;
     send(&kafka, &p.topics.topics.prices, "AAPL", &tick("101.25", chrono::Utc::now())).await;
+    let exponent = format!(r#"{{"symbol":"AAPL","price":"1e3","at":"{}"}}"#, chrono::Utc::now().to_rfc3339());
+    send(&kafka, &p.topics.topics.prices, "AAPL", exponent.as_bytes()).await;
     eventually("the live ticks applied and the odd ones refused", LONG, || async {
         let applied = sample(port, "tradeflow_aggregator_price_ticks_total").await?;
         let future = sample(port, "tradeflow_aggregator_price_ticks_refused_total{reason=\"future\"}").await?;
-        let negative =
-            sample(port, "tradeflow_aggregator_price_ticks_refused_total{reason=\"negative_price\"}").await?;
-        (applied == 2 && future == 1 && negative == 1).then_some(())
+        let bad_price = sample(port, "tradeflow_aggregator_price_ticks_refused_total{reason=\"bad_price\"}").await?;
+        (applied == 2 && future == 1 && bad_price == 2).then_some(())
     })
     .await;
     // Trades now: every AAPL row is snapshotted with the latest live mark.
@@ -430,4 +432,52 @@ async fn the_dashboard_refuses_a_tick_from_the_future_and_follows_live_ticks() {
     .await;
     let refused = crate::harness::http::metric(d.port, "tradeflow_dashboard_price_ticks_refused_total").await;
     assert_eq!(refused, Some(1));
+}
+
+/// `tradeflow backfill` meets a record that is not a trade record: it counts it, names it
+/// (`PARTITION:OFFSET`) in its summary, and sets it aside on `trades.refused` as the live
+/// aggregator would — once: a second backfill finds it below the stored offset (refused already)
+/// and sets nothing aside again.
+#[tokio::test]
+async fn a_backfill_counts_names_and_sets_aside_an_undecodable_record_once() {
+    let p = Pipeline::new().await;
+    let (a, _, partition) = clients_sharing_a_partition();
+    p.produce(&["--clients", &a, "--count", "60", "--seed", "29", "--start", "2026-11-20T10:00:00"]);
+    let records = records_of(&p.logs);
+    let kafka = producer(&p);
+    let half = records.len() / 2;
+    for (key, payload) in &records[..half] {
+        send(&kafka, &p.topics.topics.trades, key, payload).await;
+    }
+    let garbage = b"{\"not\":\"a trade record\"}";
+    send(&kafka, &p.topics.topics.trades, &a, garbage).await;
+    for (key, payload) in &records[half..] {
+        send(&kafka, &p.topics.topics.trades, key, payload).await;
+    }
+    let backfill = || {
+        let out = std::process::Command::new(harness::tradeflow_bin())
+            .args(["backfill", "--from", "earliest"])
+            .envs(p.env())
+            .env("TRADEFLOW_BACKFILL_LEASE_SECS", "3")
+            .output()
+            .expect("backfill");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    let first = backfill();
+    let at = format!("{partition}:{half}");
+    assert!(first.contains(&format!("applied: {}  duplicates dropped: 0  undecodable: 1", records.len())), "{first}");
+    assert!(first.contains(&at) && first.contains("1 set aside on"), "{first}");
+    rows_equal(&p, &Oracle::from_dir(&p.logs).expect("oracle")).await;
+    let refused = refusals(&p, "undecodable", 1).await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].headers.get(refused::OFFSET), Some(&half.to_string()));
+    assert_eq!(refused[0].payload, garbage);
+    // Again: the record lies below the offset the first backfill stored — refused before.
+    let second = backfill();
+    assert!(second.contains("undecodable: 1") && second.contains(&at), "{second}");
+    assert!(second.contains("0 set aside on"), "{second}");
+    assert_eq!(refusals(&p, "undecodable", 1).await.len(), 1, "set aside once");
+    p.cleanup();
 }

@@ -92,7 +92,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for l in &lines {
                 rec.clear();
-                let parsed = builtin.sources[0].parse_line(black_box(l), 1).expect("rendered lines parse");
+                let parsed = builtin.sources[0].parse_line(black_box(l), false).expect("rendered lines parse");
                 let t = parsed.trade().expect("a trade");
                 write_record_json(&id, &t, &mut rec);
                 black_box(&rec);
@@ -122,7 +122,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for l in &csv_lines {
                 rec.clear();
-                let parsed = csv_mapping.sources[0].parse_line(black_box(l), 1).expect("rendered rows parse");
+                let parsed = csv_mapping.sources[0].parse_line(black_box(l), false).expect("rendered rows parse");
                 let t = parsed.trade().expect("a trade");
                 write_record_json(&id, &t, &mut rec);
                 black_box(&rec);

@@ -46,7 +46,8 @@ pub const MAX_PRICE_INTEGER_DIGITS: u32 = 10;
 pub const MAX_PRICE_DECIMALS: u32 = 8;
 /// Largest quantity of one fill.
 pub const MAX_QUANTITY: i64 = 1_000_000_000;
-/// The UTF-8 byte-order mark: skipped at offset 0 of a file, nowhere else.
+/// The UTF-8 byte-order mark: skipped at offset 0 of a file; a line that begins with one anywhere
+/// else is refused (`misplaced_bom`, [`check_no_bom`]).
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The first control character in `bytes` (valid UTF-8 or not): its byte offset and code point.
@@ -71,6 +72,13 @@ pub fn first_control(bytes: &[u8]) -> Option<(usize, u32)> {
         i += 1;
     }
     None
+}
+
+/// A line (as framed: a BOM at file offset 0 is already skipped) must not begin with a BOM: one
+/// there is misplaced (files joined with `cat`, a BOM written twice) and would otherwise glue
+/// itself to the first key (an unknown key: a silent null) or the first cell.
+pub fn check_no_bom(line: &[u8]) -> Result<(), ParseError> {
+    if line.starts_with(BOM) { Err(ParseError::MisplacedBom) } else { Ok(()) }
 }
 
 /// A required key field (`Symbol`, `AccountID`): non-empty, at most [`MAX_KEY_BYTES`].

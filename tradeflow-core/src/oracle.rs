@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::client::ClientId;
 use crate::edge::MAX_LINE_BYTES;
 use crate::fill_bars::{RowBars, next_bar};
-use crate::log_format::framing::{Piece, frames};
+use crate::log_format::framing::{Piece, first_line_offset, frames};
 use crate::log_format::{LogFileName, parse_line};
 use crate::mapping::{Mapping, Parsed, Source};
 use crate::summary::{Position, SummaryKey};
@@ -56,10 +56,10 @@ impl Oracle {
         }
     }
 
-    /// Applies one line read under `source` at byte `offset` of its file (a delimited file's
-    /// header line is not a line: not counted). Returns whether it counted.
-    pub fn apply_source_line(&mut self, source: &Source, client: &ClientId, offset: u64, line: &[u8]) -> bool {
-        let trade = match source.parse_line(line, offset) {
+    /// Applies one line read under `source`; `first_line`: it is its file's first line (a
+    /// delimited file's header line is not a line: not counted). Returns whether it counted.
+    pub fn apply_source_line(&mut self, source: &Source, client: &ClientId, first_line: bool, line: &[u8]) -> bool {
+        let trade = match source.parse_line(line, first_line) {
             Ok(Parsed::Header) => return false,
             Ok(parsed) => parsed.trade().map(|t| t.to_trade()),
             Err(_) => None,
@@ -96,10 +96,11 @@ impl Oracle {
     /// Applies every complete line of `contents` (a log file's bytes from offset 0) read under
     /// `source`, framed as the ingestor frames them (see [`Self::apply_contents`]).
     pub fn apply_source_contents(&mut self, source: &Source, client: &ClientId, contents: &[u8]) {
+        let first = first_line_offset(contents);
         for piece in frames(contents, MAX_LINE_BYTES) {
             match piece {
                 Piece::Line { offset, line } => {
-                    self.apply_source_line(source, client, offset, line);
+                    self.apply_source_line(source, client, offset == first, line);
                 }
                 other => self.apply_other_piece(&other),
             }
@@ -267,5 +268,38 @@ mod tests {
         let aapl = o.rows.values().next().unwrap();
         assert_eq!((aapl.trade_count, aapl.net_qty()), (2, 1));
         assert_eq!(Oracle::from_dir(dir.path()).unwrap().lines, 0, "the built-in mapping owns no .csv file");
+    }
+
+    /// A CSV export that starts with a UTF-8 BOM (Excel writes one): the header is its first line
+    /// although it sits at byte 3; a BOM that starts any later line (files concatenated with
+    /// `cat`) is refused as `misplaced_bom`, in the CSV and in the seed format alike.
+    #[test]
+    fn a_bom_before_a_csv_header_is_skipped_and_a_later_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "\u{FEFF}time,account,symbol,side,qty,price,order_no\n\
+                   2026-11-22T09:30:00.1,CQ01,AAPL,BUY,2,10.5,\n\
+                   \u{FEFF}2026-11-22T09:30:00.2,CQ01,AAPL,SELL,1,11,7\n";
+        std::fs::write(dir.path().join("trades_7_20261122.csv"), csv).unwrap();
+        let mapping =
+            Mapping::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mappings/csv.toml")).unwrap();
+        let o = Oracle::from_dir_mapped(dir.path(), &mapping).unwrap();
+        assert_eq!(
+            (o.lines, o.bad_lines, o.rows.len()),
+            (2, 1, 1),
+            "the header is not a line; the later BOM is refused"
+        );
+        // A 2-byte first line makes the second line start at byte 3 too: it is not a header.
+        let source = &mapping.sources[0];
+        let client = ClientId::parse("7").unwrap();
+        let mut o = Oracle::new();
+        o.apply_source_contents(source, &client, b"ab\ntime,account,symbol,side,qty,price,order_no\n");
+        assert_eq!((o.lines, o.bad_lines), (2, 2), "bad_header at 0, a non-trade at 3");
+        let mut o = Oracle::new();
+        o.apply_contents(&client, format!("{LINE}\n\u{FEFF}OrderNo:5|{LINE}\n").as_bytes());
+        assert_eq!(
+            (o.lines, o.bad_lines),
+            (2, 1),
+            "a seed line after a mid-file BOM is refused, not read as null OrderNo"
+        );
     }
 }

@@ -265,6 +265,11 @@ pub const DLQ_REASON_CODE: &str = "tradeflow.reason_code";
 pub const DLQ_LINE_LEN: &str = "tradeflow.line_len";
 /// `true` when the value is cut at the cap.
 pub const DLQ_TRUNCATED: &str = "tradeflow.truncated";
+/// `true` on the dead letter of a file's first line (offset 0, or 3 after a BOM: a delimited
+/// mapping's header line), so a re-drive knows the line's place. Absent otherwise, and on dead
+/// letters written before it was added (a re-drive then takes offset 0 as the first line, and a
+/// line at offset 3 that reads as the header as the header after a BOM).
+pub const DLQ_FIRST_LINE: &str = "tradeflow.first_line";
 /// The file's date (`YYYY-MM-DD`): with the key (client), `DLQ_GENERATION` and `DLQ_OFFSET`, the
 /// line's identity (SPEC §2). Absent on dead letters written before it was added: the file name
 /// gives the date then.

@@ -79,6 +79,9 @@ pub struct DeadLetter {
     pub truncated: bool,
     /// On a record a re-drive wrote: the record it follows up (`PARTITION:OFFSET`).
     pub redrive_of: Option<String>,
+    /// `tradeflow.first_line: true`: the line is its file's first (a delimited mapping's header
+    /// line; offset 0, or 3 after a BOM). `false` when the header is absent.
+    pub first_line: bool,
     /// The raw line (empty for `redriven` records and NUL runs).
     #[serde(skip)]
     pub value: Vec<u8>,
@@ -131,6 +134,7 @@ impl DeadLetter {
             line_len: header(record::DLQ_LINE_LEN).and_then(|l| l.parse().ok()).unwrap_or(0),
             truncated: header(record::DLQ_TRUNCATED).as_deref() == Some("true"),
             redrive_of: header(record::DLQ_REDRIVE_OF),
+            first_line: header(record::DLQ_FIRST_LINE).as_deref() == Some("true"),
             value: m.payload().unwrap_or_default().to_vec(),
         })
     }

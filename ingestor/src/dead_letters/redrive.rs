@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tradeflow_core::ClientId;
+use tradeflow_core::edge::BOM;
 use tradeflow_core::kafka::KafkaArgs;
 use tradeflow_core::mapping::{Mapping, Parsed};
 use tradeflow_core::record::{self, TradeId, write_record_json};
@@ -116,7 +117,14 @@ fn outcome(history: &History, mapping: &Mapping, options: Options) -> Outcome {
         generation: dead.line.generation,
         offset: dead.line.offset,
     };
-    match mapping.sources[source].parse_line(&dead.value, dead.line.offset) {
+    let source = &mapping.sources[source];
+    // The file's first line (a header line): as the ingestor marked it; for a dead letter written
+    // before the mark existed, offset 0 — or offset 3 when the line reads as the header there
+    // (it followed a BOM: such headers were dead-lettered before BOMs were recognised).
+    let first_line = dead.first_line
+        || dead.line.offset == 0
+        || (dead.line.offset == BOM.len() as u64 && matches!(source.parse_line(&dead.value, true), Ok(Parsed::Header)));
+    match source.parse_line(&dead.value, first_line) {
         Ok(Parsed::Header) => Outcome::Header,
         Ok(parsed) => match parsed.trade() {
             Some(trade) => {
@@ -259,6 +267,9 @@ fn dead_letter_headers(
     ];
     if let Some(d) = &date {
         fields.push((record::DLQ_DATE, d.as_str()));
+    }
+    if dead.first_line {
+        fields.push((record::DLQ_FIRST_LINE, "true"));
     }
     headers(&fields)
 }

@@ -20,6 +20,7 @@ fn letter(offset: u64, dlq_offset: i64, state: State, code: &str, value: &str) -
         line_len: value.len() as u64,
         truncated: false,
         redrive_of: None,
+        first_line: false,
         value: value.as_bytes().to_vec(),
     }
 }
@@ -116,4 +117,34 @@ fn a_read_keeps_the_bytes_of_the_newest_dead_letter_of_the_lines_asked_for_only(
     lines.add(Ok(letter(100, 4, State::Dead, "bad_value", "older")), &|_| true);
     lines.finish();
     assert_eq!(lines.lines.values().next().unwrap().latest_line().value, b"newest".to_vec());
+}
+
+const HEADER: &str = "time,account,symbol,side,qty,price,order_no";
+
+/// A BOM file's header sits at offset 3: marked as the first line (or, dead-lettered before the
+/// mark existed, reading as the header there), a re-drive takes it as the header; a line at 3
+/// that is not marked and is not the header is an ordinary line (the second of a file whose
+/// first line was 2 bytes).
+#[test]
+fn a_header_after_a_bom_is_a_header_on_redrive() {
+    let csv = Mapping::parse(CSV, "csv.toml").unwrap();
+    let legacy = letter(3, 0, State::Dead, "bad_value", HEADER);
+    let mut marked_bad = letter(3, 1, State::Dead, "bad_header", "time,acct,symbol,side,qty,price,order_no");
+    marked_bad.line.file = "trades_8_20261122.csv".into();
+    marked_bad.first_line = true;
+    let mut unmarked_row = letter(3, 2, State::Dead, "bad_value", HOLD);
+    unmarked_row.line.file = "trades_9_20261122.csv".into();
+    let lines = Lines::fold([Ok(legacy), Ok(marked_bad), Ok(unmarked_row)]);
+    let planned = redrive::plan(&lines, &Filter::default(), &csv, Options::default());
+    assert_eq!(planned[0].outcome, Outcome::Header);
+    assert!(
+        matches!(&planned[1].outcome, Outcome::StillFails { code, .. } if code == "bad_header"),
+        "{:?}",
+        planned[1].outcome
+    );
+    assert!(
+        matches!(&planned[2].outcome, Outcome::StillFails { code, .. } if code == "bad_value"),
+        "{:?}",
+        planned[2].outcome
+    );
 }

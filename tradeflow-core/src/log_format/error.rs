@@ -29,6 +29,13 @@ pub enum ParseError {
     PriceTooLarge { value: String, max_digits: u32 },
     #[error("Quantity {value} is above the edge contract's limit of {max}")]
     QuantityTooLarge { value: i64, max: i64 },
+    /// The edge contract: a byte-order mark (U+FEFF) is skipped at the start of a file only; a
+    /// line that begins with one anywhere else (files joined with `cat`, a double BOM) is refused
+    /// rather than read with the mark glued to its first key or value.
+    #[error(
+        "line begins with a byte-order mark (U+FEFF) but is not at the start of its file (a BOM is only skipped at offset 0: files joined together?)"
+    )]
+    MisplacedBom,
     /// Framing: the line is longer than the cap (it is refused whole, never cut into lines).
     #[error("line of {len} bytes is longer than the {max}-byte cap")]
     LineTooLong { len: u64, max: usize },
@@ -50,6 +57,7 @@ impl ParseError {
             ParseError::PriceTooLarge { .. } => "price_too_large",
             ParseError::QuantityTooLarge { .. } => "quantity_too_large",
             ParseError::LineTooLong { .. } => "line_too_long",
+            ParseError::MisplacedBom => "misplaced_bom",
         }
     }
 

@@ -17,6 +17,30 @@
 //! until the writer completes them.
 
 use crate::edge::BOM;
+use crate::log_format::ParseError;
+
+/// The reason code of a reported NUL run (the ingestor's dead letter, `tradeflow mapping check`).
+pub const NUL_RUN_CODE: &str = "nul_run";
+
+/// Why a line of `len` bytes (before its `\n`) over the `cap` is refused whole: the one
+/// reason (`line_too_long`) the ingestor's dead letter and `tradeflow mapping check` give.
+pub fn line_too_long(len: u64, cap: usize) -> ParseError {
+    ParseError::LineTooLong { len, max: cap }
+}
+
+/// The reason given for a run of `len` NUL bytes where a line would start ([`NUL_RUN_CODE`]).
+pub fn nul_run_reason(len: u64) -> String {
+    format!("run of {len} NUL bytes skipped where a line would start")
+}
+
+/// File offset of a file's first line, given the file's first bytes (at least 3 of them, or all
+/// it has): [`BOM`]`.len()` when the file starts with a BOM (skipped), else 0. A delimited
+/// mapping's header is the line at this offset — not simply the line at offset 0 (a BOM file's
+/// first line is at 3), nor any line at 3 (in a file without a BOM whose first line is 2 bytes
+/// long, the line at 3 is the second).
+pub fn first_line_offset(head: &[u8]) -> u64 {
+    if head.starts_with(BOM) { BOM.len() as u64 } else { 0 }
+}
 
 /// What the bytes at the start of a buffer are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,7 +21,7 @@ pub use file_name::{InvalidFileName, LogFileName};
 pub(crate) use parse::{
     ACTIVITY_TIME_REASON, EMPTY_REASON, INTEGER_REASON, SIDE_REASON, cast_price, cast_quantity, plain_price,
 };
-pub use parse::{parse_line, parse_line_ref};
+pub use parse::{parse_line, parse_line_ref, parse_price};
 pub use render::{render_line, render_line_into};
 pub use time::{parse_activity_time, render_activity_time_into};
 

@@ -45,6 +45,7 @@ pub fn parse_line_ref(line: &[u8]) -> Result<TradeRef<'_>, ParseError> {
     if text.is_empty() {
         return Err(ParseError::Empty);
     }
+    edge::check_no_bom(line)?;
     if let Some((at, code_point)) = edge::first_control(line) {
         return Err(ParseError::ControlCharacter { field: field_at(text, at), at, code_point });
     }
@@ -111,7 +112,7 @@ fn cast<'a>(raw: &RawFields<'a>) -> Result<TradeRef<'a>, ParseError> {
         order_id: optional_int(raw.order_id, keys::ORDER_ID)?,
         symbol: key_field(raw.symbol, keys::SYMBOL)?,
         side: side(required(raw.side, keys::SIDE)?)?,
-        price: price(required(raw.price, keys::PRICE)?)?,
+        price: parse_price(required(raw.price, keys::PRICE)?)?,
         quantity: quantity(required(raw.quantity, keys::QUANTITY)?)?,
         account_id: key_field(raw.account_id, keys::ACCOUNT_ID)?,
         error_code: optional_int(raw.error_code, keys::ERROR_CODE)?,
@@ -159,9 +160,12 @@ fn side(value: &str) -> Result<Side, ParseError> {
     }
 }
 
-/// A price, cast and held to the edge contract (its digit limits are checked on the text, so a
-/// too-precise price is named so rather than as a cast failure).
-fn price(value: &str) -> Result<Decimal, ParseError> {
+/// A price as a log line's `Price` is read (SPEC §1, docs/edge.md): plain decimal digits with at
+/// most one `.` (no sign, exponent, separators or blanks), at most 10 integer and 8 decimal
+/// digits, exact (the scale as written). Its digit limits are checked on the text, so a
+/// too-precise price is named so rather than as a cast failure. Price ticks are held to it too
+/// ([`crate::price::PriceTick::from_json`]).
+pub fn parse_price(value: &str) -> Result<Decimal, ParseError> {
     if !plain_price(value) {
         return Err(ParseError::bad_value(keys::PRICE, value, PRICE_REASON));
     }

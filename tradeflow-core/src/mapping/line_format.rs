@@ -65,10 +65,10 @@ pub(crate) fn split_key_value<'a>(
 }
 
 /// Splits a delimited line into `out` (unquoted cell bytes) and `ends` (cell ends in `out`).
-/// An empty cell is absent. At offset 0 with a header, the line must be the columns.
+/// An empty cell is absent. On a file's first line with a header, the line must be the columns.
 pub(crate) fn split_delimited<'a>(
     text: &str,
-    offset: u64,
+    first_line: bool,
     delimiter: u8,
     columns: &[String],
     header: bool,
@@ -107,7 +107,7 @@ pub(crate) fn split_delimited<'a>(
     if nends != columns.len() {
         return Err(LineError::ColumnCount { found: nends, expected: columns.len() });
     }
-    if header && offset == 0 {
+    if header && first_line {
         if cells.iter().zip(columns).all(|(c, name)| c == name) {
             return Ok((Split::Header, cells));
         }
@@ -238,14 +238,14 @@ mod tests {
     fn delimited_quotes_counts_and_header() {
         let cols: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let (mut out, mut ends) = (Vec::new(), Vec::new());
-        let (_, cells) = split_delimited(r#"1,"x,""y""",z"#, 5, b',', &cols, true, &mut out, &mut ends).unwrap();
+        let (_, cells) = split_delimited(r#"1,"x,""y""",z"#, false, b',', &cols, true, &mut out, &mut ends).unwrap();
         assert_eq!(cells, vec!["1", "x,\"y\"", "z"]);
-        let (split, _) = split_delimited("a,b,c", 0, b',', &cols, true, &mut out, &mut ends).unwrap();
+        let (split, _) = split_delimited("a,b,c", true, b',', &cols, true, &mut out, &mut ends).unwrap();
         assert!(matches!(split, Split::Header));
-        let e = split_delimited("a,b,d", 0, b',', &cols, true, &mut out, &mut ends).unwrap_err();
+        let e = split_delimited("a,b,d", true, b',', &cols, true, &mut out, &mut ends).unwrap_err();
         assert_eq!(e.code(), "bad_header");
         for bad in ["1,2", "1,2,3,4", "1,2,3\r4,5,6"] {
-            let e = split_delimited(bad, 9, b',', &cols, true, &mut out, &mut ends).unwrap_err();
+            let e = split_delimited(bad, false, b',', &cols, true, &mut out, &mut ends).unwrap_err();
             assert_eq!(e.code(), "column_count", "{bad}");
         }
     }

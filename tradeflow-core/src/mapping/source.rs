@@ -100,12 +100,13 @@ impl Source {
         matches!(self.lines, Lines::Spec)
     }
 
-    /// Parses one line (without its `\n`; a trailing `\r` is ignored) found at byte `offset` of
-    /// its file (offset 0 may be a delimited file's header).
-    pub fn parse_line<'a>(&self, line: &'a [u8], offset: u64) -> Result<Parsed<'a>, LineError> {
+    /// Parses one line (without its `\n`; a trailing `\r` is ignored). `first_line`: the line is
+    /// its file's first — at offset [`first_line_offset`](crate::log_format::framing::first_line_offset),
+    /// 0 or 3 after a BOM — which a delimited source with `header = true` reads as its header.
+    pub fn parse_line<'a>(&self, line: &'a [u8], first_line: bool) -> Result<Parsed<'a>, LineError> {
         match &self.lines {
             Lines::Spec => Ok(Parsed::Spec(parse_line_ref(line)?)),
-            Lines::Mapped { format, rules, keys } => parse_mapped(format, rules, keys, line, offset),
+            Lines::Mapped { format, rules, keys } => parse_mapped(format, rules, keys, line, first_line),
         }
     }
 }
@@ -115,13 +116,14 @@ fn parse_mapped<'a>(
     rules: &[Rule],
     keys: &[Option<String>],
     line: &'a [u8],
-    offset: u64,
+    first_line: bool,
 ) -> Result<Parsed<'a>, LineError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text = std::str::from_utf8(line).map_err(|e| ParseError::InvalidUtf8 { at: e.valid_up_to() })?;
     if text.is_empty() {
         return Err(ParseError::Empty.into());
     }
+    crate::edge::check_no_bom(line)?;
     let (mut out, mut ends) = (Vec::new(), Vec::new());
     let mut raw = RawValues::default();
     match format {
@@ -130,7 +132,7 @@ fn parse_mapped<'a>(
         }
         LineFormat::JsonLines => split_json(text, keys, &mut raw)?,
         LineFormat::Delimited { delimiter, columns, column_rule, header } => {
-            let (split, cells) = split_delimited(text, offset, *delimiter, columns, *header, &mut out, &mut ends)?;
+            let (split, cells) = split_delimited(text, first_line, *delimiter, columns, *header, &mut out, &mut ends)?;
             if let Split::Header = split {
                 return Ok(Parsed::Header);
             }

@@ -65,7 +65,7 @@ fn the_interpreter_on_the_seed_mapping_agrees_with_the_builtin_parser() {
     }
     for line in &lines {
         let builtin = parse_line_ref(line.as_bytes()).map(|t| t.to_trade());
-        let mapped = interpreted.parse_line(line.as_bytes(), 10).map(|p| p.trade().map(|t| t.to_trade()));
+        let mapped = interpreted.parse_line(line.as_bytes(), false).map(|p| p.trade().map(|t| t.to_trade()));
         match (builtin, mapped) {
             (Ok(a), Ok(Some(b))) => assert_eq!(a, b, "{line}"),
             (Err(a), Err(b)) => {
@@ -84,13 +84,13 @@ fn csv_example_reads_its_header_and_rows() {
     let (i, name) = m.identify("trades_42_20261122.csv").unwrap();
     assert_eq!((name.client.as_str(), name.date.to_string()), ("42", "2026-11-22".into()));
     let s = &m.sources[i];
-    assert_eq!(s.parse_line(b"time,account,symbol,side,qty,price,order_no", 0), Ok(Parsed::Header));
-    let p = s.parse_line(b"2026-11-22T09:30:00.123456789,CQ01,AAPL,SELL,42,123.45,\r", 44).unwrap();
+    assert_eq!(s.parse_line(b"time,account,symbol,side,qty,price,order_no", true), Ok(Parsed::Header));
+    let p = s.parse_line(b"2026-11-22T09:30:00.123456789,CQ01,AAPL,SELL,42,123.45,\r", false).unwrap();
     let t = p.trade().unwrap();
     assert_eq!((t.symbol, t.side, t.quantity, t.order_no), ("AAPL", Side::Sell, 42, None));
     assert_eq!(t.price.to_string(), "123.45");
     assert_eq!(t.activity_time.to_string(), "2026-11-22 09:30:00.123456789");
-    let bad = |line: &str| s.parse_line(line.as_bytes(), 44).unwrap_err();
+    let bad = |line: &str| s.parse_line(line.as_bytes(), false).unwrap_err();
     assert_eq!(
         bad("2026-11-22T09:30:00,CQ01,AAPL,BUY,42,1.5,x").to_string(),
         "field order_no has bad value \"x\": not an integer in range"
@@ -99,7 +99,7 @@ fn csv_example_reads_its_header_and_rows() {
     assert_eq!(bad("2026-11-22T09:30:00,,AAPL,BUY,42,1.5,").to_string(), "required field account is missing");
     assert_eq!(bad("2026-11-22T09:30:00,CQ01,AAPL,BUY,42").code(), "column_count");
     assert_eq!(bad("time,account,symbol,side,qty,price,order_no").code(), "bad_value");
-    assert_eq!(s.parse_line(b"time,acct,symbol,side,qty,price,order_no", 0).unwrap_err().code(), "bad_header");
+    assert_eq!(s.parse_line(b"time,acct,symbol,side,qty,price,order_no", true).unwrap_err().code(), "bad_header");
 }
 
 #[test]
@@ -109,12 +109,12 @@ fn json_example_converts_instants_and_maps_sides() {
     assert_eq!(name.client.as_str(), "c9");
     let s = &m.sources[i];
     let line = br#"{"ts":"2026-11-22T14:30:00.5+00:00","acct":"CQ01","sym":"AAPL","side":2,"qty":7,"px":123.40}"#;
-    let p = s.parse_line(line, 0).unwrap();
+    let p = s.parse_line(line, true).unwrap();
     let t = p.trade().unwrap();
     assert_eq!(t.activity_time.to_string(), "2026-11-22 09:30:00.500");
     assert_eq!((t.side, t.quantity, t.exchange_order_id), (Side::Sell, 7, Some("NONE")));
     assert_eq!(t.price.to_string(), "123.40", "a JSON number keeps its digits");
-    let bad = |l: &str| s.parse_line(l.as_bytes(), 0).unwrap_err();
+    let bad = |l: &str| s.parse_line(l.as_bytes(), true).unwrap_err();
     assert_eq!(
         bad(r#"{"ts":"2026-11-22T14:30:00+00:00","acct":"CQ01","sym":"AAPL","side":3,"qty":7,"px":"1"}"#).code(),
         "bad_value"
@@ -201,10 +201,10 @@ fn a_changed_seed_is_interpreted_and_applies_its_change() {
     let m = Mapping::parse(&renamed, "m.toml").unwrap();
     assert!(!m.is_builtin() && m.sources[0].has_spec_names());
     let line = TEMPLATE.replace("Symbol:", "Ticker:");
-    let p = m.sources[0].parse_line(line.as_bytes(), 0).unwrap();
+    let p = m.sources[0].parse_line(line.as_bytes(), true).unwrap();
     assert_eq!(p.trade().unwrap().symbol, "AAPL");
     assert_eq!(
-        m.sources[0].parse_line(TEMPLATE.as_bytes(), 0).unwrap_err().to_string(),
+        m.sources[0].parse_line(TEMPLATE.as_bytes(), true).unwrap_err().to_string(),
         "required field Ticker is missing"
     );
 }
