@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole pipeline locally without Docker: Apache Kafka (native, from its Maven jars),
-# Postgres, topics, and every tradeflow service. Ctrl-C stops everything.
+# Postgres, topics, and every tradeflow service. Ctrl-C stops everything. A service or the broker
+# that dies is restarted (as compose's `restart: unless-stopped`), unless it dies 5 times in a minute.
 #
 #   scripts/dev.sh [--durable]     --durable keeps the broker's log dir (.tradeflow/broker) and the database
 #
@@ -26,6 +27,10 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 DASHBOARD_PORT="${DASHBOARD_PORT:-8080}"
 CLIENTS="${TRADE_LOG_CID:-1,2,3}"
 mkdir -p "$STATE/logs" "$STATE/broker"
+# One run per state directory: a second one would wipe the running one's broker and cursors.
+exec 9>>"$STATE/dev.lock"
+flock -n 9 || die "another scripts/dev.sh runs on $STATE (pid $(cat "$STATE/dev.pid" 2>/dev/null || echo '?'), or services it left running hold it: see ps): stop it first (Ctrl-C), or give this one its own TRADEFLOW_STATE, KAFKA_PORT and DASHBOARD_PORT"
+echo $$ >"$STATE/dev.pid"
 
 ensure_build_tools
 ensure_kafka
@@ -61,8 +66,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start_kafka "$STATE/broker" "$KAFKA_PORT"
-PIDS+=("$KAFKA_PID")
+declare -A NAME_OF   # pid → service
+# start_service NAME: starts one service (or the broker) in the background and records its pid.
+start_service() {
+  case "$1" in
+    broker) start_kafka "$STATE/broker" "$KAFKA_PORT"; PIDS+=("$KAFKA_PID"); NAME_OF[$KAFKA_PID]=broker; return ;;
+    producer) "$TF" producer 2>>"$STATE/producer.log" & PRODUCER_PID=$! ;;
+    prices) "$TF" prices 2>>"$STATE/prices.log" & ;;
+    ingestor) "$TF" ingestor --state-dir "$STATE/ingestor" 2>>"$STATE/ingestor.log" & ;;
+    aggregator) TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 2>>"$STATE/aggregator.log" & ;;
+    dashboard) "$TF" dashboard --listen "127.0.0.1:$DASHBOARD_PORT" 2>>"$STATE/dashboard.log" & ;;
+  esac
+  PIDS+=($!); NAME_OF[$!]=$1
+}
+
+start_service broker
 
 export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" DATABASE_URL TRADE_LOG_DIR="$STATE/logs" TRADE_LOG_CID="$CLIENTS"
 "$TF" topics
@@ -70,16 +88,13 @@ export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" DATABASE_URL TRADE_LOG_DIR="$STATE/
 # One seed for the producer's trade prices and the price feed: both walk the same path, so trades
 # are priced near the marks the rows are valued at (docs/pnl.md).
 export TRADEFLOW_PRICES_SEED="${TRADEFLOW_PRICES_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
-"$TF" producer 2>>"$STATE/producer.log" & PIDS+=($!); PRODUCER_PID=$!
-"$TF" prices 2>>"$STATE/prices.log" & PIDS+=($!)
-"$TF" ingestor --state-dir "$STATE/ingestor" 2>>"$STATE/ingestor.log" & PIDS+=($!)
-TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 2>>"$STATE/aggregator.log" & PIDS+=($!)
+for service in producer prices ingestor aggregator; do start_service "$service"; done
 if [ -z "${TRADEFLOW_AUTH_SECRET:-}" ]; then
   [ -s "$STATE/auth-secret" ] || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$STATE/auth-secret"
   TRADEFLOW_AUTH_SECRET=$(cat "$STATE/auth-secret")
 fi
 export TRADEFLOW_AUTH_SECRET
-"$TF" dashboard --listen "127.0.0.1:$DASHBOARD_PORT" 2>>"$STATE/dashboard.log" & PIDS+=($!)
+start_service dashboard
 DASHBOARD_URL="http://127.0.0.1:$DASHBOARD_PORT/"
 LINKS=""
 for c in ${CLIENTS//,/ }; do
@@ -97,7 +112,7 @@ $LINKS  broker      $KAFKA_BROKERS (Apache Kafka $KAFKA_VERSION, log dir $STATE/
   aggregator  metrics http://${TRADEFLOW_AGGREGATOR_METRICS_ADDR:-127.0.0.1:9102}/metrics
   SQL (read-only): psql "${DATABASE_URL%%://*}://tradeflow_reader@${DATABASE_URL#*@}"
   service logs $STATE/*.log
-Ctrl-C stops everything.
+Ctrl-C stops everything; a service or the broker that dies is restarted.
 INFO
 # One line of holdings P&L from Postgres once rows carry marks (in the background; at most 90 s).
 (
@@ -114,21 +129,35 @@ INFO
     sleep 1
   done
 ) &
-# The first service to stop ends the run — except a producer that wrote its `--count` and exited 0
-# (TRADEFLOW_PRODUCER_COUNT): the rest keep running.
+# A service that stops with status 0 was told to (a terminal's Ctrl-C reaches them all) — except a
+# producer that wrote its `--count` (TRADEFLOW_PRODUCER_COUNT): the rest keep running. One that dies
+# (a crash, kill -9, the broker killed) is restarted after a pause, as compose's
+# `restart: unless-stopped` does; five deaths of one service within a minute end the run.
+declare -A DEATHS   # service → the times (s) of its recent deaths
 while :; do
   status=0 done_pid=""
   wait -n -p done_pid "${PIDS[@]}" || status=$?
+  name=${NAME_OF[$done_pid]:-?}
+  rest=(); for p in "${PIDS[@]}"; do [ "$p" = "$done_pid" ] || rest+=("$p"); done; PIDS=("${rest[@]}")
+  [ "$name" = broker ] && KAFKA_PID=""
   # (Without a count the producer only stops when told: its exit 0 is the Ctrl-C, not the end of its lines.)
-  if [ "$done_pid" = "$PRODUCER_PID" ] && [ "$status" = 0 ] && [ -n "${TRADEFLOW_PRODUCER_COUNT:-}" ]; then
+  if [ "$name" = producer ] && [ "$status" = 0 ] && [ -n "${TRADEFLOW_PRODUCER_COUNT:-}" ]; then
     log "the producer wrote its lines and stopped; everything else keeps running (Ctrl-C stops all)"
-    rest=(); for p in "${PIDS[@]}"; do [ "$p" = "$PRODUCER_PID" ] || rest+=("$p"); done; PIDS=("${rest[@]}")
     continue
   fi
-  break
+  # A terminal's Ctrl-C reaches the services too: they stop cleanly (status 0), and bash then does
+  # not run its own INT trap (it lets a child that handled the signal decide).
+  [ "$status" = 0 ] && exit 130
+  logfile="$STATE/$name.log"; [ "$name" = broker ] && logfile="$STATE/broker/kafka.log"
+  now=$(date +%s) recent=""
+  for t in ${DEATHS[$name]:-} "$now"; do [ $((now - t)) -lt 60 ] && recent+="$t "; done
+  DEATHS[$name]=$recent
+  if [ "$(wc -w <<<"$recent")" -ge 5 ]; then
+    log "$name died 5 times within a minute (last exit status $status); see $logfile — stopping"
+    exit 1
+  fi
+  pause=$((2 ** ($(wc -w <<<"$recent") - 1)))
+  log "$name exited (status $status; see $logfile): restarting it in ${pause}s"
+  sleep "$pause"
+  start_service "$name"
 done
-# A terminal's Ctrl-C reaches the services too: they stop cleanly (status 0), and bash then does not
-# run its own INT trap (it lets a child that handled the signal decide). A failure is non-zero.
-if [ "$status" = 0 ]; then exit 130; fi
-log "a service failed (exit status $status); see $STATE/*.log"
-exit 1

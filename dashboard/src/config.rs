@@ -44,9 +44,10 @@ pub struct DashboardArgs {
     pub resume_window: usize,
     /// Seconds without a fetch answered (librdkafka's statistics: none, even empty ones of a quiet
     /// feed) before the upstream feed counts as down: `/readyz` 503, subscribers told, the page
-    /// stale. All brokers reported down takes it down at once. 2–300; above `--fetch-wait-ms` + 2 s.
+    /// stale. All brokers reported down takes it down at once. 3–300, and at least `--fetch-wait-ms`
+    /// + 2 s (with the default fetch wait, 100 ms: 3 s).
     #[arg(long, env = "TRADEFLOW_FEED_DOWN_AFTER_SECS", default_value_t = 5,
-          value_parser = clap::value_parser!(u64).range(2..=300))]
+          value_parser = clap::value_parser!(u64).range(3..=300))]
     pub feed_down_after_secs: u64,
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,

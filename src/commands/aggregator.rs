@@ -8,7 +8,9 @@ use tradeflow_core::oracle::Oracle;
 
 pub async fn run(args: AggregatorArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let brokers = args.kafka.brokers.clone();
-    super::reach_kafka(&args.kafka).await?;
+    if !super::reach_kafka(&args.kafka, &shutdown).await? {
+        return Ok(());
+    }
     tradeflow_aggregator::run(args, shutdown).await.with_context(|| format!("aggregator consuming from {brokers}"))
 }
 
@@ -75,7 +77,9 @@ pub async fn backfill(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     args.dates().context("backfill")?;
-    super::reach_kafka(&args.kafka).await?;
+    if !super::reach_kafka(&args.kafka, &shutdown).await? {
+        return Ok(());
+    }
     let topics = args.topics.topics();
     let report = tradeflow_aggregator::backfill::run(args, shutdown).await.context("backfill")?;
     match report.would_change {

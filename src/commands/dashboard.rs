@@ -6,7 +6,9 @@ use tradeflow_dashboard::token::TokenKey;
 
 pub async fn run(args: DashboardArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listen = args.listen;
-    super::reach_kafka(&args.kafka).await?;
+    if !super::reach_kafka(&args.kafka, &shutdown).await? {
+        return Ok(());
+    }
     tradeflow_dashboard::run(args, shutdown).await.with_context(|| format!("dashboard on {listen}"))
 }
 

@@ -122,13 +122,26 @@ fn check_filter(filter: &Filter) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// After listing nothing for a `--reason`: the reasons there are, so a typo is seen.
+/// After listing nothing for a `--reason` or a `--file`: the reasons and files there are (at most
+/// 20 files named), so a typo is seen.
 fn explain_empty(lines: &Lines, filter: &Filter) {
+    let present = |field: fn(&History) -> &str| {
+        let mut values: Vec<&str> = lines.lines.values().map(field).collect();
+        values.sort_unstable();
+        values.dedup();
+        let more = values.len().saturating_sub(20);
+        values.truncate(20);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        format!("{}{more}", values.join(", "))
+    };
     if let Some(reason) = &filter.reason {
-        let mut present: Vec<&str> = lines.lines.values().map(|h| h.latest_line().reason_code.as_str()).collect();
-        present.sort_unstable();
-        present.dedup();
-        eprintln!("no dead letter has reason {reason:?}; reasons present: {}", present.join(", "));
+        eprintln!(
+            "no dead letter has reason {reason:?}; reasons present: {}",
+            present(|h| &h.latest_line().reason_code)
+        );
+    }
+    if let Some(file) = &filter.file {
+        eprintln!("no dead letter is of file {file:?}; files present: {}", present(|h| &h.first().line.file));
     }
 }
 
@@ -207,7 +220,18 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
         .with_context(|| format!("no dead letter for line {} (see `tradeflow dlq list --all`)", args.line))?;
     let mut out = std::io::stdout().lock();
     if args.raw {
-        out.write_all(&h.latest_line().value)?;
+        let dead = h.latest_line();
+        out.write_all(&dead.value)?;
+        if dead.truncated {
+            // The bytes are the line's head only: said where a pipe's reader cannot miss it.
+            eprintln!(
+                "warning: cut: these are the first {} of the line's {} bytes; the whole line is in {} at offset {}",
+                dead.value.len(),
+                dead.line_len,
+                dead.line.file,
+                dead.line.offset
+            );
+        }
         return Ok(());
     }
     writeln!(out, "line\t{}\tclient {}\tstate {}", h.first().line, h.first().line.client, state(h))?;

@@ -8,7 +8,9 @@ pub async fn run(args: IngestorArgs, shutdown: CancellationToken) -> anyhow::Res
     let brokers = args.kafka.brokers.clone();
     // A wrong mapping is refused before anything else (its error names the file's line).
     args.mapping.load()?;
-    super::reach_kafka(&args.kafka).await?;
+    if !super::reach_kafka(&args.kafka, &shutdown).await? {
+        return Ok(());
+    }
     tradeflow_ingestor::run(args, shutdown)
         .await
         .with_context(|| format!("{what} reading {} into {brokers}", dir.display()))

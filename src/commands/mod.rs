@@ -70,18 +70,27 @@ impl KafkaTimeout {
     }
 }
 
-pub async fn reach_kafka(kafka: &tradeflow_core::kafka::KafkaArgs) -> anyhow::Result<()> {
+/// A long-running service's first contact with Kafka (up to 15 s): a fatal answer (a bad setting,
+/// refused credentials) is an error; no answer yet is a warning (the service retries). `Ok(false)`:
+/// a stop was asked for meanwhile — the service should exit at once, not start.
+pub async fn reach_kafka(
+    kafka: &tradeflow_core::kafka::KafkaArgs,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<bool> {
     let args = kafka.clone();
-    let checked = tokio::task::spawn_blocking(move || {
+    let check = tokio::task::spawn_blocking(move || {
         tradeflow_core::kafka::check_connection(&args, std::time::Duration::from_secs(15))
-    })
-    .await?;
+    });
+    let checked = tokio::select! {
+        checked = check => checked?,
+        () = shutdown.cancelled() => return Ok(false),
+    };
     match checked {
         Err(e) if e.fatal => Err(e.into()),
         Err(e) => {
             tracing::warn!(error = %e, "Kafka is not answering yet; carrying on (the service retries)");
-            Ok(())
+            Ok(true)
         }
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(true),
     }
 }

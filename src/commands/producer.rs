@@ -15,7 +15,9 @@ pub async fn run(args: ProducerArgs, shutdown: CancellationToken) -> anyhow::Res
 
 pub async fn run_prices(args: PricesArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let brokers = args.kafka.brokers.clone();
-    super::reach_kafka(&args.kafka).await?;
+    if !super::reach_kafka(&args.kafka, &shutdown).await? {
+        return Ok(());
+    }
     tradeflow_producer::prices::run(args, shutdown)
         .await
         .with_context(|| format!("price feed publishing to {brokers}"))?;

@@ -100,3 +100,39 @@ async fn topics_and_rebase_fail_in_bounded_time_when_no_broker_answers() {
         assert!(took >= bound, "`tradeflow {command}` gave up before its bound: {took:?}");
     }
 }
+
+/// A service stopped while its first contact with Kafka is still waiting (up to 15 s; nothing
+/// listens at the address) exits at once, with status 0, and starts nothing — before, it waited
+/// the 15 s out, then started its readers only to stop them (a newcomer's trial: 12 s).
+#[tokio::test]
+async fn a_service_stopped_while_kafka_does_not_answer_exits_at_once() {
+    let nowhere = format!("127.0.0.1:{}", harness::broker::free_port());
+    let dir = harness::temp_dir();
+    let child = tokio::process::Command::new(harness::tradeflow_bin())
+        .args(["ingestor", "--metrics-addr", "127.0.0.1:0"])
+        .env("KAFKA_BROKERS", &nowhere)
+        .env("TRADE_LOG_DIR", dir.join("logs"))
+        .env("TRADEFLOW_INGESTOR_STATE", dir.join("state"))
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the ingestor");
+    let pid = child.id().expect("pid").to_string();
+    // 1.5 s into its first contact (which waits up to 15 s for an answer), it must still be running.
+    let out = child.wait_with_output();
+    tokio::pin!(out);
+    let started = tokio::time::timeout(std::time::Duration::from_millis(1500), &mut out).await;
+    assert!(started.is_err(), "the ingestor exited on its own: {started:?}");
+    let stopped = std::time::Instant::now();
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), out)
+        .await
+        .expect("the ingestor still running 30 s after SIGTERM")
+        .expect("wait");
+    let took = stopped.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(took < std::time::Duration::from_secs(5), "exit took {took:?}: {err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("ingestor running"), "it started after the stop: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
