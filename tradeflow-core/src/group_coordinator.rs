@@ -26,14 +26,25 @@ pub fn wait_for_group_coordinator(
     timeout: Duration,
 ) -> Result<Duration, KafkaError> {
     let started = Instant::now();
-    let consumer: BaseConsumer = kafka
-        .client_config()
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .create()?;
-    let mut partitions = TopicPartitionList::new();
-    partitions.add_partition(topic, 0);
-    consumer.committed_offsets(partitions, timeout)?;
-    Ok(started.elapsed())
+    loop {
+        let consumer: BaseConsumer = kafka
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .create()?;
+        let mut partitions = TopicPartitionList::new();
+        partitions.add_partition(topic, 0);
+        // An attempt at a time: while the offsets topic loads, the broker answers NotCoordinator,
+        // and librdkafka's request then waits out the whole timeout instead of asking again.
+        let left = timeout.saturating_sub(started.elapsed());
+        match consumer.committed_offsets(partitions, left.min(ATTEMPT)) {
+            Ok(_) => return Ok(started.elapsed()),
+            Err(e) if started.elapsed() >= timeout => return Err(e),
+            Err(e) => tracing::debug!(error = %e, "group coordinator not ready yet; asking again"),
+        }
+    }
 }
+
+/// The longest one request for the coordinator may wait before it is asked again.
+const ATTEMPT: Duration = Duration::from_secs(2);
