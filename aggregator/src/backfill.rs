@@ -30,7 +30,10 @@
 //! already, and sending it again would make every backfill repeat every old refusal. At or past
 //! it, the live owner has not (durably) refused it, and after the backfill it resumes at `E` and
 //! never will: the backfill is the only reader that can. Refusals are delivered before the
-//! partition's rebuild is written (the live path's order). A dry run sets nothing aside.
+//! partition's rebuild is written (the live path's order). A dry run sets nothing aside. **A
+//! trade that would overflow its row** (the live aggregator's `unappliable`) is counted, named
+//! and set aside by the same rule ([`BackfillReport::unappliable`]): below the stored offset the
+//! live owner applied the same trades in the same order and refused it already.
 
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal as _;
@@ -49,13 +52,14 @@ use rdkafka::{Message as _, Offset};
 use tokio_util::sync::CancellationToken;
 use tradeflow_core::kafka::{EndOfPartitionIsNormal, KafkaArgs};
 use tradeflow_core::record::TradeRecord;
-use tradeflow_core::summary::Mark;
+use tradeflow_core::summary::{Mark, SummaryKey};
 use tradeflow_core::topics::TopicArgs;
 
 use crate::AggregateError;
 use crate::backfill_refusals::{Unrefused, set_aside};
 use crate::changelog::SummaryChange;
 use crate::metrics::Metrics;
+use crate::refused::Reason;
 use crate::refused::RefusedSink;
 use crate::state::{Applied, FileKey, PartitionState, RowImage, SnapshotJob};
 use crate::store::{Lease, SnapshotOutcome, Store};
@@ -145,7 +149,12 @@ pub struct BackfillReport {
     pub undecodable: u64,
     /// The first [`UNDECODABLE_SHOWN`] of them as (partition, offset), in that order.
     pub undecodable_at: Vec<(i32, i64)>,
-    /// Of them, set aside on `trades.refused` by this backfill (those at or past their
+    /// Trades refused because they would overflow their row (the live aggregator's
+    /// `unappliable`: `Position::apply`'s exact arithmetic); not in any row.
+    pub unappliable: u64,
+    /// The first [`UNDECODABLE_SHOWN`] of them as (partition, offset).
+    pub unappliable_at: Vec<(i32, i64)>,
+    /// Of both, set aside on `trades.refused` by this backfill (those at or past their
     /// partition's stored offset; the live aggregator had refused the others).
     pub set_aside: u64,
     pub rows: usize,
@@ -178,19 +187,29 @@ struct Build {
 }
 
 impl Build {
-    fn apply(&mut self, offset: i64, record: &TradeRecord, redrive: bool, in_range: bool, report: &mut BackfillReport) {
+    /// Applies one trade to the rebuilt or the carried state; `Some(why)` when the summary refuses
+    /// it (it would overflow its row: the live aggregator's `unappliable`).
+    fn apply(
+        &mut self,
+        offset: i64,
+        record: &TradeRecord,
+        redrive: bool,
+        in_range: bool,
+        report: &mut BackfillReport,
+    ) -> Option<String> {
         let state = if in_range {
             &mut self.rebuilt
         } else if offset >= self.lease.next_offset {
             &mut self.carried
         } else {
-            return;
+            return None;
         };
         match state.apply_as(offset, record, redrive) {
             Applied::Row(_) => report.applied += 1,
             Applied::Duplicate => report.duplicates += 1,
-            Applied::Rejected(why) => tracing::error!(reason = %why, "trade rejected"),
+            Applied::Rejected(why) => return Some(why),
         }
+        None
     }
 
     /// What the rebuild writes: every rebuilt row, the carried rows that changed, the dedupe marks
@@ -505,9 +524,13 @@ fn read_topic(
         report.duplicates += r.duplicates;
         report.undecodable += r.undecodable;
         report.undecodable_at.extend(r.undecodable_at);
+        report.unappliable += r.unappliable;
+        report.unappliable_at.extend(r.unappliable_at);
     }
-    report.undecodable_at.sort_unstable();
-    report.undecodable_at.truncate(UNDECODABLE_SHOWN);
+    for at in [&mut report.undecodable_at, &mut report.unappliable_at] {
+        at.sort_unstable();
+        at.truncate(UNDECODABLE_SHOWN);
+    }
     builds.sort_by_key(|b| b.lease.partition);
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(
@@ -611,13 +634,40 @@ fn read_partitions(
                 tracing::error!(partition = m.partition(), offset = m.offset(), reason = %detail, live_refused, "not a trade record; skipped");
                 if !live_refused {
                     let payload = m.payload().unwrap_or_default().to_vec();
-                    build.refusals.push(Unrefused { offset: m.offset(), detail, payload });
+                    build.refusals.push(Unrefused {
+                        reason: Reason::Undecodable,
+                        offset: m.offset(),
+                        detail,
+                        trade_id: None,
+                        row_key: None,
+                        payload,
+                    });
                 }
                 continue;
             }
         };
         let redrive = crate::redrive::is_redrive(&m);
-        build.apply(m.offset(), &record, redrive, dates.contains(record.trade.trade_date()), &mut report);
+        let in_range = dates.contains(record.trade.trade_date());
+        if let Some(why) = build.apply(m.offset(), &record, redrive, in_range, &mut report) {
+            report.unappliable += 1;
+            if report.unappliable_at.len() < UNDECODABLE_SHOWN {
+                report.unappliable_at.push((m.partition(), m.offset()));
+            }
+            // The same rule as for an undecodable record: below the stored offset the live owner
+            // applied the same trades in the same order, refused this one and set it aside.
+            let live_refused = m.offset() < build.lease.next_offset;
+            tracing::error!(partition = m.partition(), offset = m.offset(), reason = %why, live_refused, "trade rejected; skipped");
+            if !live_refused {
+                build.refusals.push(Unrefused {
+                    reason: Reason::Unappliable,
+                    offset: m.offset(),
+                    detail: why,
+                    trade_id: Some(record.id.to_string()),
+                    row_key: Some(SummaryKey::of(&record.id.client, &record.trade).kafka_key()),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                });
+            }
+        }
     }
     progress.fetch_add(report.records % 1024, Relaxed);
     Ok((builds, report))

@@ -84,28 +84,39 @@ pub async fn backfill(
     let report = tradeflow_aggregator::backfill::run(args, shutdown).await.context("backfill")?;
     match report.would_change {
         Some((rows, trades)) => println!(
-            "dry run: records read: {}  undecodable: {}  would change {rows} rows ({trades:+} trades); nothing written",
-            report.records, report.undecodable
+            "dry run: records read: {}  undecodable: {}  unappliable: {}  would change {rows} rows ({trades:+} trades); nothing written",
+            report.records, report.undecodable, report.unappliable
         ),
         None => println!(
-            "records read: {}  applied: {}  duplicates dropped: {}  undecodable: {}  rows written: {}",
-            report.records, report.applied, report.duplicates, report.undecodable, report.rows
+            "records read: {}  applied: {}  duplicates dropped: {}  undecodable: {}  unappliable: {}  rows written: {}",
+            report.records, report.applied, report.duplicates, report.undecodable, report.unappliable, report.rows
         ),
     }
-    if report.undecodable > 0 {
-        println!("{}", undecodable_summary(&report, &topics));
+    if report.undecodable + report.unappliable > 0 {
+        println!("{}", refused_summary(&report, &topics));
     }
     Ok(())
 }
 
-/// The undecodable records of a backfill: where the first are, and where they were set aside.
-fn undecodable_summary(
+/// The records a backfill refused (undecodable; trades that would overflow their row): where the
+/// first are, and where they were set aside.
+fn refused_summary(
     report: &tradeflow_aggregator::backfill::BackfillReport,
     topics: &tradeflow_core::topics::Topics,
 ) -> String {
-    let at: Vec<String> = report.undecodable_at.iter().map(|(p, o)| format!("{p}:{o}")).collect();
-    let first = if report.undecodable > at.len() as u64 { format!("first {} of ", at.len()) } else { String::new() };
-    let (p, o) = report.undecodable_at.first().copied().unwrap_or_default();
+    let mut lines = Vec::new();
+    for (what, n, at) in [
+        ("undecodable records", report.undecodable, &report.undecodable_at),
+        ("trades that would overflow their row (unappliable)", report.unappliable, &report.unappliable_at),
+    ] {
+        if n == 0 {
+            continue;
+        }
+        let named: Vec<String> = at.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+        let first = if n > named.len() as u64 { format!("first {} of ", named.len()) } else { String::new() };
+        lines.push(format!("{what} on {} ({first}{n} as PARTITION:OFFSET): {}", topics.trades, named.join(" ")));
+    }
+    let (p, o) = report.undecodable_at.first().or(report.unappliable_at.first()).copied().unwrap_or_default();
     let set_aside = if report.would_change.is_some() {
         "dry run: nothing set aside".to_owned()
     } else {
@@ -114,13 +125,7 @@ fn undecodable_summary(
             report.set_aside, topics.trades_refused
         )
     };
-    format!(
-        "undecodable records on {} ({first}{} as PARTITION:OFFSET): {}\n  {set_aside}; inspect one: kcat -C -t {} -p {p} -o {o} -c 1",
-        topics.trades,
-        report.undecodable,
-        at.join(" "),
-        topics.trades
-    )
+    format!("{}\n  {set_aside}; inspect one: kcat -C -t {} -p {p} -o {o} -c 1", lines.join("\n"), topics.trades)
 }
 
 #[derive(Args, Debug)]

@@ -481,3 +481,65 @@ async fn a_backfill_counts_names_and_sets_aside_an_undecodable_record_once() {
     assert_eq!(refusals(&p, "undecodable", 1).await.len(), 1, "set aside once");
     p.cleanup();
 }
+
+/// A trade at the edge contract's limits (price 9,999,999,999.99999999, quantity 10^9) on row
+/// ZZZ of `client`: ~80 of them overflow the row's exact notional sum.
+fn at_the_limits(client: &str, offset: u64) -> Vec<u8> {
+    let at = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).and_then(|d| d.and_hms_opt(11, 0, 0)).expect("time");
+    let price = rust_decimal::Decimal::new(999_999_999_999_999_999, 8);
+    let trade = Trade::from_template(at, "ZZZ", Side::Buy, price, tradeflow_core::edge::MAX_QUANTITY, "CQ09");
+    let id = TradeId { client: ClientId::parse(client).expect("client"), date: at.date(), generation: 7, offset };
+    TradeRecord { id, trade }.to_json()
+}
+
+/// The backfill refuses what the live aggregator refuses: trades that would overflow their row
+/// are counted, named and set aside (`unappliable`, with identity and row key) once — not on a
+/// second backfill, whose stored offset is past them — and the rows equal the oracle of the
+/// trades that were accepted.
+#[tokio::test]
+async fn a_backfill_sets_aside_a_trade_that_would_overflow_its_row_once() {
+    let p = Pipeline::new().await;
+    let (a, _, partition) = clients_sharing_a_partition();
+    p.produce(&["--clients", &a, "--count", "40", "--seed", "31", "--start", "2026-11-20T10:00:00"]);
+    let records = records_of(&p.logs);
+    let limits: Vec<Vec<u8>> = (0..100).map(|i| at_the_limits(&a, i)).collect();
+    let mut expected = Oracle::from_dir(&p.logs).expect("oracle");
+    let codes = expect_injected(&mut expected, &limits.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let refused_n = codes.iter().filter(|c| **c == "unappliable").count();
+    assert!(refused_n > 0 && codes.iter().all(|c| c.is_empty() || *c == "unappliable"), "{codes:?}");
+    let kafka = producer(&p);
+    for (key, payload) in &records {
+        send(&kafka, &p.topics.topics.trades, key, payload).await;
+    }
+    for payload in &limits {
+        send(&kafka, &p.topics.topics.trades, &a, payload).await;
+    }
+    let first_refused = records.len() + codes.iter().position(|c| !c.is_empty()).expect("a refusal");
+    let backfill = || {
+        let out = std::process::Command::new(harness::tradeflow_bin())
+            .args(["backfill", "--from", "earliest"])
+            .envs(p.env())
+            .env("TRADEFLOW_BACKFILL_LEASE_SECS", "3")
+            .output()
+            .expect("backfill");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    let first = backfill();
+    assert!(first.contains(&format!("undecodable: 0  unappliable: {refused_n}")), "{first}");
+    assert!(first.contains(&format!("{partition}:{first_refused}")), "{first}");
+    assert!(first.contains(&format!("{refused_n} set aside on")), "{first}");
+    rows_equal(&p, &expected).await;
+    let refused = refusals(&p, "unappliable", refused_n).await;
+    assert_eq!(refused.len(), refused_n, "{refused:?}");
+    let r = refused.iter().find(|r| r.headers.get(refused::OFFSET) == Some(&first_refused.to_string())).expect("first");
+    let i = first_refused - records.len();
+    assert_eq!(r.payload, limits[i]);
+    assert_eq!(r.headers.get(refused::TRADE_ID), Some(&format!("{a}/2026-11-20/7/{i}")));
+    assert_eq!(r.headers.get(refused::ROW_KEY), Some(&format!("2026-11-20|{a}|CQ09|ZZZ")));
+    let second = backfill();
+    assert!(second.contains(&format!("unappliable: {refused_n}")) && second.contains("0 set aside on"), "{second}");
+    assert_eq!(refusals(&p, "unappliable", refused_n).await.len(), refused_n, "set aside once");
+    p.cleanup();
+}

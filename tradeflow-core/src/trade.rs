@@ -48,7 +48,8 @@ pub struct Trade {
     pub order_id: Option<i64>,
     pub symbol: CompactString,
     pub side: Side,
-    /// Exact decimal, never negative.
+    /// Exact decimal, never negative. On the wire a JSON string read by [`wire_price`].
+    #[serde(deserialize_with = "price_text")]
     pub price: Decimal,
     /// Never negative; zero-quantity fills are valid.
     pub quantity: i64,
@@ -202,4 +203,22 @@ impl Trade {
     pub fn trade_date(&self) -> chrono::NaiveDate {
         self.activity_time.date()
     }
+}
+
+/// A `trades` record's price text, read as SPEC §1 reads a log line's Price (plain decimal digits,
+/// exactly), with an optional leading `-` so that a negative price reaches the edge contract and
+/// gets the line's verdict (`bad_value`). Anything else serde's `Decimal` would read — `+`, an
+/// exponent, digit separators, blanks, more digits than a decimal holds — is refused, never
+/// rounded or read another way. The error is the reason.
+pub(crate) fn wire_price(text: &str) -> Result<Decimal, &'static str> {
+    match text.strip_prefix('-') {
+        Some(digits) => crate::log_format::cast_price(digits).map(|d| -d),
+        None => crate::log_format::cast_price(text),
+    }
+}
+
+/// Serde's side of [`wire_price`]: a JSON string (a JSON number is a float: refused).
+fn price_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    let text = <std::borrow::Cow<'de, str> as Deserialize>::deserialize(d)?;
+    wire_price(&text).map_err(|why| <D::Error as serde::de::Error>::custom(format!("price {text:?}: {why}")))
 }

@@ -166,7 +166,7 @@ impl<'a> Reader<'a> {
                     _ => None,
                 },
             ),
-            b"price" => once(&mut t.price, r.str().and_then(|s| Decimal::from_str(s).ok())),
+            b"price" => once(&mut t.price, r.str().and_then(|s| crate::trade::wire_price(s).ok())),
             b"quantity" => once(&mut t.quantity, r.int()),
             b"account_id" => once(&mut t.account_id, r.compact()),
             b"error_code" => once(&mut t.error_code, r.int()),
@@ -360,6 +360,40 @@ mod tests {
         }
         assert_eq!(decode(format!("{base}x").as_bytes()), None);
         assert_eq!(decode(&base.as_bytes()[..base.len() - 1]), None);
+    }
+
+    /// A record's price is read as the log line's Price (SPEC §1), on both paths: the forms
+    /// serde's `Decimal` would also read (a JSON number — a float —, `+`, an exponent, digit
+    /// separators, blanks, digits past what a decimal holds) make the record undecodable, never
+    /// rounded or read another way. A `-` is read, so the edge contract refuses it with the line's
+    /// verdict (`bad_value`, tests/edge_contract.rs).
+    #[test]
+    fn a_price_is_plain_decimal_digits_in_a_string_on_both_paths() {
+        let base = String::from_utf8(record(template(), 1).to_json()).unwrap();
+        let price = "\"price\":\"-100.25\"";
+        assert!(base.contains(price), "{base}");
+        for to in [
+            "100.25",
+            "\"+100.25\"",
+            "\"--100.25\"",
+            "\"1e2\"",
+            "\"1_000\"",
+            "\" 100.25\"",
+            "\"100.\"",
+            "\".25\"",
+            "\"-\"",
+            "\"\"",
+            "\"1.00000000000000000000000000001\"",
+        ] {
+            let json = base.replacen(price, &format!("\"price\":{to}"), 1);
+            assert_eq!(decode(json.as_bytes()), None, "{json}");
+            assert!(serde(json.as_bytes()).is_none(), "serde's path refuses it too: {json}");
+        }
+        for (text, want) in [("0.00000001", Decimal::new(1, 8)), ("-100.25", Decimal::new(-10025, 2))] {
+            let json = base.replacen(price, &format!("\"price\":\"{text}\""), 1);
+            assert_eq!(decode(json.as_bytes()).map(|r| r.trade.price), Some(want), "{json}");
+            assert_eq!(serde(json.as_bytes()).map(|r| r.trade.price), Some(want), "{json}");
+        }
     }
 
     #[test]
