@@ -32,7 +32,13 @@ pub struct Pending {
 
 pub struct AckContext {
     metrics: Arc<Metrics>,
+    /// Deliveries failed so far: the first few are logged whole, then every 1,000th with the count
+    /// (a stop with the broker down fails every line in flight at once: thousands).
+    failures: std::sync::atomic::AtomicU64,
 }
+
+/// How many failed deliveries are logged one by one before only every 1,000th is.
+const FAILURES_LOGGED: u64 = 5;
 
 impl ClientContext for AckContext {}
 
@@ -49,7 +55,17 @@ impl ProducerContext for AckContext {
                 pending.window.ack(pending.seq);
             }
             Err((e, _)) => {
-                tracing::error!(error = %e, "delivery failed; the cursor stays before this line");
+                let n = self.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if n <= FAILURES_LOGGED {
+                    tracing::error!(error = %e, "delivery failed; the cursor stays before this line");
+                } else if n.is_multiple_of(1000) {
+                    tracing::error!(error = %e, failed_so_far = n, "deliveries failed; the cursors stay before their lines");
+                }
+                if n == FAILURES_LOGGED {
+                    tracing::error!(
+                        "more failed deliveries are logged once per 1,000 (the cursors stay before every one)"
+                    );
+                }
                 pending.window.fail(e.to_string());
             }
         }
@@ -99,7 +115,8 @@ impl Publisher {
         if client.get("enable.sparse.connections").is_none() {
             client.set("enable.sparse.connections", "false");
         }
-        let producer: ThreadedProducer<AckContext> = client.create_with_context(AckContext { metrics })?;
+        let producer: ThreadedProducer<AckContext> =
+            client.create_with_context(AckContext { metrics, failures: Default::default() })?;
         let trades = TopicHandle::new(producer.client(), &topics.trades)?;
         Ok(Self { trades, trades_name: topics.trades.clone(), dead_letters: topics.trades_dlq.clone(), producer, stop })
     }
