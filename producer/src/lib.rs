@@ -11,12 +11,14 @@
 //! - [`log_formats`]: the formats it writes (`--format seed|csv|jsonl`, one per example mapping).
 //! - [`trade_logs`]: `run(config, shutdown)` for the log producer.
 //! - [`prices`]: `run(config, shutdown)` for the price feed.
+//! - [`tick_deliveries`]: the feed's delivered / dropped ticks and its stall bound.
 
 pub mod config;
 pub mod day_file;
 pub mod generator;
 pub mod log_formats;
 pub mod prices;
+pub mod tick_deliveries;
 pub mod trade_logs;
 pub mod trade_prices;
 
@@ -30,6 +32,12 @@ pub enum ProducerError {
     Config(String),
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("the Kafka producer hit a fatal error ({code:?}): {reason}")]
+    Fatal { code: rdkafka::types::RDKafkaErrorCode, reason: String },
+    #[error(
+        "no price tick delivered for {secs} s ({dropped} dropped): the broker is unreachable or the client is wedged"
+    )]
+    Stalled { secs: u64, dropped: u64 },
     #[error("a client task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

@@ -1,11 +1,18 @@
 //! `tradeflow prices`: a random-walk price per symbol, published to `prices` (key = symbol)
 //! every interval.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::FutureExt as _;
+use futures::StreamExt as _;
+use futures::channel::oneshot::Canceled;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
@@ -13,6 +20,7 @@ use tradeflow_core::price::PriceTick;
 
 use crate::ProducerError;
 use crate::config::PricesArgs;
+use crate::tick_deliveries::{Change, Deliveries};
 
 /// A symbol's walk: each step moves the price by up to ±0.2 %, in cents, never below 0.01.
 pub struct PriceWalk {
@@ -37,10 +45,26 @@ impl PriceWalk {
     }
 }
 
-/// Publishes ticks until `--count` or `shutdown`, then flushes. Returns the ticks published.
+/// How long librdkafka may try to deliver a tick (`message.timeout.ms`): a tick not delivered by
+/// then is stale, dropped and counted (the feed's next tick carries a fresh price).
+pub const TICK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Publishes ticks until `--count` or `shutdown`, then flushes. Returns the ticks generated.
+///
+/// The loop never waits for the broker: each tick is queued and its delivery report counted as it
+/// arrives, so a broker that hangs or restarts costs the ticks of the outage (dropped, counted,
+/// logged when dropping starts and when deliveries resume), not the feed. It stops with an error —
+/// for its supervisor to restart it — when the producer reports a fatal error, or when no tick has
+/// been delivered for `--max-stall-secs` (the broker away that long, or a client wedged).
 pub async fn run(config: PricesArgs, shutdown: CancellationToken) -> Result<u64, ProducerError> {
     if config.symbols.is_empty() {
         return Err(ProducerError::Config("no symbols given".into()));
+    }
+    if config.max_stall_secs <= TICK_TIMEOUT.as_secs() {
+        return Err(ProducerError::Config(format!(
+            "--max-stall-secs must exceed the tick timeout ({} s)",
+            TICK_TIMEOUT.as_secs()
+        )));
     }
     let topic = config.topics.topics().prices;
     let producer: FutureProducer = config
@@ -49,41 +73,89 @@ pub async fn run(config: PricesArgs, shutdown: CancellationToken) -> Result<u64,
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .set("partitioner", "murmur2_random")
+        .set("message.timeout.ms", TICK_TIMEOUT.as_millis().to_string())
         .create()?;
     let mut walk = PriceWalk::new(&config.symbols, config.seed.unwrap_or_else(rand::random));
     let mut tick = tokio::time::interval(Duration::from_millis(config.interval_ms.max(1)));
+    // A tick missed is not made up for with a burst of catch-up ticks: a live feed moves on.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let max_stall = Duration::from_secs(config.max_stall_secs);
+    let mut deliveries = Deliveries::new(Instant::now(), max_stall);
+    let mut pending: FuturesUnordered<BoxFuture<'static, Result<(), KafkaError>>> = FuturesUnordered::new();
     let mut ticks = 0u64;
-    tracing::info!(%topic, interval_ms = config.interval_ms, "price feed starting");
-    while config.count.is_none_or(|c| ticks < c) {
+    tracing::info!(%topic, interval_ms = config.interval_ms, max_stall_secs = config.max_stall_secs, "price feed starting");
+    let outcome = loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        let at = Utc::now();
-        let sends = walk.step().into_iter().map(|(symbol, price)| {
-            let payload = PriceTick { symbol: symbol.as_str().into(), price, at }.to_json();
-            let producer = &producer;
-            let topic = &topic;
-            async move {
-                let record = FutureRecord::to(topic).key(symbol.as_bytes()).payload(&payload);
-                producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e)
+            _ = shutdown.cancelled() => break Ok(()),
+            Some(result) = pending.next(), if !pending.is_empty() => {
+                log_change(deliveries.record(&result, Instant::now()), &result, &deliveries);
             }
-        });
-        // A tick in flight is not worth holding shutdown for (the broker may be gone already).
-        let results = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = futures::future::join_all(sends) => r,
-        };
-        for result in results {
-            result?;
+            _ = tick.tick() => {
+                if config.count.is_some_and(|c| ticks >= c) {
+                    break Ok(());
+                }
+                if let Some((code, reason)) = producer.client().fatal_error() {
+                    break Err(ProducerError::Fatal { code, reason });
+                }
+                if let Some(since) = deliveries.stalled(Instant::now()) {
+                    break Err(ProducerError::Stalled { secs: since.as_secs(), dropped: deliveries.dropped() });
+                }
+                let at = Utc::now();
+                for (symbol, price) in walk.step() {
+                    let payload = PriceTick { symbol: symbol.as_str().into(), price, at }.to_json();
+                    let record = FutureRecord::to(&topic).key(symbol.as_bytes()).payload(&payload);
+                    match producer.send_result(record) {
+                        Ok(delivery) => pending.push(Box::pin(delivery.map(delivery_outcome))),
+                        Err((e, _)) => {
+                            let result = Err(e);
+                            log_change(deliveries.record(&result, Instant::now()), &result, &deliveries);
+                        }
+                    }
+                }
+                ticks += 1;
+            }
         }
-        ticks += 1;
-    }
+    };
     if let Err(e) = producer.flush(Duration::from_secs(5)) {
-        tracing::warn!(error = %e, "price ticks still in flight at shutdown were dropped");
+        tracing::warn!(error = %e, in_flight = pending.len(), "price ticks still in flight at shutdown are dropped");
     }
-    tracing::info!(ticks, "price feed stopped");
-    Ok(ticks)
+    // Flushed: the reports are in (or the ticks are given up after a short wait).
+    let drain = async {
+        while let Some(result) = pending.next().await {
+            deliveries.record(&result, Instant::now());
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    deliveries.drop_ticks(pending.len() as u64);
+    tracing::info!(ticks, delivered = deliveries.delivered(), dropped = deliveries.dropped(), "price feed stopped");
+    if let Err(e) = &outcome {
+        tracing::error!(error = %e, "price feed cannot go on: exiting for its supervisor to restart it");
+    }
+    outcome.map(|()| ticks)
+}
+
+/// A delivery report as this feed counts it (a report lost with the producer is a failure).
+fn delivery_outcome(report: Result<OwnedDeliveryResult, Canceled>) -> Result<(), KafkaError> {
+    match report {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(e),
+        Err(Canceled) => Err(KafkaError::Canceled),
+    }
+}
+
+/// Logs the start and the end of an outage (not every dropped tick).
+fn log_change(change: Change, result: &Result<(), KafkaError>, deliveries: &Deliveries) {
+    match (change, result) {
+        (Change::StartedDropping, Err(e)) => tracing::warn!(
+            error = %e,
+            dropped_total = deliveries.dropped(),
+            "price ticks are not being delivered: dropping them until the broker answers"
+        ),
+        (Change::Recovered { dropped }, _) => {
+            tracing::info!(dropped, dropped_total = deliveries.dropped(), "price ticks delivered again")
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]

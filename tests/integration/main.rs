@@ -26,6 +26,7 @@ mod mapping;
 mod odd_input;
 mod page_bench;
 mod page_trace;
+mod prices_feed;
 mod redrive;
 mod refused;
 mod secure;

@@ -156,6 +156,24 @@ impl KafkaCluster {
         }
     }
 
+    /// SIGSTOP of node `i`: the JVM hangs — its connections stay open and nothing answers — until
+    /// [`Self::resume`] (a drop still kills it).
+    pub fn pause(&mut self, i: usize) {
+        self.signal(i, "-STOP");
+    }
+
+    /// SIGCONT of a node [`Self::pause`]d.
+    pub fn resume(&mut self, i: usize) {
+        self.signal(i, "-CONT");
+    }
+
+    fn signal(&self, i: usize, signal: &str) {
+        let pid = self.nodes[i].child.as_ref().map(|c| c.id()).expect("node running");
+        // node.sh execs the JVM: the child's pid is the broker's.
+        let status = Command::new("kill").args([signal, &pid.to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
     /// Starts node `i` again on its log dir and waits until it has started.
     pub fn restart(&mut self, i: usize) {
         self.kill9(i);
