@@ -27,14 +27,15 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 DASHBOARD_PORT="${DASHBOARD_PORT:-8080}"
 CLIENTS="${TRADE_LOG_CID:-1,2,3}"
 mkdir -p "$STATE/logs" "$STATE/broker"
-# One run per state directory: a second one would wipe the running one's broker and cursors.
+# One run per state directory: a second one would wipe the running one's broker and cursors. (The
+# lock's fd 9 is closed for every long-lived child — `9>&-` — so it ends with this script.)
 exec 9>>"$STATE/dev.lock"
-flock -n 9 || die "another scripts/dev.sh runs on $STATE (pid $(cat "$STATE/dev.pid" 2>/dev/null || echo '?'), or services it left running hold it: see ps): stop it first (Ctrl-C), or give this one its own TRADEFLOW_STATE, KAFKA_PORT and DASHBOARD_PORT"
+flock -n 9 || die "another scripts/dev.sh runs on $STATE (pid $(cat "$STATE/dev.pid" 2>/dev/null || echo "?")): stop it first (Ctrl-C), or give this one its own TRADEFLOW_STATE, KAFKA_PORT and DASHBOARD_PORT"
 echo $$ >"$STATE/dev.pid"
 
 ensure_build_tools
 ensure_kafka
-ensure_postgres
+ensure_postgres 9>&-
 # The snapshot tables live in their own database. Without --durable every run starts with a fresh
 # broker (empty topics), so the tables (and their stored offsets) must start empty too; --durable
 # keeps both.
@@ -60,6 +61,7 @@ cleanup() {
   # Services first (they flush to the broker and snapshot to Postgres), then the broker.
   for pid in "${PIDS[@]}"; do [ "$pid" = "${KAFKA_PID:-}" ] || kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do [ "$pid" = "${KAFKA_PID:-}" ] || wait "$pid" 2>/dev/null || true; done
+  [ -z "${SAMPLE_PID:-}" ] || kill "$SAMPLE_PID" 2>/dev/null || true
   [ -z "${KAFKA_PID:-}" ] || stop_kafka "$KAFKA_PID"
   stop_throwaway_postgres
 }
@@ -70,12 +72,12 @@ declare -A NAME_OF   # pid → service
 # start_service NAME: starts one service (or the broker) in the background and records its pid.
 start_service() {
   case "$1" in
-    broker) start_kafka "$STATE/broker" "$KAFKA_PORT"; PIDS+=("$KAFKA_PID"); NAME_OF[$KAFKA_PID]=broker; return ;;
-    producer) "$TF" producer 2>>"$STATE/producer.log" & PRODUCER_PID=$! ;;
-    prices) "$TF" prices 2>>"$STATE/prices.log" & ;;
-    ingestor) "$TF" ingestor --state-dir "$STATE/ingestor" 2>>"$STATE/ingestor.log" & ;;
-    aggregator) TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 2>>"$STATE/aggregator.log" & ;;
-    dashboard) "$TF" dashboard --listen "127.0.0.1:$DASHBOARD_PORT" 2>>"$STATE/dashboard.log" & ;;
+    broker) start_kafka "$STATE/broker" "$KAFKA_PORT" 9>&-; PIDS+=("$KAFKA_PID"); NAME_OF[$KAFKA_PID]=broker; return ;;
+    producer) "$TF" producer 9>&- 2>>"$STATE/producer.log" & PRODUCER_PID=$! ;;
+    prices) "$TF" prices 9>&- 2>>"$STATE/prices.log" & ;;
+    ingestor) "$TF" ingestor --state-dir "$STATE/ingestor" 9>&- 2>>"$STATE/ingestor.log" & ;;
+    aggregator) TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 9>&- 2>>"$STATE/aggregator.log" & ;;
+    dashboard) "$TF" dashboard --listen "127.0.0.1:$DASHBOARD_PORT" 9>&- 2>>"$STATE/dashboard.log" & ;;
   esac
   PIDS+=($!); NAME_OF[$!]=$1
 }
@@ -128,7 +130,8 @@ INFO
     fi
     sleep 1
   done
-) &
+) 9>&- &
+SAMPLE_PID=$!
 # A service that stops with status 0 was told to (a terminal's Ctrl-C reaches them all) — except a
 # producer that wrote its `--count` (TRADEFLOW_PRODUCER_COUNT): the rest keep running. One that dies
 # (a crash, kill -9, the broker killed) is restarted after a pause, as compose's

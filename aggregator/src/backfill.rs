@@ -24,7 +24,7 @@
 //! **A record that is not a trade record** (the live aggregator's `undecodable`) is counted in
 //! [`BackfillReport::undecodable`], the first [`UNDECODABLE_SHOWN`] named by partition and offset
 //! (so an operator can read them: `kcat -C -t trades -p P -o O -c 1`), and set aside on
-//! `trades.refused` exactly as the live aggregator does ([`crate::refused`]) — but only when it lies
+//! `trades.refused` as the live aggregator does ([`crate::refused`]; at least once) — but only when it lies
 //! at or past the partition's stored offset. Below it, the live owner consumed it and committed a
 //! snapshot past it, which it does only after its refusal was delivered: it is on `trades.refused`
 //! already, and sending it again would make every backfill repeat every old refusal. At or past

@@ -111,12 +111,16 @@ pub async fn follow(
     let Some((s, s_parts)) = assign_all(&kafka, &summaries, Kind::Summaries, &health, &shutdown).await? else {
         return Ok(());
     };
-    let Some((p, p_parts)) = assign_all(&kafka, &prices, Kind::Prices, &health, &shutdown).await? else {
-        return Ok(());
-    };
-    let caught_up = Arc::new(std::sync::Mutex::new(CatchUp { reached: HashSet::new(), partitions: s_parts + p_parts }));
+    // Summaries are consumed (and their consumer makes progress) while the prices topic may still
+    // be awaited; readiness waits for both topics' partitions (unknown count: never ready yet).
+    let caught_up = Arc::new(std::sync::Mutex::new(CatchUp { reached: HashSet::new(), partitions: usize::MAX }));
     let a =
         tokio::spawn(consume(s, Kind::Summaries, live.clone(), health.clone(), caught_up.clone(), shutdown.clone()));
+    let Some((p, p_parts)) = assign_all(&kafka, &prices, Kind::Prices, &health, &shutdown).await? else {
+        let _ = a.await;
+        return Ok(());
+    };
+    caught_up.lock().unwrap_or_else(|e| e.into_inner()).partitions = s_parts + p_parts;
     let b = tokio::spawn(consume(p, Kind::Prices, live, health, caught_up, shutdown));
     let _ = tokio::join!(a, b);
     Ok(())

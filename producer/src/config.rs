@@ -110,8 +110,8 @@ pub struct PricesArgs {
     #[arg(long, env = "TRADEFLOW_PRICES_SEED")]
     pub seed: Option<u64>,
     /// Exit with an error (for the supervisor to restart the feed) when no tick has been delivered
-    /// for this many seconds: the broker away that long, or a wedged client. More than the 5 s a
-    /// tick may take to be delivered.
+    /// for this many seconds: the broker away that long, or a wedged client. More than
+    /// `--interval-ms` plus the 5 s a tick may take to be delivered.
     #[arg(long, env = "TRADEFLOW_PRICES_MAX_STALL_SECS", default_value_t = 60)]
     pub max_stall_secs: u64,
 }

@@ -49,6 +49,20 @@ impl PriceWalk {
 /// then is stale, dropped and counted (the feed's next tick carries a fresh price).
 pub const TICK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A healthy feed delivers a tick at least every `interval_ms` plus [`TICK_TIMEOUT`]: a stall
+/// bound below that would call a slow feed stalled and restart it forever. `Config` error if so.
+fn check_stall_bound(max_stall_secs: u64, interval_ms: u64) -> Result<(), ProducerError> {
+    let least_ms = interval_ms.saturating_add(u64::try_from(TICK_TIMEOUT.as_millis()).unwrap_or(u64::MAX));
+    if max_stall_secs.saturating_mul(1000) <= least_ms {
+        return Err(ProducerError::Config(format!(
+            "--max-stall-secs {max_stall_secs} must exceed --interval-ms {interval_ms} plus the {} s a tick may take to be delivered (at least {} s)",
+            TICK_TIMEOUT.as_secs(),
+            least_ms / 1000 + 1
+        )));
+    }
+    Ok(())
+}
+
 /// Publishes ticks until `--count` or `shutdown`, then flushes. Returns the ticks generated.
 ///
 /// The loop never waits for the broker: each tick is queued and its delivery report counted as it
@@ -60,12 +74,7 @@ pub async fn run(config: PricesArgs, shutdown: CancellationToken) -> Result<u64,
     if config.symbols.is_empty() {
         return Err(ProducerError::Config("no symbols given".into()));
     }
-    if config.max_stall_secs <= TICK_TIMEOUT.as_secs() {
-        return Err(ProducerError::Config(format!(
-            "--max-stall-secs must exceed the tick timeout ({} s)",
-            TICK_TIMEOUT.as_secs()
-        )));
-    }
+    check_stall_bound(config.max_stall_secs, config.interval_ms)?;
     let topic = config.topics.topics().prices;
     let producer: FutureProducer = config
         .kafka
@@ -161,6 +170,16 @@ fn log_change(change: Change, result: &Result<(), KafkaError>, deliveries: &Deli
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stall_bound_below_the_tick_interval_plus_its_timeout_is_refused() {
+        assert!(check_stall_bound(60, 100).is_ok());
+        assert!(check_stall_bound(6, 100).is_ok());
+        assert!(check_stall_bound(5, 100).is_err(), "no more than the 5 s tick timeout");
+        let e = check_stall_bound(60, 120_000).unwrap_err().to_string();
+        assert!(e.contains("at least 126 s"), "{e}");
+        assert!(check_stall_bound(126, 120_000).is_ok());
+    }
 
     #[test]
     fn walk_is_reproducible_positive_and_in_cents() {

@@ -78,7 +78,8 @@ pub async fn backfill(
 ) -> anyhow::Result<()> {
     args.dates().context("backfill")?;
     if !super::reach_kafka(&args.kafka, &shutdown).await? {
-        return Ok(());
+        // A one-shot job: a stop before it began is not a success (`backfill && …` must not go on).
+        anyhow::bail!("backfill interrupted before it started; nothing changed");
     }
     let topics = args.topics.topics();
     let report = tradeflow_aggregator::backfill::run(args, shutdown).await.context("backfill")?;
