@@ -454,17 +454,7 @@ async fn a_backfill_counts_names_and_sets_aside_an_undecodable_record_once() {
     for (key, payload) in &records[half..] {
         send(&kafka, &p.topics.topics.trades, key, payload).await;
     }
-    let backfill = || {
-        let out = std::process::Command::new(harness::tradeflow_bin())
-            .args(["backfill", "--from", "earliest"])
-            .envs(p.env())
-            .env("TRADEFLOW_BACKFILL_LEASE_SECS", "3")
-            .output()
-            .expect("backfill");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-        stdout
-    };
+    let backfill = || backfill_whole_topic(&p);
     let first = backfill();
     let at = format!("{partition}:{half}");
     assert!(first.contains(&format!("applied: {}  duplicates dropped: 0  undecodable: 1", records.len())), "{first}");
@@ -515,17 +505,7 @@ async fn a_backfill_sets_aside_a_trade_that_would_overflow_its_row_once() {
         send(&kafka, &p.topics.topics.trades, &a, payload).await;
     }
     let first_refused = records.len() + codes.iter().position(|c| !c.is_empty()).expect("a refusal");
-    let backfill = || {
-        let out = std::process::Command::new(harness::tradeflow_bin())
-            .args(["backfill", "--from", "earliest"])
-            .envs(p.env())
-            .env("TRADEFLOW_BACKFILL_LEASE_SECS", "3")
-            .output()
-            .expect("backfill");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-        stdout
-    };
+    let backfill = || backfill_whole_topic(&p);
     let first = backfill();
     assert!(first.contains(&format!("undecodable: 0  unappliable: {refused_n}")), "{first}");
     assert!(first.contains(&format!("{partition}:{first_refused}")), "{first}");
@@ -542,4 +522,17 @@ async fn a_backfill_sets_aside_a_trade_that_would_overflow_its_row_once() {
     assert!(second.contains(&format!("unappliable: {refused_n}")) && second.contains("0 set aside on"), "{second}");
     assert_eq!(refusals(&p, "unappliable", refused_n).await.len(), refused_n, "set aside once");
     p.cleanup();
+}
+
+/// `tradeflow backfill --from earliest` on `p` (3-s leases), which must succeed: its stdout.
+fn backfill_whole_topic(p: &Pipeline) -> String {
+    let out = std::process::Command::new(harness::tradeflow_bin())
+        .args(["backfill", "--from", "earliest"])
+        .envs(p.env())
+        .env("TRADEFLOW_BACKFILL_LEASE_SECS", "3")
+        .output()
+        .expect("backfill");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout
 }
