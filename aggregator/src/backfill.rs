@@ -184,9 +184,33 @@ struct Build {
     carried: PartitionState,
     /// Undecodable records at or past the stored offset: to be set aside before writing.
     refusals: Vec<Unrefused>,
+    /// Their payloads' bytes: at most [`REFUSALS_HELD_MAX`].
+    refusals_bytes: usize,
+    /// False in a dry run: refused records are counted and named, never held or set aside.
+    hold_refusals: bool,
 }
 
+/// Most bytes of refused records' payloads one partition's rebuild holds until it sets them aside
+/// (each up to ~1 MiB): memory stays bounded whatever another producer wrote to `trades`.
+const REFUSALS_HELD_MAX: usize = 64 * 1024 * 1024;
+
 impl Build {
+    /// Holds `refusal` to be set aside before the partition is written (not in a dry run).
+    fn hold(&mut self, refusal: Unrefused) -> Result<(), AggregateError> {
+        if !self.hold_refusals {
+            return Ok(());
+        }
+        self.refusals_bytes += refusal.payload.len();
+        if self.refusals_bytes > REFUSALS_HELD_MAX {
+            return Err(AggregateError::TooManyRefused {
+                partition: self.lease.partition,
+                max_mib: REFUSALS_HELD_MAX / (1024 * 1024),
+            });
+        }
+        self.refusals.push(refusal);
+        Ok(())
+    }
+
     /// Applies one trade to the rebuilt or the carried state; `Some(why)` when the summary refuses
     /// it (it would overflow its row: the live aggregator's `unappliable`).
     fn apply(
@@ -319,7 +343,15 @@ async fn rebuild(
         let carried = if args.dry_run { PartitionState::default() } else { store.read_partition(lease).await? };
         let mut rebuilt = PartitionState::new(lease.partition, lease.epoch, 0);
         rebuilt.generation = lease.generation;
-        builds.push(Build { lease: *lease, end: 0, rebuilt, carried, refusals: Vec::new() });
+        builds.push(Build {
+            lease: *lease,
+            end: 0,
+            rebuilt,
+            carried,
+            refusals: Vec::new(),
+            refusals_bytes: 0,
+            hold_refusals: !args.dry_run,
+        });
     }
     let (kafka, topic, cancel) = (args.kafka.clone(), topics.trades.clone(), shutdown.clone());
     let (builds, mut report) = tokio::task::spawn_blocking(move || read_topic(&kafka, &topic, builds, dates, &cancel))
@@ -634,14 +666,14 @@ fn read_partitions(
                 tracing::error!(partition = m.partition(), offset = m.offset(), reason = %detail, live_refused, "not a trade record; skipped");
                 if !live_refused {
                     let payload = m.payload().unwrap_or_default().to_vec();
-                    build.refusals.push(Unrefused {
+                    build.hold(Unrefused {
                         reason: Reason::Undecodable,
                         offset: m.offset(),
                         detail,
                         trade_id: None,
                         row_key: None,
                         payload,
-                    });
+                    })?;
                 }
                 continue;
             }
@@ -658,14 +690,14 @@ fn read_partitions(
             let live_refused = m.offset() < build.lease.next_offset;
             tracing::error!(partition = m.partition(), offset = m.offset(), reason = %why, live_refused, "trade rejected; skipped");
             if !live_refused {
-                build.refusals.push(Unrefused {
+                build.hold(Unrefused {
                     reason: Reason::Unappliable,
                     offset: m.offset(),
                     detail: why,
                     trade_id: Some(record.id.to_string()),
                     row_key: Some(SummaryKey::of(&record.id.client, &record.trade).kafka_key()),
                     payload: m.payload().unwrap_or_default().to_vec(),
-                });
+                })?;
             }
         }
     }
@@ -676,6 +708,37 @@ fn read_partitions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_records_are_held_up_to_a_bound_and_not_at_all_in_a_dry_run() {
+        let build = |hold_refusals| Build {
+            lease: Lease { partition: 4, epoch: 1, generation: 0, next_offset: 0 },
+            end: 0,
+            rebuilt: PartitionState::default(),
+            carried: PartitionState::default(),
+            refusals: Vec::new(),
+            refusals_bytes: 0,
+            hold_refusals,
+        };
+        let refusal = |bytes: usize| Unrefused {
+            reason: Reason::Undecodable,
+            offset: 7,
+            detail: "not a trade record".into(),
+            trade_id: None,
+            row_key: None,
+            payload: vec![b'x'; bytes],
+        };
+        let mut dry = build(false);
+        dry.hold(refusal(REFUSALS_HELD_MAX + 1)).unwrap();
+        assert!(dry.refusals.is_empty(), "a dry run holds nothing");
+        let mut real = build(true);
+        real.hold(refusal(REFUSALS_HELD_MAX / 2)).unwrap();
+        real.hold(refusal(REFUSALS_HELD_MAX / 2)).unwrap();
+        assert_eq!(real.refusals.len(), 2);
+        let e = real.hold(refusal(1)).unwrap_err();
+        assert!(matches!(e, AggregateError::TooManyRefused { partition: 4, max_mib: 64 }), "{e}");
+        assert_eq!(real.refusals.len(), 2, "the one past the bound is not held");
+    }
 
     #[test]
     fn readers_get_shares_of_about_equal_records_and_every_partition_once() {

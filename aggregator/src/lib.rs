@@ -74,6 +74,10 @@ pub enum AggregateError {
     Metrics(std::io::Error),
     #[error("the consumer thread failed: {0}")]
     Thread(String),
+    #[error(
+        "partition {partition}: more than {max_mib} MiB of refused records (undecodable or unappliable) to set aside in one backfill; nothing written. Run the live aggregator first: it sets them aside as it reads, and the backfill then leaves them (they lie below the stored offset)"
+    )]
+    TooManyRefused { partition: i32, max_mib: usize },
     #[error("cannot read --database-password-file: {0}")]
     PasswordFile(std::io::Error),
     #[error("the consumer stopped on a fatal error: {0}")]
