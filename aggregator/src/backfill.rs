@@ -194,7 +194,44 @@ struct Build {
 /// (each up to ~1 MiB): memory stays bounded whatever another producer wrote to `trades`.
 const REFUSALS_HELD_MAX: usize = 64 * 1024 * 1024;
 
+/// A record the rebuild refuses, as the live aggregator would: not a trade record (`Undecodable`),
+/// or a trade that would overflow its row (`Unappliable`, with its trade id and row key).
+struct Refused {
+    reason: Reason,
+    offset: i64,
+    detail: String,
+    ids: Option<(String, String)>,
+}
+
 impl Build {
+    /// Counts and names `refused` in `report` and logs it; unless the live owner refused it already
+    /// (below the stored offset: it read the same records in the same order), holds it with its
+    /// `payload` to be set aside before the partition is written.
+    fn refuse(&mut self, report: &mut BackfillReport, refused: Refused, payload: &[u8]) -> Result<(), AggregateError> {
+        let (count, named) = match refused.reason {
+            Reason::Unappliable => (&mut report.unappliable, &mut report.unappliable_at),
+            _ => (&mut report.undecodable, &mut report.undecodable_at),
+        };
+        *count += 1;
+        if named.len() < UNDECODABLE_SHOWN {
+            named.push((self.lease.partition, refused.offset));
+        }
+        let live_refused = refused.offset < self.lease.next_offset;
+        tracing::error!(partition = self.lease.partition, offset = refused.offset, code = refused.reason.code(), reason = %refused.detail, live_refused, "record refused; skipped");
+        if live_refused || !self.hold_refusals {
+            return Ok(());
+        }
+        let (trade_id, row_key) = refused.ids.unzip();
+        self.hold(Unrefused {
+            reason: refused.reason,
+            offset: refused.offset,
+            detail: refused.detail,
+            trade_id,
+            row_key,
+            payload: payload.to_vec(),
+        })
+    }
+
     /// Holds `refusal` to be set aside before the partition is written (not in a dry run).
     fn hold(&mut self, refusal: Unrefused) -> Result<(), AggregateError> {
         if !self.hold_refusals {
@@ -658,47 +695,17 @@ fn read_partitions(
                     Some(Err(e)) => format!("not a trade record: {e}"),
                     _ => "not a trade record: empty payload".into(),
                 };
-                report.undecodable += 1;
-                if report.undecodable_at.len() < UNDECODABLE_SHOWN {
-                    report.undecodable_at.push((m.partition(), m.offset()));
-                }
-                let live_refused = m.offset() < build.lease.next_offset;
-                tracing::error!(partition = m.partition(), offset = m.offset(), reason = %detail, live_refused, "not a trade record; skipped");
-                if !live_refused {
-                    let payload = m.payload().unwrap_or_default().to_vec();
-                    build.hold(Unrefused {
-                        reason: Reason::Undecodable,
-                        offset: m.offset(),
-                        detail,
-                        trade_id: None,
-                        row_key: None,
-                        payload,
-                    })?;
-                }
+                let refusal = Refused { reason: Reason::Undecodable, offset: m.offset(), detail, ids: None };
+                build.refuse(&mut report, refusal, m.payload().unwrap_or_default())?;
                 continue;
             }
         };
         let redrive = crate::redrive::is_redrive(&m);
         let in_range = dates.contains(record.trade.trade_date());
-        if let Some(why) = build.apply(m.offset(), &record, redrive, in_range, &mut report) {
-            report.unappliable += 1;
-            if report.unappliable_at.len() < UNDECODABLE_SHOWN {
-                report.unappliable_at.push((m.partition(), m.offset()));
-            }
-            // The same rule as for an undecodable record: below the stored offset the live owner
-            // applied the same trades in the same order, refused this one and set it aside.
-            let live_refused = m.offset() < build.lease.next_offset;
-            tracing::error!(partition = m.partition(), offset = m.offset(), reason = %why, live_refused, "trade rejected; skipped");
-            if !live_refused {
-                build.hold(Unrefused {
-                    reason: Reason::Unappliable,
-                    offset: m.offset(),
-                    detail: why,
-                    trade_id: Some(record.id.to_string()),
-                    row_key: Some(SummaryKey::of(&record.id.client, &record.trade).kafka_key()),
-                    payload: m.payload().unwrap_or_default().to_vec(),
-                })?;
-            }
+        if let Some(detail) = build.apply(m.offset(), &record, redrive, in_range, &mut report) {
+            let ids = (record.id.to_string(), SummaryKey::of(&record.id.client, &record.trade).kafka_key());
+            let refusal = Refused { reason: Reason::Unappliable, offset: m.offset(), detail, ids: Some(ids) };
+            build.refuse(&mut report, refusal, m.payload().unwrap_or_default())?;
         }
     }
     progress.fetch_add(report.records % 1024, Relaxed);

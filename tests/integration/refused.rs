@@ -66,8 +66,13 @@ fn records_of(logs: &Path) -> Vec<(String, Vec<u8>)> {
 
 /// A trade record of `client` that is in no log file (generation 7: its own dedupe mark).
 fn injected(client: &str, offset: u64, symbol: &str, quantity: i64) -> Vec<u8> {
+    injected_at(client, offset, symbol, rust_decimal::Decimal::ONE, quantity)
+}
+
+/// [`injected`] at `price`.
+fn injected_at(client: &str, offset: u64, symbol: &str, price: rust_decimal::Decimal, quantity: i64) -> Vec<u8> {
     let at = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).and_then(|d| d.and_hms_opt(11, 0, 0)).expect("time");
-    let trade = Trade::from_template(at, symbol, Side::Buy, rust_decimal::Decimal::ONE, quantity, "CQ09");
+    let trade = Trade::from_template(at, symbol, Side::Buy, price, quantity, "CQ09");
     let id = TradeId { client: ClientId::parse(client).expect("client"), date: at.date(), generation: 7, offset };
     TradeRecord { id, trade }.to_json()
 }
@@ -475,11 +480,8 @@ async fn a_backfill_counts_names_and_sets_aside_an_undecodable_record_once() {
 /// A trade at the edge contract's limits (price 9,999,999,999.99999999, quantity 10^9) on row
 /// ZZZ of `client`: ~80 of them overflow the row's exact notional sum.
 fn at_the_limits(client: &str, offset: u64) -> Vec<u8> {
-    let at = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).and_then(|d| d.and_hms_opt(11, 0, 0)).expect("time");
     let price = rust_decimal::Decimal::new(999_999_999_999_999_999, 8);
-    let trade = Trade::from_template(at, "ZZZ", Side::Buy, price, tradeflow_core::edge::MAX_QUANTITY, "CQ09");
-    let id = TradeId { client: ClientId::parse(client).expect("client"), date: at.date(), generation: 7, offset };
-    TradeRecord { id, trade }.to_json()
+    injected_at(client, offset, "ZZZ", price, tradeflow_core::edge::MAX_QUANTITY)
 }
 
 /// The backfill refuses what the live aggregator refuses: trades that would overflow their row
