@@ -690,11 +690,7 @@ fn read_partitions(
         let record = match m.payload().map(TradeRecord::from_json) {
             Some(Ok(record)) => record,
             other => {
-                // The live aggregator's reasons (engine.rs), so both set aside the same text.
-                let detail = match other {
-                    Some(Err(e)) => format!("not a trade record: {e}"),
-                    _ => "not a trade record: empty payload".into(),
-                };
+                let detail = crate::refusal::undecodable_detail(other.as_ref().and_then(|r| r.as_ref().err()));
                 let refusal = Refused { reason: Reason::Undecodable, offset: m.offset(), detail, ids: None };
                 build.refuse(&mut report, refusal, m.payload().unwrap_or_default())?;
                 continue;

@@ -445,10 +445,7 @@ pub fn run(
             let record = match m.payload().map(TradeRecord::from_json) {
                 Some(Ok(r)) => r,
                 other => {
-                    let why = match other {
-                        Some(Err(e)) => format!("not a trade record: {e}"),
-                        _ => "not a trade record: empty payload".into(),
-                    };
+                    let why = crate::refusal::undecodable_detail(other.as_ref().and_then(|r| r.as_ref().err()));
                     state.next_offset = offset + 1;
                     drop(owned);
                     engine.metrics.malformed.fetch_add(1, Relaxed);

@@ -22,6 +22,15 @@ impl Reason {
     }
 }
 
+/// The detail of an `undecodable` refusal, from decoding a record's payload (`None`: no payload) —
+/// one wording for the live aggregator and the backfill, which may set aside the same record.
+pub fn undecodable_detail(error: Option<&serde_json::Error>) -> String {
+    match error {
+        Some(e) => format!("not a trade record: {e}"),
+        None => "not a trade record: empty payload".into(),
+    }
+}
+
 /// One refused item: its identity, the reason, and the bytes to keep.
 #[derive(Debug)]
 pub struct Refusal<'a> {
