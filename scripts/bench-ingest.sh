@@ -59,13 +59,18 @@ for r in $(seq 0 "$ROUNDS"); do
       "$TF" ingestor "${MAPPING[@]}" --backfill --from 2026-11-20 --dir "$WORK/logs" --state-dir "$WORK/state" 2>/dev/null; } 2>&1)
   echo "tradeflow $(echo "$t" | head -1)" >>"$WORK/times"
   echo "$t" | tail -1 | awk '{ print "tradeflow-cpu", $1 + $2 }' >>"$WORK/times"
-  echo "kcat $(timed kcat_push "r$r.kcat.")" >>"$WORK/times"
-  echo "kcat-lz4 $(timed kcat_push "r$r.kcatlz4." -z lz4)" >>"$WORK/times"
+  # kcat's CPU the same way (its runs, one per file, summed): the peer's cost per line in the same run.
+  for k in kcat kcat-lz4; do
+    [ "$k" = kcat ] && args=("r$r.kcat.") || args=("r$r.kcatlz4." -z lz4)
+    t=$( { TIMEFORMAT='%U %S'; time timed kcat_push "${args[@]}"; } 2>&1)
+    echo "$k $(echo "$t" | head -1)" >>"$WORK/times"
+    echo "$t" | tail -1 | awk -v k="$k" '{ print k "-cpu", $1 + $2 }' >>"$WORK/times"
+  done
   if [ "$r" = 0 ]; then
-    log "warm-up round (not counted): $(tail -4 "$WORK/times" | tr '\n' ' ')"
+    log "warm-up round (not counted): $(tail -6 "$WORK/times" | tr '\n' ' ')"
     : >"$WORK/times"
   else
-    log "round $r: $(tail -4 "$WORK/times" | tr '\n' ' ')"
+    log "round $r: $(tail -6 "$WORK/times" | tr '\n' ' ')"
   fi
 done
 
@@ -86,6 +91,9 @@ for label, key, what in rows:
 tf = statistics.median(t["tradeflow"])
 cpu = statistics.median(t["tradeflow-cpu"])
 print(f"tradeflow ingestor --backfill CPU: median {cpu:.2f} s (user + system) = {cpu / lines * 1e6:.2f} µs per line")
+for key, label in (("kcat-cpu", "kcat -P -l"), ("kcat-lz4-cpu", "kcat -P -l -z lz4")):
+    c = statistics.median(t[key])
+    print(f"{label} CPU: median {c:.2f} s = {c / lines * 1e6:.2f} µs per line (tradeflow {cpu / c:.2f} ×)")
 print(f"ratio tradeflow / kcat:        {statistics.median(t['kcat']) / tf:.2f}")
 print(f"ratio tradeflow / kcat -z lz4: {statistics.median(t['kcat-lz4']) / tf:.2f}")
 PY

@@ -7,7 +7,7 @@
 # BENCH_LIVE=1: an aggregator runs (caught up) during the backfill, which then takes its partitions
 # from it (fenced, leased) and hands them back: the live backfill.
 #
-#   scripts/bench-replay.sh [RECORDS]
+#   scripts/bench-replay.sh [RECORDS]     ROUNDS=n (default 3): backfill then kcat, n times; medians
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -58,33 +58,46 @@ if [ "${BENCH_LIVE:-0}" = 1 ]; then
   [ "$(metric tradeflow_aggregator_records_total)" = "$RECORDS" ] || die "the aggregator did not catch up"
   LIVE="live: an aggregator owned every partition during the backfill"
 fi
-t0=$(now)
-# The backfill's CPU (user + system, bash's `time`): per record, the figure the machine's load
-# does not move (the wall ratio does: the backfill needs both cores, kcat a fraction of one).
-{ TIMEFORMAT='%U %S'; time "$TF" backfill --from earliest >"$WORK/backfill.out" 2>"$WORK/backfill.err"; } 2>"$WORK/backfill.cpu"
-t1=$(now)
-if [ -n "$LIVE" ]; then
-  for _ in $(seq 1 120); do [ "$(metric tradeflow_aggregator_partitions_owned)" = 12 ] && break; sleep 0.5; done
-  LIVE="$LIVE; it loaded $(metric tradeflow_aggregator_rebuilt_reloads_total) rebuilt partitions and owns $(metric tradeflow_aggregator_partitions_owned) again"
-  kill "$AGG"; wait "$AGG" 2>/dev/null || true
-fi
-kcat -C -b "$KAFKA_BROKERS" -X broker.address.family=v4 -t trades -o beginning -e -q -f '%o\n' >"$WORK/kcat.out"
-t2=$(now)
+# ROUNDS rounds (default 3; 1 with BENCH_LIVE) on the same topic, each the backfill then kcat, so
+# the medians compare like with like; a backfill replaces the rows, so every round does the same work.
+ROUNDS="${ROUNDS:-3}"
+[ -n "$LIVE" ] && ROUNDS=1
+: >"$WORK/rounds"
+for r in $(seq 1 "$ROUNDS"); do
+  t0=$(now)
+  # The backfill's CPU (user + system, bash's `time`): per record, the figure the machine's load
+  # does not move (the wall ratio does: the backfill needs both cores, kcat a fraction of one).
+  { TIMEFORMAT='%U %S'; time "$TF" backfill --from earliest >"$WORK/backfill.out" 2>>"$WORK/backfill.err"; } 2>"$WORK/backfill.cpu"
+  t1=$(now)
+  if [ -n "$LIVE" ]; then
+    for _ in $(seq 1 120); do [ "$(metric tradeflow_aggregator_partitions_owned)" = 12 ] && break; sleep 0.5; done
+    LIVE="$LIVE; it loaded $(metric tradeflow_aggregator_rebuilt_reloads_total) rebuilt partitions and owns $(metric tradeflow_aggregator_partitions_owned) again"
+    kill "$AGG"; wait "$AGG" 2>/dev/null || true
+  fi
+  kcat -C -b "$KAFKA_BROKERS" -X broker.address.family=v4 -t trades -o beginning -e -q -f '%o\n' >"$WORK/kcat.out"
+  t2=$(now)
+  read_n=$(sed -n 's/.*records read: \([0-9]*\).*/\1/p' "$WORK/backfill.out" | head -1)
+  echo "$r ${read_n:-0} $(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }') $(wc -l <"$WORK/kcat.out") $(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }') $(awk '{ print $1 + $2 }' "$WORK/backfill.cpu")" >>"$WORK/rounds"
+  log "round $r: $(tail -1 "$WORK/rounds") (round, records, backfill s, kcat records, kcat s, backfill CPU s)"
+done
 grep -ci "error" "$WORK/backfill.err" >"$WORK/errors" || true
-python3 - "$t0" "$t1" "$t2" "$(cat "$WORK/backfill.out")" "$(wc -l <"$WORK/kcat.out")" "$(cat "$WORK/errors")" "$LIVE" \
-  "$(cat "$WORK/backfill.cpu")" <<'PY'
-import os, sys
-t0, t1, t2 = map(float, sys.argv[1:4])
-out, kcat_n, errors, live = sys.argv[4], int(sys.argv[5]), sys.argv[6], sys.argv[7]
-cpu = sum(map(float, sys.argv[8].split()))
-read = int(out.split("records read:")[1].split()[0])
-bf, kc = t1 - t0, t2 - t1
-print("replay: one Apache Kafka node, Postgres, tradeflow and kcat on one 2-core machine")
+python3 - "$WORK/rounds" "$(cat "$WORK/backfill.out")" "$(cat "$WORK/errors")" "$LIVE" <<'PY'
+import os, statistics, sys
+rounds = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+out, errors, live = sys.argv[2], sys.argv[3], sys.argv[4]
+print(f"replay: one Apache Kafka node, Postgres, tradeflow and kcat on one 2-core machine; {len(rounds)} rounds, medians")
 if live:
     print(live)
-print(f"tradeflow backfill --from earliest: {read} records in {bf:6.2f} s = {read / bf / 1e3:6.0f} k records/s  ({out.strip()})")
-print(f"kcat -C (to the end, offsets only): {kcat_n} records in {kc:6.2f} s = {kcat_n / kc / 1e3:6.0f} k records/s")
-print(f"ratio tradeflow / kcat: {(read / bf) / (kcat_n / kc):.2f}   error lines logged by backfill: {errors}")
-print(f"backfill CPU (user + system): {cpu:.2f} s = {cpu / read * 1e6:.2f} µs per record"
-      f" ({cpu / bf:.2f} cores of the machine's {os.cpu_count()}); load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+for r, n, bf, kn, kc, cpu in rounds:
+    print(f"  round {r:.0f}: backfill {n / bf / 1e3:6.0f} k records/s ({bf:.2f} s, {cpu / n * 1e6:.2f} µs CPU per record, {cpu / bf:.2f} cores)"
+          f"  kcat {kn / kc / 1e3:6.0f} k records/s ({kc:.2f} s)  ratio {(n / bf) / (kn / kc):.2f}")
+med = lambda xs: statistics.median(xs)
+read = rounds[-1][1]
+bf_rate, kc_rate = med([n / bf for _, n, bf, _, _, _ in rounds]), med([kn / kc for _, _, _, kn, kc, _ in rounds])
+print(f"tradeflow backfill --from earliest: {read:.0f} records, median {bf_rate / 1e3:6.0f} k records/s  (last: {out.strip()})")
+print(f"kcat -C (to the end, offsets only): median {kc_rate / 1e3:6.0f} k records/s")
+print(f"ratio tradeflow / kcat: {med([(n / bf) / (kn / kc) for _, n, bf, kn, kc, _ in rounds]):.2f} (median of the rounds' ratios)"
+      f"   error lines logged by backfill: {errors}")
+print(f"backfill CPU (user + system): median {med([cpu / n * 1e6 for _, n, _, _, _, cpu in rounds]):.2f} µs per record"
+      f" ({med([cpu / bf for _, _, bf, _, _, cpu in rounds]):.2f} cores of the machine's {os.cpu_count()}); load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 PY

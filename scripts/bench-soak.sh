@@ -13,5 +13,7 @@ MINUTES="${1:-10}"
 case "$MINUTES" in -h|--help) sed -n '2,9p' "$0"; exit 0 ;; esac
 rate="${BENCH_RATE:-10000}"
 # bench-latency.sh's machinery with one load, windows of a minute.
+# After it, the ingestor's backfill of the same files (its CPU per line against the live one's).
+export BENCH_BACKFILL_COST="${BENCH_BACKFILL_COST:-1}"
 export BENCH_WARMUP="${BENCH_WARMUP:-60 $rate}" BENCH_WINDOW=60 BENCH_LOADS=custom BENCH_CUSTOM="--label soak --rate $rate --clients 10 --subscribers 10"
 exec bash scripts/bench-latency.sh "$((MINUTES * 60))"

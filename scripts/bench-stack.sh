@@ -79,11 +79,44 @@ measure() {
   run "$@"
   scrape after
   report
+  [ "${BENCH_BACKFILL_COST:-0}" = 1 ] && backfill_cost
   stop_stack
 }
 
+# The live ingestor's CPU per line against its backfill's on the same lines (issue 28: within 3 ×):
+# the services stopped, `tradeflow ingestor --backfill` republishes the load's files into fresh
+# topics on the same broker, timed with bash's `time` (user + system). BENCH_BACKFILL_COST=1 (the soak).
+backfill_cost() {
+  local pid day lines cpu
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+  day=$(date -u +%F)
+  lines=$(cat "$TRADE_LOG_DIR"/*."$(date -u +%Y.%m.%d)".log 2>/dev/null | wc -l)
+  TRADEFLOW_TOPIC_PREFIX=backfill. "$TF" topics >/dev/null
+  cpu=$( { TIMEFORMAT='%U %S'; time TRADEFLOW_TOPIC_PREFIX=backfill. "$TF" ingestor --backfill --from "$day" \
+      --dir "$TRADE_LOG_DIR" --state-dir "$STACK_DIR/backfill-state" 2>>"$STACK_DIR/backfill.log" >/dev/null; } 2>&1 | awk '{ print $1 + $2 }')
+  python3 - "$lines" "$cpu" "$WORK/live-ingestor-us" <<'PY'
+import sys
+lines, cpu = int(sys.argv[1]), float(sys.argv[2])
+try:
+    live = float(open(sys.argv[3]).read())
+except (OSError, ValueError):
+    live = None
+if lines == 0:
+    print("  backfill cost: no lines of today's files to republish (a run across midnight UTC?)")
+else:
+    per = cpu / lines * 1e6
+    tail = f"; the live ingestor above {live:.1f} µs per trade = {live / per:.1f} × its backfill (issue 28: ≤ 3 ×)" if live else ""
+    print(f"  ingestor --backfill of the same {lines} lines after the load (same broker, services stopped): CPU {cpu:.2f} s = {per:.2f} µs per line{tail}")
+PY
+}
+
 # The services' metrics and every process's CPU time, before and after the measured load.
+# The broker's served requests by type (scripts/kafka/RequestCounts.java, its JMX meters) are read
+# outside the CPU window: before the CPU times, and after them.
 scrape() {
+  [ "$1" = before ] && broker_requests "$1" && broker_threads >"$WORK/threads.$1"
   curl -sf "http://$ING_METRICS/metrics" >"$WORK/ing.$1" || true
   curl -sf "http://$AGG_METRICS/metrics" >"$WORK/agg.$1" || true
   curl -sf "http://$DASH_METRICS/metrics" >"$WORK/dash.$1" || true
@@ -91,6 +124,16 @@ scrape() {
   pg=$(pgrep -d ' ' -x postgres || true)
   printf '%s %s %s %s %s %s\n' "$(date +%s.%N)" "$(cpu_ticks "${PIDS[0]}")" "$(cpu_ticks "${PIDS[1]}")" \
     "$(cpu_ticks "${PIDS[2]}")" "$(cpu_ticks "$KAFKA_PID")" "$(cpu_ticks $pg)" >"$WORK/cpu.$1"
+  [ "$1" = after ] && broker_requests "$1" && broker_threads >"$WORK/threads.$1"
+  return 0
+}
+# The broker JVM's threads: "NAME CPU-MS" for every thread, from `jcmd PID Thread.print` (its
+# `cpu=` per thread; the JVM's GC and compiler threads too), to say where the broker's CPU goes.
+broker_threads() {
+  jcmd "$KAFKA_PID" Thread.print 2>/dev/null | sed -n 's/^"\([^"]*\)".* cpu=\([0-9.]*\)ms.*/\1\t\2/p' || true
+}
+broker_requests() {
+  java "$TRADEFLOW_ROOT/scripts/kafka/RequestCounts.java" "$KAFKA_PID" >"$WORK/req.$1" 2>>"$STACK_DIR/requests.log" || : >"$WORK/req.$1"
 }
 
 # Where the time goes (the freshness histograms over the measured load), and who used the CPU.
@@ -100,7 +143,8 @@ report() {
   hop_quantiles "3 aggregation (read → changelog produce)" "$WORK/agg.before" "$WORK/agg.after" tradeflow_aggregator_apply_seconds
   hop_quantiles "4 summaries hop (produce → dashboard reads)" "$WORK/dash.before" "$WORK/dash.after" tradeflow_dashboard_summary_age_seconds
   hop_quantiles "5 fan-out (applied → frame written)" "$WORK/dash.before" "$WORK/dash.after" tradeflow_dashboard_fanout_seconds
-  python3 - "$WORK/cpu.before" "$WORK/cpu.after" "$(getconf CLK_TCK)" "$WORK/agg.before" "$WORK/agg.after" <<'PY'
+  python3 - "$WORK/cpu.before" "$WORK/cpu.after" "$(getconf CLK_TCK)" "$WORK/agg.before" "$WORK/agg.after" \
+    "$WORK/req.before" "$WORK/req.after" "$WORK/threads.before" "$WORK/threads.after" <<'PY'
 import os, sys
 b, a = (list(map(float, open(p).read().split())) for p in sys.argv[1:3])
 hz, secs = float(sys.argv[3]), a[0] - b[0]
@@ -116,9 +160,48 @@ def records(path):
 # aggregator consumed between the two scrapes; the broker is its JVM.
 trades = records(sys.argv[5]) - records(sys.argv[4])
 if trades > 0:
+    with open(os.path.join(os.path.dirname(sys.argv[1]), "live-ingestor-us"), "w") as f:
+        f.write(f"{cpu[0] / trades * 1e6:.3f}")
     print("  CPU per trade (µs): " + "  ".join(f"{n} {c / trades * 1e6:.1f}" for n, c in zip(names, cpu))
           + f"  pipeline {sum(cpu[:4]) / trades * 1e6:.1f}  ({trades:.0f} trades; ingestor + aggregator + dashboard + broker"
           + f" {sum(cpu[:4]) / secs:.2f} cores at {trades / secs:.0f} trades/s; postgres counts every cluster on the machine)")
+# What the broker serves per second, and its CPU per request (its JVM's CPU over every request it
+# answered in the window: produce, fetch, the KRaft controller's own).
+def requests(path):
+    try:
+        return {k: float(v) for k, v in (l.split() for l in open(path) if l.strip())}
+    except (OSError, ValueError):
+        return {}
+rb, ra = requests(sys.argv[6]), requests(sys.argv[7])
+served = {k: ra[k] - rb.get(k, 0.0) for k in ra}
+# A consumer's fetch marks both Kafka's `Fetch` and `FetchConsumer` meters (a replica's both `Fetch`
+# and `FetchFollower`): the sub-counts are shown, not added.
+total = sum(v for k, v in served.items() if k not in ("FetchConsumer", "FetchFollower"))
+if total > 0:
+    top = [(k, v) for k, v in sorted(served.items(), key=lambda kv: -kv[1]) if v / secs >= 1]
+    print("  broker requests/s: " + "  ".join(f"{k} {v / secs:.0f}" for k, v in top)
+          + f"  → broker CPU {cpu[3] / total * 1e6:.1f} µs per request"
+          + (f", {served.get('Produce', 0) / trades:.3f} produce requests per trade" if trades > 0 else ""))
+else:
+    print("  broker requests/s: not read (scripts/kafka/RequestCounts.java; see the stack's requests.log)")
+# The broker's CPU by thread kind (names with their numbers stripped: a pool counts as one).
+import re
+def threads(path):
+    out = {}
+    try:
+        for l in open(path):
+            name, ms = l.rstrip("\n").rsplit("\t", 1)
+            kind = re.sub(r"[-_# ]?[0-9]+", "", name).strip("-_ ") or name
+            out[kind] = out.get(kind, 0.0) + float(ms) / 1e3
+    except (OSError, ValueError):
+        pass
+    return out
+tb, ta = threads(sys.argv[8]), threads(sys.argv[9])
+used = sorted(((k, v - tb.get(k, 0.0)) for k, v in ta.items()), key=lambda kv: -kv[1])
+if cpu[3] > 0 and used:
+    shown = [(k, c) for k, c in used if c / cpu[3] >= 0.02]
+    print("  broker CPU by thread (jcmd Thread.print, % of the broker's): " + ";  ".join(f"{k} {c / cpu[3] * 100:.0f}" for k, c in shown)
+          + f";  others {sum(c for _, c in used[len(shown):]) / cpu[3] * 100:.0f}")
 print(f"  load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 PY
 }

@@ -36,6 +36,7 @@ echo $$ >"$STATE/dev.pid"
 ensure_build_tools
 ensure_kafka
 ensure_postgres 9>&-
+SETUP_SECS=$SECONDS   # bash's SECONDS: since this script started
 # The snapshot tables live in their own database. Without --durable every run starts with a fresh
 # broker (empty topics), so the tables (and their stored offsets) must start empty too; --durable
 # keeps both.
@@ -51,9 +52,12 @@ if [ -n "${TRADEFLOW_BIN:-}" ]; then
   TF="$TRADEFLOW_BIN"
 else
   log "building tradeflow (release)"
+  build_start=$SECONDS
   cargo build --release --locked --bin tradeflow >&2
+  BUILD_SECS=$((SECONDS - build_start))
   TF="$PWD/target/release/tradeflow"
 fi
+STACK_START=$SECONDS
 
 PIDS=()
 cleanup() {
@@ -76,7 +80,10 @@ start_service() {
     producer) "$TF" producer 9>&- 2>>"$STATE/producer.log" & PRODUCER_PID=$! ;;
     prices) "$TF" prices 9>&- 2>>"$STATE/prices.log" & ;;
     ingestor) "$TF" ingestor --state-dir "$STATE/ingestor" 9>&- 2>>"$STATE/ingestor.log" & ;;
-    aggregator) TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 "$TF" aggregator 9>&- 2>>"$STATE/aggregator.log" & ;;
+    # A static member (Kafka's group.instance.id): restarted after a crash it takes its partitions
+    # back at once instead of after the dead one's 10 s session (docs/benchmarks.md, recovery).
+    aggregator) TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 TRADEFLOW_AGGREGATOR_INSTANCE_ID="${TRADEFLOW_AGGREGATOR_INSTANCE_ID:-dev-aggregator}" \
+                  "$TF" aggregator 9>&- 2>>"$STATE/aggregator.log" & ;;
     dashboard) "$TF" dashboard --listen "127.0.0.1:$DASHBOARD_PORT" 9>&- 2>>"$STATE/dashboard.log" & ;;
   esac
   PIDS+=($!); NAME_OF[$!]=$1
@@ -98,6 +105,14 @@ fi
 export TRADEFLOW_AUTH_SECRET
 start_service dashboard
 DASHBOARD_URL="http://127.0.0.1:$DASHBOARD_PORT/"
+# The first page: the dashboard answers /readyz (its feeds read; at most 60 s, then say so).
+ready_deadline=$((SECONDS + 60))
+until curl -sf -o /dev/null "${DASHBOARD_URL}readyz"; do
+  [ "$SECONDS" -lt "$ready_deadline" ] || { log "the dashboard is not ready after 60 s: see $STATE/dashboard.log"; break; }
+  sleep 0.2
+done
+mmss() { printf '%d min %02d s' $(($1 / 60)) $(($1 % 60)); }
+READY="first page ready $(mmss "$SECONDS") after the start: tools, Kafka's jars and Postgres $(mmss "$SETUP_SECS"), release build $([ -n "${BUILD_SECS:-}" ] && mmss "$BUILD_SECS" || echo "skipped (TRADEFLOW_BIN)"), the stack $(mmss $((SECONDS - STACK_START)))"
 LINKS=""
 for c in ${CLIENTS//,/ }; do
   LINKS+="  client $c     ${DASHBOARD_URL}#client=$c&token=$("$TF" token --client "$c")"$'\n'
@@ -105,7 +120,7 @@ done
 
 cat >&2 <<INFO
 
-tradeflow is running
+tradeflow is running ($READY)
   dashboard   $DASHBOARD_URL  (open a link below; terminal: $TF tail --client <id> --token <token>)
 $LINKS  broker      $KAFKA_BROKERS (Apache Kafka $KAFKA_VERSION, log dir $STATE/broker)
   postgres    $DATABASE_URL

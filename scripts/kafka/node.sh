@@ -12,6 +12,9 @@
 #
 # Environment: KAFKA_LIBS (the broker's jars; default ~/.cache/tradeflow/kafka-<version>/libs),
 # KAFKA_HEAP_OPTS (default -Xms256m -Xmx512m: the broker shares two cores with everything else),
+# KAFKA_JVM_PERFORMANCE_OPTS (the GC and JIT flags, as in Kafka's own kafka-run-class.sh; default
+# below), KAFKA_SERVER_PROPS (extra server.properties lines, newline-separated; a key given again
+# overrides the one above — java.util.Properties keeps the last),
 # JAVA (default java), TRADEFLOW_NODE_OWNER_PID (the node is killed once that process is gone:
 # the test harness's, so a test process that exits or dies never leaves a broker behind).
 set -euo pipefail
@@ -25,7 +28,7 @@ while [ $# -gt 0 ]; do
     --dir) dir=$2 ;; --id) id=$2 ;; --port) port=$2 ;; --controller-port) cport=$2 ;;
     --voters) voters=$2 ;; --cluster-id) cluster_id=$2 ;; --replication) replication=$2 ;;
     --sasl-ssl-port) sport=$2 ;; --keystore) keystore=$2 ;; --keystore-password) kspw=$2 ;; --scram) scram=$2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "node.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -81,12 +84,13 @@ num.network.threads=2
 num.io.threads=4
 background.threads=4
 log.cleaner.dedupe.buffer.size=33554432
+${KAFKA_SERVER_PROPS:-}
 PROPS
 
 java_bin="${JAVA:-java}"
 cp="$KAFKA_LIBS/*"
-jvm=(${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20
-     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true
+perf_opts="${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent}"
+jvm=(${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} $perf_opts -Djava.awt.headless=true
      "-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$cp")
 if [ ! -f "$dir/data/meta.properties" ]; then
   "$java_bin" "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" --ignore-formatted "${format_extra[@]}"
