@@ -26,7 +26,7 @@ use rust_decimal::Decimal;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tradeflow_core::bars::{Bar, fold};
-use tradeflow_core::kafka::KafkaArgs;
+use tradeflow_core::kafka::{KafkaArgs, close_off_runtime};
 use tradeflow_core::price::PriceTick;
 
 use crate::metrics::Metrics;
@@ -56,7 +56,8 @@ pub struct Written {
     pub stored: BTreeMap<i32, i64>,
 }
 
-/// Starts the bar writer (a task) until `shutdown`.
+/// Starts the bar writer (a task) until `shutdown`: its last batch written, the task ends once its
+/// consumer is closed (off the async workers: [`close_off_runtime`]).
 pub fn spawn(
     kafka: &KafkaArgs,
     topic: &str,
@@ -87,9 +88,10 @@ pub fn spawn(
                 commit_positions(&consumer, &topic, &batch);
             }
             if shutdown.is_cancelled() {
-                return;
+                break;
             }
         }
+        close_off_runtime(consumer, "bar writer consumer").await;
     }))
 }
 

@@ -7,8 +7,9 @@
 //! to the stored offset and resumed: the rebuilt rows are where consumption carries on.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -19,6 +20,7 @@ use rdkafka::{ClientContext, Message as _, Offset};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tradeflow_core::kafka::close_off_runtime;
 use tradeflow_core::record::TradeRecord;
 use tradeflow_core::summary::SummaryKey;
 
@@ -62,6 +64,13 @@ pub struct Engine {
     /// A client of its own for `ListOffsets` (watermarks) — not the consumer, whose rebalance
     /// callback asks them.
     pub offsets_client: offset_check::LogOffsets,
+    /// `--shutdown-secs`: the whole graceful stop's time, from the signal.
+    pub stop_budget: Duration,
+    /// When the stop must be done by: set when the cancelled token is first seen
+    /// ([`Self::stop_deadline`]; `run` in lib.rs sees it at the signal).
+    pub stop_by: OnceLock<Instant>,
+    /// The final snapshot is taken: the revocation while the consumer closes writes nothing again.
+    pub stopped: AtomicBool,
 }
 
 /// What loading a partition came to.
@@ -75,6 +84,17 @@ enum Loaded {
 impl Engine {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, PartitionState>> {
         self.owned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Once a stop is asked for: when it must be done by (`--shutdown-secs` after it was first
+    /// seen). `None` while running.
+    pub fn stop_deadline(&self) -> Option<Instant> {
+        self.shutdown.is_cancelled().then(|| *self.stop_by.get_or_init(|| Instant::now() + self.stop_budget))
+    }
+
+    /// What is left of the stop's time (all of it before a stop is asked for).
+    pub fn stop_left(&self) -> Duration {
+        self.stop_deadline().map_or(self.stop_budget, |d| d.saturating_duration_since(Instant::now()))
     }
 
     /// Loads a partition, retrying while Postgres is unreachable.
@@ -265,8 +285,26 @@ impl Engine {
                 _ => None,
             }
         };
-        let Some(task) = task else { return };
-        match self.handle.block_on(task) {
+        let Some(mut task) = task else { return };
+        let joined = match self.stop_deadline() {
+            None => self.handle.block_on(task),
+            // Stopping: it gets what is left of the stop's time.
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.handle.block_on(tokio::time::timeout(left, &mut task)) {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        task.abort();
+                        tracing::warn!(
+                            "the background snapshot did not finish within the stop's time (--shutdown-secs): abandoned (rolled back unless committed); its rows are written again if time is left"
+                        );
+                        self.lock().values_mut().for_each(PartitionState::mark_all_dirty);
+                        return;
+                    }
+                }
+            }
+        };
+        match joined {
             Ok(results) => {
                 for (job, outcome) in results {
                     self.settle(job, outcome.map_err(Some));
@@ -282,36 +320,63 @@ impl Engine {
 
     /// Snapshots `partitions` (all owned when `None`) now, on the calling thread, after the
     /// background snapshot (if any) has finished. A fenced partition is dropped. Failed attempts
-    /// are retried (with backoff); during shutdown, for at most 30 s: whatever is not snapshotted
-    /// is consumed again by the next owner.
-    pub fn snapshot(&self, partitions: Option<&[i32]>) {
+    /// are retried (with backoff); during a stop only until its deadline (`--shutdown-secs`):
+    /// whatever is not snapshotted by then is consumed again by the next owner. Returns whether
+    /// every partition with changes was written (or turned out to be another owner's).
+    pub fn snapshot(&self, partitions: Option<&[i32]>) -> bool {
         self.reap(true);
-        let call_started = Instant::now();
         let mut jobs = self.take_jobs(partitions).into_iter();
         while let Some(mut job) = jobs.next() {
             let mut backoff = Duration::from_millis(100);
             let outcome = loop {
-                match self.handle.block_on(self.commit(&mut job)) {
-                    Err(e) if !(self.shutdown.is_cancelled() && call_started.elapsed() > Duration::from_secs(30)) => {
+                match self.commit_now(&mut job) {
+                    Err(e) => {
+                        let pause = match self.stop_deadline() {
+                            None => backoff,
+                            Some(deadline) => match deadline.saturating_duration_since(Instant::now()) {
+                                left if left.is_zero() => break Err(e),
+                                left => backoff.min(left),
+                            },
+                        };
                         tracing::error!(partition = job.partition, error = %e, "snapshot failed; retrying");
-                        std::thread::sleep(backoff);
+                        std::thread::sleep(pause);
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                     outcome => break outcome,
                 }
             };
-            let gave_up = outcome.is_err();
-            self.settle(job, outcome.map_err(Some));
-            if gave_up {
+            if let Err(e) = &outcome {
+                let (partition, error) = (job.partition, e.to_string());
+                self.settle(job, outcome.map_err(Some));
+                let not_attempted: Vec<i32> = jobs
+                    .map(|job| {
+                        let p = job.partition;
+                        self.settle(job, Err(None));
+                        p
+                    })
+                    .collect();
                 tracing::warn!(
+                    partition,
+                    error,
+                    ?not_attempted,
                     "shutting down without a final snapshot of every partition: the next owner consumes the rest again"
                 );
-                jobs.for_each(|job| self.settle(job, Err(None)));
-                break;
+                return false;
             }
+            self.settle(job, outcome.map_err(Some));
         }
-        let owned = self.lock().len();
-        self.metrics.partitions_owned.store(owned as u64, Relaxed);
+        true
+    }
+
+    /// One [`Self::commit`] on the calling thread; during a stop, within what is left of its time
+    /// (a commit cut short rolls back).
+    fn commit_now(&self, job: &mut SnapshotJob) -> Result<SnapshotOutcome, StoreError> {
+        let Some(deadline) = self.stop_deadline() else { return self.handle.block_on(self.commit(job)) };
+        let out_of_time = StoreError::OutOfTime(self.stop_budget);
+        match deadline.saturating_duration_since(Instant::now()) {
+            left if left.is_zero() => Err(out_of_time),
+            left => self.handle.block_on(tokio::time::timeout(left, self.commit(job))).unwrap_or(Err(out_of_time)),
+        }
     }
 }
 
@@ -368,7 +433,9 @@ impl ConsumerContext for EngineContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                engine.snapshot(Some(&partitions));
+                // Once the final snapshot is taken (the consumer closing at shutdown), nothing is
+                // written again: it had the stop's time, and said what it could not write.
+                let snapshotted = (!engine.stopped.load(Relaxed)).then(|| engine.snapshot(Some(&partitions)));
                 let mut owned = engine.lock();
                 for p in &partitions {
                     owned.remove(p);
@@ -378,7 +445,14 @@ impl ConsumerContext for EngineContext {
                 for p in &partitions {
                     engine.offsets_accepted(*p);
                 }
-                tracing::info!(?partitions, "revoked (snapshotted first)");
+                match snapshotted {
+                    Some(true) => tracing::info!(?partitions, "revoked (snapshotted first)"),
+                    Some(false) => tracing::warn!(
+                        ?partitions,
+                        "revoked without a snapshot of every partition: the next owner consumes the rest again"
+                    ),
+                    None => tracing::info!(?partitions, "revoked at shutdown, after the final snapshot"),
+                }
                 if let Err(e) = consumer.unassign() {
                     tracing::error!(error = %e, "unassign failed");
                 }
@@ -575,11 +649,28 @@ pub fn run(
             last_snapshot = Instant::now();
         }
     }
-    // Graceful shutdown: final snapshot, then leave the group (its revoke snapshots nothing new).
-    engine.snapshot(None);
-    consumer.unsubscribe();
-    let _ = changelog.flush(Duration::from_secs(10));
-    engine.refused.flush(Duration::from_secs(10));
+    // Graceful stop within --shutdown-secs of the signal: the final snapshot first (Postgres: it
+    // needs no broker), then the changelog and the refusals flushed and the group left with what is
+    // left of that time — a broker that is down costs only that wait.
+    if engine.snapshot(None) {
+        tracing::info!("final snapshot written");
+    }
+    engine.stopped.store(true, Relaxed);
+    if let Err(e) = changelog.flush(engine.stop_left()) {
+        tracing::warn!(
+            error = %e,
+            "row changes not delivered to summaries at shutdown (the rows are in Postgres; each partition's next owner publishes its rows again)"
+        );
+    }
+    engine.refused.flush(engine.stop_left());
+    // Leaving the group is the consumer's close, on a thread of its own, for what is left of the
+    // time; past it the group coordinator expires this member after its session timeout.
+    let closing = close_off_runtime(consumer, "trades consumer");
+    if engine.handle.block_on(tokio::time::timeout(engine.stop_left(), closing)).is_err() {
+        tracing::warn!(
+            "the consumer did not leave the group within the stop's time (--shutdown-secs): its session times out instead"
+        );
+    }
     tracing::info!("aggregator consumer stopped");
     fatal.map_or(Ok(()), Err)
 }

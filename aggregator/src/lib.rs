@@ -15,7 +15,8 @@
 //! - [`store`]: load (taking ownership) and the fenced snapshot transaction.
 //! - [`engine`]: the consumer thread, rebalance handling, changelog, snapshot timer. A periodic
 //!   snapshot copies what changed (a consistent cut) and commits it on a task, so the consumer
-//!   thread never waits on Postgres except on a rebalance and at shutdown.
+//!   thread never waits on Postgres except on a rebalance and at shutdown; a stop takes the final
+//!   snapshot first and ends within `--shutdown-secs`, also with the broker down.
 //! - [`offset_check`]: stored offsets that do not belong to the `trades` log (a recreated topic)
 //!   stop the partition loudly instead of being reset silently.
 //! - [`refused`]: records and rows the aggregator refuses, set aside on `trades.refused` (the
@@ -91,11 +92,13 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
     tokio::spawn(history::keep_up(store.pool.clone(), config.retention.clone(), shutdown.clone()));
     let metrics = Arc::new(Metrics::default());
     let marks_group = format!("{}-marks-{}", config.group_id, std::process::id());
-    let marks = marks::follow(&config.kafka, &topics.prices, &marks_group, metrics.clone(), shutdown.clone())?;
+    let (marks, marks_task) =
+        marks::follow(&config.kafka, &topics.prices, &marks_group, metrics.clone(), shutdown.clone())?;
     let bars_group = format!("{}-bars", config.group_id);
     let flush = Duration::from_millis(config.bars_flush_ms.max(10));
     let pool = store.pool.clone();
-    bars::spawn(&config.kafka, &topics.prices, &bars_group, flush, pool, metrics.clone(), shutdown.clone())?;
+    let bars_task =
+        bars::spawn(&config.kafka, &topics.prices, &bars_group, flush, pool, metrics.clone(), shutdown.clone())?;
     let engine = Arc::new(Engine {
         store,
         handle: tokio::runtime::Handle::current(),
@@ -110,6 +113,17 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
         republish: Mutex::default(),
         mismatched: Mutex::default(),
         offsets_client: offset_check::LogOffsets::new(&config.kafka)?,
+        stop_budget: Duration::from_secs(config.shutdown_secs),
+        stop_by: std::sync::OnceLock::new(),
+        stopped: std::sync::atomic::AtomicBool::new(false),
+    });
+    // The stop's time (--shutdown-secs) runs from the signal.
+    tokio::spawn({
+        let (engine, shutdown) = (engine.clone(), shutdown.clone());
+        async move {
+            shutdown.cancelled().await;
+            engine.stop_deadline();
+        }
     });
     let mut consumer_config = config.kafka.consumer_config();
     if let Some(id) = &config.instance_id {
@@ -159,5 +173,12 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
     let result =
         tokio::task::spawn_blocking(move || engine::run(thread_engine, consumer, changelog, summaries, interval)).await;
     shutdown.cancel();
+    // The prices consumers close off the async workers meanwhile; they get what is left of the time.
+    let closed = tokio::time::timeout(engine.stop_left(), async {
+        let _ = tokio::join!(marks_task, bars_task);
+    });
+    if closed.await.is_err() {
+        tracing::warn!("the prices consumers did not close within the stop's time (--shutdown-secs): left behind");
+    }
     result.map_err(|e| AggregateError::Thread(e.to_string()))?.map_err(AggregateError::Consumer)
 }

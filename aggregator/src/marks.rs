@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use rdkafka::Message as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio_util::sync::CancellationToken;
-use tradeflow_core::kafka::KafkaArgs;
+use tradeflow_core::kafka::{KafkaArgs, close_off_runtime};
 use tradeflow_core::price::PriceTick;
 use tradeflow_core::summary::Mark;
 
@@ -23,14 +23,15 @@ pub fn snapshot(marks: &Marks) -> HashMap<String, Mark> {
     marks.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// Follows `topic` until `shutdown`, keeping the newest tick per symbol.
+/// Follows `topic` until `shutdown`, keeping the newest tick per symbol. The task ends once its
+/// consumer is closed (off the async workers: [`close_off_runtime`]).
 pub fn follow(
     kafka: &KafkaArgs,
     topic: &str,
     group: &str,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
-) -> Result<Marks, rdkafka::error::KafkaError> {
+) -> Result<(Marks, tokio::task::JoinHandle<()>), rdkafka::error::KafkaError> {
     let consumer: StreamConsumer = kafka
         .consumer_config()
         .set("group.id", group)
@@ -40,10 +41,10 @@ pub fn follow(
     consumer.subscribe(&[topic])?;
     let marks: Marks = Arc::default();
     let out = marks.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             let m = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 m = consumer.recv() => m,
             };
             match m {
@@ -71,6 +72,7 @@ pub fn follow(
                 Err(e) => tracing::warn!(error = %e, "prices consumer error"),
             }
         }
+        close_off_runtime(consumer, "marks consumer").await;
     });
-    Ok(out)
+    Ok((out, task))
 }

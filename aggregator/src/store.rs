@@ -71,6 +71,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("the snapshot transaction did not finish within {0:?}")]
     Timeout(std::time::Duration),
+    /// A stop's time (`--shutdown-secs`, here its whole length) ran out first.
+    #[error("the stop's time ({0:?}, --shutdown-secs) ran out before the snapshot committed")]
+    OutOfTime(std::time::Duration),
     #[error("stored row is invalid: {0}")]
     Invalid(String),
     /// A backfill holds the partition (its lease runs until it has written the rebuild).

@@ -137,6 +137,20 @@ impl Pipeline {
         );
     }
 
+    /// The snapshot tables equal the oracle of the log files now (no waiting: nothing writes them).
+    pub async fn equals_the_oracle(&self) {
+        let oracle = Oracle::from_dir(&self.logs).expect("oracle");
+        assert!(!oracle.rows.is_empty());
+        let stored = current_rows(&self.db.pool).await.expect("rows");
+        let mut diffs = compare(&stored, &oracle);
+        diffs.extend(compare_realized_pnl(&current_realized_pnl(&self.db.pool).await.expect("P&L"), &oracle));
+        assert!(diffs.is_empty(), "{} rows differ from the oracle, e.g. {:?}", diffs.len(), diffs.first());
+        let held = current_holdings(&self.db.pool).await.expect("holdings");
+        assert_eq!(compare_holdings(&held, &oracle), Vec::new(), "holdings");
+        let bars = current_fill_bars(&self.db.pool).await.expect("fill bars");
+        assert_eq!(compare_fill_bars(&bars, &oracle), Vec::new(), "fill bars");
+    }
+
     pub fn cleanup(self) {
         let _ = std::fs::remove_dir_all(&self.root);
     }

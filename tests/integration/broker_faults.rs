@@ -170,3 +170,58 @@ async fn leader_loss_in_a_three_node_cluster_loses_and_doubles_nothing() {
     }
     p.cleanup();
 }
+
+/// The aggregator is stopped (SIGTERM) while its broker is down and Postgres is up: it must write
+/// its final snapshot — here every row, the periodic snapshot being an hour away — and exit within
+/// `docker compose stop`'s 10 s grace. The broker hangs (SIGSTOP: a frozen host, a partition):
+/// nothing answers, nothing is refused, so closing each consumer (leaving its group) waits on
+/// requests that time out, and the row changes still queued for `summaries` (a long linger keeps
+/// them there, as a broker going away mid-stream does) cannot be delivered. Started again on the
+/// restarted broker, the aggregator carries on from the stored offsets: nothing lost, nothing
+/// applied twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn aggregator_stopped_with_the_broker_down_writes_its_final_snapshot_and_exits_in_time() {
+    const GRACE: Duration = Duration::from_secs(10);
+    let mut broker = KafkaCluster::start(1);
+    let p = Pipeline::on_broker(broker.kafka()).await;
+    p.produce(&["--clients", "1,2,3", "--count", "1500", "--seed", "47", "--rate", "5000"]);
+    let lines = Oracle::from_dir(&p.logs).expect("oracle").lines;
+    let ingestor_port = harness::broker::free_port();
+    let mut ingestor = p.start("ingestor", ingestor_port);
+    let port = harness::broker::free_port();
+    let slow = [("TRADEFLOW_SNAPSHOT_INTERVAL_MS", "3600000"), ("TRADEFLOW_CHANGELOG_LINGER_MS", "600000")];
+    let mut aggregator = p.start_with("aggregator", port, &slow);
+    ingestor_published_everything(&p, ingestor_port).await;
+    eventually("the aggregator to apply every line and be caught up", LONG, || async {
+        let records = metric(port, "tradeflow_aggregator_records_total").await?;
+        let lags = labelled(port, "tradeflow_aggregator_consumer_lag").await?;
+        (records >= lines && lags.len() == 12 && lags.iter().all(|&l| l == 0)).then_some(())
+    })
+    .await;
+    assert_eq!(metric(port, "tradeflow_aggregator_snapshots_total").await, Some(0), "only the final snapshot writes");
+    assert!(ingestor.terminate(LONG), "the ingestor did not stop cleanly");
+    broker.pause(0);
+
+    let stopping = std::time::Instant::now();
+    let clean = aggregator.terminate(GRACE);
+    let took = stopping.elapsed();
+    let log = std::fs::read_to_string(p.root.join("aggregator.log")).unwrap_or_default();
+    assert!(clean, "the aggregator did not exit cleanly within {GRACE:?} of SIGTERM (took {took:?}); its log:\n{log}");
+    assert!(!log.contains("without a final snapshot"), "{log}");
+    // The final snapshot alone holds every row: equal to the oracle now, without waiting.
+    p.equals_the_oracle().await;
+
+    // The broker restarted on its log dir (killed while hung), the aggregator starts at the
+    // stored offsets: still equal.
+    broker.restart(0);
+    let port = harness::broker::free_port();
+    let _aggregator = p.start("aggregator", port);
+    eventually("the restarted aggregator to own every partition, caught up", LONG, || async {
+        let lags = labelled(port, "tradeflow_aggregator_consumer_lag").await?;
+        (lags.len() == 12 && lags.iter().all(|&l| l == 0)).then_some(())
+    })
+    .await;
+    assert_eq!(metric(port, "tradeflow_aggregator_records_total").await, Some(0), "nothing consumed again");
+    p.converges().await;
+    p.cleanup();
+}

@@ -258,6 +258,27 @@ pub fn check_connection(kafka: &KafkaArgs, timeout: Duration) -> Result<(), Conn
     }
 }
 
+/// Drops a Kafka client on a thread of its own; the future resolves once it is gone. A group
+/// consumer's drop closes it — leaves the group, waiting on the broker: seconds, or as long as a
+/// request in flight takes to time out while the broker is down or hung — and must never run on an
+/// async worker: with every worker of the runtime blocked in such a close (two prices consumers on
+/// a two-core machine), no Postgres query or timer of the runtime makes progress meanwhile.
+/// Callers bound the wait (a timeout); an abandoned close ends with the process.
+pub fn close_off_runtime<T: Send + 'static>(client: T, what: &str) -> impl std::future::Future<Output = ()> + use<T> {
+    let (done, closed) = tokio::sync::oneshot::channel::<()>();
+    let close = move || {
+        drop(client);
+        let _ = done.send(());
+    };
+    if let Err(e) = std::thread::Builder::new().name(format!("close {what}")).spawn(close) {
+        // The closure went with the failed spawn: the client was closed here, on this thread.
+        tracing::warn!(error = %e, what, "cannot start a thread to close the Kafka client");
+    }
+    async move {
+        let _ = closed.await;
+    }
+}
+
 /// The context of consumers that read to the end of partitions (`enable.partition.eof`): librdkafka
 /// also reports each end of a partition as a "global error", and the default context would log
 /// it at ERROR; it is an expected event (readiness, the end of a backfill), logged at debug.
