@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
@@ -475,6 +476,8 @@ pub fn run(
     interval: Duration,
 ) -> Result<(), String> {
     let mut fatal = None;
+    // Row changes left unpublished because a stop met a full changelog queue (logged once, below).
+    let mut unpublished_at_stop = 0u64;
     let mut last_snapshot = Instant::now();
     let mut last_lag = Instant::now();
     let mut last_reload = Instant::now();
@@ -584,10 +587,25 @@ pub fn run(
                 loop {
                     match changelog.send(record) {
                         Ok(()) => break,
-                        Err((e, r)) => {
+                        // A full queue (the broker slow or down) is waited out — except during a
+                        // stop, which must reach its final snapshot within --shutdown-secs: the
+                        // row is in that snapshot, and a partition's next owner publishes its rows.
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                            if engine.shutdown.is_cancelled() =>
+                        {
+                            unpublished_at_stop += 1;
+                            break;
+                        }
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                             record = r;
-                            tracing::debug!(error = %e, "changelog queue full; polling");
+                            tracing::debug!("changelog queue full; polling");
                             changelog.poll(Duration::from_millis(10));
+                        }
+                        // A change the producer can never take (librdkafka's own limits): said, not
+                        // retried forever; the row stays in the state and in the next snapshot.
+                        Err((e, _)) => {
+                            tracing::error!(error = %e, row = %k, "cannot queue a row change for {summaries_topic}");
+                            break;
                         }
                     }
                 }
@@ -652,8 +670,22 @@ pub fn run(
     // Graceful stop within --shutdown-secs of the signal: the final snapshot first (Postgres: it
     // needs no broker), then the changelog and the refusals flushed and the group left with what is
     // left of that time — a broker that is down costs only that wait.
+    if unpublished_at_stop > 0 {
+        tracing::warn!(
+            changes = unpublished_at_stop,
+            "stopping with the summaries queue full: row changes not published (the rows are in the final snapshot; each partition's next owner publishes its rows again)"
+        );
+    }
     if engine.snapshot(None) {
         tracing::info!("final snapshot written");
+    } else if fatal.is_none() {
+        // Nothing is lost (each partition is consumed again from its stored offset at the next
+        // start), but the stop was not the graceful one: say so in the exit status, as the
+        // ingestor does when it cannot flush.
+        fatal = Some(format!(
+            "the final snapshot was not written within --shutdown-secs ({} s): the next start consumes its partitions again from their stored offsets",
+            engine.stop_budget.as_secs()
+        ));
     }
     engine.stopped.store(true, Relaxed);
     if let Err(e) = changelog.flush(engine.stop_left()) {

@@ -667,6 +667,54 @@ async fn backfill_rebuilds_days_atomically_and_twice_equals_once() {
     p.cleanup();
 }
 
+/// Postgres refuses the aggregator at its stop (its database closed to connections, its sessions
+/// ended): the final snapshot cannot be written. The stop must still end within `--shutdown-secs`
+/// (not hang on retries), say so in its exit status and log — it was not the graceful stop — and
+/// lose nothing: started again once the database takes connections, the aggregator consumes from
+/// the stored offsets and the tables equal the oracle.
+#[tokio::test]
+async fn a_final_snapshot_postgres_refuses_ends_the_stop_in_time_with_an_error_and_loses_nothing() {
+    let p = Pipeline::new().await;
+    p.produce(&["--clients", "1,2,3", "--count", "400", "--seed", "53"]);
+    let lines = Oracle::from_dir(&p.logs).expect("oracle").lines;
+    let _ingestor = p.start("ingestor", harness::broker::free_port());
+    let port = harness::broker::free_port();
+    // No periodic snapshot: the final one is the only write.
+    let settings = [("TRADEFLOW_SNAPSHOT_INTERVAL_MS", "3600000"), ("TRADEFLOW_AGGREGATOR_SHUTDOWN_SECS", "3")];
+    let mut aggregator = p.start_with("aggregator", port, &settings);
+    eventually("the aggregator to apply every line", LONG, || async {
+        metric(port, "tradeflow_aggregator_records_total").await.filter(|&n| n >= lines).map(|_| ())
+    })
+    .await;
+    let admin = sqlx::PgPool::connect(&harness::postgres::server_url()).await.expect("admin connection");
+    let close = format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false", p.db.name);
+    sqlx::query(&close).execute(&admin).await.expect("close the database");
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&p.db.name)
+    .execute(&admin)
+    .await
+    .expect("end its sessions");
+
+    let stopping = std::time::Instant::now();
+    let clean = aggregator.terminate(Duration::from_secs(10));
+    let took = stopping.elapsed();
+    let log = std::fs::read_to_string(p.root.join("aggregator.log")).unwrap_or_default();
+    assert!(!clean, "a stop without its final snapshot exited 0 (took {took:?}); its log:\n{log}");
+    assert!(
+        took < Duration::from_secs(9),
+        "killed at the deadline rather than exiting: took {took:?}; its log:\n{log}"
+    );
+    assert!(log.contains("the final snapshot was not written"), "{log}");
+
+    let open = format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS true", p.db.name);
+    sqlx::query(&open).execute(&admin).await.expect("open the database");
+    let _aggregator = p.start("aggregator", harness::broker::free_port());
+    p.converges().await;
+    p.cleanup();
+}
+
 #[tokio::test]
 async fn postgres_restarted_during_snapshots_loses_and_double_counts_nothing() {
     let pg = harness::postgres::ThrowawayPostgres::start();
