@@ -175,10 +175,11 @@ def requests(path):
 rb, ra = requests(sys.argv[6]), requests(sys.argv[7])
 served = {k: ra[k] - rb.get(k, 0.0) for k in ra}
 # A consumer's fetch marks both Kafka's `Fetch` and `FetchConsumer` meters (a replica's both `Fetch`
-# and `FetchFollower`): the sub-counts are shown, not added.
+# and `FetchFollower`): the sub-counts are neither shown nor added.
 total = sum(v for k, v in served.items() if k not in ("FetchConsumer", "FetchFollower"))
 if total > 0:
-    top = [(k, v) for k, v in sorted(served.items(), key=lambda kv: -kv[1]) if v / secs >= 1]
+    top = [(k, v) for k, v in sorted(served.items(), key=lambda kv: -kv[1])
+           if v / secs >= 1 and k not in ("FetchConsumer", "FetchFollower")]
     print("  broker requests/s: " + "  ".join(f"{k} {v / secs:.0f}" for k, v in top)
           + f"  → broker CPU {cpu[3] / total * 1e6:.1f} µs per request"
           + (f", {served.get('Produce', 0) / trades:.3f} produce requests per trade" if trades > 0 else ""))

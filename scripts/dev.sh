@@ -9,6 +9,9 @@
 # DASHBOARD_PORT (8080), TRADEFLOW_AUTH_SECRET (generated once into $TRADEFLOW_STATE/auth-secret),
 # TRADEFLOW_DEV_DB (tradeflow_dev), TRADEFLOW_BIN (a built tradeflow binary: skips the release build);
 # every service's own variables (docs/services.md) pass through.
+# Stop it with Ctrl-C, or SIGTERM/SIGINT to its pid (a script's background job ignores SIGINT: use
+# SIGTERM there). The services run in their own sessions, so only this script sees a terminal's
+# Ctrl-C and stops them in order; one stopped from outside (even with status 0) is restarted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -17,7 +20,7 @@ DURABLE=0
 for arg in "$@"; do
   case "$arg" in
     --durable) DURABLE=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) die "unknown argument $arg" ;;
   esac
 done
@@ -30,8 +33,23 @@ mkdir -p "$STATE/logs" "$STATE/broker"
 # One run per state directory: a second one would wipe the running one's broker and cursors. (The
 # lock's fd 9 is closed for every long-lived child — `9>&-` — so it ends with this script.)
 exec 9>>"$STATE/dev.lock"
-flock -n 9 || die "another scripts/dev.sh runs on $STATE (pid $(cat "$STATE/dev.pid" 2>/dev/null || echo "?")): stop it first (Ctrl-C), or give this one its own TRADEFLOW_STATE, KAFKA_PORT and DASHBOARD_PORT"
+flock -n 9 || die "another scripts/dev.sh runs on $STATE (pid $(cat "$STATE/dev.pid" 2>/dev/null || echo "?")): stop it first (Ctrl-C), or give this one its own TRADEFLOW_STATE, KAFKA_PORT, DASHBOARD_PORT, TRADEFLOW_INGESTOR_METRICS_ADDR, TRADEFLOW_AGGREGATOR_METRICS_ADDR and TRADEFLOW_DEV_DB"
 echo $$ >"$STATE/dev.pid"
+
+# From here on every exit stops what was started — also an early one (Ctrl-C during the build, a
+# failed setup step), which would otherwise leave the throwaway Postgres running.
+PIDS=()
+cleanup() {
+  log "stopping"
+  # Services first (they flush to the broker and snapshot to Postgres), then the broker.
+  for pid in "${PIDS[@]}"; do [ "$pid" = "${KAFKA_PID:-}" ] || kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do [ "$pid" = "${KAFKA_PID:-}" ] || wait "$pid" 2>/dev/null || true; done
+  [ -z "${SAMPLE_PID:-}" ] || kill "$SAMPLE_PID" 2>/dev/null || true
+  [ -z "${KAFKA_PID:-}" ] || stop_kafka "$KAFKA_PID"
+  stop_throwaway_postgres
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 ensure_build_tools
 ensure_kafka
@@ -41,6 +59,7 @@ SETUP_SECS=$SECONDS   # bash's SECONDS: since this script started
 # broker (empty topics), so the tables (and their stored offsets) must start empty too; --durable
 # keeps both.
 DEV_DB="${TRADEFLOW_DEV_DB:-tradeflow_dev}"
+[[ "$DEV_DB" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "TRADEFLOW_DEV_DB must be a plain Postgres name (lower-case letters, digits, _; at most 63): got '$DEV_DB'"
 if [ "$DURABLE" = 0 ]; then
   psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DEV_DB WITH (FORCE)" >/dev/null
   rm -rf "$STATE/ingestor" "$STATE/broker"   # a fresh broker; re-publish the existing logs into it
@@ -59,32 +78,17 @@ else
 fi
 STACK_START=$SECONDS
 
-PIDS=()
-cleanup() {
-  log "stopping"
-  # Services first (they flush to the broker and snapshot to Postgres), then the broker.
-  for pid in "${PIDS[@]}"; do [ "$pid" = "${KAFKA_PID:-}" ] || kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do [ "$pid" = "${KAFKA_PID:-}" ] || wait "$pid" 2>/dev/null || true; done
-  [ -z "${SAMPLE_PID:-}" ] || kill "$SAMPLE_PID" 2>/dev/null || true
-  [ -z "${KAFKA_PID:-}" ] || stop_kafka "$KAFKA_PID"
-  stop_throwaway_postgres
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 declare -A NAME_OF   # pid → service
 # start_service NAME: starts one service (or the broker) in the background and records its pid.
 start_service() {
   case "$1" in
     broker) start_kafka "$STATE/broker" "$KAFKA_PORT" 9>&-; PIDS+=("$KAFKA_PID"); NAME_OF[$KAFKA_PID]=broker; return ;;
-    producer) "$TF" producer 9>&- 2>>"$STATE/producer.log" & PRODUCER_PID=$! ;;
-    prices) "$TF" prices 9>&- 2>>"$STATE/prices.log" & ;;
-    ingestor) "$TF" ingestor --state-dir "$STATE/ingestor" 9>&- 2>>"$STATE/ingestor.log" & ;;
-    # A static member (Kafka's group.instance.id): restarted after a crash it takes its partitions
-    # back at once instead of after the dead one's 10 s session (docs/benchmarks.md, recovery).
-    aggregator) TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 TRADEFLOW_AGGREGATOR_INSTANCE_ID="${TRADEFLOW_AGGREGATOR_INSTANCE_ID:-dev-aggregator}" \
-                  "$TF" aggregator 9>&- 2>>"$STATE/aggregator.log" & ;;
-    dashboard) "$TF" dashboard --listen "127.0.0.1:$DASHBOARD_PORT" 9>&- 2>>"$STATE/dashboard.log" & ;;
+    producer) setsid "$TF" producer 9>&- 2>>"$STATE/producer.log" & PRODUCER_PID=$! ;;
+    prices) setsid "$TF" prices 9>&- 2>>"$STATE/prices.log" & ;;
+    ingestor) setsid "$TF" ingestor --state-dir "$STATE/ingestor" 9>&- 2>>"$STATE/ingestor.log" & ;;
+    aggregator) TRADEFLOW_SNAPSHOT_INTERVAL_MS=2000 setsid "$TF" aggregator 9>&- 2>>"$STATE/aggregator.log" & ;;
+    dashboard) setsid "$TF" dashboard --listen "127.0.0.1:$DASHBOARD_PORT" 9>&- 2>>"$STATE/dashboard.log" & ;;
   esac
   PIDS+=($!); NAME_OF[$!]=$1
 }
@@ -96,7 +100,10 @@ export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" DATABASE_URL TRADE_LOG_DIR="$STATE/
 
 # One seed for the producer's trade prices and the price feed: both walk the same path, so trades
 # are priced near the marks the rows are valued at (docs/pnl.md).
-export TRADEFLOW_PRICES_SEED="${TRADEFLOW_PRICES_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
+# Kept in the state directory (like the auth secret): a second run re-publishes the same logs, whose
+# trades were priced on this seed's path, so its marks must walk the same one.
+[ -s "$STATE/prices-seed" ] || od -An -N4 -tu4 /dev/urandom | tr -d ' ' >"$STATE/prices-seed"
+export TRADEFLOW_PRICES_SEED="${TRADEFLOW_PRICES_SEED:-$(cat "$STATE/prices-seed")}"
 for service in producer prices ingestor aggregator; do start_service "$service"; done
 if [ -z "${TRADEFLOW_AUTH_SECRET:-}" ]; then
   [ -s "$STATE/auth-secret" ] || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$STATE/auth-secret"
@@ -147,10 +154,11 @@ INFO
   done
 ) 9>&- &
 SAMPLE_PID=$!
-# A service that stops with status 0 was told to (a terminal's Ctrl-C reaches them all) — except a
-# producer that wrote its `--count` (TRADEFLOW_PRODUCER_COUNT): the rest keep running. One that dies
-# (a crash, kill -9, the broker killed) is restarted after a pause, as compose's
-# `restart: unless-stopped` does; five deaths of one service within a minute end the run.
+# The services run in their own sessions: a terminal's Ctrl-C reaches only this script, whose trap
+# stops them in order. So a service that exits — a crash, kill -9, a SIGTERM from outside (status 0),
+# the broker killed — is restarted after a pause, as compose's `restart: unless-stopped` does,
+# except a producer that wrote its `--count` (TRADEFLOW_PRODUCER_COUNT); five exits of one service
+# within a minute end the run.
 declare -A DEATHS   # service → the times (s) of its recent deaths
 while :; do
   status=0 done_pid=""
@@ -163,15 +171,12 @@ while :; do
     log "the producer wrote its lines and stopped; everything else keeps running (Ctrl-C stops all)"
     continue
   fi
-  # A terminal's Ctrl-C reaches the services too: they stop cleanly (status 0), and bash then does
-  # not run its own INT trap (it lets a child that handled the signal decide).
-  [ "$status" = 0 ] && exit 130
   logfile="$STATE/$name.log"; [ "$name" = broker ] && logfile="$STATE/broker/kafka.log"
   now=$(date +%s) recent=""
   for t in ${DEATHS[$name]:-} "$now"; do [ $((now - t)) -lt 60 ] && recent+="$t "; done
   DEATHS[$name]=$recent
   if [ "$(wc -w <<<"$recent")" -ge 5 ]; then
-    log "$name died 5 times within a minute (last exit status $status); see $logfile — stopping"
+    log "$name exited 5 times within a minute (last exit status $status); see $logfile — stopping"
     exit 1
   fi
   pause=$((2 ** ($(wc -w <<<"$recent") - 1)))

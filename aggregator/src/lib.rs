@@ -71,8 +71,8 @@ pub enum AggregateError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("invalid arguments: {0}")]
     Invalid(String),
-    #[error("cannot serve metrics: {0}")]
-    Metrics(std::io::Error),
+    #[error("cannot serve metrics on {addr} (--metrics-addr, TRADEFLOW_AGGREGATOR_METRICS_ADDR): {source}")]
+    Metrics { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("the consumer thread failed: {0}")]
     Thread(String),
     #[error(
@@ -159,9 +159,11 @@ pub async fn run(config: AggregatorArgs, shutdown: CancellationToken) -> Result<
             _ => None,
         }
     };
-    let listener = tokio::net::TcpListener::bind(config.metrics_addr).await.map_err(AggregateError::Metrics)?;
+    let addr = config.metrics_addr;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|source| AggregateError::Metrics { addr, source })?;
     tracing::info!(
-        metrics = %listener.local_addr().map_err(AggregateError::Metrics)?,
+        metrics = %listener.local_addr().map_err(|source| AggregateError::Metrics { addr, source })?,
         group = %config.group_id,
         instance = config.instance_id.as_deref().unwrap_or("(dynamic)"),
         "aggregator running"

@@ -10,8 +10,8 @@ pub enum IngestError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("the broker rejected a record: {0}")]
     Delivery(String),
-    #[error("cannot serve metrics: {0}")]
-    Metrics(std::io::Error),
+    #[error("cannot serve metrics on {addr} (--metrics-addr, TRADEFLOW_INGESTOR_METRICS_ADDR): {source}")]
+    Metrics { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("a file reader task failed: {0}")]
     Task(String),
     #[error(transparent)]

@@ -90,8 +90,9 @@ pub async fn run(config: IngestorArgs, shutdown: CancellationToken) -> Result<()
         tracing::info!(?report, "backfill done");
         return Ok(());
     }
-    let addr =
-        metrics::serve(config.metrics_addr, metrics.clone(), shutdown.clone()).await.map_err(IngestError::Metrics)?;
+    let addr = metrics::serve(config.metrics_addr, metrics.clone(), shutdown.clone())
+        .await
+        .map_err(|source| IngestError::Metrics { addr: config.metrics_addr, source })?;
     tracing::info!(dir = %config.dir.display(), state = %config.state_dir.display(), metrics = %addr, "ingestor running");
     let result = discovery::run(&config, shared.clone(), shutdown.clone()).await;
     // Each file's reader has waited for its lines' acknowledgements already (`--drain-secs`): this

@@ -137,6 +137,20 @@ async fn dev_script_runs_the_pipeline_and_stops_on_ctrl_c() {
     );
     drop(ws);
 
+    // A service stopped from outside — SIGTERM, so it exits 0 — is restarted: only the script sees
+    // a terminal's Ctrl-C (the services run in their own sessions), so a clean exit is not a stop.
+    let first = service_of(pid, "ingestor").unwrap_or_else(|| panic!("no ingestor under dev.sh: {}", text()));
+    let _ = Command::new("kill").args(["-s", "TERM", &first.to_string()]).status();
+    eventually("dev.sh to restart the ingestor stopped from outside", WAIT, || {
+        let (t, exited) = (text(), child.try_wait().ok().flatten());
+        async move {
+            assert!(exited.is_none(), "dev.sh ended when one service was stopped: {exited:?}\n{t}");
+            let again = service_of(pid, "ingestor").filter(|&p| p != first);
+            (t.contains("ingestor exited (status 0") && again.is_some()).then_some(())
+        }
+    })
+    .await;
+
     // Ctrl-C: everything stops (the services get SIGTERM, flush and exit; the broker goes away).
     // The signal goes to the script, whose trap stops the services: a terminal's Ctrl-C also hits
     // the services directly, which races the script's own `wait` (same outcome, less determinism).
@@ -156,4 +170,17 @@ async fn dev_script_runs_the_pipeline_and_stops_on_ctrl_c() {
     let drop_db = sqlx::PgPool::connect(&server).await.expect("server");
     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&drop_db).await;
     let _ = std::fs::remove_dir_all(&state);
+}
+
+/// The pid of dev.sh's child running `tradeflow <service>` (its parent is the script: the
+/// services are started in place of `setsid`, which does not fork).
+fn service_of(script: u32, service: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        let parent: u32 = stat.rsplit_once(") ")?.1.split_whitespace().nth(1)?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        (parent == script && args.get(1) == Some(&service.as_bytes())).then_some(pid)
+    })
 }
