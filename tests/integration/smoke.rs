@@ -21,7 +21,8 @@ fn port_open(port: u16) -> bool {
 }
 
 /// If the test fails: shows what dev.sh printed and the tail of every service's log, then stops the
-/// script's whole process group (broker included) so nothing outlives the test.
+/// script's process group and its children (the services and the broker each run in a session of
+/// their own) so nothing outlives the test.
 struct OnFailure {
     pid: u32,
     state: std::path::PathBuf,
@@ -46,6 +47,10 @@ impl Drop for OnFailure {
         let warnings: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
         eprintln!("--- {}: its last 30 WARN/ERROR lines ---", broker_log.display());
         warnings.iter().skip(warnings.len().saturating_sub(30)).for_each(|l| eprintln!("{l}"));
+        // The services and the broker run in sessions of their own (setsid): not in the group.
+        for (p, _) in children_of(self.pid) {
+            let _ = Command::new("kill").args(["-s", "KILL", &p.to_string()]).status();
+        }
         let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", self.pid)]).status();
     }
 }
@@ -175,12 +180,21 @@ async fn dev_script_runs_the_pipeline_and_stops_on_ctrl_c() {
 /// The pid of dev.sh's child running `tradeflow <service>` (its parent is the script: the
 /// services are started in place of `setsid`, which does not fork).
 fn service_of(script: u32, service: &str) -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-        let parent: u32 = stat.rsplit_once(") ")?.1.split_whitespace().nth(1)?.parse().ok()?;
-        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        (parent == script && args.get(1) == Some(&service.as_bytes())).then_some(pid)
-    })
+    children_of(script).into_iter().find_map(|(pid, args)| (args.get(1) == Some(&service.to_owned())).then_some(pid))
+}
+
+/// The processes whose parent is `script`, with their arguments.
+fn children_of(script: u32) -> Vec<(u32, Vec<String>)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let parent: u32 = stat.rsplit_once(") ")?.1.split_whitespace().nth(1)?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args = cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            (parent == script).then_some((pid, args))
+        })
+        .collect()
 }
