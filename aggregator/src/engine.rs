@@ -584,9 +584,9 @@ pub fn run(
                 let payload = change.to_json();
                 let k = key.kafka_key();
                 let mut record = BaseRecord::to(&summaries_topic).key(&k).payload(&payload);
-                loop {
+                let queued = loop {
                     match changelog.send(record) {
-                        Ok(()) => break,
+                        Ok(()) => break true,
                         // A full queue (the broker slow or down) is waited out — except during a
                         // stop, which must reach its final snapshot within --shutdown-secs: the
                         // row is in that snapshot, and a partition's next owner publishes its rows.
@@ -594,7 +594,7 @@ pub fn run(
                             if engine.shutdown.is_cancelled() =>
                         {
                             unpublished_at_stop += 1;
-                            break;
+                            break false;
                         }
                         Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                             record = r;
@@ -605,9 +605,12 @@ pub fn run(
                         // retried forever; the row stays in the state and in the next snapshot.
                         Err((e, _)) => {
                             tracing::error!(error = %e, row = %k, "cannot queue a row change for {summaries_topic}");
-                            break;
+                            break false;
                         }
                     }
+                };
+                if !queued {
+                    continue;
                 }
                 if traded {
                     engine.metrics.apply_latency.observe(batch_read_at.elapsed()); // first: never fewer than changes

@@ -81,7 +81,8 @@ pub enum AggregateError {
     TooManyRefused { partition: i32, max_mib: usize },
     #[error("cannot read --database-password-file: {0}")]
     PasswordFile(std::io::Error),
-    #[error("the consumer stopped on a fatal error: {0}")]
+    /// A fatal consumer error (fenced, unrecoverable), or a stop without its final snapshot.
+    #[error("the aggregator's consumer stopped with an error: {0}")]
     Consumer(String),
 }
 
