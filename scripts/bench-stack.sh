@@ -4,6 +4,7 @@
 # quantiles, each process's CPU and CPU per trade between two scrapes, and the load average.
 SUMMARY_PARTS="${SUMMARY_PARTS:-${BENCH_SUMMARIES_PARTITIONS:-1}}"
 ensure_kafka
+ensure_jdk  # the broker's requests and threads in the report
 ensure_postgres
 # Two builds, as dev.sh builds: the binary alone (dev.sh's build is reused), then the latency client
 # from its own package, which resolves the same features as the binary (Cargo.toml: rand_chacha) and
@@ -19,10 +20,14 @@ WORK=$(mktemp -d /tmp/tradeflow-latency.XXXXXX)
 BASE_URL="$DATABASE_URL"
 PIDS=()
 DB=""
-stop_stack() {
+# stop_services: the stack's services (SIGTERM, then waited for); the broker and database stay.
+stop_services() {
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   PIDS=()
+}
+stop_stack() {
+  stop_services
   if [ -n "${KAFKA_PID:-}" ]; then kill -KILL "$KAFKA_PID" 2>/dev/null || true; wait "$KAFKA_PID" 2>/dev/null || true; KAFKA_PID=""; fi
   if [ -n "$DB" ]; then psql "$BASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; DB=""; fi
 }
@@ -87,10 +92,8 @@ measure() {
 # the services stopped, `tradeflow ingestor --backfill` republishes the load's files into fresh
 # topics on the same broker, timed with bash's `time` (user + system). BENCH_BACKFILL_COST=1 (the soak).
 backfill_cost() {
-  local pid day lines cpu
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  PIDS=()
+  local day lines cpu
+  stop_services
   day=$(date -u +%F)
   lines=$(cat "$TRADE_LOG_DIR"/*."$(date -u +%Y.%m.%d)".log 2>/dev/null | wc -l)
   TRADEFLOW_TOPIC_PREFIX=backfill. "$TF" topics >/dev/null
@@ -138,6 +141,7 @@ broker_requests() {
 
 # Where the time goes (the freshness histograms over the measured load), and who used the CPU.
 report() {
+  rm -f "$WORK/live-ingestor-us"  # this load's, written below when trades were consumed
   hop_quantiles "1 append → produce (ingestor)" "$WORK/ing.before" "$WORK/ing.after" tradeflow_ingestor_fill_age_seconds
   hop_quantiles "2 trades hop (produce → aggregator reads)" "$WORK/agg.before" "$WORK/agg.after" tradeflow_aggregator_record_age_seconds
   hop_quantiles "3 aggregation (read → changelog produce)" "$WORK/agg.before" "$WORK/agg.after" tradeflow_aggregator_apply_seconds

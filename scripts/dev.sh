@@ -116,6 +116,8 @@ DASHBOARD_URL="http://127.0.0.1:$DASHBOARD_PORT/"
 ready_deadline=$((SECONDS + 60))
 until curl -sf -o /dev/null "${DASHBOARD_URL}readyz"; do
   [ "$SECONDS" -lt "$ready_deadline" ] || { log "the dashboard is not ready after 60 s: see $STATE/dashboard.log"; break; }
+  # One that exits at its start (a port taken, a bad setting) is the restart loop's, below.
+  kill -0 "${PIDS[-1]}" 2>/dev/null || { log "the dashboard exited at its start: see $STATE/dashboard.log"; break; }
   sleep 0.2
 done
 mmss() { printf '%d min %02d s' $(($1 / 60)) $(($1 % 60)); }

@@ -72,6 +72,14 @@ ensure_java() {
   command -v java >/dev/null || { log "installing Java (Debian's openjdk-17-jre-headless)"; apt_install openjdk-17-jre-headless; }
 }
 
+# ensure_jdk: the JDK's tools the benchmarks use on the broker's JVM — `jcmd` (its threads' CPU) and
+# the source launcher's compiler (scripts/kafka/RequestCounts.java); the broker alone needs a JRE.
+ensure_jdk() {
+  command -v jcmd >/dev/null && command -v javac >/dev/null && return
+  log "installing the JDK's tools (Debian's openjdk-17-jdk-headless: jcmd, javac)"
+  apt_install openjdk-17-jdk-headless
+}
+
 ensure_kafka() {
   ensure_java
   [ -f "$KAFKA_LIBS/.complete" ] && return

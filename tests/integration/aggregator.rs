@@ -10,7 +10,7 @@ use tradeflow_aggregator::changelog::SummaryChange;
 use tradeflow_aggregator::fill_bars::{compare_fill_bars, current_fill_bars};
 use tradeflow_aggregator::holdings::{compare_holdings, current_holdings};
 use tradeflow_aggregator::store::{SnapshotOutcome, Store};
-use tradeflow_aggregator::verify::{compare, compare_realized_pnl, current_realized_pnl, current_rows};
+use tradeflow_aggregator::verify::{Difference, compare, compare_realized_pnl, current_realized_pnl, current_rows};
 use tradeflow_core::kafka::KafkaArgs;
 use tradeflow_core::log_format::LogFileName;
 use tradeflow_core::oracle::Oracle;
@@ -102,23 +102,10 @@ impl Pipeline {
         let oracle = Oracle::from_dir(&self.logs).expect("oracle");
         assert!(!oracle.rows.is_empty());
         let diffs = eventually("the snapshot tables to equal the oracle", LONG, || async {
-            let stored = current_rows(&self.db.pool).await.ok()?;
-            let mut diffs = compare(&stored, &oracle);
-            // The realized P&L is a trading field: stored exactly as the oracle computes it.
-            let realized = current_realized_pnl(&self.db.pool).await.ok()?;
-            diffs.extend(compare_realized_pnl(&realized, &oracle));
-            // Holdings (a view over the rows) equal the oracle's: nothing lost or doubled across dates.
-            let held = current_holdings(&self.db.pool).await.ok()?;
-            // Their day P&L equals the oracle's at the stored marks and day-open marks (price_bars).
-            let day = tradeflow_aggregator::day_pnl::current_day_pnl(&self.db.pool).await.ok()?;
-            let day_diffs = tradeflow_aggregator::day_pnl::compare_day_pnl(&self.db.pool, &day, &oracle).await.ok()?;
-            // Fill bars (written with the rows) equal the oracle's: nothing lost or doubled per minute.
-            let bars = current_fill_bars(&self.db.pool).await.ok()?;
-            (diffs.is_empty()
-                && compare_holdings(&held, &oracle).is_empty()
-                && day_diffs.is_empty()
-                && compare_fill_bars(&bars, &oracle).is_empty())
-            .then_some(diffs)
+            self.differences(&oracle)
+                .await
+                .filter(|(rows, rest)| rows.is_empty() && rest.is_empty())
+                .map(|(rows, _)| rows)
         })
         .await;
         assert!(diffs.is_empty());
@@ -141,14 +128,30 @@ impl Pipeline {
     pub async fn equals_the_oracle(&self) {
         let oracle = Oracle::from_dir(&self.logs).expect("oracle");
         assert!(!oracle.rows.is_empty());
-        let stored = current_rows(&self.db.pool).await.expect("rows");
-        let mut diffs = compare(&stored, &oracle);
-        diffs.extend(compare_realized_pnl(&current_realized_pnl(&self.db.pool).await.expect("P&L"), &oracle));
-        assert!(diffs.is_empty(), "{} rows differ from the oracle, e.g. {:?}", diffs.len(), diffs.first());
-        let held = current_holdings(&self.db.pool).await.expect("holdings");
-        assert_eq!(compare_holdings(&held, &oracle), Vec::new(), "holdings");
-        let bars = current_fill_bars(&self.db.pool).await.expect("fill bars");
-        assert_eq!(compare_fill_bars(&bars, &oracle), Vec::new(), "fill bars");
+        let (rows, rest) = self.differences(&oracle).await.expect("the snapshot tables readable");
+        assert!(rows.is_empty(), "{} rows differ from the oracle, e.g. {:?}", rows.len(), rows.first());
+        assert_eq!(rest, Vec::<String>::new(), "holdings, day P&L or fill bars differ from the oracle");
+    }
+
+    /// The snapshot tables against the oracle: the rows' and realized P&L's differences, and those
+    /// of the holdings, their day P&L (at the stored marks and day-open marks) and the fill bars,
+    /// described; `None` while a query fails.
+    async fn differences(&self, oracle: &Oracle) -> Option<(Vec<Difference>, Vec<String>)> {
+        let stored = current_rows(&self.db.pool).await.ok()?;
+        let mut rows = compare(&stored, oracle);
+        // The realized P&L is a trading field: stored exactly as the oracle computes it.
+        rows.extend(compare_realized_pnl(&current_realized_pnl(&self.db.pool).await.ok()?, oracle));
+        // Holdings (a view over the rows) equal the oracle's: nothing lost or doubled across dates.
+        let held = current_holdings(&self.db.pool).await.ok()?;
+        let day = tradeflow_aggregator::day_pnl::current_day_pnl(&self.db.pool).await.ok()?;
+        let day_diffs = tradeflow_aggregator::day_pnl::compare_day_pnl(&self.db.pool, &day, oracle).await.ok()?;
+        // Fill bars (written with the rows) equal the oracle's: nothing lost or doubled per minute.
+        let bars = current_fill_bars(&self.db.pool).await.ok()?;
+        let mut rest: Vec<String> =
+            compare_holdings(&held, oracle).iter().map(|d| format!("holdings: {d:?}")).collect();
+        rest.extend(day_diffs.iter().map(|d| format!("day P&L: {d:?}")));
+        rest.extend(compare_fill_bars(&bars, oracle).iter().map(|d| format!("fill bars: {d:?}")));
+        Some((rows, rest))
     }
 
     pub fn cleanup(self) {
